@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv, installs the three packages editable with their extras
+# (llama-cpp-python is built from source once; pip caches the wheel), then runs.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml integrations/langchain/pyproject.toml integrations/llamaindex/pyproject.toml
+	$(PY) -m pip install --quiet -e ".[local,server,dev]" \
+		-e integrations/langchain -e integrations/llamaindex \
+		-r requirements-test.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
+	$(PY) benchmarks/step_cost.py --quick
+
+clean:
+	rm -rf $(VENV)

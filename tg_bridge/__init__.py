@@ -1,0 +1,73 @@
+"""tg_bridge: TextGrad for the LangChain and LlamaIndex apps you already run.
+
+Importing this package has no side effects: no files, no hooks, no sockets, and no host
+framework import. Public names are re-exported lazily from the modules that define them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> defining module (relative to this package)
+_EXPORTS: dict[str, str] = {
+    "BindingError": ".exceptions",
+    "Change": ".patching.patch",
+    "Completion": ".engines.base",
+    "ConfigurationError": ".exceptions",
+    "DisconnectedParameterWarning": ".exceptions",
+    "Engine": ".engines.base",
+    "EngineError": ".exceptions",
+    "Gradient": ".variable",
+    "Graph": ".graph",
+    "MetricLoss": ".losses",
+    "OptimizationResult": ".loop",
+    "OptimizerOutputError": ".exceptions",
+    "Patch": ".patching.patch",
+    "PatchConflictError": ".exceptions",
+    "PatchValidationError": ".exceptions",
+    "Run": ".capture.run",
+    "RunStore": ".store",
+    "Settings": ".config",
+    "TGD": ".optim.tgd",
+    "TextLoss": ".losses",
+    "TextualGradientDescent": ".optim.tgd",
+    "TgBridgeError": ".exceptions",
+    "TraceFormatError": ".exceptions",
+    "Usage": ".engines.usage",
+    "UsageError": ".exceptions",
+    "Variable": ".variable",
+    "abackward": ".autograd",
+    "apply_patch": ".patching.apply",
+    "backward": ".autograd",
+    "capture": ".capture",
+    "configure": ".config",
+    "context": ".config",
+    "engine": ".engines",
+    "feedback": ".losses",
+    "instrument": ".capture",
+    "load_traces": ".traces",
+    "optimizable": ".decorators",
+    "optimize": ".loop",
+    "reconstruct": ".reconstruct",
+    "refine": ".refine",
+    "uninstrument": ".capture",
+    "usage": ".engines.usage",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'tg_bridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
