@@ -23,6 +23,8 @@ def main() -> None:
 
     # A fresh cache dir: TextGrad caches completions on disk; a warm cache would skip calls.
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="tg-bench-cache-")
+    # TextGrad writes ./logs/ when imported; keep that out of the repository.
+    os.chdir(tempfile.mkdtemp(prefix="tg-bench-cwd-"))
     os.environ.setdefault("OPENAI_API_KEY", "canned")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
 
