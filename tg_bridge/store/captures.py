@@ -1,0 +1,94 @@
+"""Production captures recorded by ``@optimizable`` and the feedback attached to them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ..exceptions import StoreError
+from ..traces.records import SpanRecord
+from . import _schema as S
+from .records import CaptureRecord, FeedbackRecord
+
+
+class CaptureMixin:
+    """Capture/feedback methods of :class:`~tg_bridge.store.RunStore` (same thread-safety)."""
+
+    path: str
+
+    # provided by RunStore
+    _tx: Any
+    _query: Any
+
+    def add_capture(
+        self,
+        *,
+        source: str,
+        inputs: Any,
+        output: str | None,
+        spans: Sequence[SpanRecord] = (),
+        bindings: Sequence[str] = (),
+        error: str | None = None,
+        capture_id: str | None = None,
+    ) -> str:
+        """Store one recorded production call; returns its id."""
+        capture_id = capture_id or uuid.uuid4().hex
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO captures(id, source, created, inputs, output, error, bindings, spans)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (capture_id, source, time.time(), S.dumps(inputs), output, error,
+                 S.dumps(list(bindings)), S.spans_to_json(spans)),
+            )
+        return capture_id
+
+    def add_feedback(
+        self, capture_id: str, *, score: float | None = None, text: str | None = None
+    ) -> None:
+        """Attach feedback to a stored capture (StoreError when the capture is unknown)."""
+        if not self._query("SELECT 1 FROM captures WHERE id = ?", (capture_id,)):
+            raise StoreError(f"no recorded run {capture_id!r} in {self.path}")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO feedback(capture_id, score, text, created) VALUES (?, ?, ?, ?)",
+                (capture_id, score, text, time.time()),
+            )
+
+    def captures(
+        self, source: str | None = None, *, with_feedback: bool = False, limit: int | None = None
+    ) -> list[CaptureRecord]:
+        """Recorded calls (oldest first), optionally only those that received feedback."""
+        sql, params = "SELECT * FROM captures", []
+        clauses = []
+        if source is not None:
+            clauses.append("source = ?")
+            params.append(source)
+        if with_feedback:
+            clauses.append("id IN (SELECT capture_id FROM feedback)")
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        feedback: dict[str, list[FeedbackRecord]] = {}
+        for row in self._query("SELECT * FROM feedback ORDER BY id"):
+            feedback.setdefault(row["capture_id"], []).append(
+                FeedbackRecord(row["capture_id"], row["score"], row["text"], row["created"])
+            )
+        return [
+            CaptureRecord(
+                id=row["id"],
+                source=row["source"],
+                created=row["created"],
+                inputs=S.loads(row["inputs"]),
+                output=row["output"],
+                error=row["error"],
+                bindings=tuple(S.loads(row["bindings"], [])),
+                spans=tuple(S.spans_from_json(row["spans"])),
+                feedback=tuple(feedback.get(row["id"], ())),
+            )
+            for row in self._query(sql, params)
+        ]
+

@@ -1,0 +1,83 @@
+"""Plain records read from and written to the run store (frozen dataclasses)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "StepRecord"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """One optimization run.
+
+    ``status``: ``running`` (also after a crash), ``finished`` or ``failed``. ``originals``
+    maps binding key -> prompt text before the run (what every stored version is a patch from).
+    ``steps_done`` is the highest committed step number (0 when none).
+    """
+
+    id: str
+    name: str
+    status: str
+    created: float
+    finished: float | None
+    config: Mapping[str, Any]
+    originals: Mapping[str, str]
+    baseline_score: float | None
+    final_score: float | None
+    error: str | None
+    steps_done: int = 0
+    best_score: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecord:
+    """One committed optimization step.
+
+    ``step`` is 1-based and global over epochs. ``batch`` holds trainset indices. ``candidate``
+    is the proposed Patch as JSON (None when nothing was proposed), ``score`` its validation
+    score, ``before`` the score it had to match. ``values`` maps binding key -> prompt text
+    after the accept/revert decision. ``gradients`` maps parameter key -> feedback texts;
+    ``usage`` maps phase -> counters. ``reason`` says why a candidate was not kept.
+    """
+
+    run_id: str
+    step: int
+    epoch: int
+    batch: tuple[int, ...]
+    candidate: str | None
+    score: float | None
+    before: float | None
+    accepted: bool
+    values: Mapping[str, str]
+    gradients: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    usage: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    reason: str = ""
+    created: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureRecord:
+    """A production call recorded by ``@optimizable``: inputs, output, spans, binding keys."""
+
+    id: str
+    source: str
+    created: float
+    inputs: Any
+    output: str | None
+    error: str | None
+    bindings: tuple[str, ...]
+    spans: tuple[Any, ...] = ()
+    feedback: tuple[FeedbackRecord, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackRecord:
+    """User feedback on a capture: a score, a text, or both."""
+
+    capture_id: str
+    score: float | None
+    text: str | None
+    created: float
