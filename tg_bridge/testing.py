@@ -16,8 +16,9 @@ from typing import Any
 
 from .engines.base import BaseEngine, Completion, parse_structured
 from .exceptions import EngineError
+from .testing_app import FakeApp, FakeAppAdapter
 
-__all__ = ["FakeEngine"]
+__all__ = ["FakeApp", "FakeAppAdapter", "FakeEngine"]
 
 Responder = Callable[[list[dict[str, str]]], Any]
 
