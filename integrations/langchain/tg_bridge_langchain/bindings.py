@@ -1,0 +1,215 @@
+"""Bindings on live LangChain prompts: one per editable text of a prompt object.
+
+A prompt with key ``K`` (see :mod:`.registry`) yields:
+
+- ``PromptTemplate``: ``K/template``;
+- ``ChatPromptTemplate``: ``K/messages[i]`` for each message template (the inner
+  PromptTemplate's text) and for each fixed message (``SystemMessage(...)``, format
+  ``"none"``); multimodal message parts ``K/messages[i]/prompt[j]``; a few-shot chat
+  template inside it ``K/messages[i]/example_prompt/...``; placeholders are skipped;
+- ``FewShotPromptTemplate``: ``K/prefix``, ``K/suffix``, ``K/example_prompt``.
+
+``write()`` edits the live object in place (identity is kept, so every chain holding the
+prompt sees the change), recomputes ``input_variables`` on the way up, and drops the cached
+``_serialized`` dict so tracers see the new text. It validates nothing about placeholders:
+that is the patch validator's job. Not thread-safe against a concurrent invoke of the same
+prompt (a run may see the old or the new text, never a mix of fields within one message).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.prompts import (
+    BasePromptTemplate,
+    ChatPromptTemplate,
+    FewShotChatMessagePromptTemplate,
+    FewShotPromptTemplate,
+    MessagesPlaceholder,
+    PromptTemplate,
+)
+from langchain_core.prompts.chat import BaseChatPromptTemplate, ChatMessagePromptTemplate
+from langchain_core.prompts.string import get_template_variables
+from tg_bridge.exceptions import BindingError
+
+from . import registry
+
+__all__ = ["PromptBinding", "prompt_bindings", "template_records"]
+
+log = logging.getLogger(__name__)
+
+_ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+_ROLE_BY_CLASS = {
+    "SystemMessagePromptTemplate": "system",
+    "HumanMessagePromptTemplate": "user",
+    "AIMessagePromptTemplate": "assistant",
+}
+
+
+@dataclasses.dataclass(eq=False)
+class PromptBinding:
+    """Read/write one text inside a live prompt (implements tg_bridge's Binding protocol).
+
+    ``root`` is the prompt object the key belongs to; ``name`` the path inside it
+    (``"messages[0]"``), ``role`` the chat role or None, ``index`` the message position.
+    ``write()`` raises :class:`BindingError` when the text is not a str or the live object
+    no longer has the slot (the prompt was restructured).
+    """
+
+    key: str
+    template_format: str
+    root: Any = dataclasses.field(repr=False)
+    name: str
+    role: str | None
+    index: int
+    _get: Callable[[], str] = dataclasses.field(repr=False)
+    _set: Callable[[str], None] = dataclasses.field(repr=False)
+
+    def read(self) -> str:
+        try:
+            return self._get()
+        except Exception as exc:
+            raise BindingError(f"cannot read {self.key}: {exc}") from exc
+
+    def write(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise BindingError(f"{self.key}: a prompt text must be a str, got {type(value)!r}")
+        try:
+            self._set(value)
+        except Exception as exc:
+            raise BindingError(f"cannot write {self.key}: {exc}") from exc
+        refresh(self.root)
+
+    def record(self) -> dict[str, Any]:
+        """The ``tg_bridge.templates`` record of this text (current live value)."""
+        return {
+            "binding": self.key,
+            "name": self.name,
+            "role": self.role,
+            "template": self._get(),
+            "format": self.template_format,
+            "index": self.index,
+        }
+
+
+def prompt_bindings(prompt: Any, key: str | None = None) -> list[PromptBinding]:
+    """Every binding of ``prompt`` (tagging it with a key first). Never raises."""
+    key = key or registry.ensure_key(prompt)
+    if key is None:
+        return []
+    cache = registry.extras(key)
+    found = cache.get("bindings")
+    if found is None:
+        found = []
+        try:
+            _collect(prompt, prompt, key, "", 0, None, found)
+        except Exception:
+            log.debug("could not list the texts of %s", key, exc_info=True)
+        cache["bindings"] = found
+    return list(found)
+
+
+def template_records(prompt: Any, key: str) -> list[dict[str, Any]]:
+    """``tg_bridge.templates`` records of ``prompt`` with the live texts."""
+    records = []
+    for binding in prompt_bindings(prompt, key):
+        try:
+            records.append(binding.record())
+        except Exception:
+            log.debug("could not read %s", binding.key, exc_info=True)
+    return records
+
+
+def _attr_binding(
+    root: Any, key: str, name: str, obj: Any, attr: str, fmt: str, role: str | None, index: int
+) -> PromptBinding:
+    def get() -> str:
+        return getattr(obj, attr)
+
+    def put(text: str) -> None:
+        setattr(obj, attr, text)
+
+    return PromptBinding(f"{key}/{name}", fmt, root, name, role, index, get, put)
+
+
+def _collect(
+    root: Any, obj: Any, key: str, path: str, index: int, role: str | None, out: list[PromptBinding]
+) -> None:
+    sep = "/" if path else ""
+    if isinstance(obj, PromptTemplate):
+        name = path or "template"
+        out.append(_attr_binding(root, key, name, obj, "template", obj.template_format, role, index))
+    elif isinstance(obj, FewShotPromptTemplate):
+        fmt = obj.template_format
+        out.append(_attr_binding(root, key, f"{path}{sep}prefix", obj, "prefix", fmt, role, index))
+        _collect(root, obj.example_prompt, key, f"{path}{sep}example_prompt", index, role, out)
+        out.append(_attr_binding(root, key, f"{path}{sep}suffix", obj, "suffix", fmt, role, index))
+    elif isinstance(obj, FewShotChatMessagePromptTemplate):
+        _collect(root, obj.example_prompt, key, f"{path}{sep}example_prompt", index, role, out)
+    elif isinstance(obj, ChatPromptTemplate):
+        for i, message in enumerate(obj.messages):
+            _collect(root, message, key, f"{path}{sep}messages[{i}]", i if not path else index,
+                     None, out)
+    elif isinstance(obj, MessagesPlaceholder):
+        return
+    elif isinstance(obj, BaseMessage):
+        if isinstance(obj.content, str):
+            msg_role = _ROLE_BY_TYPE.get(obj.type, getattr(obj, "role", None) or obj.type)
+            out.append(_attr_binding(root, key, path, obj, "content", "none", msg_role, index))
+    elif hasattr(obj, "prompt") and not isinstance(obj, BasePromptTemplate):
+        # a message template: System/Human/AI/ChatMessagePromptTemplate
+        msg_role = _ROLE_BY_CLASS.get(type(obj).__name__)
+        if isinstance(obj, ChatMessagePromptTemplate):
+            msg_role = obj.role
+        inner = obj.prompt
+        if isinstance(inner, list):
+            for j, part in enumerate(inner):
+                if isinstance(part, PromptTemplate):
+                    _collect(root, part, key, f"{path}/prompt[{j}]", index, msg_role, out)
+        elif isinstance(inner, PromptTemplate):
+            _collect(root, inner, key, path, index, msg_role, out)
+
+
+def refresh(prompt: Any) -> None:
+    """Recompute derived fields after an in-place edit and drop cached serializations."""
+    _refresh(prompt)
+
+
+def _refresh(obj: Any) -> None:
+    if isinstance(obj, PromptTemplate):
+        partial = obj.partial_variables or {}
+        obj.input_variables = [
+            v for v in get_template_variables(obj.template, obj.template_format) if v not in partial
+        ]
+    elif isinstance(obj, FewShotPromptTemplate):
+        _refresh(obj.example_prompt)
+        partial = obj.partial_variables or {}
+        obj.input_variables = [
+            v
+            for v in get_template_variables(obj.prefix + obj.suffix, obj.template_format)
+            if v not in partial
+        ]
+    elif isinstance(obj, FewShotChatMessagePromptTemplate):
+        _refresh(obj.example_prompt)
+    elif isinstance(obj, ChatPromptTemplate):
+        names: set[str] = set()
+        for message in obj.messages:
+            _refresh(message)
+            if isinstance(message, MessagesPlaceholder):
+                continue
+            if isinstance(message, BaseChatPromptTemplate) or hasattr(message, "input_variables"):
+                names.update(getattr(message, "input_variables", ()) or ())
+        names -= set(obj.partial_variables or {})
+        names -= set(obj.optional_variables or ())
+        obj.input_variables = sorted(names)
+    elif hasattr(obj, "prompt") and not isinstance(obj, BasePromptTemplate):
+        inner = obj.prompt
+        for part in inner if isinstance(inner, list) else [inner]:
+            _refresh(part)
+    if hasattr(obj, "__dict__"):
+        # BasePromptTemplate._serialized is a cached_property: tracers would keep the old text
+        obj.__dict__.pop("_serialized", None)

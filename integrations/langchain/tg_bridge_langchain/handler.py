@@ -1,0 +1,400 @@
+"""SpanHandler: one LangChain callback handler that turns every run into an OTel span.
+
+Contract:
+- every run (chain, prompt, parser, chat model / LLM, retriever, tool) becomes one span with
+  OpenInference attributes plus ``tg_bridge.*`` ones (:mod:`tg_bridge.semconv`); the span's
+  parent is the span of the run's ``parent_run_id``, so thread pools and ``asyncio.gather``
+  keep the tree whatever the OTel context does; a root run nests under the current OTel span;
+- nothing is recorded inside tg_bridge's own engine calls (``is_internal()``);
+- every hook body is wrapped: a failure is counted with ``record_hook_error`` and never
+  reaches the host (LangChain would swallow it silently anyway);
+- the only state is the map of OPEN runs -> spans, capped at ``max_open`` (the oldest open
+  span is ended and dropped beyond that, e.g. abandoned generators), so it stays bounded;
+- thread-safe: dict operations only, no lock on the hot path; ``run_inline`` so async
+  callback managers call it directly instead of through a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Status, StatusCode
+from tg_bridge import semconv as sc
+from tg_bridge._internal import is_internal
+from tg_bridge.capture import record_hook_error, register_binding
+
+from . import registry
+from .attributes import document_attributes, message_attributes, message_content, to_json
+from .attributes import value_attributes
+from .bindings import prompt_bindings, template_records
+from .tools import tool_attributes
+
+__all__ = ["SpanHandler"]
+
+log = logging.getLogger(__name__)
+
+_KIND_BY_RUN_TYPE = {
+    "prompt": "PROMPT",
+    "llm": "LLM",
+    "chat_model": "LLM",
+    "retriever": "RETRIEVER",
+    "tool": "TOOL",
+    "parser": "CHAIN",
+}
+#: chain runs that are agents (legacy AgentExecutor; LangChain 1.x create_agent graphs)
+_AGENT_NAMES = frozenset({"AgentExecutor", "agent", "LangGraph"})
+
+
+class SpanHandler(BaseCallbackHandler):
+    """Emit OTel spans for LangChain runs through ``tracer`` (see module docstring)."""
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(self, tracer: Any, *, max_open: int = 10_000, tool_descriptions: bool = False):
+        super().__init__()
+        self.tracer = tracer
+        self.max_open = max_open
+        self.tool_descriptions = tool_descriptions
+        self.dropped = 0
+        self._spans: dict[UUID, Any] = {}
+
+    # -- span bookkeeping -------------------------------------------------------------------
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        name: str,
+        kind: str,
+        node_type: str,
+        tags: Sequence[str] | None,
+        attrs: dict[str, Any],
+    ) -> None:
+        parent = self._spans.get(parent_run_id) if parent_run_id is not None else None
+        context = trace_api.set_span_in_context(parent) if parent is not None else None
+        attrs[sc.SPAN_KIND] = kind
+        attrs[sc.FRAMEWORK] = "langchain"
+        attrs[sc.NODE_ID] = str(run_id)
+        attrs[sc.NODE_TYPE] = node_type
+        if parent_run_id is not None:
+            attrs[sc.PARENT_NODE_ID] = str(parent_run_id)
+        if tags:
+            attrs[sc.STEP_TAGS] = json.dumps(list(tags))
+        span = self.tracer.start_span(name, context=context, attributes=attrs)
+        spans = self._spans
+        if len(spans) >= self.max_open:
+            self._evict()
+        spans[run_id] = span
+
+    def _evict(self) -> None:
+        try:
+            oldest = next(iter(self._spans))
+        except (StopIteration, RuntimeError):
+            return
+        span = self._spans.pop(oldest, None)
+        if span is not None:
+            self.dropped += 1
+            span.set_attribute("tg_bridge.dropped", True)
+            span.end()
+
+    def _end(self, run_id: UUID, attrs: Mapping[str, Any] | None) -> None:
+        span = self._spans.pop(run_id, None)
+        if span is None:
+            return
+        if attrs:
+            span.set_attributes(attrs)
+        span.set_status(Status(StatusCode.OK))
+        span.end()
+
+    def _fail(self, run_id: UUID, error: BaseException) -> None:
+        span = self._spans.pop(run_id, None)
+        if span is None:
+            return
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+
+    # -- chains, prompts, parsers -----------------------------------------------------------
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if is_internal():
+            return
+        try:
+            run_type = kwargs.get("run_type")
+            name = kwargs.get("name") or _serialized_name(serialized) or "chain"
+            kind = _KIND_BY_RUN_TYPE.get(run_type or "", "CHAIN")
+            if kind == "CHAIN" and name in _AGENT_NAMES:
+                kind = "AGENT"
+            attrs = value_attributes(inputs, sc.INPUT_VALUE, sc.INPUT_MIME_TYPE)
+            if kind == "PROMPT":
+                self._prompt_attributes(inputs, metadata, attrs)
+            node_type = _serialized_name(serialized) or name
+            self._start(run_id, parent_run_id, name, kind, node_type, tags, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_chain_start")
+
+    def _prompt_attributes(
+        self, inputs: Any, metadata: Mapping[str, Any] | None, attrs: dict[str, Any]
+    ) -> None:
+        variables = to_json(inputs) if isinstance(inputs, Mapping) else to_json({"input": inputs})
+        attrs[sc.TEMPLATE_VARIABLES] = variables
+        attrs[sc.LLM_PROMPT_TEMPLATE_VARIABLES] = variables
+        key = metadata.get(registry.META_KEY) if metadata else None
+        prompt = registry.lookup(key) if isinstance(key, str) else None
+        if prompt is None:
+            return
+        records = template_records(prompt, key)
+        if not records:
+            return
+        attrs[sc.TEMPLATES] = json.dumps(records, ensure_ascii=False)
+        attrs[sc.BINDING_IDS] = json.dumps([r["binding"] for r in records])
+        for record in records:  # OpenInference has room for one template: the first templated
+            if record["format"] != "none":
+                attrs[sc.LLM_PROMPT_TEMPLATE] = record["template"]
+                break
+        for binding in prompt_bindings(prompt, key):
+            register_binding(binding)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            if run_id not in self._spans:
+                return
+            attrs = value_attributes(outputs, sc.OUTPUT_VALUE, sc.OUTPUT_MIME_TYPE)
+            inputs = kwargs.get("inputs")
+            if inputs is not None and inputs != {"input": ""}:
+                # streamed runs start with a placeholder input and report the real one here
+                attrs.update(value_attributes(inputs, sc.INPUT_VALUE, sc.INPUT_MIME_TYPE))
+            self._end(run_id, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_chain_end")
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            record_hook_error(exc, where="on_chain_error")
+
+    # -- models ---------------------------------------------------------------------------
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if is_internal():
+            return
+        try:
+            first = messages[0] if messages else []
+            attrs = message_attributes(sc.LLM_INPUT_MESSAGES, first)
+            attrs[sc.INPUT_VALUE] = to_json({"messages": first})
+            attrs[sc.INPUT_MIME_TYPE] = "application/json"
+            self._model_attributes(kwargs.get("invocation_params"), metadata, attrs)
+            name = kwargs.get("name") or _serialized_name(serialized) or "chat_model"
+            self._start(run_id, parent_run_id, name, "LLM", _serialized_name(serialized) or name,
+                        tags, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_chat_model_start")
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if is_internal():
+            return
+        try:
+            attrs: dict[str, Any] = {}
+            for i, prompt in enumerate(prompts):
+                attrs[f"{sc.LLM_PROMPTS}.{i}.prompt.text"] = prompt
+            if prompts:
+                attrs[sc.INPUT_VALUE] = prompts[0]
+                attrs[sc.INPUT_MIME_TYPE] = "text/plain"
+            self._model_attributes(kwargs.get("invocation_params"), metadata, attrs)
+            name = kwargs.get("name") or _serialized_name(serialized) or "llm"
+            self._start(run_id, parent_run_id, name, "LLM", _serialized_name(serialized) or name,
+                        tags, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_llm_start")
+
+    @staticmethod
+    def _model_attributes(
+        params: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None, attrs: dict[str, Any]
+    ) -> None:
+        params = params or {}
+        metadata = metadata or {}
+        model = params.get("model") or params.get("model_name") or metadata.get("ls_model_name")
+        if model:
+            attrs[sc.LLM_MODEL_NAME] = str(model)
+        provider = metadata.get("ls_provider")
+        if provider:
+            attrs[sc.LLM_PROVIDER] = str(provider)
+        for i, tool in enumerate(params.get("tools") or ()):
+            attrs[f"llm.tools.{i}.tool.json_schema"] = to_json(tool)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            if run_id not in self._spans:
+                return
+            self._end(run_id, _llm_output_attributes(response))
+        except Exception as exc:
+            record_hook_error(exc, where="on_llm_end")
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            record_hook_error(exc, where="on_llm_error")
+
+    # -- retrievers -------------------------------------------------------------------------
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if is_internal():
+            return
+        try:
+            attrs: dict[str, Any] = {sc.INPUT_VALUE: str(query), sc.INPUT_MIME_TYPE: "text/plain"}
+            name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
+            self._start(run_id, parent_run_id, name, "RETRIEVER",
+                        _serialized_name(serialized) or name, tags, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_retriever_start")
+
+    def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            if run_id not in self._spans:
+                return
+            attrs = document_attributes(documents)
+            attrs[sc.OUTPUT_VALUE] = to_json(documents)
+            attrs[sc.OUTPUT_MIME_TYPE] = "application/json"
+            self._end(run_id, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_retriever_end")
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            record_hook_error(exc, where="on_retriever_error")
+
+    # -- tools ----------------------------------------------------------------------------
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if is_internal():
+            return
+        try:
+            attrs: dict[str, Any] = {sc.INPUT_VALUE: str(input_str), sc.INPUT_MIME_TYPE: "text/plain"}
+            serialized = serialized or {}
+            name = kwargs.get("name") or serialized.get("name") or "tool"
+            attrs[sc.TOOL_NAME] = str(serialized.get("name") or name)
+            if serialized.get("description"):
+                attrs[sc.TOOL_DESCRIPTION] = str(serialized["description"])
+            attrs.update(tool_attributes(metadata, self.tool_descriptions))
+            self._start(run_id, parent_run_id, str(name), "TOOL", "tool", tags, attrs)
+        except Exception as exc:
+            record_hook_error(exc, where="on_tool_start")
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            if run_id not in self._spans:
+                return
+            if isinstance(output, BaseMessage):
+                text = message_content(output)
+            else:
+                text = output if isinstance(output, str) else to_json(output)
+            self._end(run_id, {sc.OUTPUT_VALUE: text, sc.OUTPUT_MIME_TYPE: "text/plain"})
+        except Exception as exc:
+            record_hook_error(exc, where="on_tool_end")
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            self._fail(run_id, error)
+        except Exception as exc:
+            record_hook_error(exc, where="on_tool_error")
+
+
+def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    ids = serialized.get("id")
+    if isinstance(ids, list) and ids:
+        return str(ids[-1])
+    name = serialized.get("name")
+    return str(name) if name else None
+
+
+def _llm_output_attributes(response: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    generations = getattr(response, "generations", None) or []
+    first = generations[0][0] if generations and generations[0] else None
+    message = getattr(first, "message", None)
+    usage: Mapping[str, Any] | None = None
+    if isinstance(message, BaseMessage):
+        attrs.update(message_attributes(sc.LLM_OUTPUT_MESSAGES, [message]))
+        text = message_content(message)
+        if not text and getattr(message, "tool_calls", None):
+            text = to_json(message.tool_calls)
+        attrs[sc.OUTPUT_VALUE] = text
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            attrs[sc.LLM_TOKEN_COUNT_PROMPT] = int(usage.get("input_tokens", 0))
+            attrs[sc.LLM_TOKEN_COUNT_COMPLETION] = int(usage.get("output_tokens", 0))
+            attrs[sc.LLM_TOKEN_COUNT_TOTAL] = int(usage.get("total_tokens", 0))
+    elif first is not None:
+        attrs[sc.OUTPUT_VALUE] = str(getattr(first, "text", ""))
+    attrs[sc.OUTPUT_MIME_TYPE] = "text/plain"
+    if not usage:
+        llm_output = getattr(response, "llm_output", None) or {}
+        token_usage = llm_output.get("token_usage") if isinstance(llm_output, Mapping) else None
+        if isinstance(token_usage, Mapping):
+            for ours, theirs in (
+                (sc.LLM_TOKEN_COUNT_PROMPT, "prompt_tokens"),
+                (sc.LLM_TOKEN_COUNT_COMPLETION, "completion_tokens"),
+                (sc.LLM_TOKEN_COUNT_TOTAL, "total_tokens"),
+            ):
+                if isinstance(token_usage.get(theirs), int):
+                    attrs[ours] = token_usage[theirs]
+    return attrs

@@ -1,0 +1,116 @@
+"""Finding the live prompts (and opt-in tool descriptions) reachable from a LangChain target.
+
+Walks the runnable graph: sequences (``steps``), parallels (``steps__``), branches
+(``branches`` + ``default``), bound/configured wrappers (``RunnableBinding.bound``, and
+``with_config``/``with_retry``/``with_fallbacks``), assigns and picks, runnables with
+fallbacks, prompts nested in message lists, chains holding prompts in fields (legacy chains,
+user classes with ``prompt``/``llm_chain`` attributes), and compiled agent graphs (their nodes'
+runnables and the tools/system prompt kept in closures are NOT visible; the system prompt of
+``create_agent`` is reachable only if passed as a prompt object). Iterative, cycle-safe,
+deterministic (document order). Never raises: unknown objects are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.prompts import BasePromptTemplate
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+
+from . import registry
+from .bindings import prompt_bindings
+from .tools import bound_tool_bindings, tool_binding
+
+__all__ = ["find_bindings", "find_prompts"]
+
+log = logging.getLogger(__name__)
+
+# attributes that may hold child runnables / prompts, in the order we visit them
+_CHILD_ATTRS = (
+    "first", "middle", "last",  # RunnableSequence (``steps`` would repeat them)
+    "steps__",  # RunnableParallel
+    "branches", "default",  # RunnableBranch
+    "bound",  # RunnableBinding / RunnableWithFallbacks' runnable is "runnable"
+    "runnable", "fallbacks",
+    "mapper",  # RunnableAssign
+    "prompt", "llm", "llm_chain", "chain", "combine_documents_chain", "agent", "tools",
+    "retriever", "question_generator",
+    "default_prompt", "conditionals",  # ConditionalPromptSelector
+    "builder", "nodes",  # langgraph compiled graphs
+)
+_MAX_NODES = 10_000
+
+
+def _children(obj: Any) -> list[Any]:
+    out: list[Any] = []
+    if isinstance(obj, Mapping):
+        return list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return list(obj)
+    for attr in _CHILD_ATTRS:
+        try:
+            value = obj.__dict__.get(attr) if hasattr(obj, "__dict__") else None
+        except Exception:
+            value = None
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                # RunnableBranch keeps (condition, runnable) pairs
+                out.extend(item if isinstance(item, tuple) else (item,))
+        elif isinstance(value, Mapping):
+            out.extend(value.values())
+        else:
+            out.append(value)
+    # langgraph's PregelNode holds the node's runnable in ``bound``; StateNodeSpec in ``runnable``
+    return out
+
+
+def _walk(target: Any) -> list[Any]:
+    """Every object reachable from ``target`` (pre-order, each once)."""
+    seen: set[int] = set()
+    order: list[Any] = []
+    stack = [target]
+    while stack and len(order) < _MAX_NODES:
+        obj = stack.pop()
+        if obj is None or isinstance(obj, (str, bytes, int, float, bool)) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        order.append(obj)
+        if isinstance(obj, BasePromptTemplate):
+            continue  # a prompt's insides are its bindings, not further runnables
+        try:
+            kids = _children(obj)
+        except Exception:
+            log.debug("cannot walk into %r", type(obj).__name__, exc_info=True)
+            continue
+        stack.extend(reversed(kids))
+    return order
+
+
+def find_prompts(target: Any) -> list[Any]:
+    """Every prompt object reachable from ``target`` in document order."""
+    return [obj for obj in _walk(target) if isinstance(obj, BasePromptTemplate)]
+
+
+def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
+    """Every binding reachable from ``target``: prompt texts, plus tool descriptions when
+    ``tool_descriptions`` (BaseTool objects and tool schemas bound to models)."""
+    found: list[Any] = []
+    for obj in _walk(target):
+        if isinstance(obj, BasePromptTemplate):
+            found.extend(prompt_bindings(obj))
+        elif tool_descriptions and isinstance(obj, BaseTool):
+            binding = tool_binding(obj)
+            if binding is not None:
+                found.append(binding)
+        elif tool_descriptions and isinstance(obj, Runnable):
+            kwargs = getattr(obj, "__dict__", {}).get("kwargs")
+            if isinstance(kwargs, Mapping) and isinstance(kwargs.get("tools"), list):
+                key = registry.ensure_key(obj, "bound:")
+                if key is not None:
+                    found.extend(bound_tool_bindings(key, kwargs["tools"]))
+    return found
