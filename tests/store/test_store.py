@@ -127,3 +127,35 @@ def test_captures_and_feedback(tmp_path):
     assert rated[0].spans == (span,)
     assert rated[0].feedback[0].text == "wrong language" and rated[0].inputs == {"q": "hi"}
     assert store.captures("other") == []
+
+
+def test_version_restores_any_accepted_step(tmp_path):
+    from tg_bridge.patching.apply import apply_patch
+    from tg_bridge.patching.binding import CallableBinding
+
+    store = RunStore(tmp_path / "r.db")
+    run_id = store.create_run(originals={"p": "v0 {x}"})
+    store.commit_step(_step(run_id, 1, accepted=True, values={"p": "v1 {x}"}))
+    store.commit_step(_step(run_id, 2, accepted=False, values={"p": "v1 {x}"}))
+    store.commit_step(_step(run_id, 3, accepted=True, values={"p": "v3 {x}", "q": "new"}),
+                      originals={"p": "v0 {x}", "q": "orig q"})
+    assert len(store.version(run_id, 0).changes) == 0
+    assert [c.new for c in store.version(run_id, 2).changes] == ["v1 {x}"]
+    latest = store.version(run_id)
+    assert [(c.target, c.new) for c in latest.changes] == [("p", "v3 {x}"), ("q", "new")]
+    assert latest.metadata["step"] == 3
+    with pytest.raises(StoreError):
+        store.version(run_id, 9)
+    # restoring version 1 onto a fresh app
+    box = {"p": "v0 {x}"}
+    live = [CallableBinding("p", lambda: box["p"], lambda t: box.__setitem__("p", t), "f-string")]
+    apply_patch(live, store.version(run_id, 1))
+    assert box["p"] == "v1 {x}"
+
+
+def test_add_usage_outside_steps(tmp_path):
+    store = RunStore(tmp_path / "r.db")
+    run_id = store.create_run()
+    store.add_usage(run_id, 0, {"eval": {"calls": 3, "prompt_tokens": 5}})
+    store.add_usage(run_id, 0, {"eval": {"calls": 4, "prompt_tokens": 5}})
+    assert store.usage(run_id)["eval"]["calls"] == 4

@@ -189,12 +189,19 @@ class RunStore(CaptureMixin):
         )
 
     # -- steps ----------------------------------------------------------------------------
-    def commit_step(self, record: StepRecord) -> None:
+    def commit_step(self, record: StepRecord, *, originals: Mapping[str, str] | None = None) -> None:
         """Write one decided step (with its candidate, gradients, usage) atomically.
 
-        Raises StoreError if the step already exists: a step is never committed twice.
+        ``originals`` (optional) replaces the run's original prompt texts in the same
+        transaction (prompts first seen during this step). Raises StoreError if the step
+        already exists: a step is never committed twice.
         """
         with self._tx() as conn:
+            if originals is not None:
+                conn.execute(
+                    "UPDATE runs SET originals = ? WHERE id = ?",
+                    (S.dumps(dict(originals)), record.run_id),
+                )
             exists = conn.execute(
                 "SELECT 1 FROM steps WHERE run_id = ? AND step = ?", (record.run_id, record.step)
             ).fetchone()
@@ -227,6 +234,16 @@ class RunStore(CaptureMixin):
                     " completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (record.run_id, record.step, phase,
                      *(int(counters.get(f, 0)) for f in _PHASE_FIELDS)),
+                )
+
+    def add_usage(self, run_id: str, step: int, usage: Mapping[str, Mapping[str, int]]) -> None:
+        """Record usage outside a step (step 0: baseline; -1: final evaluation). Replaces."""
+        with self._tx() as conn:
+            for phase in usage:
+                conn.execute(
+                    "INSERT OR REPLACE INTO usage(run_id, step, phase, calls, cached_calls,"
+                    " prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, step, phase, *(int(usage[phase].get(f, 0)) for f in _PHASE_FIELDS)),
                 )
 
     def steps(self, run_id: str) -> list[StepRecord]:
