@@ -1,0 +1,120 @@
+"""What each LlamaIndex instrumentation event adds to the span it belongs to.
+
+Handlers take ``(recorder, span_id, entry, event)``; ``entry.span`` is the OTel span of the
+LlamaIndex span the event names. They may raise: the Recorder catches and counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from tg_bridge import semconv as sc
+
+from . import attributes as at
+from .hooks import register_binding
+from .registry import binding_for
+
+__all__ = ["EVENT_HANDLERS"]
+
+
+def _predict_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    template = event.template
+    records, keys, first = at.template_records(template, entry.llm)
+    variables = at.template_variables(template, getattr(event, "template_args", None))
+    span = entry.span
+    span.set_attribute(sc.TEMPLATES, json.dumps(records, ensure_ascii=False))
+    span.set_attribute(sc.TEMPLATE_VARIABLES, json.dumps(variables, ensure_ascii=False, sort_keys=True))
+    if first is not None:
+        span.set_attribute(sc.LLM_PROMPT_TEMPLATE, first)
+    span.set_attribute(sc.LLM_PROMPT_TEMPLATE_VARIABLES, json.dumps(variables, ensure_ascii=False, sort_keys=True))
+    if keys:
+        span.set_attribute(sc.BINDING_IDS, json.dumps(keys))
+        for key in keys:
+            binding = binding_for(key)
+            if binding is not None:
+                register_binding(binding)
+
+
+def _model_name(event: Any) -> str | None:
+    model = getattr(event, "model_dict", None) or {}
+    name = model.get("model") or model.get("model_name") or model.get("class_name")
+    return str(name) if name else None
+
+
+def _chat_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    span = entry.span
+    for key, value in at.messages(sc.LLM_INPUT_MESSAGES, event.messages).items():
+        span.set_attribute(key, value)
+    if event.messages:
+        span.set_attribute(sc.INPUT_VALUE, at._content(event.messages[-1]))
+    name = _model_name(event)
+    if name:
+        span.set_attribute(sc.LLM_MODEL_NAME, name)
+
+
+def _completion_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    span = entry.span
+    span.set_attribute(f"{sc.LLM_INPUT_MESSAGES}.0.{sc.MESSAGE_ROLE}", "user")
+    span.set_attribute(f"{sc.LLM_INPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}", event.prompt)
+    span.set_attribute(sc.INPUT_VALUE, event.prompt)
+    name = _model_name(event)
+    if name:
+        span.set_attribute(sc.LLM_MODEL_NAME, name)
+
+
+def _llm_end(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    response = event.response
+    span = entry.span
+    if response is not None:
+        message = getattr(response, "message", None)
+        if message is not None:
+            role, text = at._role(message), at._content(message)
+        else:
+            role, text = "assistant", str(getattr(response, "text", "") or "")
+        span.set_attribute(f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_ROLE}", role)
+        span.set_attribute(f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}", text)
+        span.set_attribute(sc.OUTPUT_VALUE, text)
+        for key, value in at.token_counts(response).items():
+            span.set_attribute(key, value)
+    else:
+        text = None
+    if sid in recorder.deferred:
+        recorder._finish_llm(sid, text)
+
+
+def _documents(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    for key, value in at.documents(event.nodes or []).items():
+        entry.span.set_attribute(key, value)
+
+
+def _tool_call(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    attrs = at.tool_attributes(event.tool)
+    if entry.kind == "TOOL":
+        for key, value in attrs.items():
+            entry.span.set_attribute(key, value)
+        entry.span.set_attribute(sc.INPUT_VALUE, event.arguments)
+    else:
+        attrs[sc.INPUT_VALUE] = event.arguments
+        entry.span.add_event("tool_call", attrs)
+
+
+def _exception(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+    exc = getattr(event, "exception", None)
+    if isinstance(exc, BaseException):
+        entry.span.record_exception(exc)
+
+
+EVENT_HANDLERS: dict[str, Callable[[Any, str, Any, Any], None]] = {
+    "LLMPredictStartEvent": _predict_start,
+    "LLMStructuredPredictStartEvent": _predict_start,
+    "LLMChatStartEvent": _chat_start,
+    "LLMChatEndEvent": _llm_end,
+    "LLMCompletionStartEvent": _completion_start,
+    "LLMCompletionEndEvent": _llm_end,
+    "RetrievalEndEvent": _documents,
+    "ReRankEndEvent": _documents,
+    "AgentToolCallEvent": _tool_call,
+    "ExceptionEvent": _exception,
+}
