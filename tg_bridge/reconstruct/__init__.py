@@ -1,0 +1,109 @@
+"""Reconstruction: span records -> a :class:`~tg_bridge.graph.Graph` of text Variables.
+
+:func:`reconstruct` is a PURE function of the span records (plus the optional shared
+parameter pool, which it fills): no I/O, no global state, no host-framework import.
+Modules: :mod:`.tree` (span tree), :mod:`.messages` (reading OpenInference / OTel GenAI /
+OpenLLMetry / tg_bridge attributes), :mod:`.templates` (render, match, recover templates),
+:mod:`.claims` (which template rendered which message), :mod:`.dataflow` (which output fed
+which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the walk).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import TraceFormatError
+from ..graph import Graph
+from ..traces.otlp_json import records_from_object
+from ..traces.records import SpanRecord
+from ..variable import Variable
+from .build import TraceBuilder
+from .messages import SpanView, view_of
+from .tree import SpanNode, SpanTree
+
+if TYPE_CHECKING:
+    from ..patching.binding import Binding
+
+__all__ = ["reconstruct"]
+
+logger = logging.getLogger(__name__)
+
+
+def reconstruct(
+    spans: Iterable[SpanRecord | Mapping[str, Any]],
+    *,
+    bindings: Mapping[str, Binding] | None = None,
+    parameters: MutableMapping[str, Variable] | None = None,
+) -> Graph:
+    """Rebuild the text computation graph of the given spans.
+
+    ``spans``: SpanRecords (or flattened span dicts, see :mod:`tg_bridge.traces.otlp_json`),
+    any order, one or several traces. ``bindings``: binding key -> live Binding, attached to
+    the parameters whose spans name that key. ``parameters``: a pool key -> Variable shared
+    across calls so the same prompt is ONE parameter; filled in place.
+
+    Nodes: parameters (prompts; ``requires_grad=True``), inputs, documents, tool results, LLM
+    outputs and the final output; ops ``format``, ``llm_call``, ``retrieval``, ``tool_call``,
+    ``function``. Graph outputs: each trace's final output first, then values nothing
+    consumed. Missing parents, parent cycles and duplicate span ids are logged and tolerated;
+    a span whose content cannot be read is skipped and counted (``metadata["skipped_spans"]``).
+    Raises TraceFormatError only for an element that is not a span at all.
+    """
+    records = [_record(s, i) for i, s in enumerate(spans)]
+    tree = SpanTree.build(records)
+    views: dict[int, SpanView] = {}
+    for node in tree.nodes:
+        views[id(node)] = _view(node)
+    pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
+    outputs: list[Variable] = []
+    traces: dict[str, list[SpanNode]] = {}
+    for root in tree.roots:
+        traces.setdefault(root.record.trace_id, []).append(root)
+    skipped = 0
+    summaries = []
+    for trace_id, roots in traces.items():
+        builder = TraceBuilder(tree, roots, views, pool, bindings)
+        final, sinks = builder.run()
+        skipped += builder.skipped
+        for var in ([final] if final is not None else []) + sinks:
+            if all(var is not o for o in outputs):
+                outputs.append(var)
+        summaries.append({
+            "trace_id": trace_id,
+            "root": builder.root.name,
+            "input": builder.root_view.input_text,
+            "output": final.value if final is not None else builder.root_view.output_text,
+        })  # fmt: skip
+    metadata: dict[str, Any] = dict(summaries[0]) if summaries else {"trace_id": None, "root": None,
+                                                                    "input": None, "output": None}  # fmt: skip
+    metadata.update(
+        spans=len(tree.nodes) + tree.internal,
+        trace_ids=[s["trace_id"] for s in summaries],
+        duplicates=tree.duplicates,
+        missing_parents=tree.missing_parents,
+        cycles=tree.cycles,
+        skipped_spans=skipped,
+    )
+    if len(summaries) > 1:
+        metadata["traces"] = summaries
+    return Graph(outputs, metadata=metadata)
+
+
+def _record(span: Any, index: int) -> SpanRecord:
+    if isinstance(span, SpanRecord):
+        return span
+    if isinstance(span, Mapping):
+        found = list(records_from_object(span, f"span {index}"))
+        if len(found) == 1:
+            return found[0]
+    raise TraceFormatError(f"not a span record: {type(span).__name__}", where=f"span {index}")
+
+
+def _view(node: SpanNode) -> SpanView:
+    try:
+        return view_of(node.name, node.record.attributes)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        logger.warning("span %r: unreadable attributes (%s); treated as a plain step", node.name, exc)
+        return SpanView(name=node.name)

@@ -1,0 +1,247 @@
+"""Walk the span tree of each trace in execution order and build Variables and Operations.
+
+Step kinds: LLM calls (``llm_call``; their chat templates ``format``), retrievers
+(``retrieval``, one document Variable each), tools (``tool_call``), opaque chain steps (kept
+as transforms for data-flow matching). Templates are *offered* by the span that formats them
+(a LangChain PROMPT span, a LlamaIndex predict span, our own ``tg_bridge.templates``) and
+*claimed* by the LLM call whose messages they render to. Pure; one builder per call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..variable import Operation, Variable
+from . import claims as prompts_match
+from .dataflow import Flow
+from .messages import Message, SpanView, view_of
+from .params import get_parameter, parameter_role
+from .tree import SpanNode, SpanTree
+
+if TYPE_CHECKING:
+    from ..patching.binding import Binding
+
+__all__ = ["TraceBuilder"]
+
+logger = logging.getLogger(__name__)
+
+_GENERIC_PREFIXES = ("Runnable", "ChatPromptTemplate", "PromptTemplate")
+
+
+class TraceBuilder:
+    """Builds the variables of one trace (one root span and everything below it)."""
+
+    def __init__(
+        self,
+        tree: SpanTree,
+        roots: list[SpanNode],
+        views: Mapping[int, SpanView],
+        pool: MutableMapping[str, Variable],
+        bindings: Mapping[str, Binding] | None,
+    ) -> None:
+        self.tree = tree
+        self.roots = roots
+        self.root = roots[0]  # several roots only when parents are missing
+        self.views = views
+        self.pool = pool
+        self.bindings = bindings
+        self.root_view = views[id(self.root)]
+        self.flow = Flow(self.root.name, self.root_view.input_text)
+        self.offers: list[SpanNode] = []
+        self.tool_calls: list[tuple[Variable, Any]] = []  # (llm output, ToolCall) unclaimed
+        self.done_kinds: dict[int, str] = {}  # id(node) -> kind handled there
+        self.llm_outputs: list[Variable] = []
+        self.skipped = 0
+
+    # -- driver ---------------------------------------------------------------------------
+    def run(self) -> tuple[Variable | None, list[Variable]]:
+        """Process the trace; returns (final output, other unconsumed outputs)."""
+        nodes = [n for root in self.roots for n in (root, *self.tree.descendants(root))]
+        for node in sorted(nodes, key=lambda n: n.order):
+            try:
+                self._step(node)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                # odd span content must not stop reconstruction of the rest of the trace
+                self.skipped += 1
+                logger.warning("skipped span %r: %s: %s", node.name, type(exc).__name__, exc)
+        final = self._final_output()
+        sinks = [
+            v for v in self.flow.produced
+            if v is not final and id(v) not in self.flow.consumed and v.kind != "value"
+        ]  # fmt: skip
+        return final, sinks
+
+    def _step(self, node: SpanNode) -> None:
+        view = self.views[id(node)]
+        if view.templates:
+            self.offers.append(node)
+        if view.kind == "llm":
+            self._llm(node, view)
+        elif view.kind == "retriever":
+            self._retriever(node, view)
+        elif view.kind == "tool":
+            self._tool(node, view)
+        elif view.kind in ("chain", "other", "agent") and node.parent is not None:
+            self.flow.add_step(node.name, view.input_text, view.output_text)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _inside(self, node: SpanNode, kind: str) -> bool:
+        return any(self.done_kinds.get(id(a)) == kind for a in node.ancestors())
+
+    def chain_name(self, node: SpanNode) -> str:
+        # a named sub-chain ("rewrite"); generic runnables and Class.method spans say nothing
+        for anc in node.ancestors():
+            if not anc.name.startswith(_GENERIC_PREFIXES) and "." not in anc.name:
+                return anc.name
+        return self.root.name
+
+    # -- LLM ------------------------------------------------------------------------------
+    def _llm(self, node: SpanNode, view: SpanView) -> None:
+        if self._inside(node, "llm"):
+            return
+        for below in self.tree.descendants(node):
+            v = self.views[id(below)]
+            if v.kind == "llm" and v.messages:
+                return  # a wrapper (e.g. LlamaIndex predict): the inner span is the call
+        messages = list(view.messages)
+        if not messages and view.templates:
+            rendered = prompts_match.render_offer(view)
+            if rendered is not None:
+                messages, view.completion = [Message("user", rendered)], True
+        if not messages and view.input_text:
+            messages, view.completion = [Message("user", view.input_text)], True
+        output_text = view.output_value
+        if not messages or output_text is None:
+            return
+        self.done_kinds[id(node)] = "llm"
+        chain = self.chain_name(node)
+        claims = prompts_match.claim(self.offers, self.views, node, messages, view.completion)
+        inputs: list[Variable] = []
+        for k, message in enumerate(messages):
+            var = self._message_var(node, chain, k, message, claims.get(k))
+            if all(var is not x for x in inputs):
+                inputs.append(self.flow.use(var))
+        out = Variable(
+            output_text,
+            role=f"output of LLM step '{node.name}'" + (f" in chain '{chain}'" if chain != node.name else ""),
+            kind="llm_output",
+            parents=tuple(inputs),
+            name=node.name,
+            metadata={"span_id": node.record.span_id},
+        )
+        sent = [{"role": m.role, "content": m.text} for m in messages]
+        out.op = Operation("llm_call", tuple(inputs), out,
+                           {"messages": sent, "model": view.model or "", "name": node.name}, node.name)  # fmt: skip
+        self.flow.add(out)
+        self.llm_outputs.append(out)
+        for reply in view.output_messages[:1]:
+            self.tool_calls.extend((out, call) for call in reply.tool_calls)
+
+    def _message_var(
+        self, node: SpanNode, chain: str, k: int, message: Message, claim: Any
+    ) -> Variable:
+        if claim is not None:
+            var = self._templated(node, chain, k, message, claim)
+            if var is not None:
+                return var
+        found = self.flow.source(message.text, hint=message.role)
+        if found is not None:
+            return found
+        if message.role == "system":
+            name = f"{self.chain_name(node)}/{node.name}/system[{k}]"
+            return get_parameter(
+                self.pool, template=message.text, name=name, fmt="none", binding_key=None,
+                bindings=self.bindings, role=parameter_role("system", node.name, chain, fixed=True),
+                metadata={"message_role": "system", "index": k},
+            )  # fmt: skip
+        if message.role in ("assistant", "ai"):
+            return Variable(message.text, role=f"earlier assistant turn sent to '{node.name}'")
+        return self.flow.input_var(message.text, "user message" if message.role == "user" else message.role)
+
+    def _templated(self, node: SpanNode, chain: str, k: int, message: Message, claim: Any) -> Variable | None:
+        info, values, offer_node = claim
+        names = prompts_match.placeholders_of(info)
+        if names and not prompts_match.has_static_text(info):
+            return None  # "{input}" alone: nothing to optimize, the value flows through
+        param_name = info.name or f"{_parent_name(offer_node)}/{offer_node.name}[{info.index if info.index is not None else k}]"
+        param = get_parameter(
+            self.pool, template=info.template, name=param_name, fmt=info.fmt,
+            binding_key=info.binding, bindings=self.bindings,
+            role=parameter_role(info.role or (message.role if not self.views[id(node)].completion else None),
+                                node.name, chain, fixed=not names),
+            metadata={"message_role": info.role or message.role, "index": k, "span": offer_node.name},
+        )  # fmt: skip
+        if not names:
+            return param
+        inputs: list[Variable] = [self.flow.use(param)]
+        positions: dict[str, int] = {}
+        for name in names:
+            value = values.get(name, "")
+            src = self.flow.source(value) or self.flow.input_var(value, name)
+            if all(src is not x for x in inputs):
+                inputs.append(self.flow.use(src))
+            positions[name] = next(i for i, x in enumerate(inputs) if x is src)
+        rendered = Variable(message.text, role=f"{message.role} message sent to LLM step '{node.name}'",
+                            kind="value", parents=tuple(inputs))  # fmt: skip
+        rendered.op = Operation("format", tuple(inputs), rendered,
+                                {"variables": positions, "format": info.fmt}, param_name)  # fmt: skip
+        return rendered
+
+    # -- retrieval and tools ----------------------------------------------------------------
+    def _retriever(self, node: SpanNode, view: SpanView) -> None:
+        if not view.documents or self._inside(node, "retriever"):
+            return
+        self.done_kinds[id(node)] = "retriever"
+        query = self.flow.use(self.flow.source_or_input(view.input_text or "", hint="query"))
+        for i, doc in enumerate(view.documents):
+            var = Variable(doc.content, role=f"document {i + 1} retrieved by '{node.name}'",
+                           kind="document", parents=(query,), name=node.name,
+                           metadata={"id": doc.id, "score": doc.score, "rank": i})  # fmt: skip
+            var.op = Operation("retrieval", (query,), var, {"retriever": node.name, "rank": i}, node.name)
+            self.flow.add(var)
+
+    def _tool(self, node: SpanNode, view: SpanView) -> None:
+        if self._inside(node, "tool") or view.tool_result is None:
+            return
+        self.done_kinds[id(node)] = "tool"
+        name = view.tool_name or node.name
+        args = view.tool_args or ""
+        source = None
+        for i, (llm_out, call) in enumerate(self.tool_calls):
+            if call.name == name:
+                source = llm_out
+                args = call.arguments or args
+                del self.tool_calls[i]
+                break
+        if source is None:
+            source = self.flow.source_or_input(args, hint=f"arguments of tool '{name}'")
+        self.flow.use(source)
+        var = Variable(view.tool_result, role=f"result of tool '{name}'", kind="tool_result",
+                       parents=(source,), name=name, metadata={"arguments": args})  # fmt: skip
+        var.op = Operation("tool_call", (source,), var,
+                           {"tool": name, "description": view.tool_description or "", "arguments": args}, name)  # fmt: skip
+        self.flow.add(var)
+
+    # -- output ---------------------------------------------------------------------------
+    def _final_output(self) -> Variable | None:
+        text = self.root_view.output_value if self.root_view.kind == "llm" else self.root_view.output_text
+        if self.done_kinds.get(id(self.root)) == "llm" and self.llm_outputs:
+            final = self.llm_outputs[-1]
+        elif text is None or not text.strip():
+            final = self.llm_outputs[-1] if self.llm_outputs else None
+        else:
+            final = self.flow.source(text)
+            if final is None or final.kind == "input":
+                parents = (self.llm_outputs[-1],) if self.llm_outputs else ()
+                final = self.flow.derived(text, parents, f"final output of chain '{self.root.name}'") if parents else None
+            if final is not None and final.op is not None and final.op.kind == "function" and final.kind == "value":
+                final.kind = "output"
+        if final is not None:
+            final.metadata["final"] = True
+        return final
+
+
+def _parent_name(node: SpanNode) -> str:
+    return node.parent.name if node.parent is not None else "root"

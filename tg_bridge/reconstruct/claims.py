@@ -1,0 +1,142 @@
+"""Which offered template rendered which message of an LLM call.
+
+An *offer* is a span that reports templates (LangChain PROMPT span, LlamaIndex predict span,
+a span with ``tg_bridge.templates``). An LLM call claims the latest offer in scope (the call
+itself, an ancestor, or a sibling of the call or of one of its ancestors) whose templates
+render to (or pattern-match) its messages. For an OpenInference chat prompt, which records only
+the FIRST message's template, the other messages' templates are recovered by substituting the
+prompt's variable values back into the rendered text. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .messages import Message, SpanView, TemplateInfo
+from .templates import match_template, placeholders, recover_template, render, static_text
+from .tree import SpanNode
+
+__all__ = ["claim", "has_static_text", "placeholders_of", "render_offer"]
+
+Claim = tuple[TemplateInfo, dict[str, str], SpanNode]
+_SAME_ROLE = {"human": "user", "ai": "assistant"}
+
+
+def placeholders_of(info: TemplateInfo) -> list[str]:
+    return placeholders(info.template, info.fmt)
+
+
+def has_static_text(info: TemplateInfo) -> bool:
+    return bool(static_text(info.template, info.fmt).strip())
+
+
+def render_offer(view: SpanView) -> str | None:
+    """The prompt an LLM span with a template but no recorded messages must have sent."""
+    if not view.templates:
+        return None
+    info = view.templates[0]
+    return render(info.template, view.variables, info.fmt)
+
+
+def claim(
+    offers: Sequence[SpanNode],
+    views: Mapping[int, SpanView],
+    llm: SpanNode,
+    messages: Sequence[Message],
+    completion: bool,
+) -> dict[int, Claim]:
+    """Message index -> (template, its values, offering span) for the best offer in scope."""
+    ancestors = {id(a) for a in llm.ancestors()}
+    for offer in reversed(offers):
+        in_scope = (
+            offer is llm
+            or id(offer) in ancestors
+            or (offer.parent is not None and id(offer.parent) in ancestors)
+        )
+        if in_scope and offer.order <= llm.order:
+            found = _match_offer(views[id(offer)], offer, messages, completion)
+            if found:
+                return found
+    return {}
+
+
+def _role(role: str | None) -> str | None:
+    return _SAME_ROLE.get(role, role) if role else role
+
+
+def _fits(info: TemplateInfo, text: str, values: Mapping[str, str]) -> dict[str, str] | None:
+    names = placeholders(info.template, info.fmt)
+    rendered = render(info.template, values, info.fmt)
+    if rendered is not None and rendered.strip() == text.strip():
+        return {n: values[n] for n in names}
+    return match_template(info.template, text, info.fmt)
+
+
+def _match_offer(
+    view: SpanView, offer: SpanNode, messages: Sequence[Message], completion: bool
+) -> dict[int, Claim]:
+    assigned: dict[int, Claim] = {}
+    templates = sorted(view.templates, key=lambda t: (t.index is None, t.index or 0))
+    for info in templates:
+        order = list(range(len(messages)))
+        if info.index is not None and 0 <= info.index < len(messages):
+            order.remove(info.index)
+            order.insert(0, info.index)
+        for k in order:
+            message = messages[k]
+            if k in assigned or (info.role and _role(info.role) != _role(message.role)):
+                continue
+            values = _fits(info, message.content, view.variables)
+            if values is not None:
+                assigned[k] = (info, values, offer)
+                break
+    if assigned and _recoverable(view, completion):
+        _recover_rest(view, offer, messages, assigned)
+    return assigned
+
+
+def _recoverable(view: SpanView, completion: bool) -> bool:
+    return (
+        not completion
+        and view.kind == "prompt"
+        and len(view.templates) == 1
+        and view.templates[0].source == "openinference"
+    )
+
+
+def _recover_rest(
+    view: SpanView, offer: SpanNode, messages: Sequence[Message], assigned: dict[int, Claim]
+) -> None:
+    rendered = _rendered_contents(view.output_text)
+    for k, message in enumerate(messages):
+        if k in assigned or message.tool_calls or _role(message.role) not in ("system", "user"):
+            continue
+        if rendered is not None and message.content not in rendered:
+            continue  # not produced by this prompt (e.g. a message added later)
+        template, used = recover_template(message.content, view.variables)
+        info = TemplateInfo(template, "f-string", role=message.role, index=k, source="recovered")
+        assigned[k] = (info, {n: view.variables[n] for n in used}, offer)
+
+
+def _rendered_contents(output: str | None) -> list[str] | None:
+    """Message contents of a LangChain PROMPT span's output (a serialized ChatPromptValue)."""
+    if not output:
+        return None
+    try:
+        obj: Any = json.loads(output)
+    except ValueError:
+        return None
+    items = obj.get("messages") if isinstance(obj, Mapping) else None
+    if not isinstance(items, list):
+        return None
+    out = []
+    for item in items:
+        if isinstance(item, Mapping):
+            content = item.get("content")
+            if not isinstance(content, str) and isinstance(item.get("kwargs"), Mapping):
+                content = item["kwargs"].get("content")
+            if isinstance(content, str):
+                out.append(content)
+    return out

@@ -1,0 +1,347 @@
+"""Read what a span says, whatever convention wrote it, into one :class:`SpanView`.
+
+Understood: OpenInference (``openinference.span.kind``, ``llm.input_messages.{i}.message.*``,
+``llm.prompts``, ``llm.prompt_template.*``, ``retrieval.documents.{i}.document.*``,
+``tool.*``), OTel GenAI (``gen_ai.operation.name``, ``gen_ai.input.messages`` /
+``output.messages`` / ``system_instructions`` JSON, ``gen_ai.tool.*``), OpenLLMetry
+(``gen_ai.prompt.{i}.role|content``, ``gen_ai.completion.{i}.*``, ``traceloop.*``) and our own
+``tg_bridge.templates`` / ``tg_bridge.template.variables``. Attributes of the wrong type are
+ignored one by one; nothing here raises on odd input. Pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .. import semconv as sc
+from .templates import placeholders
+
+__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "view_of"]
+
+_GENAI_KINDS = {
+    "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
+    "execute_tool": "tool", "retrieval": "retriever", "invoke_agent": "agent",
+    "create_agent": "agent", "embeddings": "embedding",
+}  # fmt: skip
+_TRACELOOP_KINDS = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
+_INDEXED = (
+    ("in", sc.LLM_INPUT_MESSAGES + "."),
+    ("out", sc.LLM_OUTPUT_MESSAGES + "."),
+    ("doc", sc.RETRIEVAL_DOCUMENTS + "."),
+    ("prompt", sc.LLM_PROMPTS + "."),
+    ("gprompt", sc.GEN_AI_PROMPT_PREFIX + "."),
+    ("gcompl", sc.GEN_AI_COMPLETION_PREFIX + "."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: str = ""
+    id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+
+    @property
+    def text(self) -> str:
+        """Content plus one line per tool call: the same text wherever the message shows up,
+        so an assistant turn replayed in a later call matches the output that produced it."""
+        lines = [self.content] if self.content else []
+        lines.extend(f"[tool call] {c.name}({c.arguments})" for c in self.tool_calls)
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    content: str
+    id: str = ""
+    score: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateInfo:
+    """A prompt template a span reports. ``role``/``index`` place it in the chat prompt
+    when known (our own spans); ``binding`` is the live object's binding key if any."""
+
+    template: str
+    fmt: str = "f-string"
+    role: str | None = None
+    index: int | None = None
+    name: str | None = None
+    binding: str | None = None
+    source: str = "openinference"
+
+
+@dataclasses.dataclass
+class SpanView:
+    kind: str = "other"
+    name: str = ""
+    input_text: str | None = None
+    output_text: str | None = None
+    input_obj: Any = None
+    messages: list[Message] = dataclasses.field(default_factory=list)
+    output_messages: list[Message] = dataclasses.field(default_factory=list)
+    completion: bool = False
+    templates: list[TemplateInfo] = dataclasses.field(default_factory=list)
+    variables: dict[str, str] = dataclasses.field(default_factory=dict)
+    documents: list[Document] = dataclasses.field(default_factory=list)
+    tool_name: str | None = None
+    tool_description: str | None = None
+    tool_args: str | None = None
+    tool_result: str | None = None
+    model: str | None = None
+
+    @property
+    def output_value(self) -> str | None:
+        """The LLM's answer as text (first output message, else output.value)."""
+        if self.output_messages:
+            return self.output_messages[0].text
+        return _generation_text(self.output_text)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or text[0] not in "[{\"":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _generation_text(output: str | None) -> str | None:
+    """LangChain LLM spans put ``{"generations": [[{"text": ...}]]}`` in output.value."""
+    parsed = _json(output)
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("generations"), list):
+        try:
+            text = parsed["generations"][0][0]["text"]
+            return text if isinstance(text, str) else output
+        except (IndexError, KeyError, TypeError):
+            return output
+    return output
+
+
+def _split_indexed(attrs: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass."""
+    groups: dict[str, dict[int, dict[str, Any]]] = {}
+    for key, value in attrs.items():
+        for group, prefix in _INDEXED:
+            if key.startswith(prefix):
+                head, _, rest = key[len(prefix) :].partition(".")
+                if head.isdigit():
+                    groups.setdefault(group, {}).setdefault(int(head), {})[rest] = value
+                break
+    return groups
+
+
+def _oi_message(fields: Mapping[str, Any], pre: str = "message.") -> Message:
+    content = _str(fields.get(pre + "content"))
+    if content is None:  # multimodal: message.contents.{j}.message_content.text
+        parts = sorted(
+            (k, v) for k, v in fields.items()
+            if k.startswith(pre + "contents.") and k.endswith(".text") and isinstance(v, str)
+        )  # fmt: skip
+        content = "\n".join(v for _, v in parts)
+    calls: dict[str, dict[str, str]] = {}
+    for key, value in fields.items():
+        if key.startswith(pre + "tool_calls.") and isinstance(value, str):
+            idx, _, rest = key[len(pre) + 11 :].partition(".")
+            calls.setdefault(idx, {})[rest.replace("tool_call.", "")] = value
+    tool_calls = tuple(
+        ToolCall(c.get("function.name", c.get("name", "")),
+                 c.get("function.arguments", c.get("arguments", "")), c.get("id", ""))
+        for _, c in sorted(calls.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+    )  # fmt: skip
+    return Message(
+        role=_str(fields.get(pre + "role")) or "user",
+        content=content,
+        tool_calls=tool_calls,
+        tool_call_id=_str(fields.get(pre + "tool_call_id")) or "",
+    )
+
+
+def _genai_messages(raw: Any) -> list[Message]:
+    parsed = _json(raw) if isinstance(raw, str) else raw
+    if not isinstance(parsed, list):
+        return []
+    out = []
+    for item in parsed:
+        if not isinstance(item, Mapping):
+            continue
+        role = _str(item.get("role")) or "user"
+        texts, calls, call_id = [], [], ""
+        if isinstance(item.get("content"), str):
+            texts.append(item["content"])
+        for part in item.get("parts") or ():
+            if not isinstance(part, Mapping):
+                continue
+            ptype = part.get("type")
+            if ptype == "tool_call":
+                args = part.get("arguments")
+                args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+                calls.append(ToolCall(str(part.get("name", "")), args, str(part.get("id") or "")))
+            elif ptype == "tool_call_response":
+                call_id = str(part.get("id") or "")
+                resp = part.get("response")
+                texts.append(resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False))
+            elif isinstance(part.get("content"), str):
+                texts.append(part["content"])
+        out.append(Message(role, "\n".join(texts), tuple(calls), call_id))
+    return out
+
+
+def _system_instructions(raw: Any) -> Message | None:
+    if isinstance(raw, str) and _json(raw) is None:
+        return Message("system", raw) if raw.strip() else None
+    parsed = _json(raw)
+    if isinstance(parsed, list):
+        texts = [p.get("content") for p in parsed if isinstance(p, Mapping)]
+        text = "\n".join(t for t in texts if isinstance(t, str))
+        return Message("system", text) if text.strip() else None
+    return None
+
+
+def _kind(attrs: Mapping[str, Any], groups: Mapping[str, Any]) -> str:
+    kind = _str(attrs.get(sc.SPAN_KIND))
+    if kind and kind.upper() in sc.SPAN_KINDS:
+        return kind.lower()
+    op = _str(attrs.get(sc.GEN_AI_OPERATION_NAME))
+    if op and op in _GENAI_KINDS:
+        return _GENAI_KINDS[op]
+    tl = _str(attrs.get("traceloop.span.kind"))
+    if tl in _TRACELOOP_KINDS:
+        return _TRACELOOP_KINDS[tl]
+    if "in" in groups or "gprompt" in groups or attrs.get("llm.request.type"):
+        return "llm"
+    if sc.TEMPLATES in attrs:
+        return "prompt"
+    return "other"
+
+
+def _templates(attrs: Mapping[str, Any], view: SpanView) -> None:
+    records = _json(attrs.get(sc.TEMPLATES))
+    if isinstance(records, list):
+        for pos, rec in enumerate(records):
+            if not isinstance(rec, Mapping) or not isinstance(rec.get("template"), str):
+                continue
+            index = rec.get("index")
+            view.templates.append(
+                TemplateInfo(
+                    template=rec["template"],
+                    fmt=_str(rec.get("format")) or "f-string",
+                    role=_str(rec.get("role")),
+                    index=index if isinstance(index, int) and not isinstance(index, bool) else pos,
+                    name=_str(rec.get("name")),
+                    binding=_str(rec.get("binding")),
+                    source="tg_bridge",
+                )
+            )
+        _merge_variables(view, _json(attrs.get(sc.TEMPLATE_VARIABLES)))
+    template = _str(attrs.get(sc.LLM_PROMPT_TEMPLATE))
+    if template and not view.templates:
+        fmt = "f-string"
+        if not placeholders(template) and placeholders(template, "mustache"):
+            fmt = "mustache"
+        view.templates.append(TemplateInfo(template=template, fmt=fmt))
+    if view.templates:
+        _merge_variables(view, _json(attrs.get(sc.LLM_PROMPT_TEMPLATE_VARIABLES)))
+        if view.kind == "prompt":  # OpenInference keeps only the first message's variables
+            _merge_variables(view, view.input_obj)
+
+
+def _merge_variables(view: SpanView, obj: Any) -> None:
+    if not isinstance(obj, Mapping):
+        return
+    for key, value in obj.items():
+        if isinstance(value, str):
+            view.variables.setdefault(str(key), value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            view.variables.setdefault(str(key), str(value))
+
+
+def view_of(name: str, attrs: Mapping[str, Any]) -> SpanView:
+    """Everything reconstruction needs from one span's attributes."""
+    groups = _split_indexed(attrs)
+    view = SpanView(kind=_kind(attrs, groups), name=name)
+    view.input_text = _str(attrs.get(sc.INPUT_VALUE))
+    view.output_text = _str(attrs.get(sc.OUTPUT_VALUE))
+    view.input_obj = _json(view.input_text)
+    view.model = (_str(attrs.get(sc.LLM_MODEL_NAME)) or _str(attrs.get(sc.GEN_AI_REQUEST_MODEL))
+                  or _str(attrs.get(sc.GEN_AI_RESPONSE_MODEL)))  # fmt: skip
+    _templates(attrs, view)
+    _llm_content(attrs, groups, view)
+    _retrieval(attrs, groups, view)
+    _tool(attrs, view)
+    return view
+
+
+def _llm_content(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanView) -> None:
+    if "in" in groups:
+        view.messages = [_oi_message(groups["in"][i]) for i in sorted(groups["in"])]
+    elif sc.GEN_AI_INPUT_MESSAGES in attrs:
+        view.messages = _genai_messages(attrs[sc.GEN_AI_INPUT_MESSAGES])
+    elif "gprompt" in groups:
+        view.messages = [_oi_message(groups["gprompt"][i], "") for i in sorted(groups["gprompt"])]
+    system = _system_instructions(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS))
+    if system is not None and not any(m.role == "system" for m in view.messages):
+        view.messages.insert(0, system)
+    if not view.messages:
+        prompts = attrs.get(sc.LLM_PROMPTS)
+        texts = list(prompts) if isinstance(prompts, tuple) else []
+        if "prompt" in groups:
+            texts = [groups["prompt"][i].get("prompt.text") for i in sorted(groups["prompt"])]
+        texts = [t for t in texts if isinstance(t, str)]
+        if texts:
+            view.messages = [Message("user", t) for t in texts]
+            view.completion = True
+    if "out" in groups:
+        view.output_messages = [_oi_message(groups["out"][i]) for i in sorted(groups["out"])]
+    elif sc.GEN_AI_OUTPUT_MESSAGES in attrs:
+        view.output_messages = _genai_messages(attrs[sc.GEN_AI_OUTPUT_MESSAGES])
+    elif "gcompl" in groups:
+        view.output_messages = [_oi_message(groups["gcompl"][i], "") for i in sorted(groups["gcompl"])]
+    if view.input_text is None and view.kind in ("chain", "agent", "other"):
+        view.input_text = _str(attrs.get("traceloop.entity.input"))
+        view.output_text = view.output_text or _str(attrs.get("traceloop.entity.output"))
+
+
+def _retrieval(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanView) -> None:
+    for i in sorted(groups.get("doc", {})):
+        fields = groups["doc"][i]
+        content = _str(fields.get("document.content"))
+        if content is not None:
+            score = fields.get("document.score")
+            view.documents.append(Document(content, str(fields.get("document.id") or ""),
+                                           float(score) if isinstance(score, (int, float)) else None))  # fmt: skip
+    docs = _json(attrs.get("gen_ai.retrieval.documents"))
+    if not view.documents and isinstance(docs, list):
+        for doc in docs:
+            if isinstance(doc, Mapping) and isinstance(doc.get("content"), str):
+                view.documents.append(Document(doc["content"], str(doc.get("id") or "")))
+    query = _str(attrs.get("gen_ai.retrieval.query.text"))
+    if query and view.input_text is None:
+        view.input_text = query
+
+
+def _tool(attrs: Mapping[str, Any], view: SpanView) -> None:
+    view.tool_name = _str(attrs.get(sc.TOOL_NAME)) or _str(attrs.get(sc.GEN_AI_TOOL_NAME))
+    view.tool_description = _str(attrs.get(sc.TOOL_DESCRIPTION)) or _str(
+        attrs.get("gen_ai.tool.description")
+    )
+    view.tool_args = _str(attrs.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS)) or view.input_text
+    view.tool_result = _str(attrs.get(sc.GEN_AI_TOOL_CALL_RESULT)) or view.output_text

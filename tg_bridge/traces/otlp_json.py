@@ -1,0 +1,357 @@
+"""Reading OTLP JSON trace files into :class:`SpanRecord` objects.
+
+Accepted inputs (detected per file, documented in :func:`iter_spans`):
+
+1. **OTLP JSON lines** — what the OTel Collector file exporter writes: one
+   ``ExportTraceServiceRequest`` per line, ``{"resourceSpans": [{"resource": {...},
+   "scopeSpans": [{"scope": {...}, "spans": [...]}]}]}``. Read line by line, so a 100,000-span
+   file never becomes one Python object.
+2. **One OTLP JSON document** — the same request object, pretty-printed or not, or a JSON list
+   of such requests.
+3. **Flattened span dicts** — a JSON list (or JSON lines) of ``{"trace_id", "span_id",
+   "parent_id", "name", "attributes": {...}}``, what an in-memory exporter dump looks like
+   (``ReadableSpan.to_json()``'s ``{"context": {"trace_id": "0x.."}, "parent_id": ...}`` too).
+
+Ids may be lowercase/uppercase hex, ``0x``-prefixed hex or base64 (protobuf-JSON); they are
+normalized to lowercase hex. Attribute values are OTLP ``AnyValue`` objects (``stringValue``,
+``intValue`` as string or number, ``doubleValue``, ``boolValue``, ``arrayValue`` -> tuple,
+``kvlistValue`` -> JSON string, ``bytesValue`` -> base64 string kept as text). Unknown
+attributes are kept; values of an unexpected type are skipped, never fatal.
+
+Errors: :class:`TraceFormatError` naming the file and the place (line, span index) for
+malformed, truncated or binary input. Blocking file I/O; no other side effects; thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..exceptions import TraceFormatError
+from .records import SpanRecord
+
+__all__ = ["decode_any_value", "iter_spans", "normalize_id", "records_from_object"]
+
+logger = logging.getLogger(__name__)
+
+_STATUS = {
+    0: "UNSET", 1: "OK", 2: "ERROR",
+    "STATUS_CODE_UNSET": "UNSET", "STATUS_CODE_OK": "OK", "STATUS_CODE_ERROR": "ERROR",
+    "UNSET": "UNSET", "OK": "OK", "ERROR": "ERROR",
+}  # fmt: skip
+_SNIFF_BYTES = 4096
+
+
+def normalize_id(value: Any, nbytes: int) -> str | None:
+    """A trace id (16 bytes) or span id (8 bytes) as lowercase hex; None when empty.
+
+    Hex (any case, optional ``0x``) and base64 are told apart by length: 16-byte hex is 32
+    characters while its base64 is 24, so there is no ambiguity for well-formed ids. An id
+    that is neither is kept as its lowercase text (reconstruction only compares ids).
+    """
+    if value is None or value == "" or value == 0:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return format(value, f"0{nbytes * 2}x")
+    if not isinstance(value, str):
+        return str(value).lower()
+    text = value.strip()
+    if text.lower().startswith("0x"):
+        text = text[2:]
+    if len(text) == nbytes * 2:
+        try:
+            int(text, 16)
+            return None if set(text) == {"0"} else text.lower()
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) == nbytes:
+        return None if not any(raw) else raw.hex()
+    return text.lower() or None
+
+
+def decode_any_value(value: Any) -> Any:
+    """Decode an OTLP ``AnyValue`` (protobuf-JSON) to a plain attribute value, or None."""
+    if not isinstance(value, Mapping):
+        return _plain_value(value)
+    for field, item in value.items():
+        if field in ("stringValue", "string_value"):
+            return item if isinstance(item, str) else str(item)
+        if field in ("boolValue", "bool_value"):
+            return item if isinstance(item, bool) else str(item).lower() == "true"
+        if field in ("intValue", "int_value"):
+            try:
+                return int(item)
+            except (TypeError, ValueError):
+                return None
+        if field in ("doubleValue", "double_value"):
+            try:
+                return float(item)  # "NaN" / "Infinity" are valid protobuf-JSON
+            except (TypeError, ValueError):
+                return None
+        if field in ("arrayValue", "array_value"):
+            items = item.get("values", ()) if isinstance(item, Mapping) else ()
+            decoded = (decode_any_value(v) for v in items)
+            return tuple(v for v in decoded if v is not None)
+        if field in ("kvlistValue", "kvlist_value"):
+            pairs = item.get("values", ()) if isinstance(item, Mapping) else ()
+            obj = {
+                str(p.get("key")): _jsonable(decode_any_value(p.get("value")))
+                for p in pairs
+                if isinstance(p, Mapping)
+            }
+            return json.dumps(obj, ensure_ascii=False)
+        if field in ("bytesValue", "bytes_value"):
+            return str(item)
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _plain_value(value: Any) -> Any:
+    """An attribute value from a flattened dict: lists -> tuples, dicts -> JSON text."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(v for v in (_plain_value(x) for x in value) if v is not None)
+    if isinstance(value, Mapping):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return None
+
+
+def _attributes(raw: Any) -> dict[str, Any]:
+    """OTLP ``[{"key", "value"}]`` lists or plain dicts; bad entries skipped."""
+    attrs: dict[str, Any] = {}
+    if isinstance(raw, Mapping):
+        for key, value in raw.items():
+            decoded = _plain_value(value)
+            if decoded is not None:
+                attrs[str(key)] = decoded
+    elif isinstance(raw, list):
+        for entry in raw:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str):
+                continue
+            decoded = decode_any_value(entry.get("value"))
+            if decoded is not None:
+                attrs[entry["key"]] = decoded
+    return attrs
+
+
+def _nanos(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return _iso_nanos(value)
+    return 0
+
+
+def _iso_nanos(text: str) -> int:
+    from datetime import datetime
+
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    return int(stamp.timestamp() * 1_000_000_000)
+
+
+def _status(raw: Any) -> str:
+    if isinstance(raw, Mapping):
+        raw = raw.get("code", raw.get("status_code", 0))
+    if isinstance(raw, str) and raw.isdigit():
+        raw = int(raw)
+    return _STATUS.get(raw, "UNSET") if isinstance(raw, (int, str)) else "UNSET"
+
+
+def _events(raw: Any) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        {
+            "name": str(e.get("name", "")),
+            "time_ns": _nanos(e.get("timeUnixNano", e.get("time_unix_nano", e.get("timestamp")))),
+            "attributes": _attributes(e.get("attributes")),
+        }
+        for e in raw
+        if isinstance(e, Mapping)
+    )
+
+
+def _pick(span: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in span:
+            return span[name]
+    return None
+
+
+def _span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
+    if not isinstance(span, Mapping):
+        raise TraceFormatError(f"a span must be a JSON object, got {type(span).__name__}", where=where)
+    context = span.get("context") if isinstance(span.get("context"), Mapping) else {}
+    trace_id = normalize_id(_pick(span, "traceId", "trace_id") or context.get("trace_id"), 16)
+    span_id = normalize_id(_pick(span, "spanId", "span_id") or context.get("span_id"), 8)
+    if not trace_id or not span_id:
+        raise TraceFormatError("span without traceId/spanId", where=where)
+    parent = normalize_id(_pick(span, "parentSpanId", "parent_span_id", "parent_id"), 8)
+    name = span.get("name")
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent,
+        name=name if isinstance(name, str) else str(name or ""),
+        start_ns=_nanos(_pick(span, "startTimeUnixNano", "start_time_unix_nano", "start_time", "start_ns")),
+        end_ns=_nanos(_pick(span, "endTimeUnixNano", "end_time_unix_nano", "end_time", "end_ns")),
+        attributes=_attributes(span.get("attributes")),
+        status=_status(span.get("status")),
+        events=_events(span.get("events")),
+        resource=resource,
+    )
+
+
+def records_from_object(obj: Any, where: str = "") -> Iterator[SpanRecord]:
+    """Span records from one parsed JSON value: an OTLP request, a list of requests, a
+    flattened span dict or a list of them. Raises :class:`TraceFormatError` (``where``
+    extended with the span index) for anything else."""
+    if isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from records_from_object(item, f"{where} item {i}".strip())
+        return
+    if not isinstance(obj, Mapping):
+        raise TraceFormatError(f"expected a JSON object or list, got {type(obj).__name__}", where=where)
+    if "resourceSpans" in obj or "resource_spans" in obj:
+        yield from _request(obj, where)
+    elif any(k in obj for k in ("span_id", "spanId", "context")):
+        yield _span(obj, {}, where or "span")
+    else:
+        raise TraceFormatError("neither an OTLP request (resourceSpans) nor a span", where=where)
+
+
+def _request(obj: Mapping[str, Any], where: str) -> Iterator[SpanRecord]:
+    index = 0
+    resource_spans = _pick(obj, "resourceSpans", "resource_spans")
+    if not isinstance(resource_spans, list):
+        raise TraceFormatError("resourceSpans is not a list", where=where)
+    for rs in resource_spans:
+        if not isinstance(rs, Mapping):
+            raise TraceFormatError("resourceSpans entry is not an object", where=where)
+        res = rs.get("resource")
+        resource = _attributes(res.get("attributes")) if isinstance(res, Mapping) else {}
+        scopes = _pick(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans") or []
+        for ss in scopes if isinstance(scopes, list) else ():
+            spans = ss.get("spans", []) if isinstance(ss, Mapping) else []
+            for span in spans if isinstance(spans, list) else ():
+                yield _span(span, resource, f"{where} span {index}".strip())
+                index += 1
+
+
+def iter_spans(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
+    """Yield the span records of a trace file, streaming JSON lines one line at a time.
+
+    A file whose first non-blank line is a complete JSON value is read as JSON lines;
+    otherwise the whole file is parsed as one JSON document. Raises TraceFormatError
+    (file + line/span) for unreadable, binary, malformed or truncated input.
+    """
+    name = os.fspath(path)
+    try:
+        handle = open(name, "rb")
+    except OSError as exc:
+        raise TraceFormatError(f"cannot open trace file: {exc}", path=name) from exc
+    with handle:
+        head = handle.read(_SNIFF_BYTES)
+        if b"\x00" in head:
+            raise TraceFormatError("binary data, not OTLP JSON (protobuf files are not supported)",
+                                   path=name, where="byte 0")  # fmt: skip
+        handle.seek(0)
+        first = _first_line(handle)
+        handle.seek(0)
+        if first is not None and _is_json(first):
+            yield from _jsonl(handle, name)
+        else:
+            yield from _document(handle, name)
+
+
+def _first_line(handle: Any) -> bytes | None:
+    for raw in handle:
+        if raw.strip():
+            return raw
+    return None
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _decode(raw: bytes, name: str, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"not UTF-8 text (binary data?): {exc.reason} at byte {exc.start}",
+                               path=name, where=where) from exc  # fmt: skip
+
+
+def _jsonl(lines: Iterable[bytes], name: str) -> Iterator[SpanRecord]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"line {number}"
+        text = _decode(raw, name, where)
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            hint = "truncated" if not text.rstrip().endswith(("}", "]")) else "malformed"
+            raise TraceFormatError(f"{hint} JSON: {exc}", path=name, where=where) from exc
+        try:
+            yield from records_from_object(obj, where)
+        except TraceFormatError as exc:
+            raise TraceFormatError(_reason(exc), path=name, where=exc.where or where) from exc
+
+
+def _document(handle: Any, name: str) -> Iterator[SpanRecord]:
+    text = _decode(handle.read(), name, "document")
+    if not text.strip():
+        return
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise TraceFormatError(f"malformed or truncated JSON: {exc}", path=name,
+                               where=f"line {line}" if line else "document") from exc  # fmt: skip
+    try:
+        yield from records_from_object(obj, "")
+    except TraceFormatError as exc:
+        raise TraceFormatError(_reason(exc), path=name, where=exc.where or "document") from exc
+
+
+def _reason(exc: TraceFormatError) -> str:
+    text = str(exc)
+    prefix = f"{exc.where}: " if exc.where else ""
+    return text[len(prefix):] if prefix and text.startswith(prefix) else text
