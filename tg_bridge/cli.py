@@ -1,0 +1,204 @@
+"""The ``tg-bridge`` command.
+
+Subcommands live in their own modules, listed in :data:`COMMAND_MODULES`. Each module exposes
+``register(subparsers)``, which adds its parser(s) and sets the handler with
+``parser.set_defaults(func=handler)``; ``handler(args) -> int | None`` returns the exit code
+(None means 0) and raises :class:`tg_bridge.exceptions.TgBridgeError` subclasses for failures.
+
+Exit codes: 0 success; 1 run-time failure (a TgBridgeError, an OS error, an internal bug);
+2 usage error (bad arguments, a missing or unreadable input file: UsageError and its
+subclasses such as TraceFormatError); 130 interrupted. Errors are printed as ONE line on
+stderr (``--debug`` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from .exceptions import TgBridgeError, UsageError
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+PROG = "tg-bridge"
+
+#: Modules contributing subcommands (``register(subparsers)`` each), in --help order.
+#: Add yours here; a module that cannot be imported is skipped (logged at DEBUG).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+GRAPH_FORMATS = ("text", "json", "mermaid", "dot")
+
+
+class _UsageExit(Exception):
+    """Raised by the parser instead of printing usage and exiting (we print one line)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tg-bridge: error: ... (see tg-bridge --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageExit(message)
+
+
+# -- the graph subcommand -----------------------------------------------------------------
+def register_graph(subparsers: Any) -> None:
+    """``tg-bridge graph FILE [--format text|json|mermaid|dot]``."""
+    parser = subparsers.add_parser(
+        "graph",
+        help="show the parameters and the graph of each trace in an OTLP JSON file",
+        description=(
+            "Read an OTLP JSON trace file (OTel Collector file exporter output, one OTLP JSON "
+            "document, or flattened span dicts), rebuild one graph per trace, and print the "
+            "prompts found (parameters) and each graph."
+        ),
+    )
+    parser.add_argument("file", help="OTLP JSON trace file")
+    parser.add_argument(
+        "-f", "--format", choices=GRAPH_FORMATS, default="text", help="output format (default: text)"
+    )
+    parser.add_argument("--json", action="store_true", help="same as --format json")
+    parser.set_defaults(func=run_graph)
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    path = args.file
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, expected a trace file")
+    from .traces import load_traces
+    from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
+
+    graphs = load_traces(path)
+    fmt = "json" if args.json else args.format
+    params = _parameter_summary(graphs)
+    out = sys.stdout
+    if fmt == "json":
+        doc = {"file": path, "parameters": params, "traces": [graph_to_json(g) for g in graphs]}
+        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    if fmt == "text":
+        out.write(f"{path}: {len(graphs)} trace(s), {len(params)} parameter(s)\n")
+        for p in params:
+            used = ", ".join(str(i) for i in p["traces"])
+            out.write(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n")
+    render: Callable[[Any], str] = {
+        "text": graph_to_text, "mermaid": graph_to_mermaid, "dot": graph_to_dot
+    }[fmt]
+    comment = {"text": "==", "mermaid": "%%", "dot": "//"}[fmt]
+    for i, graph in enumerate(graphs, start=1):
+        trace_id = graph.metadata.get("trace_id", "")
+        root = graph.metadata.get("root", "")
+        out.write(f"\n{comment} trace {i}/{len(graphs)} {trace_id} {root}".rstrip() + "\n")
+        out.write(render(graph))
+    return 0
+
+
+def _parameter_summary(graphs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Every parameter once (by key), with the 1-based indices of the traces using it."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for index, graph in enumerate(graphs, start=1):
+        for p in graph.parameters():
+            entry = by_key.setdefault(
+                p.key, {"key": p.key, "role": p.role, "kind": p.kind, "value": p.value, "traces": []}
+            )
+            if index not in entry["traces"]:
+                entry["traces"].append(index)
+    return list(by_key.values())
+
+
+BUILTIN_COMMANDS: tuple[Callable[[Any], None], ...] = (register_graph,)
+
+
+# -- parser and entry point ---------------------------------------------------------------
+def build_parser() -> ArgumentParser:
+    """The full parser: built-in subcommands, then those of :data:`COMMAND_MODULES`."""
+    from . import __version__
+
+    parser = ArgumentParser(
+        prog=PROG,
+        description="TextGrad for existing LangChain and LlamaIndex apps.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks for errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in BUILTIN_COMMANDS:
+        register(subparsers)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            log.debug("CLI command module %s not importable; skipped", name, exc_info=True)
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageExit as exc:
+        return _fail(f"{exc} (see {PROG} --help)", 2)
+    func = getattr(args, "func", None)
+    if func is None:
+        return _fail(f"a command is required (see {PROG} --help)", 2)
+    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = func(args)
+        sys.stdout.flush()
+        return int(code or 0)
+    except _UsageExit as exc:  # a handler validating its own arguments through the parser
+        return _fail(str(exc), 2)
+    except UsageError as exc:
+        _traceback(args)
+        return _fail(str(exc), 2)
+    except (TgBridgeError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):  # `tg-bridge graph f | head`: not an error
+            _silence_stdout()
+            return 0
+        _traceback(args)
+        return _fail(str(exc) or type(exc).__name__, 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a bug of ours: still one line unless --debug
+        _traceback(args)
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    if getattr(args, "debug", False):
+        traceback.print_exc(file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
