@@ -1,0 +1,52 @@
+"""Engine resolution and one counted LLM call, shared by backward, losses and optimizers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..config import get_settings
+from ..engines.base import Completion
+from ..exceptions import ConfigurationError
+
+__all__ = ["resolve", "supports_structured"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve(engine: Any = None, *, backward: bool = True) -> Any:
+    """The engine to use: explicit, else settings, else ``"local"``.
+
+    Delegates to :func:`tg_bridge.engines.resolve_engine`; when that is not available (a
+    partial install) an object with ``acomplete`` is accepted as is. Raises
+    :class:`ConfigurationError` when nothing usable is found.
+    """
+    try:
+        from ..engines import resolve_engine
+    except ImportError:
+        resolve_engine = None
+    if resolve_engine is not None:
+        return resolve_engine(engine, backward=backward)
+    if engine is None:
+        settings = get_settings()
+        engine = (settings.backward_engine or settings.engine) if backward else settings.engine
+    if engine is not None and callable(getattr(engine, "acomplete", None)):
+        return engine
+    raise ConfigurationError(
+        "no usable engine: pass engine=... or configure(engine=...) with an Engine object"
+    )
+
+
+def supports_structured(engine: Any) -> bool:
+    """True when the engine can constrain its answer to a JSON schema."""
+    return bool(getattr(engine, "supports_structured", False))
+
+
+async def ask(
+    engine: Any, messages: Sequence[dict[str, str]], *, response_format: Any = None
+) -> Completion:
+    """One call; prompt bodies are logged at DEBUG only."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("prompt to %s:\n%s", getattr(engine, "id", "?"), messages[-1]["content"])
+    return await engine.acomplete(list(messages), response_format=response_format)

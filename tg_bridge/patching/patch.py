@@ -1,0 +1,349 @@
+"""Patch: a reviewable set of prompt changes, applied all-or-nothing and reverted exactly.
+
+A :class:`Change` names its target by key (a binding key, or a Variable key such as
+``name#hash16``) and carries the old text, its SHA-256 (``old_hash``), the new text and a
+JSON-serializable ``provenance`` (role, gradients, engine, ``template_format``, ...).
+
+A Patch made by an optimizer keeps its live targets (Bindings or Variables) in memory, so
+``apply()`` needs no arguments. A Patch loaded with :meth:`Patch.from_json` needs a
+``resolver``: a callable ``target_key -> Binding | Variable``.
+
+Not thread-safe: apply/revert one patch from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import html
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import BindingError, PatchConflictError, PatchError, PatchValidationError, UsageError
+from ..variable import Variable, content_hash
+from .binding import Binding
+from .validate import MAX_VALUE_CHARS, check_placeholders
+
+__all__ = ["Change", "Patch"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_NAME = "tg_bridge.patch"
+SCHEMA_VERSION = 1
+MAX_JSON_CHARS = 20_000_000
+MAX_CHANGES = 10_000
+_HEX = re.compile(r"^[0-9a-f]{16,64}$")
+
+Resolver = Callable[[str], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One prompt replacement. ``kind`` is ``"replace"`` (the only kind today)."""
+
+    target: str
+    kind: str
+    old: str
+    new: str
+    old_hash: str
+    provenance: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+
+    @property
+    def template_format(self) -> str:
+        return str(self.provenance.get("template_format", "none"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "old": self.old,
+            "new": self.new,
+            "old_hash": self.old_hash,
+            "provenance": dict(self.provenance),
+        }
+
+
+class Patch:
+    """An ordered list of :class:`Change` plus ``metadata`` (e.g. ``metadata["rejected"]``:
+    parameters whose proposals failed validation, with reasons).
+
+    ``targets`` (optional, in memory only) maps target keys to the live Binding/Variable.
+    """
+
+    def __init__(
+        self,
+        changes: Sequence[Change] = (),
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        targets: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.changes: tuple[Change, ...] = tuple(changes)
+        keys = [c.target for c in self.changes]
+        for c in self.changes:
+            if not isinstance(c, Change):
+                raise UsageError(f"Patch changes must be Change records, got {type(c).__name__}")
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise UsageError(f"a patch changes each target once; repeated: {duplicates}")
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._targets: dict[str, Any] = dict(targets or {})
+        self._written: list[tuple[Any, str, str]] = []  # (target, before, after)
+        self.applied = False
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+    def __repr__(self) -> str:
+        state = "applied" if self.applied else "not applied"
+        rejected = len(self.metadata.get("rejected", ()))
+        extra = f", {rejected} rejected" if rejected else ""
+        return f"<Patch {len(self.changes)} change(s){extra}, {state}>"
+
+    # -- serialization --------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The patch as JSON text (live targets are not serialized)."""
+        doc = {
+            "schema": SCHEMA_NAME,
+            "version": SCHEMA_VERSION,
+            "changes": [c.to_dict() for c in self.changes],
+            "metadata": self.metadata,
+        }
+        try:
+            return json.dumps(doc, indent=2, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise PatchError(f"patch metadata/provenance is not JSON-serializable: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> Patch:
+        """Load a patch written by :meth:`to_json`; checks schema, types and sizes.
+
+        Raises :class:`PatchValidationError` (reason ``schema``) for anything malformed.
+        """
+        def bad(msg: str) -> PatchValidationError:
+            return PatchValidationError(f"invalid patch JSON: {msg}", reason="schema")
+
+        if not isinstance(text, str):
+            raise bad(f"expected str, got {type(text).__name__}")
+        if len(text) > MAX_JSON_CHARS:
+            raise bad(f"{len(text)} characters (limit {MAX_JSON_CHARS})")
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise bad(str(exc)) from exc
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
+            raise bad(f"not a {SCHEMA_NAME} document")
+        if doc.get("version") != SCHEMA_VERSION:
+            raise bad(f"unsupported version {doc.get('version')!r}")
+        raw_changes, metadata = doc.get("changes"), doc.get("metadata", {})
+        if not isinstance(raw_changes, list) or len(raw_changes) > MAX_CHANGES:
+            raise bad(f"'changes' must be a list of at most {MAX_CHANGES} items")
+        if not isinstance(metadata, dict):
+            raise bad("'metadata' must be an object")
+        changes = [_change_from_dict(item, i, bad) for i, item in enumerate(raw_changes)]
+        try:
+            return cls(changes, metadata)
+        except UsageError as exc:
+            raise bad(str(exc)) from exc
+
+    # -- review ---------------------------------------------------------------------------
+    def diff(self, context: int = 3) -> str:
+        """A unified diff of every change (``a/<target>`` -> ``b/<target>``)."""
+        out: list[str] = []
+        for c in self.changes:
+            old = _lines(c.old)
+            new = _lines(c.new)
+            out.extend(
+                difflib.unified_diff(old, new, f"a/{c.target}", f"b/{c.target}", n=context)
+            )
+        return "".join(out)
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for line in self.diff().splitlines():
+            colour = ""
+            if line.startswith(("+++", "---")):
+                colour = "font-weight:bold"
+            elif line.startswith("+"):
+                colour = "background:#e6ffec;color:#116329"
+            elif line.startswith("-"):
+                colour = "background:#ffebe9;color:#82071e"
+            elif line.startswith("@@"):
+                colour = "color:#0550ae"
+            rows.append(f'<div style="{colour}">{html.escape(line) or "&nbsp;"}</div>')
+        rejected = self.metadata.get("rejected") or []
+        notes = "".join(
+            f"<li>{html.escape(str(r.get('target')))}: {html.escape(str(r.get('reason')))}</li>"
+            for r in rejected
+            if isinstance(r, Mapping)
+        )
+        head = html.escape(repr(self))
+        body = "".join(rows) or "<div><em>no changes</em></div>"
+        tail = f"<p>Rejected:</p><ul>{notes}</ul>" if notes else ""
+        return f'<div><p>{head}</p><pre style="font-family:monospace">{body}</pre>{tail}</div>'
+
+    # -- apply / revert -------------------------------------------------------------------
+    def apply(self, resolver: Resolver | None = None) -> Patch:
+        """Write every change into its live target, all or nothing; returns ``self``.
+
+        Before writing anything: each target is resolved (``resolver`` first, else the
+        targets kept in memory; :class:`BindingError` when not found), its live text must hash
+        to ``old_hash`` (:class:`PatchConflictError`) and the new text must keep the
+        placeholders (:class:`PatchValidationError`). If a write then fails, the targets
+        already written are restored and :class:`BindingError` is raised. Blocking.
+        """
+        if self.applied:
+            raise PatchError("this patch is already applied; revert() it first")
+        plan: list[tuple[Any, str, Change]] = []
+        for change in self.changes:
+            target = self._resolve(change.target, resolver)
+            live = _read(target, change.target)
+            if not content_hash(live).startswith(change.old_hash):
+                raise PatchConflictError(
+                    f"prompt {change.target!r} changed since the patch was made",
+                    target=change.target,
+                )
+            check_placeholders(change.old, change.new, _format_of(target, change), target=change.target)
+            plan.append((target, live, change))
+        written: list[tuple[Any, str, str]] = []
+        for target, before, change in plan:
+            try:
+                _write(target, change.new, change.target)
+            except Exception as exc:
+                _rollback(written)
+                if isinstance(exc, BindingError):
+                    raise
+                raise BindingError(f"cannot write prompt {change.target!r}: {exc}") from exc
+            written.append((target, before, change.new))
+        self._written = written
+        self.applied = True
+        log.info("applied patch with %d change(s)", len(written))
+        return self
+
+    def revert(self) -> Patch:
+        """Restore the exact previous texts of an applied patch (all or nothing); returns self.
+
+        Raises :class:`PatchError` if the patch is not applied, :class:`PatchConflictError`
+        (changing nothing) if a target was modified after apply.
+        """
+        if not self.applied:
+            raise PatchError("this patch is not applied; nothing to revert")
+        for target, _before, after in self._written:
+            key = _key_of(target)
+            if _read(target, key) != after:
+                raise PatchConflictError(
+                    f"cannot revert {key!r}: it changed after the patch was applied", target=key
+                )
+        restores = [(t, after, before) for t, before, after in reversed(self._written)]
+        done: list[tuple[Any, str, str]] = []
+        for target, after, before in restores:
+            try:
+                _write(target, before, _key_of(target))
+            except Exception as exc:
+                _rollback(done)
+                raise BindingError(f"cannot restore prompt {_key_of(target)!r}: {exc}") from exc
+            done.append((target, after, before))
+        self._written = []
+        self.applied = False
+        return self
+
+    def _resolve(self, key: str, resolver: Resolver | None) -> Any:
+        target = None
+        if resolver is not None:
+            try:
+                target = resolver(key)
+            except BindingError:
+                raise
+            except Exception as exc:
+                raise BindingError(f"resolver failed for patch target {key!r}: {exc}") from exc
+        if target is None:
+            target = self._targets.get(key)
+        if target is None:
+            raise BindingError(
+                f"no live target for patch target {key!r}"
+                + ("" if resolver else " (a patch loaded from JSON needs apply(resolver=...))")
+            )
+        if isinstance(target, Variable) and target.binding is not None:
+            return target  # written through its binding, and its in-memory value kept in step
+        if not isinstance(target, (Variable, Binding)):
+            raise BindingError(f"patch target {key!r} resolved to {type(target).__name__}")
+        return target
+
+
+def _change_from_dict(item: Any, i: int, bad: Callable[[str], PatchValidationError]) -> Change:
+    if not isinstance(item, dict):
+        raise bad(f"changes[{i}] is not an object")
+    fields = {}
+    for name in ("target", "kind", "old", "new", "old_hash"):
+        value = item.get(name)
+        if not isinstance(value, str):
+            raise bad(f"changes[{i}].{name} must be a string")
+        fields[name] = value
+    for name in ("old", "new"):
+        if len(fields[name]) > MAX_VALUE_CHARS:
+            raise bad(f"changes[{i}].{name} is longer than {MAX_VALUE_CHARS} characters")
+    if fields["kind"] != "replace":
+        raise bad(f"changes[{i}].kind {fields['kind']!r} is unknown")
+    if not fields["target"]:
+        raise bad(f"changes[{i}].target is empty")
+    if not _HEX.match(fields["old_hash"]) or not content_hash(fields["old"]).startswith(
+        fields["old_hash"]
+    ):
+        raise bad(f"changes[{i}].old_hash does not match its old text")
+    provenance = item.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise bad(f"changes[{i}].provenance must be an object")
+    return Change(provenance=provenance, **fields)
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n"
+    return lines
+
+
+def _key_of(target: Any) -> str:
+    return str(getattr(target, "key", "?"))
+
+
+def _format_of(target: Any, change: Change) -> str:
+    binding = target.binding if isinstance(target, Variable) else target
+    fmt = getattr(binding, "template_format", None) if binding is not None else None
+    return fmt or change.template_format
+
+
+def _read(target: Any, key: str) -> str:
+    try:
+        if isinstance(target, Variable):
+            return target.binding.read() if target.binding is not None else target.value
+        value = target.read()
+    except BindingError:
+        raise
+    except Exception as exc:
+        raise BindingError(f"cannot read prompt {key!r}: {exc}") from exc
+    if not isinstance(value, str):
+        raise BindingError(f"prompt {key!r} read as {type(value).__name__}, not str")
+    return value
+
+
+def _write(target: Any, text: str, key: str) -> None:
+    if isinstance(target, Variable):
+        if target.binding is not None:
+            target.binding.write(text)
+        target.set_value(text)
+    else:
+        target.write(text)
+
+
+def _rollback(written: list[tuple[Any, str, str]]) -> None:
+    for target, before, _after in reversed(written):
+        try:
+            _write(target, before, _key_of(target))
+        except Exception:  # keep restoring the others; the caller reports the first failure
+            log.exception("could not restore prompt %s", _key_of(target))
