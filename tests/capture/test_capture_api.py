@@ -184,7 +184,30 @@ def test_run_html_is_escaped(tracer):
 
 
 def test_top_level_exports():
-    assert tg_bridge.capture is not None
     from tg_bridge import Run as TopRun, instrument as top_instrument
 
     assert TopRun is Run and top_instrument is instrument
+
+
+@pytest.mark.parametrize("first", ["import tg_bridge.capture", "tg_bridge.capture"])
+def test_tg_bridge_capture_is_callable_and_a_package_in_any_import_order(first):
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import tg_bridge
+        {first}
+        import tg_bridge.capture
+        from tg_bridge.capture import capture
+        with tg_bridge.capture("a", instrument=False) as run:
+            pass
+        assert run.name == "a" and run.ended is not None
+        assert tg_bridge.capture.tracer_provider() is capture.tracer_provider()
+        assert tg_bridge.capture.capture is tg_bridge.capture is capture
+        print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

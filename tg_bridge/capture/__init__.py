@@ -12,6 +12,12 @@ attribute limits. Add exporters to it to see the same spans in Phoenix, Jaeger o
 
     tg_bridge.capture.tracer_provider().add_span_processor(BatchSpanProcessor(exporter))
 
+``tg_bridge.capture`` is both this package and the ``capture()`` function: the package object
+is callable (``tg_bridge.capture("rag")`` is ``capture("rag")``), and ``capture`` inside it is
+the package itself. Python sets ``tg_bridge.capture`` to the package as soon as anything
+imports it, so without this the documented ``tg_bridge.capture()`` would break depending on
+import order.
+
 For adapters: :func:`get_tracer`, :func:`current_run`, :func:`register_binding`,
 :func:`record_hook_error`. Nothing here raises into the host app, and importing this package
 has no side effects (the provider is created on first use).
@@ -19,10 +25,14 @@ has no side effects (the provider is created on first use).
 
 from __future__ import annotations
 
+import sys
+import types
+
 from .instrumentation import instrument, instrumented, uninstrument
 from .provider import get_tracer, span_processor, tracer_provider
 from .run import Run
-from .scope import Capture, capture
+from .scope import Capture
+from .scope import capture as _capture
 from .state import current_run, record_hook_error, register_binding
 
 __all__ = [
@@ -39,3 +49,17 @@ __all__ = [
     "tracer_provider",
     "uninstrument",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """This package's type: calling the package calls :func:`tg_bridge.capture.scope.capture`."""
+
+    def __call__(
+        self, name: str | None = None, *, instrument: bool = True, max_spans: int | None = None
+    ) -> Capture:
+        return _capture(name, instrument=instrument, max_spans=max_spans)
+
+
+# Only our own module object changes type; no global state is touched.
+sys.modules[__name__].__class__ = _CallableModule
+capture = sys.modules[__name__]
