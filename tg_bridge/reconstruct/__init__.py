@@ -73,7 +73,7 @@ def reconstruct(
         summaries.append({
             "trace_id": trace_id,
             "root": builder.root.name,
-            "input": builder.root_view.input_text,
+            "input": builder.root_view.input_text or builder.first_input(),
             "output": final.value if final is not None else builder.root_view.output_text,
         })  # fmt: skip
     metadata: dict[str, Any] = dict(summaries[0]) if summaries else {"trace_id": None, "root": None,

@@ -86,6 +86,10 @@ class TraceBuilder:
         elif view.kind in ("chain", "other", "agent") and node.parent is not None:
             self.flow.add_step(node.name, view.input_text, view.output_text)
 
+    def first_input(self) -> str | None:
+        """The first run input seen (for traces whose root records no input.value)."""
+        return next(iter(self.flow.inputs), None)
+
     # -- helpers --------------------------------------------------------------------------
     def _inside(self, node: SpanNode, kind: str) -> bool:
         return any(self.done_kinds.get(id(a)) == kind for a in node.ancestors())
