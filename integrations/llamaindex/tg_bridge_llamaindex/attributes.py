@@ -94,6 +94,8 @@ def output_text(result: Any) -> str | None:
         return _clip(result)
     if isinstance(result, (Response, PydanticResponse)):
         return _clip(str(result.response or ""))
+    if type(result).__name__ == "ToolOutput":
+        return _clip(str(result.content))
     for attr in ("response", "text"):  # chat engine / agent responses, CompletionResponse
         value = getattr(result, attr, None)
         if isinstance(value, str):

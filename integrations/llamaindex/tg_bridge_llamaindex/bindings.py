@@ -49,6 +49,7 @@ __all__ = [
     "AttrTextBinding",
     "PrefixSystemBinding",
     "PromptKeyBinding",
+    "ReActContextBinding",
     "Path",
     "iter_variants",
     "path_suffix",
@@ -263,6 +264,32 @@ class AttrTextBinding(_OwnerRef):
 
     def __repr__(self) -> str:
         return f"<AttrTextBinding {self.key}>"
+
+
+class ReActContextBinding(_OwnerRef):
+    """A ReAct agent's system prompt: copied into ``formatter.context`` when the agent is built
+    (that copy is what the LLM sees), so both are read from and written to together."""
+
+    template_format = "none"
+    role = "system"
+
+    def __init__(self, owner: Any) -> None:
+        super().__init__(owner)
+        self.key = f"{owner_key(owner)}/system_prompt"
+
+    def read(self) -> str:
+        return str(self.owner.formatter.context or "")
+
+    def write(self, value: str) -> None:
+        owner = self.owner
+        try:
+            owner.formatter.context = value
+            owner.system_prompt = value
+        except Exception as exc:
+            raise BindingError(f"{self.key}: cannot set the system prompt: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"<ReActContextBinding {self.key}>"
 
 
 class PrefixSystemBinding(_OwnerRef):

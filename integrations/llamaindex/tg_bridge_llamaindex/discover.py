@@ -31,6 +31,7 @@ from .bindings import (
     Path,
     PrefixSystemBinding,
     PromptKeyBinding,
+    ReActContextBinding,
     iter_variants,
 )
 from .registry import binding_for, register
@@ -191,6 +192,11 @@ def _attr_templates(obj: Any, out: list[Any]) -> None:
 
 def _text_prompts(obj: Any, out: list[Any]) -> None:
     """Plain-text system prompts: ``system_prompt``/``_system_prompt`` and prefix messages."""
+    formatter = getattr(obj, "formatter", None)
+    if isinstance(getattr(formatter, "context", None), str) and hasattr(obj, "system_prompt"):
+        if formatter.context:
+            out.append(register(ReActContextBinding(obj)))
+        return
     for attr in ("system_prompt", "_system_prompt"):
         try:
             value = getattr(obj, attr, None)

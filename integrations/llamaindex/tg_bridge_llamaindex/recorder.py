@@ -34,7 +34,7 @@ from tg_bridge._internal import is_internal
 
 from . import attributes as at
 from .events import EVENT_HANDLERS as _EVENT_HANDLERS
-from .hooks import current_run, record_hook_error, span_kind
+from .hooks import LLM_CALLS, current_run, record_hook_error, span_kind
 from .runtime import app_roots, root_bindings
 from .streaming import is_stream, wrap_stream
 
@@ -50,9 +50,10 @@ _SKIPPED_METHODS = frozenset(
 
 
 class _Open:
-    __slots__ = ("span", "parent_id", "kind", "llm", "owner", "since")
+    __slots__ = ("span", "parent_id", "kind", "llm", "owner", "since", "call")
 
     def __init__(self, span: Any, parent_id: str | None, kind: str, llm: Any, owner: int) -> None:
+        self.call = False  # a request method of an LLM (chat, complete, stream_*), whatever kind
         self.span = span
         self.parent_id = parent_id
         self.kind = kind
@@ -86,8 +87,8 @@ class Recorder:
             if method in _SKIPPED_METHODS:
                 return
             kind = span_kind(instance, method)
-            if kind == "LLM" and parent is not None and parent.kind == "LLM" and parent.llm is instance:
-                kind = "CHAIN"  # stream_chat delegating to stream_complete: one request, one LLM span
+            if kind == "LLM" and self._delegated(instance, parent, parent_id):
+                kind = "CHAIN"  # e.g. stream_chat delegating to stream_complete: one request, one LLM span
             attrs: dict[str, Any] = {
                 sc.SPAN_KIND: kind,
                 sc.FRAMEWORK: "llamaindex",
@@ -118,7 +119,9 @@ class Recorder:
             name = id_.split("-", 1)[0]
             span = self.tracer.start_span(name, context=ctx, attributes=attrs)
             llm = instance if isinstance(instance, BaseLLM) else None
-            self.open[id_] = _Open(span, parent_id, kind, llm, owner)
+            entry = _Open(span, parent_id, kind, llm, owner)
+            entry.call = llm is not None and method in LLM_CALLS
+            self.open[id_] = entry
         except Exception as exc:
             record_hook_error(exc)
 
@@ -148,6 +151,16 @@ class Recorder:
             self._end(id_, entry)
         except Exception as exc:
             record_hook_error(exc)
+
+    def _delegated(self, instance: Any, parent: _Open | None, parent_id: str | None) -> bool:
+        """True when an LLM request method runs on behalf of another request of the same LLM:
+        called from it, or (async streams start lazily, after their span closed) next to a
+        still-streaming request of the same LLM under the same parent."""
+        if parent is not None and parent.call and parent.llm is instance:
+            return True
+        with self._lock:
+            recent = list(self.deferred.values())[-8:]
+        return any(e.call and e.llm is instance and e.parent_id == parent_id for e in recent)
 
     # -- streaming ------------------------------------------------------------------------
     def _defer(self, id_: str, entry: _Open, result: Any) -> None:
