@@ -1,0 +1,91 @@
+"""Optimizer base: parameters, zero_grad, and the propose/step contract shared by optimizers.
+
+``propose()`` is pure (it changes no live prompt and no parameter value) and returns a
+:class:`Patch`; ``step()`` is ``propose().apply()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..engines.sync import run_sync
+from ..exceptions import UsageError
+from ..patching.patch import Patch
+from ..variable import Variable
+
+__all__ = ["Optimizer", "template_format_of", "untrusted_texts_near"]
+
+
+def template_format_of(param: Variable) -> str:
+    """The template format of a parameter: its binding's, else ``metadata["template_format"]``."""
+    if param.binding is not None:
+        return getattr(param.binding, "template_format", None) or "none"
+    return str(param.metadata.get("template_format") or "none")
+
+
+def untrusted_texts_near(param: Variable) -> list[str]:
+    """Untrusted values (documents, tool results, inputs) of the runs that sent ``param``
+    feedback: everything reachable from its gradients' sources through parents and through
+    the sources of their own gradients. Iterative; deterministic order, each text once."""
+    seen: set[int] = set()
+    texts: list[str] = []
+    stack: list[Variable] = [g.source for g in reversed(param.gradients) if g.source is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not node.trusted and node.value not in texts:
+            texts.append(node.value)
+        stack.extend(reversed(node.parents))
+        stack.extend(g.source for g in reversed(node.gradients) if g.source is not None)
+    return texts
+
+
+class Optimizer:
+    """Holds the parameters (each once, in the given order; keys must be distinct)."""
+
+    def __init__(self, parameters: Iterable[Variable]) -> None:
+        if isinstance(parameters, Variable):
+            parameters = [parameters]
+        params: list[Variable] = []
+        for p in parameters:
+            if not isinstance(p, Variable):
+                raise UsageError(f"parameters must be Variables, got {type(p).__name__}")
+            if not any(p is q for q in params):
+                params.append(p)
+        if not params:
+            raise UsageError("an optimizer needs at least one parameter")
+        keys: dict[str, Variable] = {}
+        for p in params:
+            if p.key in keys:
+                raise UsageError(
+                    f"two different parameters share the key {p.key!r}; give them distinct"
+                    " name=/key=, or merge their graphs (Graph.merge) so they are one parameter"
+                )
+            keys[p.key] = p
+        self.parameters: list[Variable] = params
+
+    def zero_grad(self) -> None:
+        """Drop the gradients of every parameter."""
+        for p in self.parameters:
+            p.zero_grad()
+
+    async def apropose(self) -> Patch:
+        raise NotImplementedError
+
+    def propose(self) -> Patch:
+        """Blocking :meth:`apropose`: a Patch of proposed changes; nothing live changes."""
+        return run_sync(self.apropose())
+
+    def step(self) -> Patch:
+        """``propose().apply()``: write the proposed values; returns the applied Patch."""
+        return self.propose().apply()
+
+    async def astep(self) -> Patch:
+        """Async :meth:`step` (the writes themselves are synchronous)."""
+        return (await self.apropose()).apply()
+
+    def _targets(self, params: Sequence[Variable]) -> dict[str, Any]:
+        return {p.key: p for p in params}

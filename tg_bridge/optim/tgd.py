@@ -1,0 +1,255 @@
+"""TGD (Textual Gradient Descent): one update call per parameter that has feedback.
+
+The update prompt shows the parameter's FULL current value, its role, every gradient with the
+context it was written in (summarized first when there are more than K), the constraints,
+the placeholders a template must keep and, with ``momentum=M``, up to M earlier values and
+their feedback. Engines with structured output are asked for ``{"improved_value": ...}``,
+others for ``<IMPROVED_VALUE>`` tags; an unreadable answer gets ONE retry, then
+:class:`OptimizerOutputError` (``raw`` = the last answer).
+
+Every proposed value is validated (not empty, same placeholders, no copied untrusted text).
+A rejected parameter stays as it was and is listed in ``patch.metadata["rejected"]`` as
+``{"target", "role", "reason", "message", "proposed"}``; with ``strict=True`` the first
+rejection is raised as :class:`PatchValidationError` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..autograd import _engine, prompts as grad_prompts
+from ..autograd.render import MAX_CONTEXT_CHARS, MAX_FEEDBACK_CHARS, clip
+from ..autograd.summarize import summarize_gradients
+from ..config import get_settings
+from ..exceptions import OptimizerOutputError, PatchValidationError, TgBridgeError, UsageError
+from ..patching.patch import Change, Patch
+from ..patching.validate import placeholders, validate_value
+from ..variable import Gradient, Variable, content_hash
+from . import prompts
+from .base import Optimizer, template_format_of, untrusted_texts_near
+from .parsing import IMPROVED_SCHEMA, read_improved_value
+
+__all__ = ["TGD", "TextualGradientDescent"]
+
+log = logging.getLogger(__name__)
+
+
+class TGD(Optimizer):
+    """Textual gradient descent over ``parameters``.
+
+    ``engine``: the update engine (default: the backward engine from settings).
+    ``constraints``: plain-language rules every new value must respect (shown in the prompt).
+    ``momentum``: how many earlier values (with their feedback) to show. ``max_gradients``: K
+    (default ``settings.max_gradients``). ``copy_guard_words``: run length for the copy
+    guard. ``untrusted_texts``: extra texts the copy guard checks against.
+
+    Not thread-safe; use one optimizer from one task at a time.
+    """
+
+    def __init__(
+        self,
+        parameters: Iterable[Variable],
+        *,
+        engine: Any = None,
+        constraints: Sequence[str] = (),
+        momentum: int = 0,
+        max_gradients: int | None = None,
+        strict: bool = False,
+        copy_guard_words: int = 20,
+        untrusted_texts: Sequence[str] = (),
+    ) -> None:
+        super().__init__(parameters)
+        if isinstance(constraints, str):
+            constraints = [constraints]
+        if not isinstance(momentum, int) or momentum < 0:
+            raise UsageError("momentum must be an integer >= 0")
+        self.engine = engine
+        self.constraints = [str(c) for c in constraints]
+        self.momentum = momentum
+        self.max_gradients = max_gradients
+        self.strict = strict
+        self.copy_guard_words = copy_guard_words
+        self.untrusted_texts = [str(t) for t in untrusted_texts]
+        self._history: dict[int, list[tuple[str, str]]] = {}
+        self.calls = 0
+
+    # -- prompt -----------------------------------------------------------------------------
+    def update_messages(
+        self, param: Variable, gradients: Sequence[Gradient], structured: bool
+    ) -> list[dict[str, str]]:
+        """The update request for ``param`` given (already bounded) ``gradients``."""
+        fmt = template_format_of(param)
+        names = placeholders(param.value, fmt) if fmt != "none" else ()
+        template_note = (
+            prompts.TEMPLATE_NOTE.format(fmt=fmt, names=", ".join(f"{{{n}}}" for n in names))
+            if names
+            else ""
+        )
+        feedback = "\n\n".join(
+            prompts.FEEDBACK_ITEM.format(
+                index=i,
+                context=clip(g.context, MAX_CONTEXT_CHARS) or "(none)",
+                text=clip(g.text, MAX_FEEDBACK_CHARS),
+            )
+            for i, g in enumerate(gradients, 1)
+        )
+        constraints = (
+            prompts.CONSTRAINTS.format(items="\n".join(f"- {c}" for c in self.constraints))
+            if self.constraints
+            else ""
+        )
+        past = [h for h in self._history.get(id(param), []) if h[0] != param.value]
+        history = (
+            prompts.HISTORY.format(
+                items="\n".join(
+                    prompts.HISTORY_ITEM.format(index=i, value=v, feedback=f)
+                    for i, (v, f) in enumerate(past, 1)
+                )
+            )
+            if self.momentum and past
+            else ""
+        )
+        user = prompts.UPDATE_USER.format(
+            role=param.role,
+            value=param.value,
+            template_note=template_note,
+            feedback=feedback,
+            constraints=constraints,
+            history=history,
+            answer_format=prompts.FORMAT_JSON if structured else prompts.FORMAT_TAGS,
+        )
+        system = prompts.UPDATE_SYSTEM.format(data_note=grad_prompts.DATA_NOTE)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    # -- propose ------------------------------------------------------------------------------
+    async def apropose(self) -> Patch:
+        """Propose new values for every parameter with feedback (concurrently); returns a
+        Patch. Changes nothing live. Raises :class:`OptimizerOutputError`,
+        :class:`EngineError`, or (``strict=True``) :class:`PatchValidationError`."""
+        todo = [p for p in self.parameters if p.gradients]
+        engine = _engine.resolve(self.engine, backward=True) if todo else None
+        k = get_settings(max_gradients=self.max_gradients).max_gradients
+        calls_before = self.calls
+        results = await asyncio.gather(
+            *(self._propose_one(p, engine, k) for p in todo), return_exceptions=True
+        )
+        changes: list[Change] = []
+        rejected: list[dict[str, str]] = []
+        unchanged: list[str] = []
+        for p, result in zip(todo, results):
+            if isinstance(result, PatchValidationError):
+                rejected.append(
+                    {
+                        "target": p.key,
+                        "role": p.role,
+                        "reason": result.reason,
+                        "message": str(result),
+                        "proposed": getattr(result, "proposed", ""),
+                    }
+                )
+            elif isinstance(result, BaseException):
+                raise _typed(result)
+            elif result is None:
+                unchanged.append(p.key)
+            else:
+                changes.append(result)
+        for p in todo:
+            self._remember(p)
+        metadata: dict[str, Any] = {
+            "optimizer": "TGD",
+            "engine": getattr(engine, "id", "") if engine is not None else "",
+            "calls": self.calls - calls_before,
+            "rejected": rejected,
+            "unchanged": unchanged,
+            "skipped": [p.key for p in self.parameters if not p.gradients],
+        }
+        if rejected:
+            log.warning("TGD rejected %d proposal(s): %s", len(rejected), [r["reason"] for r in rejected])
+            if self.strict:
+                first = rejected[0]
+                raise PatchValidationError(first["message"], target=first["target"], reason=first["reason"])
+        return Patch(changes, metadata, targets=self._targets([p for p in todo]))
+
+    async def _ask(self, engine: Any, messages: list[dict[str, str]], schema: Any = None) -> Any:
+        self.calls += 1
+        return await _engine.ask(engine, messages, response_format=schema)
+
+    async def _propose_one(self, param: Variable, engine: Any, k: int) -> Change | None:
+        untrusted = untrusted_texts_near(param) + self.untrusted_texts
+
+        async def summary(messages: list[dict[str, str]]) -> str:
+            return (await self._ask(engine, messages)).text.strip()
+
+        gradients = await summarize_gradients(param.role, param.gradients, k, summary)
+        structured = _engine.supports_structured(engine)
+        schema = IMPROVED_SCHEMA if structured else None
+        messages = self.update_messages(param, gradients, structured)
+        completion = await self._ask(engine, messages, schema)
+        value, problem = read_improved_value(completion)
+        if value is None:  # one bounded retry, telling the model what was wrong
+            retry = messages + [
+                {"role": "assistant", "content": completion.text},
+                {"role": "user", "content": prompts.RETRY.format(problem=problem)},
+            ]
+            completion = await self._ask(engine, retry, schema)
+            value, problem = read_improved_value(completion)
+        if value is None:
+            raise OptimizerOutputError(
+                f"could not read an improved value for {param.key!r} after one retry: {problem}",
+                raw=completion.text,
+            )
+        if value == param.value:
+            return None
+        fmt = template_format_of(param)
+        try:
+            validate_value(
+                param.value,
+                value,
+                fmt,
+                untrusted_texts=untrusted,
+                min_words=self.copy_guard_words,
+                target=param.key,
+            )
+        except PatchValidationError as exc:
+            exc.proposed = value  # type: ignore[attr-defined]
+            raise
+        provenance = {
+            "role": param.role,
+            "template_format": fmt,
+            "optimizer": "TGD",
+            "engine": getattr(engine, "id", ""),
+            "gradients": [clip(g.text, MAX_FEEDBACK_CHARS) for g in gradients],
+        }
+        return Change(
+            target=param.key,
+            kind="replace",
+            old=param.value,
+            new=value,
+            old_hash=content_hash(param.value),
+            provenance=provenance,
+        )
+
+    def _remember(self, param: Variable) -> None:
+        if not self.momentum:
+            return
+        text = clip(param.gradient_text(" | "), 1_000)
+        history = self._history.setdefault(id(param), [])
+        if history and history[-1][0] == param.value:
+            history[-1] = (param.value, text)  # proposing twice on one value: keep the latest
+        else:
+            history.append((param.value, text))
+        del history[: -self.momentum]
+
+
+def _typed(exc: BaseException) -> BaseException:
+    if isinstance(exc, TgBridgeError) or not isinstance(exc, Exception):
+        return exc
+    err = OptimizerOutputError(f"update failed: {type(exc).__name__}: {exc}", raw="")
+    err.__cause__ = exc
+    return err
+
+
+TextualGradientDescent = TGD
