@@ -12,13 +12,16 @@ Contract:
   the schema whenever the answer was not cut off by ``max_tokens``.
 - A prompt longer than the context raises a non-retryable :class:`EngineError` (we do not trim:
   silently dropping feedback would make gradients lie).
-- A call abandoned by the per-call timeout stops generating at the next token (a logits
-  processor checks a cancel flag), so a timed-out call does not hold the model for long.
+- The per-call timeout returns control at once, but llama.cpp cannot be interrupted from
+  Python (a logits processor's exception is swallowed by its ctypes callback): a generation
+  already running finishes in the background (bounded by ``max_tokens``) and holds the model
+  until then. Calls abandoned while still waiting for the model are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib.util
 import logging
@@ -115,12 +118,25 @@ def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
         except (ValueError, OSError, RuntimeError) as exc:
             raise EngineError(f"cannot load model {path}: {exc}", engine_id="local") from exc
         entry = (llama, threading.Lock())
+        if not _models:
+            # Free models before interpreter teardown: Llama.__del__ run after module globals
+            # are gone prints "'NoneType' object is not callable" tracebacks at exit.
+            atexit.register(_close_all)
         _models[key] = entry
         return entry
 
 
+def _close_all() -> None:
+    with _load_lock:
+        entries = list(_models.values())
+        _models.clear()
+    for llama, lock in entries:
+        with lock, contextlib.suppress(Exception):
+            llama.close()
+
+
 class _Cancelled(Exception):
-    """Raised inside llama.cpp's generation loop to stop an abandoned call."""
+    """The caller gave up before the model was free; raised into a result nobody reads."""
 
 
 class LocalEngine(BaseEngine):
@@ -173,7 +189,7 @@ class LocalEngine(BaseEngine):
         try:
             result = await asyncio.to_thread(self._generate, messages, kwargs, cancel)
         except asyncio.CancelledError:
-            cancel.set()  # the worker stops at its next token
+            cancel.set()  # if still waiting for the model, the worker will not start
             raise
         text = result["choices"][0]["message"].get("content") or ""
         parsed = None
@@ -196,21 +212,11 @@ class LocalEngine(BaseEngine):
     ) -> dict[str, Any]:
         """Blocking generation (worker thread); raises EngineError on any llama.cpp failure."""
         llama, lock = _load(self.model_path, self.n_ctx, self.n_threads)
-
-        def stop_when_cancelled(input_ids: Any, scores: Any) -> Any:
-            if cancel.is_set():
-                raise _Cancelled
-            return scores
-
         with lock:
             if cancel.is_set():
-                raise _Cancelled
+                raise _Cancelled  # nobody waits for this answer any more
             try:
-                return llama.create_chat_completion(
-                    messages=messages, logits_processor=[stop_when_cancelled], **kwargs
-                )
-            except _Cancelled:
-                raise
+                return llama.create_chat_completion(messages=messages, **kwargs)
             except ValueError as exc:
                 # llama-cpp-python reports an over-long prompt as ValueError("Requested
                 # tokens (N) exceed context window of M"); retrying cannot help.

