@@ -1,0 +1,256 @@
+"""Running a target on examples under capture, and scoring the outputs.
+
+:class:`Runner` hides what kind of target is optimized (an adapter-owned app object, an
+``@optimizable`` function or proxy). :class:`Scorer` turns an output into a score and a
+feedback text, with the user's metric or an LLM judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import UsageError
+from ..patching.binding import Binding
+from .batching import Example
+
+__all__ = ["Runner", "Scorer", "Trial", "evaluate", "mean", "resolve_runner", "run_examples"]
+
+log = logging.getLogger(__name__)
+
+#: Attribute of decorated functions / proxies returning a Runner for them.
+RUNNER_HOOK = "__tg_bridge_runner__"
+
+
+class Runner:
+    """Invoke a target and remember every live binding its runs registered.
+
+    ``invoke(inputs)`` is an async callable returning the target's output. ``adapter`` (when
+    the target is a framework object) provides the bindings reachable without running it and
+    ``copy()``. ``seen`` collects bindings registered by captured runs (key -> Binding), in
+    order of first appearance (pass ``seen`` to share the dict with a recorder).
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        invoke: Callable[[Mapping[str, Any]], Any],
+        *,
+        adapter: Any = None,
+        copier: Callable[[Any], Any] | None = None,
+        name: str = "",
+        seen: dict[str, Binding] | None = None,
+    ) -> None:
+        self.target = target
+        self._invoke = invoke
+        self.adapter = adapter
+        self._copier = copier
+        self.name = name or type(target).__name__
+        self.seen: dict[str, Binding] = seen if seen is not None else {}
+
+    async def ainvoke(self, inputs: Mapping[str, Any]) -> Any:
+        return await self._invoke(inputs)
+
+    def bindings(self) -> list[Binding]:
+        """Known live bindings: the adapter's view of the target, then those seen in runs."""
+        found: dict[str, Binding] = {}
+        if self.adapter is not None:
+            for b in self.adapter.bindings(self.target):
+                found.setdefault(b.key, b)
+        for key, b in self.seen.items():
+            found.setdefault(key, b)
+        return list(found.values())
+
+    def note(self, bindings: Mapping[str, Binding]) -> None:
+        for key, b in bindings.items():
+            self.seen.setdefault(key, b)
+
+    def copy(self) -> Runner:
+        """A runner over an independent copy of the target (UsageError when impossible)."""
+        if self._copier is None:
+            raise UsageError(
+                f"in_place=False needs a copyable target; a {type(self.target).__name__} has no"
+                " adapter copy() (use in_place=True, or optimize the chain object itself)"
+            )
+        return resolve_runner(self._copier(self.target))
+
+
+def resolve_runner(target: Any) -> Runner:
+    """A Runner for ``target``; :class:`UsageError` when nothing knows how to run it."""
+    hook = getattr(target, RUNNER_HOOK, None)
+    if callable(hook):
+        return hook()
+    from ..adapters import adapter_for
+
+    adapter = adapter_for(target)
+    if adapter is None:
+        raise UsageError(
+            f"cannot optimize a {type(target).__name__}: no installed adapter owns it. Pass a"
+            " LangChain runnable or LlamaIndex engine (with tg-bridge-langchain /"
+            " tg-bridge-llamaindex installed) or a function decorated with @tg_bridge.optimizable"
+        )
+
+    async def invoke(inputs: Mapping[str, Any]) -> Any:
+        return await adapter.ainvoke(target, inputs)
+
+    return Runner(target, invoke, adapter=adapter, copier=adapter.copy,
+                  name=getattr(adapter, "name", ""))
+
+
+@dataclasses.dataclass
+class Trial:
+    """One example run once: its captured Run, output (None on error) and the error."""
+
+    index: int
+    example: Example
+    run: Any
+    output: Any
+    error: BaseException | None = None
+    score: float = 0.0
+    feedback: str | None = None
+
+    @property
+    def output_text(self) -> str:
+        return "" if self.output is None else str(self.output)
+
+
+async def run_examples(
+    runner: Runner, examples: Sequence[Example], indices: Sequence[int], *, label: str
+) -> list[Trial]:
+    """Run the examples concurrently, each in its own capture block (so runs stay apart).
+
+    An exception from the app does not stop the batch: the trial keeps it (score 0).
+    """
+    from ..capture import capture
+
+    async def one(i: int) -> Trial:
+        example = examples[i]
+        async with capture(f"{label}[{i}]") as run:
+            try:
+                output = await runner.ainvoke(example.inputs)
+                error = None
+            except Exception as exc:  # the app failed on this example; keep going
+                log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
+                output, error = None, exc
+        runner.note(run.bindings)
+        return Trial(i, example, run, output, error)
+
+    return list(await asyncio.gather(*(one(i) for i in indices)))
+
+
+class Scorer:
+    """Score outputs with ``metric(example, output)`` or, without one, an LLM ``judge``.
+
+    A metric returns a number or ``(number, feedback)``; it may be async. The judge is a
+    :class:`tg_bridge.losses.TextLoss` instruction; its score is read from the loss
+    variable's ``metadata["score"]`` (0.0 when the judge gave none).
+    """
+
+    def __init__(self, metric: Callable[..., Any] | None, judge: str | None, engine: Any) -> None:
+        if metric is None and not judge:
+            raise UsageError("optimize needs a metric(example, output) or a judge instruction")
+        if metric is not None and not callable(metric):
+            raise UsageError("metric must be a callable metric(example, output)")
+        if judge is not None and not isinstance(judge, str):
+            raise UsageError("judge must be an instruction string")
+        self.metric = metric
+        self.judge = judge
+        self.engine = engine
+
+    async def score(self, trial: Trial) -> None:
+        """Set ``trial.score`` / ``trial.feedback``. Raises UsageError for a broken metric."""
+        if trial.error is not None:
+            trial.score = 0.0
+            trial.feedback = f"The app failed: {type(trial.error).__name__}: {trial.error}"
+            return
+        if self.metric is not None:
+            trial.score, trial.feedback = await self._metric(trial.example, trial.output)
+            return
+        trial.score = await self.judge_score(trial.example, trial.output_text)
+
+    async def judge_score(self, example: Example, output: str) -> float:
+        """The judge's 0..1 rating of ``output`` (one structured call; 0.0 if unparseable)."""
+        import json
+
+        from ..engines import resolve_engine
+        from ..safety import delimit, mask_secrets
+        from . import prompts
+
+        engine = resolve_engine(self.engine, backward=True)
+        shown = ""
+        if example.inputs or example.expected is not None:
+            data = {"inputs": dict(example.inputs), "expected": example.expected}
+            shown = "The example:\n" + delimit(
+                mask_secrets(json.dumps(data, ensure_ascii=False, default=str)), "example"
+            ) + "\n\n"
+        messages = [
+            {"role": "system", "content": prompts.JUDGE_SCORE_SYSTEM},
+            {"role": "user", "content": prompts.JUDGE_SCORE_USER.format(
+                instruction=self.judge, example=shown,
+                output=delimit(mask_secrets(output), "output"))},
+        ]
+        completion = await engine.acomplete(messages, response_format=prompts.JUDGE_SCORE_SCHEMA)
+        parsed = completion.parsed
+        if not isinstance(parsed, Mapping):
+            try:
+                parsed = json.loads(completion.text)
+            except ValueError:
+                parsed = None
+        score = parsed.get("score") if isinstance(parsed, Mapping) else None
+        if isinstance(score, bool) or not isinstance(score, numbers.Real):
+            log.info("judge gave no usable score: %.200s", completion.text)
+            return 0.0
+        return min(1.0, max(0.0, float(score)))
+
+    def judge_loss(self) -> Any:
+        from ..losses import TextLoss
+
+        return TextLoss(self.judge or "", engine=self.engine)
+
+    async def _metric(self, example: Example, output: Any) -> tuple[float, str | None]:
+        try:
+            result = self.metric(example, output)  # type: ignore[misc]
+            if inspect.isawaitable(result):
+                result = await result
+        except UsageError:
+            raise
+        except Exception as exc:
+            raise UsageError(f"metric raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(result, tuple):
+            if len(result) != 2:
+                raise UsageError("metric must return a score or a (score, feedback) pair")
+            score, feedback = result
+            return _as_score(score, "metric"), None if feedback is None else str(feedback)
+        return _as_score(result, "metric"), None
+
+
+def _as_score(value: Any, what: str) -> float:
+    if isinstance(value, bool):  # exact-match metrics often return True/False
+        return float(value)
+    if not isinstance(value, numbers.Real):
+        raise UsageError(f"{what} must return a number (or (number, feedback)), got {value!r}")
+    return float(value)
+
+
+async def evaluate(
+    runner: Runner,
+    scorer: Scorer,
+    examples: Sequence[Example],
+    *,
+    indices: Sequence[int] | None = None,
+    label: str = "eval",
+) -> tuple[float, list[Trial]]:
+    """Run and score ``examples`` (all, or ``indices``); returns (mean score, trials)."""
+    chosen = list(range(len(examples))) if indices is None else list(indices)
+    trials = await run_examples(runner, examples, chosen, label=label)
+    await asyncio.gather(*(scorer.score(t) for t in trials))
+    return mean([t.score for t in trials]), trials
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
