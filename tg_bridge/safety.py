@@ -23,7 +23,7 @@ from .config import get_settings
 if TYPE_CHECKING:
     from .variable import Variable
 
-__all__ = ["delimit", "mask_secrets", "render_value"]
+__all__ = ["delimit", "is_untrusted", "mask_secrets", "render_value"]
 
 #: Placeholders written in place of masked secrets.
 MASKED_KEY = "[MASKED_API_KEY]"
@@ -63,12 +63,23 @@ def render_value(var: Variable, *, label: str | None = None) -> str:
     """How a variable's value appears in one of our prompts.
 
     Parameters: the raw value. Other variables: secrets masked (when the setting is on).
-    Untrusted variables (``var.trusted`` False): also :func:`delimit`-ed, labelled by role.
+    Untrusted variables — ``var.trusted`` False, or computed (not a loss) directly from an
+    untrusted input, such as a template filled with a user question — are also
+    :func:`delimit`-ed, labelled by role.
     """
     value = var.value
     is_parameter = var.requires_grad and var.op is None
     if not is_parameter and get_settings().mask_secrets:
         value = mask_secrets(value)
-    if not var.trusted:
+    if is_untrusted(var):
         return delimit(value, label or var.role)
     return value
+
+
+def is_untrusted(var: Variable) -> bool:
+    """Untrusted itself, or computed (not a loss) directly from an untrusted variable."""
+    if not var.trusted:
+        return True
+    if var.op is None or var.op.kind == "loss":
+        return False
+    return any(not p.trusted for p in var.parents)

@@ -69,7 +69,8 @@ def render_inputs(op: Operation) -> str:
     """
     messages = op.attrs.get("messages")
     if op.kind == "llm_call" and isinstance(messages, list) and messages:
-        trusted = [v.value for v in op.inputs if v.trusted and v.kind != "llm_output"]
+        # only the app's own leaf texts (system prompts, fixed instructions) are shown raw
+        trusted = [v.value for v in op.inputs if v.trusted and v.op is None and v.kind != "llm_output"]
         parts = []
         for i, msg in enumerate(messages):
             if not isinstance(msg, dict):
