@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tg_bridge.exceptions import StoreError
+from tg_bridge.store import RunStore
+from tests.loop import resume_worker
+
+WORKER = Path(resume_worker.__file__)
+ROOT = WORKER.parents[2]
+
+
+def _trajectory(store: RunStore, run_id: str):
+    return [(s.step, s.epoch, s.batch, s.accepted, s.score, dict(s.values))
+            for s in store.steps(run_id)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ref") / "runs.db")
+    result = resume_worker.run(path)
+    store = RunStore(path)
+    traj = _trajectory(store, result.run_id)
+    # the scenario must exercise both decisions, or the test proves little
+    assert any(t[3] for t in traj) and not all(t[3] for t in traj)
+    assert len(traj) == 8
+    return result, traj
+
+
+def _spawn(store: str, run_id: str | None = None) -> subprocess.Popen:
+    args = [sys.executable, str(WORKER), store] + ([run_id] if run_id else [])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker ended early: {proc.communicate()}")
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError("timed out waiting for the worker")
+
+
+def _steps(store: RunStore) -> int:
+    runs = store.runs()
+    return runs[0].steps_done if runs else -1
+
+
+@pytest.mark.parametrize("kill_after_steps", [0, 1, 3, 6])
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, reference, kill_after_steps):
+    _, expected = reference
+    path = str(tmp_path / "runs.db")
+    store = RunStore(path)
+    proc = _spawn(path)
+    # wait until that many steps are committed, then kill mid-way through the next one
+    _wait_for(lambda: _steps(store) >= kill_after_steps, proc)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    run_id = store.runs()[0].id
+    before = _trajectory(store, run_id)
+    assert len(before) < 8, "the worker finished before it could be killed"
+    assert before == expected[: len(before)]  # nothing half-written
+    resumed = _spawn(path, run_id)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    after = _trajectory(store, run_id)
+    assert after == expected  # no step lost, none repeated, same decisions and prompts
+    assert [t[0] for t in after] == list(range(1, 9))
+    info = store.get_run(run_id)
+    assert info.status == "finished"
+    assert out.split()[0] == run_id
+
+
+def test_resume_in_process_continues_and_reapplies(tmp_path, reference):
+    ref_result, expected = reference
+    path = str(tmp_path / "runs.db")
+    store = RunStore(path)
+    # a crashed run: same config, the first three steps committed
+    run_id = store.create_run(name="x", config=RunStore(ref_result.store_path)
+                              .get_run(ref_result.run_id).config)
+    ref_store = RunStore(ref_result.store_path)
+    info = ref_store.get_run(ref_result.run_id)
+    store.update_run(run_id, baseline_score=info.baseline_score, originals=info.originals)
+    for record in ref_store.steps(ref_result.run_id)[:3]:
+        store.commit_step(record.__class__(**{**record.__dict__, "run_id": run_id}))
+    result = resume_worker.run(path, resume=run_id)
+    assert _trajectory(store, run_id) == expected
+    assert result.best_patch.changes[0].new == ref_result.best_patch.changes[0].new
+    assert result.target.template == ref_result.target.template
+
+
+def test_resume_refuses_a_different_trainset(tmp_path, reference):
+    ref_result, _ = reference
+    import tg_bridge.adapters
+    from tg_bridge.loop import optimize
+    from tg_bridge.testing import FakeApp, FakeAppAdapter
+
+    tg_bridge.adapters.load_adapters = lambda: [FakeAppAdapter()]
+    app = FakeApp("version 0: answer {q}", resume_worker.model)
+    with pytest.raises(StoreError, match="trainset"):
+        optimize(app, resume_worker.TRAIN[:4], metric=resume_worker.metric,
+                 valset=resume_worker.VAL, batch_size=2, epochs=2, seed=7,
+                 store=ref_result.store_path, resume=ref_result.run_id, progress=False,
+                 engine=resume_worker.FakeEngine(resume_worker.respond))
