@@ -146,6 +146,7 @@ def test_our_engine_calls_are_not_captured(index, llm):
 
 def test_streaming_query_records_outputs_and_parents(index, llm):
     engine = index.as_query_engine(llm=llm, streaming=True)
+    before = set(tg_bridge_llamaindex_recorder().deferred)
     with capture() as run:
         response = engine.query("How tall is the Eiffel Tower?")
         tokens = list(response.response_gen)
@@ -157,8 +158,7 @@ def test_streaming_query_records_outputs_and_parents(index, llm):
     assert llm_span.attributes[f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}"] == text
     assert llm_span.trace_id == root.trace_id  # the lazily started LLM span joined the query
     assert sc.TEMPLATES in _named(run, ".stream")[0].attributes
-    recorder = tg_bridge_llamaindex_recorder()
-    assert not recorder.deferred
+    assert set(tg_bridge_llamaindex_recorder().deferred) <= before  # the whole chain ended
 
 
 def test_unconsumed_streams_do_not_leak(index, llm, monkeypatch):
