@@ -21,6 +21,8 @@ import dataclasses
 import html
 import inspect
 import string
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -202,7 +204,9 @@ def _loss_of(loss: Any, judge: Any, engine: Any) -> Any:
 
 
 async def _run_target(target: Any, inputs: Any) -> str:
-    adapter = adapter_for(target)
+    # plain functions need no adapter, and looking one up would import the host frameworks
+    plain = inspect.isfunction(target) or inspect.ismethod(target) or inspect.isbuiltin(target)
+    adapter = None if plain else adapter_for(target)
     try:
         if adapter is not None:
             result = await adapter.ainvoke(target, inputs if isinstance(inputs, Mapping) else {"input": inputs})
@@ -264,3 +268,15 @@ def _render_inputs(inputs: Any) -> str:
         return "\n".join(f"{k}: {v}" for k, v in inputs.items())
     return str(inputs)
 
+
+
+class _CallableModule(types.ModuleType):
+    """``tg_bridge.refine`` names both this module and the function: once the module is
+    imported, Python binds the package attribute to the module, so the module forwards calls
+    to :func:`refine` and ``tg_bridge.refine(target, inputs)`` works either way."""
+
+    def __call__(self, target: Any, inputs: Any, **kwargs: Any) -> Refinement:
+        return refine(target, inputs, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
