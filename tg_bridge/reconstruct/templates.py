@@ -19,15 +19,18 @@ _DOUBLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _MAX_MATCH_CHARS = 200_000
 _MAX_PLACEHOLDERS = 32
 _MIN_FREE_VALUE = 4  # shorter values are only substituted at word boundaries
+_FORMATTER = string.Formatter()
 
 
-def _fstring_parts(template: str) -> list[tuple[str, str | None]] | None:
-    """``(literal, field name or None)`` pairs, or None when the text is not a valid f-string."""
+@functools.lru_cache(maxsize=1024)
+def _fstring_parts(template: str) -> tuple[tuple[str, str | None], ...] | None:
+    """``(literal, field name or None)`` pairs, or None when the text is not a valid f-string.
+    Cached: the same few templates are parsed for every trace of a file."""
     try:
-        parsed = list(string.Formatter().parse(template))
+        parsed = list(_FORMATTER.parse(template))
     except ValueError:
         return None
-    return [(lit, name) for lit, name, _spec, _conv in parsed]
+    return tuple((lit, name) for lit, name, _spec, _conv in parsed)
 
 
 def placeholders(template: str, fmt: str = "f-string") -> list[str]:
@@ -99,7 +102,7 @@ def _pattern(template: str, fmt: str) -> tuple[re.Pattern[str], tuple[str, ...]]
         parsed = _fstring_parts(template)
         if parsed is None:
             return None
-        pieces = parsed
+        pieces = list(parsed)
     else:
         return re.compile(re.escape(template), re.DOTALL), ()
     if sum(1 for _, n in pieces if n) > _MAX_PLACEHOLDERS:
