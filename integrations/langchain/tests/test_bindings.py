@@ -184,3 +184,16 @@ def test_agent_system_prompt_of_hand_written_loop_round_trip():
     system.write(lc_apps.AGENT_SYSTEM)
     assert parts["prompt"].messages[0].prompt.template == lc_apps.AGENT_SYSTEM
     assert AIMessage  # imported for the agent helpers' types
+
+
+def test_bindings_follow_a_replaced_message():
+    from langchain_core.prompts import HumanMessagePromptTemplate
+
+    prompt = ChatPromptTemplate.from_messages([("system", "old {x}"), ("human", "{q}")])
+    first = adapter.bindings(prompt)
+    assert adapter.bindings(prompt)[0] is first[0]  # stable while unchanged
+    prompt.messages[0] = HumanMessagePromptTemplate.from_template("new {x}")
+    (replaced, _) = adapter.bindings(prompt)
+    assert replaced.key == first[0].key and replaced.read() == "new {x}" and replaced.role == "user"
+    replaced.write("newer {x}")
+    assert prompt.format_messages(x="1", q="2")[0].content == "newer 1"

@@ -102,15 +102,33 @@ def prompt_bindings(prompt: Any, key: str | None = None) -> list[PromptBinding]:
     if key is None:
         return []
     cache = registry.extras(key)
-    found = cache.get("bindings")
-    if found is None:
-        found = []
-        try:
-            _collect(prompt, prompt, key, "", 0, None, found)
-        except Exception:
-            log.debug("could not list the texts of %s", key, exc_info=True)
-        cache["bindings"] = found
+    signature = _signature(prompt)
+    cached = cache.get("bindings")
+    if cached is not None and cached[0] == signature:
+        return list(cached[1])
+    found: list[PromptBinding] = []
+    try:
+        _collect(prompt, prompt, key, "", 0, None, found)
+    except Exception:
+        log.debug("could not list the texts of %s", key, exc_info=True)
+    # keep binding objects stable while the prompt's structure is unchanged; a replaced
+    # message (``prompt.messages[0] = ...``) changes the signature and rebuilds them
+    cache["bindings"] = (signature, found)
     return list(found)
+
+
+def _signature(prompt: Any) -> tuple[int, ...]:
+    parts: list[int] = []
+    for attr in ("messages", "example_prompt"):
+        value = getattr(prompt, attr, None)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        parts.append(id(value))
+        for item in items:
+            parts.append(id(item))
+            parts.append(id(getattr(item, "prompt", None)))
+    return tuple(parts)
 
 
 def template_records(prompt: Any, key: str) -> list[dict[str, Any]]:
