@@ -159,11 +159,11 @@ async def _losses(state: LoopState, trials: Sequence[Trial], pool: dict[str, Var
 
 
 def _pick_output(outputs: Sequence[Variable], text: str) -> Variable | None:
-    """The graph output holding the app's answer (else the last output)."""
+    """The graph output holding the app's answer (else the first: the trace's final output)."""
     for var in outputs:
         if var.value == text:
             return var
-    return outputs[-1] if outputs else None
+    return outputs[0] if outputs else None
 
 
 def _remember_originals(state: LoopState) -> None:

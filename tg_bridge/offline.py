@@ -1,0 +1,297 @@
+"""Optimize from recorded runs and user feedback, without running the app.
+
+Two sources: OTLP JSON trace files plus a feedback JSONL file (the ``tg-bridge optimize``
+command), and the production calls recorded by ``@optimizable`` with the feedback attached
+through ``fn.feedback(...)``. Either way each run is rebuilt as a graph (one parameter per
+prompt across runs), the feedback text is seeded as the gradient of the run's output
+(:func:`tg_bridge.losses.feedback`), backward propagates it to the prompts and TGD proposes a
+Patch. Parameters are named by binding key when the spans carry one, else by identity
+(``name#hash``): :func:`tg_bridge.apply_patch` matches either at deploy time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .engines.sync import run_sync
+from .engines.usage import Usage, usage
+from .exceptions import TgBridgeError, UsageError
+from .graph import Graph
+from .variable import Variable
+
+__all__ = [
+    "FeedbackEntry",
+    "FeedbackOptimization",
+    "afrom_graphs",
+    "feedback_text",
+    "optimize_from_feedback",
+    "optimize_traces",
+    "read_feedback",
+]
+
+log = logging.getLogger(__name__)
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackEntry:
+    """One feedback line: the trace it is about, a score and/or a text."""
+
+    trace_id: str
+    score: float | None = None
+    text: str | None = None
+
+
+@dataclasses.dataclass
+class FeedbackOptimization:
+    """The proposal: ``patch`` (not applied), gradients per prompt key, how many runs were
+    used / skipped, and usage per phase (backward, update)."""
+
+    patch: Any
+    gradients: dict[str, tuple[str, ...]]
+    used: int
+    skipped: int
+    usage: dict[str, dict[str, int]]
+
+
+def feedback_text(score: float | None, text: str | None) -> str:
+    """The gradient seeded on a run's output for one piece of user feedback."""
+    parts = []
+    if score is not None:
+        parts.append(f"A user rated this output {score:g} (higher is better).")
+    if text and text.strip():
+        parts.append(f"The user's comment: {text.strip()}")
+    return " ".join(parts)
+
+
+def normalize_trace_id(value: Any) -> str:
+    """A trace id as 32 lowercase hex chars (accepts hex or base64, as OTLP writers differ)."""
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError("trace_id must be a non-empty string")
+    text = value.strip().lower()
+    if _HEX32.match(text):
+        return text
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) == 16:
+        return raw.hex()
+    raise UsageError(f"trace_id {value!r} is neither 32 hex characters nor base64 of 16 bytes")
+
+
+def read_feedback(path: str | os.PathLike[str]) -> list[FeedbackEntry]:
+    """Read a feedback JSONL file: one ``{"trace_id", "score"?, "text"?}`` per line.
+
+    Blank lines are skipped. Raises UsageError naming the file and line for bad input.
+    """
+    entries = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read feedback file {os.fspath(path)!r}: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{os.fspath(path)}:{number}"
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(item, Mapping):
+            raise UsageError(f"{where}: expected an object with trace_id, score and/or text")
+        try:
+            trace_id = normalize_trace_id(item.get("trace_id"))
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        score, text = item.get("score"), item.get("text")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise UsageError(f"{where}: score must be a number")
+        if text is not None and not isinstance(text, str):
+            raise UsageError(f"{where}: text must be a string")
+        if score is None and not (text or "").strip():
+            raise UsageError(f"{where}: give a score, a text, or both")
+        entries.append(FeedbackEntry(trace_id, None if score is None else float(score), text))
+    return entries
+
+
+async def afrom_graphs(
+    items: Sequence[tuple[Graph, Variable | None, Sequence[str]]],
+    *,
+    engine: Any = None,
+    mode: str = "edge",
+    constraints: Sequence[str] = (),
+    parameters: Mapping[str, Variable] | None = None,
+) -> FeedbackOptimization:
+    """Seed each ``(graph, output, texts)`` and propose a Patch over the shared parameters.
+
+    ``output`` None means the graph's first output. Raises UsageError when nothing usable is
+    left, EngineError / OptimizerOutputError from the engine.
+    """
+    from .autograd import abackward
+    from .losses import feedback
+    from .optim.tgd import TGD
+
+    roots: list[Variable] = []
+    skipped = 0
+    for graph, output, texts in items:
+        target = output if output is not None else (graph.outputs[0] if graph.outputs else None)
+        texts = [t for t in texts if t and t.strip()]
+        if target is None or not texts:
+            skipped += 1
+            continue
+        for text in texts:
+            feedback(target, text)
+        if all(target is not r for r in roots):
+            roots.append(target)
+    if not roots:
+        raise UsageError("no run with feedback could be turned into a graph with an output")
+    pool: list[Variable] = []
+    sources = parameters.values() if parameters is not None else (
+        p for graph, _, _ in items for p in graph.parameters())
+    for param in sources:
+        if param.requires_grad and all(param is not p for p in pool):
+            pool.append(param)
+    if not pool:
+        raise UsageError("the runs contain no prompt to optimize")
+    meters = {"backward": Usage(), "update": Usage()}
+    with usage(meters["backward"]):
+        await abackward(roots, engine=engine, mode=mode)
+    with usage(meters["update"]):
+        patch = await TGD(pool, engine=engine, constraints=tuple(constraints)).apropose()
+    return FeedbackOptimization(
+        patch=patch,
+        gradients={p.key: tuple(g.text for g in p.gradients) for p in pool},
+        used=len(roots),
+        skipped=skipped,
+        usage={phase: _counters(m) for phase, m in meters.items()},
+    )
+
+
+def optimize_traces(
+    traces: str | os.PathLike[str],
+    feedback: str | os.PathLike[str] | Sequence[FeedbackEntry],
+    *,
+    engine: Any = None,
+    mode: str = "edge",
+    constraints: Sequence[str] = (),
+) -> FeedbackOptimization:
+    """Blocking: rebuild every trace of a trace file that has feedback and propose a Patch.
+
+    Feedback for trace ids absent from the file is logged and ignored. Raises UsageError /
+    TraceFormatError for bad files, EngineError from the engine.
+    """
+    from .traces import load_traces
+
+    entries = list(feedback) if not isinstance(feedback, (str, os.PathLike)) else read_feedback(feedback)
+    by_trace: dict[str, list[str]] = {}
+    for entry in entries:
+        by_trace.setdefault(entry.trace_id, []).append(feedback_text(entry.score, entry.text))
+    pool: dict[str, Variable] = {}
+    graphs = load_traces(traces, parameters=pool)
+    items = []
+    for graph in graphs:
+        texts = by_trace.pop(str(graph.metadata.get("trace_id", "")).lower(), None)
+        if texts:
+            items.append((graph, _output_of(graph), texts))
+    if by_trace:
+        log.warning("feedback for %d trace id(s) not in %s ignored: %s", len(by_trace),
+                    os.fspath(traces), ", ".join(sorted(by_trace)[:5]))
+    if not items:
+        raise UsageError(f"no trace of {os.fspath(traces)} has feedback (check the trace ids)")
+    result = run_sync(afrom_graphs(items, engine=engine, mode=mode, constraints=constraints,
+                                   parameters=pool))
+    result.skipped += len(by_trace)
+    result.patch.metadata.update({"source": "traces", "traces": len(graphs),
+                                  "with_feedback": result.used})
+    return result
+
+
+def optimize_from_feedback(
+    recorder: Any,
+    *,
+    engine: Any = None,
+    mode: str = "edge",
+    constraints: Sequence[str] = (),
+    limit: int | None = None,
+    apply: bool = True,
+) -> Any:
+    """Optimize an ``@optimizable`` function's prompts from its recorded calls' feedback.
+
+    Returns an OptimizationResult (stored as a one-step run). With ``apply=True`` the patch
+    is written into the live prompts seen by this process (BindingError when a changed prompt
+    was never seen live: call the function once, or apply later with ``apply_patch``).
+    """
+    from .loop.result import OptimizationResult, StepResult
+    from .patching.apply import apply_patch
+    from .reconstruct import reconstruct
+    from .store.records import StepRecord
+
+    captures = recorder.store.captures(recorder.source, with_feedback=True, limit=limit)
+    if not captures:
+        raise UsageError(f"no recorded call of {recorder.source} has feedback yet")
+    live = {b.key: b for b in recorder.live_bindings()}
+    pool: dict[str, Variable] = {}
+    items = []
+    for cap in captures:
+        try:
+            graph = reconstruct(cap.spans, bindings=live, parameters=pool)
+        except TgBridgeError as exc:
+            log.warning("recorded call %s cannot be rebuilt: %s", cap.id, exc)
+            continue
+        from .loop.step import _pick_output
+
+        texts = [feedback_text(f.score, f.text) for f in cap.feedback]
+        items.append((graph, _pick_output(graph.outputs, cap.output or ""), texts))
+    result = run_sync(afrom_graphs(items, engine=engine, mode=mode, constraints=constraints,
+                                   parameters=pool))
+    patch = result.patch
+    scores = [f.score for c in captures for f in c.feedback if f.score is not None]
+    baseline = sum(scores) / len(scores) if scores else None
+    applied = False
+    if apply and patch.changes:
+        patch = apply_patch(list(live.values()), patch)
+        applied = True
+    store = recorder.store
+    originals = {c.target: c.old for c in patch.changes}
+    run_id = store.create_run(name=f"{recorder.source} (feedback)", originals=originals,
+                              baseline_score=baseline,
+                              config={"source": "feedback", "captures": len(captures),
+                                      "mode": mode})
+    record = StepRecord(
+        run_id=run_id, step=1, epoch=0, batch=(), candidate=patch.to_json(), score=None,
+        before=baseline, accepted=applied,
+        values={c.target: c.new if applied else c.old for c in patch.changes},
+        gradients=result.gradients, usage=result.usage,
+        reason="" if applied else "not applied (apply=False or no change)",
+    )
+    store.commit_step(record)
+    store.finish_run(run_id)
+    step = StepResult(1, 0, (), patch, None, baseline, applied, result.gradients, result.usage,
+                      record.reason)
+    return OptimizationResult(run_id=run_id, baseline_score=baseline, best_score=None,
+                              best_patch=patch, history=[step], usage=store.usage(run_id),
+                              target=None, store_path=store.path)
+
+
+def _output_of(graph: Graph) -> Variable | None:
+    text = graph.metadata.get("output")
+    for var in graph.outputs:
+        if isinstance(text, str) and var.value == text:
+            return var
+    return graph.outputs[0] if graph.outputs else None
+
+
+def _counters(meter: Usage) -> dict[str, int]:
+    return {"calls": meter.calls, "cached_calls": meter.cached_calls,
+            "prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens}

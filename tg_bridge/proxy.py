@@ -1,0 +1,264 @@
+"""OptimizableProxy: a transparent stand-in for a chain or engine object that records calls.
+
+``rag = tg_bridge.optimizable(rag)`` returns a proxy that behaves like ``rag``: attribute
+reads and writes pass through, ``isinstance(proxy, type(rag))`` holds (``__class__`` is
+forwarded, so frameworks accept it inside their own pipelines), and the call methods of the
+LangChain Runnable protocol (invoke/ainvoke/batch/abatch/stream/astream) and of LlamaIndex
+(query/aquery/chat/achat) are recorded like ``@optimizable`` functions. ``|`` composition is
+delegated to the original. No host framework is imported here: call methods are wrapped by
+name. Recording never breaks a call (see :mod:`tg_bridge.decorators`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from .capture.state import context_run, reset_current, set_current
+from .decorators import Recorder, _attach, output_text
+from .exceptions import UsageError
+
+__all__ = ["OptimizableProxy"]
+
+SYNC_CALLS = ("invoke", "batch", "query", "chat", "__call__")
+ASYNC_CALLS = ("ainvoke", "abatch", "aquery", "achat")
+STREAM_CALLS = ("stream",)
+ASTREAM_CALLS = ("astream",)
+_OWN = ("_tg_target", "_tg_recorder", "_tg_api")
+
+
+class OptimizableProxy:
+    """See the module docstring. Build one with :meth:`wrap` (or ``tg_bridge.optimizable``)."""
+
+    @classmethod
+    def wrap(cls, obj: Any, *, sample_rate: float = 1.0, store: Any = None,
+             name: str | None = None) -> OptimizableProxy:
+        if isinstance(obj, OptimizableProxy):
+            return obj
+        from .adapters import adapter_for
+
+        adapter = adapter_for(obj)
+        if adapter is None:
+            raise UsageError(
+                f"cannot make a {type(obj).__name__} optimizable: no installed adapter owns it"
+                " (decorate the function that runs it with @tg_bridge.optimizable instead)"
+            )
+        recorder = Recorder(name or f"{type(obj).__module__}.{type(obj).__qualname__}",
+                            sample_rate=sample_rate, store=store)
+        proxy = cls.__new__(cls)
+        api: dict[str, Any] = {}
+        object.__setattr__(proxy, "_tg_target", obj)
+        object.__setattr__(proxy, "_tg_recorder", recorder)
+        object.__setattr__(proxy, "_tg_api", api)
+
+        async def invoke(inputs: Mapping[str, Any]) -> Any:
+            return await adapter.ainvoke(obj, inputs)
+
+        _attach(proxy, recorder, invoke, setter=api.__setitem__)
+
+        def make_runner() -> Any:
+            from .loop.evaluation import Runner
+
+            return Runner(obj, invoke, adapter=adapter, copier=adapter.copy,
+                          name=recorder.source, seen=recorder.bindings)
+
+        def bindings() -> list[Any]:
+            found = {b.key: b for b in adapter.bindings(obj)}
+            for b in recorder.live_bindings():
+                found.setdefault(b.key, b)
+            return list(found.values())
+
+        api["__tg_bridge_runner__"] = make_runner
+        api["__tg_bridge_bindings__"] = bindings
+        return proxy
+
+    # -- attribute passthrough ------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        api = object.__getattribute__(self, "_tg_api")
+        if name in api:
+            return api[name]
+        target = object.__getattribute__(self, "_tg_target")
+        attr = getattr(target, name)
+        if callable(attr) and name in SYNC_CALLS + ASYNC_CALLS + STREAM_CALLS + ASTREAM_CALLS:
+            return _recorded(attr, name, object.__getattribute__(self, "_tg_recorder"))
+        return attr
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(object.__getattribute__(self, "_tg_target"), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(object.__getattribute__(self, "_tg_target"), name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance(proxy, Runnable) must hold
+        return type(object.__getattribute__(self, "_tg_target"))
+
+    def __dir__(self) -> list[str]:
+        target = object.__getattribute__(self, "_tg_target")
+        return sorted(set(dir(target)) | set(object.__getattribute__(self, "_tg_api")))
+
+    # -- special methods are looked up on the type: forward the common ones --------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("__call__")(*args, **kwargs)
+
+    def __or__(self, other: Any) -> Any:
+        return _target(self) | _unwrap(other)
+
+    def __ror__(self, other: Any) -> Any:
+        return _unwrap(other) | _target(self)
+
+    def __repr__(self) -> str:
+        return repr(_target(self))
+
+    def __str__(self) -> str:
+        return str(_target(self))
+
+    def __eq__(self, other: Any) -> bool:
+        return bool(_target(self) == _unwrap(other))
+
+    def __hash__(self) -> int:
+        return hash(_target(self))
+
+    def __bool__(self) -> bool:
+        return bool(_target(self))
+
+    def __len__(self) -> int:
+        return len(_target(self))
+
+    def __iter__(self) -> Any:
+        return iter(_target(self))
+
+    def __getitem__(self, key: Any) -> Any:
+        return _target(self)[key]
+
+
+def _target(proxy: Any) -> Any:
+    return object.__getattribute__(proxy, "_tg_target")
+
+
+def _unwrap(obj: Any) -> Any:
+    if type(obj) is OptimizableProxy:  # type(), not isinstance(): __class__ is forwarded
+        return _target(obj)
+    return obj
+
+
+def _recorded(method: Any, name: str, recorder: Recorder) -> Any:
+    if name in STREAM_CALLS:
+        @functools.wraps(method)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            return _stream(method, recorder, args, kwargs)
+        return stream
+    if name in ASTREAM_CALLS:
+        @functools.wraps(method)
+        def astream(*args: Any, **kwargs: Any) -> Any:
+            return _astream(method, recorder, args, kwargs)
+        return astream
+    if name in ASYNC_CALLS or inspect.iscoroutinefunction(method):
+        @functools.wraps(method)
+        async def acall(*args: Any, **kwargs: Any) -> Any:
+            cap = recorder.start()
+            if cap is None:
+                return await method(*args, **kwargs)
+            try:
+                result = await method(*args, **kwargs)
+            except BaseException as exc:
+                recorder.stop(cap, _call_inputs(args, kwargs), None, exc)
+                raise
+            recorder.stop(cap, _call_inputs(args, kwargs), result, None)
+            return result
+        return acall
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        cap = recorder.start()
+        if cap is None:
+            return method(*args, **kwargs)
+        try:
+            result = method(*args, **kwargs)
+        except BaseException as exc:
+            recorder.stop(cap, _call_inputs(args, kwargs), None, exc)
+            raise
+        recorder.stop(cap, _call_inputs(args, kwargs), result, None)
+        return result
+    return call
+
+
+def _call_inputs(args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    # the first positional argument is the input; config and the rest are not app inputs
+    return args[0] if len(args) == 1 and not kwargs else {"args": list(args), "kwargs": {
+        k: v for k, v in kwargs.items() if k != "config"}}
+
+
+def _stream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    """Record a stream: the Run is current only while the host pulls the next chunk (a
+    generator must not leave its context behind in the caller between chunks)."""
+    cap = recorder.start()
+    if cap is None:
+        yield from method(*args, **kwargs)
+        return
+    cap.__exit__(None, None, None)  # the Run stays; we re-enter it around each pull
+    run = cap.run
+    chunks: list[str] = []
+    error: BaseException | None = None
+    try:
+        prev = context_run()
+        token = set_current(run)
+        try:
+            iterator = iter(method(*args, **kwargs))
+        finally:
+            reset_current(token, prev)
+        while True:
+            prev = context_run()
+            token = set_current(run)
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                break
+            finally:
+                reset_current(token, prev)
+            chunks.append(output_text(chunk))
+            yield chunk
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        run.finish()
+        recorder.save(run, _call_inputs(args, kwargs), "".join(chunks), error)
+
+
+async def _astream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    cap = recorder.start()
+    if cap is None:
+        async for chunk in method(*args, **kwargs):
+            yield chunk
+        return
+    cap.__exit__(None, None, None)
+    run = cap.run
+    chunks: list[str] = []
+    error: BaseException | None = None
+    try:
+        prev = context_run()
+        token = set_current(run)
+        try:
+            iterator = method(*args, **kwargs).__aiter__()
+        finally:
+            reset_current(token, prev)
+        while True:
+            prev = context_run()
+            token = set_current(run)
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                reset_current(token, prev)
+            chunks.append(output_text(chunk))
+            yield chunk
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        run.finish()
+        recorder.save(run, _call_inputs(args, kwargs), "".join(chunks), error)
