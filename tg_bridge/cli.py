@@ -33,7 +33,7 @@ PROG = "tg-bridge"
 
 #: Modules contributing subcommands (``register(subparsers)`` each), in --help order.
 #: Add yours here; a module that cannot be imported is skipped (logged at DEBUG).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("tg_bridge.cli_optimize", "tg_bridge.cli_runs")
 
 GRAPH_FORMATS = ("text", "json", "mermaid", "dot")
 

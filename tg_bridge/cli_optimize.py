@@ -1,0 +1,87 @@
+"""``tg-bridge optimize``: propose a Patch from production traces and user feedback.
+
+::
+
+    tg-bridge optimize --traces prod.otlp.json --feedback feedback.jsonl \\
+        --engine openai:gpt-4o-mini --out patch.json [--mode edge|fused] [--constraint TEXT]
+
+No live app is needed: the Patch names prompts by binding key or identity (``name#hash``), and
+``tg_bridge.apply_patch(app, "patch.json")`` applies it at deploy time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .exceptions import UsageError
+
+__all__ = ["register", "run_optimize"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "optimize",
+        help="propose better prompts from trace files and user feedback (writes a patch)",
+        description=(
+            "Rebuild each trace of an OTLP JSON file that has feedback, use the feedback "
+            '(JSONL lines {"trace_id", "score"?, "text"?}) as the loss, run backward and '
+            "write the proposed prompt changes as a patch JSON file."
+        ),
+    )
+    parser.add_argument("--traces", required=True, help="OTLP JSON trace file")
+    parser.add_argument("--feedback", required=True, help="feedback JSONL file")
+    parser.add_argument("--engine", default=None,
+                        help="engine spec for gradients and updates, e.g. openai:MODEL or local"
+                             " (default: the configured engine)")
+    parser.add_argument("--out", required=True, help="where to write the patch JSON")
+    parser.add_argument("--mode", choices=("edge", "fused"), default="edge",
+                        help="backward mode (default: edge)")
+    parser.add_argument("--constraint", action="append", default=[],
+                        help="a rule every new prompt must respect (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.set_defaults(func=run_optimize)
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    for label, path in (("--traces", args.traces), ("--feedback", args.feedback)):
+        if not os.path.isfile(path):
+            raise UsageError(f"{label} {path}: no such file")
+    from . import engines
+    from .offline import optimize_traces
+
+    engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
+    result = optimize_traces(args.traces, args.feedback, engine=engine, mode=args.mode,
+                             constraints=args.constraint)
+    text = result.patch.to_json()
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, args.out)  # never leave a half-written patch behind
+    rejected = result.patch.metadata.get("rejected") or []
+    summary = {
+        "out": args.out,
+        "changes": [c.target for c in result.patch.changes],
+        "rejected": [r.get("target") for r in rejected if isinstance(r, dict)],
+        "traces_used": result.used,
+        "skipped": result.skipped,
+        "usage": result.usage,
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return 0
+    calls = sum(int(u.get("calls", 0)) for u in result.usage.values())
+    sys.stdout.write(
+        f"wrote {args.out}: {len(result.patch.changes)} change(s) from {result.used} trace(s)"
+        f" with feedback ({calls} engine calls)\n"
+    )
+    for change in result.patch.changes:
+        sys.stdout.write(f"  {change.target}\n")
+    for item in summary["rejected"]:
+        sys.stdout.write(f"  rejected: {item}\n")
+    return 0
