@@ -51,10 +51,11 @@ def run_optimize(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise UsageError(f"{label} {path}: no such file")
     from . import engines
-    from .offline import optimize_traces
+    from .offline import optimize_traces, read_feedback
 
+    entries = read_feedback(args.feedback)  # bad input fails before any engine is built
     engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
-    result = optimize_traces(args.traces, args.feedback, engine=engine, mode=args.mode,
+    result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
                              constraints=args.constraint)
     text = result.patch.to_json()
     out_dir = os.path.dirname(os.path.abspath(args.out))

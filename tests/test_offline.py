@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tg_bridge
+import tg_bridge.adapters
+import tg_bridge.engines
+from tg_bridge.capture import capture
+from tg_bridge.cli import main
+from tg_bridge.exceptions import UsageError
+from tg_bridge.offline import normalize_trace_id, read_feedback
+from tg_bridge.patching.patch import Patch
+from tg_bridge.testing import FakeApp, FakeAppAdapter, FakeEngine
+from tg_bridge.traces import read_spans
+
+NEW = "Please answer {q}"
+
+
+def _respond(messages, fmt):
+    if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+        return {"improved_value": NEW}
+    return "Ask politely; users want full answers."
+
+
+@pytest.fixture(autouse=True)
+def fake_adapter(monkeypatch):
+    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """An engine spec registered by the test only: --engine fake:test."""
+    engine = FakeEngine(_respond)
+    real = tg_bridge.engines.engine
+
+    def pick(spec=None, **kw):
+        return engine if spec == "fake:test" else real(spec, **kw)
+
+    monkeypatch.setattr(tg_bridge.engines, "engine", pick)
+    return engine
+
+
+def _otlp_line(spans) -> str:
+    def value(v):
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": str(v)}
+
+    out = [{
+        "traceId": s.trace_id, "spanId": s.span_id, "parentSpanId": s.parent_id or "",
+        "name": s.name, "kind": 1, "startTimeUnixNano": str(s.start_ns),
+        "endTimeUnixNano": str(s.end_ns),
+        "attributes": [{"key": k, "value": value(v)} for k, v in s.attributes.items()],
+        "status": {},
+    } for s in spans]
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                          "scopeSpans": [{"scope": {"name": "t"}, "spans": out}]}]})
+
+
+@pytest.fixture
+def production(tmp_path):
+    """Two production calls of a FakeApp exported as an OTLP JSON file, plus feedback."""
+    app = FakeApp("Answer {q}", lambda p: p.rsplit(" ", 1)[-1], name="prod")
+    lines, trace_ids = [], []
+    for q in ("fig", "yam", "kiwi"):
+        with capture() as run:
+            app.invoke({"q": q})
+        lines.append(_otlp_line(run.spans))
+        trace_ids.append(run.spans[0].trace_id)
+    traces = tmp_path / "prod.otlp.json"
+    traces.write_text("\n".join(lines) + "\n")
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text(
+        json.dumps({"trace_id": trace_ids[0], "score": 0, "text": "Rude one-word answer."}) + "\n"
+        + "\n"
+        + json.dumps({"trace_id": trace_ids[1], "score": 0.2}) + "\n"
+        + json.dumps({"trace_id": "0" * 32, "text": "about a trace we do not have"}) + "\n"
+    )
+    return traces, feedback, trace_ids
+
+
+def test_cli_optimize_writes_a_patch_that_applies_at_deploy_time(tmp_path, production,
+                                                                 fake_engine, capsys):
+    traces, feedback, _ = production
+    out = tmp_path / "out" / "patch.json"
+    code = main(["optimize", "--traces", str(traces), "--feedback", str(feedback),
+                 "--engine", "fake:test", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "1 change(s) from 2 trace(s)" in capsys.readouterr().out
+    patch = Patch.from_json(out.read_text())
+    [change] = patch.changes
+    assert change.old == "Answer {q}" and change.new == NEW
+    # the user's words were the loss
+    assert any("Rude one-word answer." in p for p in fake_engine.prompts())
+    # deploy: same prompt under the same binding key
+    same = FakeApp("Answer {q}", str, name="prod")
+    tg_bridge.apply_patch(same, str(out))
+    assert same.template == NEW
+    # deploy: another object, another key, same text -> matched by identity (content hash)
+    other = FakeApp("Answer {q}", str, name="renamed")
+    applied = tg_bridge.apply_patch(other, str(out))
+    assert other.template == NEW
+    applied.revert()
+    assert other.template == "Answer {q}"
+
+
+def test_cli_show_patch_and_json(tmp_path, production, fake_engine, capsys):
+    traces, feedback, _ = production
+    out = tmp_path / "patch.json"
+    assert main(["optimize", "--traces", str(traces), "--feedback", str(feedback),
+                 "--engine", "fake:test", "--out", str(out), "--mode", "fused", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["traces_used"] == 2 and len(summary["changes"]) == 1
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "-Answer {q}" in shown and "+Please answer {q}" in shown
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, production, capsys):
+    traces, _, _ = production
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"trace_id": "xyz", "score": 1}\n')
+    code = main(["optimize", "--traces", str(traces), "--feedback", str(bad),
+                 "--engine", "fake:test", "--out", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "bad.jsonl:1" in err
+    assert main(["optimize", "--traces", "missing.json", "--feedback", str(bad),
+                 "--out", "p.json"]) == 2
+    assert main(["show", "no-such-run", "--store", str(tmp_path / "none.db")]) == 2
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_feedback_without_matching_traces_is_usage_error(tmp_path, production, fake_engine):
+    traces, _, _ = production
+    fb = tmp_path / "fb.jsonl"
+    fb.write_text(json.dumps({"trace_id": "ab" * 16, "score": 1}) + "\n")
+    from tg_bridge.offline import optimize_traces
+
+    with pytest.raises(UsageError, match="no trace"):
+        optimize_traces(traces, fb, engine=fake_engine)
+
+
+def test_read_feedback_and_trace_ids(tmp_path):
+    import base64
+
+    raw = bytes(range(16))
+    assert normalize_trace_id(base64.b64encode(raw).decode()) == raw.hex()
+    assert normalize_trace_id(raw.hex().upper()) == raw.hex()
+    with pytest.raises(UsageError):
+        normalize_trace_id("nope")
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"trace_id": "%s", "text": "bad"}\n{"trace_id": "%s"}\n' % (raw.hex(), raw.hex()))
+    with pytest.raises(UsageError, match="f.jsonl:2"):
+        read_feedback(path)
+
+
+def test_openinference_fixture_offline(tmp_path, fake_engine):
+    """Real OpenInference spans of a LangChain RAG app: every parameter is named by identity."""
+    from pathlib import Path
+
+    from tg_bridge.offline import optimize_traces
+
+    fixture = Path(__file__).parent / "fixtures" / "oi_langchain_rag.jsonl"
+    if not fixture.exists():
+        pytest.skip("OpenInference fixture not available")
+    trace_id = read_spans(fixture)[0].trace_id
+    fb = tmp_path / "fb.jsonl"
+    fb.write_text(json.dumps({"trace_id": trace_id, "score": 0, "text": "Wrong answer."}) + "\n")
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            return {"improved_value": _same_placeholders(messages[-1]["content"])}
+        return "Be more specific."
+
+    engine = FakeEngine(respond)
+    result = optimize_traces(fixture, fb, engine=engine)
+    assert result.used == 1
+    assert result.patch.changes
+    for change in result.patch.changes:
+        assert "#" in change.target  # name#hash identity: matchable at deploy time
+        assert change.new.startswith("Improved: ")
+
+
+def _same_placeholders(prompt: str) -> str:
+    # echo the current value back with a prefix, so every placeholder is kept
+    import re
+
+    match = re.search(r"<current_value>\n(.*?)\n</current_value>", prompt, re.DOTALL)
+    current = match.group(1) if match else ""
+    return "Improved: " + current
