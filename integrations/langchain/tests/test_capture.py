@@ -343,6 +343,28 @@ def test_failing_hook_never_breaks_the_chain(monkeypatch):
     with tgc.capture() as run:
         assert chain.invoke({"q": "a"}) == "one two three"
     assert run.hook_errors >= 3
+    # spans whose end hook failed are still ended: nothing leaks
+    from tg_bridge_langchain import hooks
+
+    assert hooks.installed_handler()._spans == {}
+    assert tgc.span_processor().open_span_count() == 0
+    assert len(by_kind(run, "LLM")) == 1
+
+
+def test_errors_are_recorded_and_reach_the_caller_unchanged():
+    class Boom(Exception):
+        pass
+
+    def explode(_):
+        raise Boom("nope")
+
+    chain = _simple_chain() | RunnableLambda(explode)
+    with tgc.capture() as run:
+        with pytest.raises(Boom):
+            chain.invoke({"q": "a"})
+    failed = [s for s in run.spans if s.status == "ERROR"]
+    assert {s.name for s in failed} == {"explode", "RunnableSequence"}
+    assert any(e["name"] == "exception" for s in failed for e in s.events)
 
 
 def test_instrument_is_idempotent_and_uninstrument_removes_everything(memory_spans):

@@ -50,6 +50,7 @@ _KIND_BY_RUN_TYPE = {
 }
 #: chain runs that are agents (legacy AgentExecutor; LangChain 1.x create_agent graphs)
 _AGENT_NAMES = frozenset({"AgentExecutor", "agent", "LangGraph"})
+_OK = Status(StatusCode.OK)
 
 
 class SpanHandler(BaseCallbackHandler):
@@ -104,22 +105,34 @@ class SpanHandler(BaseCallbackHandler):
             span.set_attribute("tg_bridge.dropped", True)
             span.end()
 
-    def _end(self, run_id: UUID, attrs: Mapping[str, Any] | None) -> None:
+    def _finish(self, run_id: UUID, where: str, make: Any, *args: Any) -> None:
+        """End the run's span with the attributes ``make(*args)`` computes; the span is
+        ended even when computing them fails (a failing hook must not leak open spans)."""
         span = self._spans.pop(run_id, None)
         if span is None:
             return
-        if attrs:
-            span.set_attributes(attrs)
-        span.set_status(Status(StatusCode.OK))
-        span.end()
+        try:
+            attrs = make(*args)
+            if attrs:
+                span.set_attributes(attrs)
+            span.set_status(_OK)
+        except Exception as exc:
+            record_hook_error(exc, where=where)
+        finally:
+            try:
+                span.end()
+            except Exception as exc:
+                record_hook_error(exc, where=where)
 
     def _fail(self, run_id: UUID, error: BaseException) -> None:
         span = self._spans.pop(run_id, None)
         if span is None:
             return
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        span.end()
+        try:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        finally:
+            span.end()
 
     # -- chains, prompts, parsers -----------------------------------------------------------
     def on_chain_start(
@@ -172,17 +185,7 @@ class SpanHandler(BaseCallbackHandler):
             register_binding(binding)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            if run_id not in self._spans:
-                return
-            attrs = value_attributes(outputs, sc.OUTPUT_VALUE, sc.OUTPUT_MIME_TYPE)
-            inputs = kwargs.get("inputs")
-            if inputs is not None and inputs != {"input": ""}:
-                # streamed runs start with a placeholder input and report the real one here
-                attrs.update(value_attributes(inputs, sc.INPUT_VALUE, sc.INPUT_MIME_TYPE))
-            self._end(run_id, attrs)
-        except Exception as exc:
-            record_hook_error(exc, where="on_chain_end")
+        self._finish(run_id, "on_chain_end", _chain_output_attributes, outputs, kwargs.get("inputs"))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
@@ -259,12 +262,7 @@ class SpanHandler(BaseCallbackHandler):
             attrs[f"llm.tools.{i}.tool.json_schema"] = to_json(tool)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            if run_id not in self._spans:
-                return
-            self._end(run_id, _llm_output_attributes(response))
-        except Exception as exc:
-            record_hook_error(exc, where="on_llm_end")
+        self._finish(run_id, "on_llm_end", _llm_output_attributes, response)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
@@ -295,15 +293,7 @@ class SpanHandler(BaseCallbackHandler):
             record_hook_error(exc, where="on_retriever_start")
 
     def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            if run_id not in self._spans:
-                return
-            attrs = document_attributes(documents)
-            attrs[sc.OUTPUT_VALUE] = to_json(documents)
-            attrs[sc.OUTPUT_MIME_TYPE] = "application/json"
-            self._end(run_id, attrs)
-        except Exception as exc:
-            record_hook_error(exc, where="on_retriever_end")
+        self._finish(run_id, "on_retriever_end", _retriever_output_attributes, documents)
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
@@ -338,16 +328,7 @@ class SpanHandler(BaseCallbackHandler):
             record_hook_error(exc, where="on_tool_start")
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            if run_id not in self._spans:
-                return
-            if isinstance(output, BaseMessage):
-                text = message_content(output)
-            else:
-                text = output if isinstance(output, str) else to_json(output)
-            self._end(run_id, {sc.OUTPUT_VALUE: text, sc.OUTPUT_MIME_TYPE: "text/plain"})
-        except Exception as exc:
-            record_hook_error(exc, where="on_tool_end")
+        self._finish(run_id, "on_tool_end", _tool_output_attributes, output)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
@@ -364,6 +345,29 @@ def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
         return str(ids[-1])
     name = serialized.get("name")
     return str(name) if name else None
+
+
+def _chain_output_attributes(outputs: Any, inputs: Any) -> dict[str, Any]:
+    attrs = value_attributes(outputs, sc.OUTPUT_VALUE, sc.OUTPUT_MIME_TYPE)
+    if inputs is not None and inputs != {"input": ""}:
+        # streamed runs start with a placeholder input and report the real one at the end
+        attrs.update(value_attributes(inputs, sc.INPUT_VALUE, sc.INPUT_MIME_TYPE))
+    return attrs
+
+
+def _retriever_output_attributes(documents: Sequence[Any]) -> dict[str, Any]:
+    attrs = document_attributes(documents)
+    attrs[sc.OUTPUT_VALUE] = to_json(documents)
+    attrs[sc.OUTPUT_MIME_TYPE] = "application/json"
+    return attrs
+
+
+def _tool_output_attributes(output: Any) -> dict[str, Any]:
+    if isinstance(output, BaseMessage):
+        text = message_content(output)
+    else:
+        text = output if isinstance(output, str) else to_json(output)
+    return {sc.OUTPUT_VALUE: text, sc.OUTPUT_MIME_TYPE: "text/plain"}
 
 
 def _llm_output_attributes(response: Any) -> dict[str, Any]:
