@@ -137,6 +137,7 @@ async def test_rejected_json_schema_falls_back_for_the_engines_life(fault_server
     second = await engine.acomplete(MSG, response_format=Answer)
     assert (first.parsed.answer, second.parsed.answer) == ("x", "y")
     assert engine.structured_mode == "text"
+    assert engine.supports_structured is False
     bodies = [r.body for r in fault_server.requests]
     assert [b.get("response_format", {}).get("type") for b in bodies] == [
         "json_schema", "json_object", None, None,
@@ -187,3 +188,16 @@ def test_sync_complete_inside_and_outside_a_loop(fault_server):
 
     assert asyncio.run(inside()).text == "ok"
     assert len(fault_server.requests) == 2
+
+
+def test_retry_after_header_forms():
+    import email.utils
+
+    from tg_bridge.engines.openai_engine import _retry_after
+
+    assert _retry_after({"retry-after": "2.5"}) == 2.5
+    assert _retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert _retry_after({}) is None and _retry_after(None) is None
+    assert _retry_after({"retry-after": "soon"}) is None
+    in_3s = email.utils.formatdate(time.time() + 3, usegmt=True)
+    assert 1.0 <= _retry_after({"retry-after": in_3s}) <= 3.5

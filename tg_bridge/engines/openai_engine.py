@@ -160,6 +160,9 @@ class OpenAIEngine(BaseEngine):
                 fallback = _MODES[_MODES.index(mode) + 1]
                 if self._mode == mode:  # concurrent calls may have downgraded already
                     self._mode = fallback
+                    # In text mode nothing constrains the output: tell callers (optimizers
+                    # pick tag-based parsing then).
+                    self.supports_structured = fallback != "text"
                     log.warning(
                         "engine %s: server rejected response_format %s; using %s from now on",
                         self.id, mode, fallback,
