@@ -71,7 +71,7 @@ def free_port() -> int:
 
 
 def start_llama_server(
-    model_path: str, *, n_ctx: int = 4096, n_threads: int = 2, timeout: float = START_TIMEOUT
+    model_path: str, *, n_ctx: int = 4096, n_threads: int = 1, timeout: float = START_TIMEOUT
 ) -> LlamaServer:
     """Start the server and wait until it serves ``/v1/models``; raises LlamaServerError."""
     port = free_port()
@@ -84,6 +84,7 @@ def start_llama_server(
         "--model_alias", MODEL_ALIAS,
         "--n_ctx", str(n_ctx),
         "--n_threads", str(n_threads),
+        "--n_threads_batch", str(n_threads),
         "--verbose", "False",
     ]
     process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
