@@ -67,3 +67,31 @@ def test_molecule_example_bad_objective_is_reported(capsys):
     example = load("molecule_optimization")
     assert example.main(["--qed-weight", "0", "--logp-weight", "0"], engine=FakeEngine([])) == 2
     assert "cannot start" in capsys.readouterr().out
+
+
+def test_benchmark_script_runs_quick_with_a_fake_engine(capsys, tmp_path):
+    import json
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "applications.py"
+    spec = importlib.util.spec_from_file_location("bench_applications", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def respond(messages):
+        system = messages[0]["content"]
+        if system.startswith("You evaluate"):
+            return "verdict"
+        if system.startswith("You are the critic"):
+            return "critique"
+        if system.startswith("You improve"):
+            return {"improved_value": MERGE_FIX if "merge_ranges" in messages[1]["content"] else "The answer is 4"}
+        return "I think 3"
+
+    out_file = tmp_path / "bench.json"
+    argv = ["--quick", "--problems", "merge_ranges", "--sections", "code", "refine", "--json", str(out_file)]
+    assert bench.main(argv, engine=FakeEngine(respond)) == 0
+    report = json.loads(out_file.read_text())
+    code = report["code"]["summary"]
+    assert code["visible_before"] < 1.0 and code["visible_after"] == 1.0 and code["solved_after"] == "1/1"
+    assert len(report["refine"]["rows"]) == 3
+    assert "## code" in capsys.readouterr().out
