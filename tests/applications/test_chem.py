@@ -51,6 +51,7 @@ def test_objective_is_configurable():
         ("C1CC", "unclosed ring"),
         ("not a molecule", "whitespace"),
         ("", "empty"),
+        ("00000000\x80\x80\x80\U00010000", "non-ascii"),
     ],
 )
 def test_invalid_smiles_become_feedback(smiles, needle):

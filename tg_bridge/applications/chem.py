@@ -164,6 +164,8 @@ def _shape_problem(value: str) -> str:
         return f"it is {len(value)} characters long; keep it under {_MAX_SMILES}."
     if any(ch.isspace() for ch in value):
         return "it contains whitespace; answer with the SMILES string alone, as one token."
+    if not value.isascii() or not value.isprintable():
+        return "it contains characters that never occur in SMILES (non-ASCII or control characters)."
     return ""
 
 
@@ -172,17 +174,27 @@ def _parse(Chem: Any, rdBase: Any, value: str) -> tuple[Any, str]:
     with _log_lock:
         if capture is not None:
             with capture() as log:
-                mol = Chem.MolFromSmiles(value)
-            messages = log.messages
+                mol = _from_smiles(Chem, value)
+            try:
+                messages = log.messages
+            except UnicodeDecodeError:  # RDKit echoes the raw bytes of odd input
+                messages = ""
         else:  # older RDKit: silence the log and give a generic reason
             with rdBase.BlockLogs():
-                mol = Chem.MolFromSmiles(value)
+                mol = _from_smiles(Chem, value)
             messages = ""
     if mol is not None and mol.GetNumAtoms() > 0:
         return mol, ""
     if mol is not None:
         return None, "it contains no atoms."
     return None, _error_text(messages) or "RDKit cannot read it as a valid molecule."
+
+
+def _from_smiles(Chem: Any, value: str) -> Any:
+    try:
+        return Chem.MolFromSmiles(value)
+    except Exception:  # RDKit signals some malformed input with exceptions instead of None
+        return None
 
 
 def _error_text(messages: str) -> str:

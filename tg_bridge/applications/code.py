@@ -130,6 +130,9 @@ async def aoptimize_code(
 ) -> ValueOptimization:
     """Improve ``code`` for ``steps`` update steps against ``tests`` (stops early at 100%).
 
+    ``task`` (the problem statement) is shown to the optimizer as a constraint; ``timeout``
+    bounds each test; ``constraints`` add rules for the new code.
+
     Returns the history (every evaluated version with its score and report) and the best
     version by pass rate. Raises EngineError when the engine fails; an unusable optimizer
     answer is recorded on that step and the loop carries on with the previous code.

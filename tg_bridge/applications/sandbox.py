@@ -90,7 +90,7 @@ class SandboxResult:
 
     ``returncode`` is negative for a signal (``-9`` = killed); ``timed_out`` is True when we
     killed it at the wall-clock limit; ``files`` maps the names asked for in
-    ``collect`` to their text (missing files are absent); ``*_dropped`` count characters cut.
+    ``collect`` to their text (missing files are absent); ``*_dropped`` count the bytes cut.
     """
 
     returncode: int | None
