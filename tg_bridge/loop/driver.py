@@ -110,7 +110,14 @@ async def aoptimize(
     if baseline is None:
         meters = _meters()
         with usage(meters["eval"]):
-            baseline, _ = await evaluate(runner, scorer, val or train, label="baseline")
+            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline")
+        failed = [t.error for t in trials if t.error is not None]
+        if failed and len(failed) == len(trials):
+            # nothing to learn from: the target cannot run these examples at all
+            raise UsageError(
+                f"the target failed on every baseline example; first error: "
+                f"{type(failed[0]).__name__}: {failed[0]}"
+            ) from failed[0]
         _remember_originals(state)
         run_store.update_run(run_id, baseline_score=baseline, originals=state.originals)
         run_store.add_usage(run_id, 0, {p: _counters(m) for p, m in meters.items()})

@@ -87,8 +87,12 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         return outcome("no writable prompt was found in the captured runs")
     from ..autograd import abackward
 
-    with usage(meters["backward"]):
-        await abackward(roots, engine=state.backward_engine, mode=state.mode)
+    try:
+        with usage(meters["backward"]):
+            await abackward(roots, engine=state.backward_engine, mode=state.mode)
+    except OptimizerOutputError as exc:  # e.g. an unparseable fused answer: skip this step
+        log.info("%s: backward failed (%s)", label, exc)
+        return outcome(f"backward failed: {exc}")
     gradients = {p.key: tuple(g.text for g in p.gradients) for p in params}
     if not any(gradients.values()):
         return outcome("no feedback reached a prompt", gradients=gradients)
@@ -103,7 +107,11 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         log.info("%s: no candidate (%s)", label, exc)
         return outcome(f"proposal rejected: {exc}", gradients=gradients)
     if not list(candidate.changes):
-        return outcome("the optimizer proposed no change", candidate, gradients=gradients)
+        rejected = [r for r in candidate.metadata.get("rejected") or () if isinstance(r, dict)]
+        reason = ("proposal rejected: " + ", ".join(
+            f"{r.get('target')} ({r.get('reason')})" for r in rejected)) if rejected else (
+            "the optimizer proposed no change")
+        return outcome(reason, candidate, gradients=gradients)
     try:
         candidate.apply()  # the optimizer's patch keeps its live targets in memory
     except PatchError as exc:
