@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "DisconnectedParameterWarning": ".exceptions",
     "Engine": ".engines.base",
     "EngineError": ".exceptions",
+    "Example": ".loop",
     "Gradient": ".variable",
     "Graph": ".graph",
     "MetricLoss": ".losses",

@@ -90,3 +90,26 @@ def test_bad_arguments(store_path):
 def test_public_reexports():
     assert tg_bridge.optimize is optimize
     assert tg_bridge.OptimizationResult is OptimizationResult
+
+
+def test_judge_scores_gate_the_candidate(store_path):
+    """No metric: the judge instruction both writes the loss and rates outputs 0..1."""
+    from tg_bridge.testing import FakeEngine
+
+    def respond(messages, fmt):
+        props = fmt.get("properties", {}) if isinstance(fmt, dict) else {}
+        prompt = messages[-1]["content"]
+        if "improved_value" in props:
+            return {"improved_value": "Please answer {q}"}
+        if "score" in props:  # the judge's rating of one output
+            return {"score": 1.0 if "Certainly!" in prompt else 0.0, "reason": "r"}
+        return "The answer is curt; it should be a polite full sentence."
+
+    engine = FakeEngine(respond)
+    app = FakeApp("Answer {q}", polite_model)
+    result = optimize(app, TRAIN[:2], judge="Is the answer polite?", engine=engine,
+                      store=store_path, progress=False)
+    assert result.baseline_score == 0.0 and result.best_score == 1.0
+    assert app.template == "Please answer {q}"
+    # the judge instruction reached the rating calls
+    assert sum("Is the answer polite?" in p for p in engine.prompts()) >= 4
