@@ -42,13 +42,13 @@ class Settings:
 
     engine: Any = None
     backward_engine: Any = None
-    max_concurrency: int = 8
+    max_concurrency: int = 16
     timeout: float = 120.0
     max_retries: int = 4
     cache: str | None = None
     mask_secrets: bool = True
     store: str = ".tg_bridge/runs.db"
-    max_gradients: int = 4
+    max_gradients: int = 8
     max_spans: int = 20_000
 
 

@@ -1,0 +1,152 @@
+"""Step cost: tg_bridge (edge and fused mode) vs TextGrad 0.1.8 on the same task and server.
+
+Task (benchmarks/tasks.py): two chained LLM steps with trainable system prompts, an LLM-judge
+loss per example, a batch of 8, backward, one optimizer update. Both libraries call the same
+loopback OpenAI-compatible server (benchmarks/canned_server.py) that answers deterministic
+canned text after a fixed latency, through their normal OpenAI client path. Calls and tokens
+are counted by the server, so both sides are counted by the same rule.
+
+TextGrad runs in its own virtualenv (benchmarks/.venv-textgrad, created on first use with
+`pip install textgrad==0.1.8`), because its dependencies (litellm, datasets, pandas) do not
+belong in ours. Its import time is excluded; only the step is timed, as for us.
+
+    python benchmarks/step_cost.py [--quick] [--runs N] [--batch B] [--latency S]
+
+Prints a table and, last, `speedup_vs_textgrad=<x> calls_ratio=<ours/theirs>` (edge mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from canned_server import CannedServer  # noqa: E402
+from tasks import JUDGE_INSTRUCTION, QUESTIONS, SYSTEM_PROMPT_1, SYSTEM_PROMPT_2  # noqa: E402
+
+TEXTGRAD_VENV = HERE / ".venv-textgrad"
+
+
+def textgrad_python() -> Path:
+    """The interpreter of the TextGrad venv, creating it on first use."""
+    python = TEXTGRAD_VENV / "bin" / "python"
+    if not python.exists():
+        print("creating benchmarks/.venv-textgrad (pip install textgrad==0.1.8) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TEXTGRAD_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "textgrad==0.1.8"],
+                       check=True)
+    return python
+
+
+def server_stats(server: CannedServer) -> dict[str, int]:
+    url = server.base_url.removesuffix("/v1") + "/stats"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def run_textgrad(server: CannedServer, batch: int) -> dict[str, float]:
+    server.reset()
+    out = subprocess.run(
+        [str(textgrad_python()), str(HERE / "textgrad_step.py"), "--base-url", server.base_url,
+         "--batch", str(batch)],
+        capture_output=True, text=True, timeout=900,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"TextGrad side failed:\n{out.stderr[-3000:]}")
+    wall = json.loads(out.stdout.strip().splitlines()[-1])["wall"]
+    stats = server_stats(server)
+    return {"wall": wall, "calls": stats["calls"],
+            "tokens": stats["prompt_tokens"] + stats["completion_tokens"],
+            "max_in_flight": stats["max_in_flight"]}
+
+
+async def _tg_bridge_step(base_url: str, batch: int, mode: str) -> float:
+    import tg_bridge
+    from tg_bridge.autograd import abackward
+    from tg_bridge.autograd.functional import allm_call
+    from tg_bridge.optim.tgd import TGD
+
+    engine = tg_bridge.engine("openai:canned", base_url=base_url, api_key="canned", cache=False)
+    sys1 = tg_bridge.Variable(SYSTEM_PROMPT_1, role="system prompt of step 1", requires_grad=True,
+                              kind="parameter", name="step1")
+    sys2 = tg_bridge.Variable(SYSTEM_PROMPT_2, role="system prompt of step 2", requires_grad=True,
+                              kind="parameter", name="step2")
+    judge = tg_bridge.TextLoss(JUDGE_INSTRUCTION, engine=engine)
+    optimizer = TGD([sys1, sys2], engine=engine)
+
+    async def one(question: str) -> tg_bridge.Variable:
+        x = tg_bridge.Variable(question, role="question to answer", kind="input")
+        draft = await allm_call(engine, x, system=sys1, name="step1")
+        answer = await allm_call(engine, draft, system=sys2, name="step2")
+        return await judge.acall(answer)
+
+    started = time.perf_counter()
+    optimizer.zero_grad()
+    losses = await asyncio.gather(*(one(q) for q in QUESTIONS[:batch]))
+    await abackward(list(losses), engine=engine, mode=mode)
+    patch = await optimizer.apropose()
+    patch.apply()
+    return time.perf_counter() - started
+
+
+def run_tg_bridge(server: CannedServer, batch: int, mode: str) -> dict[str, float]:
+    server.reset()
+    wall = asyncio.run(_tg_bridge_step(server.base_url, batch, mode))
+    stats = server_stats(server)
+    return {"wall": wall, "calls": stats["calls"],
+            "tokens": stats["prompt_tokens"] + stats["completion_tokens"],
+            "max_in_flight": stats["max_in_flight"]}
+
+
+def median_of(results: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 runs per side instead of 5")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
+
+    server = CannedServer(args.latency).start()
+    try:
+        textgrad_python()
+        rows: dict[str, dict[str, float]] = {}
+        sides = [("textgrad", lambda: run_textgrad(server, args.batch)),
+                 ("tg_bridge edge", lambda: run_tg_bridge(server, args.batch, "edge")),
+                 ("tg_bridge fused", lambda: run_tg_bridge(server, args.batch, "fused"))]
+        for name, fn in sides:
+            rows[name] = median_of([fn() for _ in range(runs)])
+    finally:
+        server.stop()
+
+    print(f"\nmachine: {platform.machine()}, {platform.python_version()}, "
+          f"latency {args.latency * 1000:.0f} ms/call, batch {args.batch}, "
+          f"median of {runs} runs per side")
+    print(f"{'side':<18}{'wall s':>9}{'calls':>8}{'tokens':>10}{'max in flight':>15}")
+    for name, row in rows.items():
+        print(f"{name:<18}{row['wall']:>9.2f}{row['calls']:>8.0f}{row['tokens']:>10.0f}"
+              f"{row['max_in_flight']:>15.0f}")
+    edge, theirs = rows["tg_bridge edge"], rows["textgrad"]
+    fused = rows["tg_bridge fused"]
+    print(f"fused: speedup {theirs['wall'] / fused['wall']:.2f}x, "
+          f"calls ratio {fused['calls'] / theirs['calls']:.3f}")
+    print(f"speedup_vs_textgrad={theirs['wall'] / edge['wall']:.2f} "
+          f"calls_ratio={edge['calls'] / theirs['calls']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
