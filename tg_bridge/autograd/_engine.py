@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from ..config import get_settings
 from ..engines.base import Completion
 from ..exceptions import ConfigurationError
 
-__all__ = ["resolve", "supports_structured"]
+__all__ = ["ask", "lenient_json", "resolve", "supports_structured"]
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,21 @@ async def ask(
     if log.isEnabledFor(logging.DEBUG):
         log.debug("prompt to %s:\n%s", getattr(engine, "id", "?"), messages[-1]["content"])
     return await engine.acomplete(list(messages), response_format=response_format)
+
+
+def lenient_json(text: str) -> Any:
+    """``text`` as JSON, or None. Tolerates code fences, chatter before the first brace and
+    raw newlines inside strings (small models emit those under constrained decoding)."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rstrip()
+        if body.endswith("```"):
+            body = body[:-3]
+    starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
+    if starts:
+        body = body[min(starts) :]
+    try:
+        return json.loads(body, strict=False)
+    except ValueError:
+        return None

@@ -15,11 +15,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..engines.base import Completion, parse_structured
+from ..engines.base import Completion
 from ..exceptions import OptimizerOutputError
 from ..graph import topological_order
 from ..variable import Variable
 from . import _engine, prompts
+from ._engine import lenient_json
 from .render import MAX_CONTEXT_CHARS, clip, render_feedback, render_node
 from .rules import metric_feedback
 from .schedule import Caller, _gather_in_order
@@ -101,10 +102,7 @@ def parse_feedback(completion: Completion, ids: Sequence[str]) -> dict[str, str]
     """id -> feedback from a JSON answer or tagged blocks; None when nothing is readable."""
     data = completion.parsed
     if not isinstance(data, dict):
-        try:
-            data = parse_structured(completion.text, None)
-        except ValueError:
-            data = None
+        data = lenient_json(completion.text)
     if isinstance(data, dict) and isinstance(data.get("feedback"), dict):
         found = {i: str(data["feedback"][i]).strip() for i in ids if i in data["feedback"]}
         if found:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-from ..engines.base import Completion, parse_structured
+from ..autograd._engine import lenient_json
+from ..engines.base import Completion
 
-__all__ = ["OPEN_TAG", "CLOSE_TAG", "read_improved_value", "IMPROVED_SCHEMA"]
+__all__ = ["CLOSE_TAG", "IMPROVED_SCHEMA", "OPEN_TAG", "lenient_json", "read_improved_value"]
 
 OPEN_TAG = "<IMPROVED_VALUE>"
 CLOSE_TAG = "</IMPROVED_VALUE>"
@@ -48,10 +49,7 @@ def read_improved_value(completion: Completion) -> tuple[str | None, str]:
     """
     data = completion.parsed
     if not isinstance(data, dict):
-        try:
-            data = parse_structured(completion.text, None)
-        except ValueError:
-            data = None
+        data = lenient_json(completion.text)
     if isinstance(data, dict):
         value = data.get("improved_value")
         if isinstance(value, str):
