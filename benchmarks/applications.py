@@ -35,7 +35,7 @@ from tg_bridge.applications import aoptimize_code, aoptimize_molecule, arun_test
 from tg_bridge.applications.code import extract_code
 from tg_bridge.datasets import object_counting
 from tg_bridge.engines.usage import usage
-from tg_bridge.refine import arefine
+from tg_bridge.refinement import arefine
 
 MOLECULES = ("CCOc1ccccc1", "c1ccccc1", "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "CCN(CC)CC", "OCC(O)CO")
 GENERATE_PROMPT = (

@@ -10,7 +10,7 @@ import tg_bridge
 import tg_bridge.adapters
 from tg_bridge.exceptions import TgBridgeError, UsageError
 from tg_bridge.losses import MetricLoss
-from tg_bridge.refine import Refinement, arefine, majority_vote, normalize_answer, refine
+from tg_bridge.refinement import Refinement, arefine, majority_vote, normalize_answer, refine
 from tg_bridge.testing import FakeEngine
 from tg_bridge.testing_app import FakeApp, FakeAppAdapter
 
@@ -194,10 +194,9 @@ def test_str_and_html():
     assert "3 &lt;b&gt;" in page and "4 &amp; more" in page and "<b>" not in page.replace("<b>initial", "").replace("<b>final", "").replace("<b>best", "")
 
 
-def test_package_level_refine_is_callable_even_after_the_module_is_imported():
-    import tg_bridge.refine as module
+def test_package_level_refine_is_the_function_even_after_the_module_is_imported():
+    import tg_bridge.refinement as module
 
-    assert module.refine is refine
-    # importing the submodule binds tg_bridge.refine to the module; it still works as the function
+    assert module.refine is refine and tg_bridge.refine is refine
     result = tg_bridge.refine(lambda question: "3", QUESTION, steps=0, engine=scripted(["x"]))
     assert isinstance(result, Refinement) and result.final == "3"

@@ -5,7 +5,7 @@
   :func:`load_code_problems`).
 - :mod:`.molecules`: improve a SMILES string against RDKit scores (:class:`MoleculeLoss`,
   :func:`score_molecule`, :func:`optimize_molecule`; extra ``chem``).
-- test-time answer refinement lives in :mod:`tg_bridge.refine`.
+- test-time answer refinement lives in :mod:`tg_bridge.refinement`.
 
 Names are loaded lazily; importing this package imports neither RDKit nor the core losses.
 """

@@ -21,8 +21,6 @@ import dataclasses
 import html
 import inspect
 import string
-import sys
-import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -267,16 +265,3 @@ def _render_inputs(inputs: Any) -> str:
             return str(next(iter(inputs.values())))
         return "\n".join(f"{k}: {v}" for k, v in inputs.items())
     return str(inputs)
-
-
-
-class _CallableModule(types.ModuleType):
-    """``tg_bridge.refine`` names both this module and the function: once the module is
-    imported, Python binds the package attribute to the module, so the module forwards calls
-    to :func:`refine` and ``tg_bridge.refine(target, inputs)`` works either way."""
-
-    def __call__(self, target: Any, inputs: Any, **kwargs: Any) -> Refinement:
-        return refine(target, inputs, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
