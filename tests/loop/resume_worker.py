@@ -40,7 +40,7 @@ def respond(messages, response_format):
 
 
 def run(store: str, resume: str | None = None, delay: float = 0.0):
-    tg_bridge.adapters.load_adapters = lambda: [FakeAppAdapter()]
+    """Optimize; the caller makes FakeApp adapter-owned (see ``__main__`` and the tests)."""
     app = FakeApp("version 0: answer {q}", model)
     engine = FakeEngine(respond, delay=delay)
     return optimize(app, TRAIN, metric=metric, valset=VAL, engine=engine, batch_size=2,
@@ -48,5 +48,6 @@ def run(store: str, resume: str | None = None, delay: float = 0.0):
 
 
 if __name__ == "__main__":
+    tg_bridge.adapters.load_adapters = lambda: [FakeAppAdapter()]  # this process only
     result = run(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, delay=0.03)
     print(result.run_id, result.best_score)

@@ -20,6 +20,7 @@ from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from langchain_core.runnables import RunnablePassthrough  # noqa: E402
 
 import tg_bridge.adapters  # noqa: E402
+import tg_bridge.capture  # noqa: E402
 from tg_bridge.adapters import load_adapters as real_load_adapters  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.loop import optimize  # noqa: E402
@@ -63,6 +64,7 @@ def engine():
 def test_rag_chain_end_to_end(engine, tmp_path, monkeypatch):
     # the real installed adapters (tests/loop/conftest.py installs only FakeAppAdapter)
     monkeypatch.setattr(tg_bridge.adapters, "load_adapters", real_load_adapters)
+    tg_bridge.capture.uninstrument()  # the next capture() instruments the real adapters
     prompt = ChatPromptTemplate.from_messages([("human", TEMPLATE)])
     chain = (
         {"context": Keyword() | (lambda docs: "\n".join(d.page_content for d in docs)),
@@ -81,6 +83,9 @@ def test_rag_chain_end_to_end(engine, tmp_path, monkeypatch):
                       store=str(tmp_path / "runs.db"), progress=False, mode="edge")
     assert len(result.history) == 1 and result.baseline_score is not None
     step = result.history[0]
+    # the real adapter captured the run: a prompt was found and received feedback
+    assert not step.reason.startswith(("no run of the batch", "no writable prompt")), step.reason
+    assert any(step.gradients.values())
     # every proposed change keeps exactly the template's placeholders
     for change in (step.candidate.changes if step.candidate is not None else ()):
         fmt = change.provenance.get("template_format", "f-string")

@@ -14,6 +14,7 @@ from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata  # 
 from llama_index.core.llms.callbacks import llm_completion_callback  # noqa: E402
 
 import tg_bridge.adapters  # noqa: E402
+import tg_bridge.capture  # noqa: E402
 from tg_bridge.adapters import load_adapters as real_load_adapters  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.loop import optimize  # noqa: E402
@@ -47,6 +48,7 @@ class LocalLLM(CustomLLM):
 
 def test_query_engine_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(tg_bridge.adapters, "load_adapters", real_load_adapters)
+    tg_bridge.capture.uninstrument()  # the next capture() instruments the real adapters
     engine = LocalEngine(max_tokens=32)
     docs = [Document(text="Paris is the capital of France.", id_="d0"),
             Document(text="Berlin is the capital of Germany.", id_="d1")]
@@ -67,6 +69,9 @@ def test_query_engine_end_to_end(tmp_path, monkeypatch):
     assert query_engine.get_prompts()[KEY].get_template() == QA
     assert result.target is not query_engine
     step = result.history[0]
+    # the real adapter captured the run: a prompt was found and received feedback
+    assert not step.reason.startswith(("no run of the batch", "no writable prompt")), step.reason
+    assert any(step.gradients.values())
     for change in (step.candidate.changes if step.candidate is not None else ()):
         fmt = change.provenance.get("template_format", "f-string")
         assert set(placeholders(change.old, fmt)) == set(placeholders(change.new, fmt))

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import tg_bridge.adapters
 from tg_bridge.exceptions import StoreError
+from tg_bridge.testing import FakeAppAdapter
 from tg_bridge.store import RunStore
 from tests.loop import resume_worker
 
@@ -25,7 +27,14 @@ def _trajectory(store: RunStore, run_id: str):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")
-    result = resume_worker.run(path)
+    from tg_bridge.capture import instrumentation
+
+    before = instrumentation._active
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the function fixture is not up yet
+        mp.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
+        result = resume_worker.run(path)
+    if instrumentation._active is not before:
+        instrumentation.uninstrument()
     store = RunStore(path)
     traj = _trajectory(store, result.run_id)
     # the scenario must exercise both decisions, or the test proves little
@@ -104,11 +113,9 @@ def test_resume_in_process_continues_and_reapplies(tmp_path, reference):
 
 def test_resume_refuses_a_different_trainset(tmp_path, reference):
     ref_result, _ = reference
-    import tg_bridge.adapters
     from tg_bridge.loop import optimize
-    from tg_bridge.testing import FakeApp, FakeAppAdapter
+    from tg_bridge.testing import FakeApp
 
-    tg_bridge.adapters.load_adapters = lambda: [FakeAppAdapter()]
     app = FakeApp("version 0: answer {q}", resume_worker.model)
     with pytest.raises(StoreError, match="trainset"):
         optimize(app, resume_worker.TRAIN[:4], metric=resume_worker.metric,
