@@ -95,6 +95,9 @@ class OpenAIEngine(BaseEngine):
         self._mode = _MODES[0]
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._clients_lock = threading.Lock()
+        # Import the SDK now rather than inside the first call: its import (~0.5 s) would
+        # count against that call's timeout and block the event loop while it runs.
+        _openai_module()
 
     @property
     def structured_mode(self) -> str:
@@ -103,10 +106,7 @@ class OpenAIEngine(BaseEngine):
 
     # -- clients ---------------------------------------------------------------------------
     def _client(self) -> Any:
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover - openai is a core dependency
-            raise MissingExtraError("the openai engine", 'pip install "tg-bridge[openai]"') from exc
+        openai = _openai_module()
         loop = asyncio.get_running_loop()
         with self._clients_lock:
             # Forget clients of closed loops; their connections died with the loop.
@@ -258,6 +258,14 @@ class OpenAIEngine(BaseEngine):
             retryable=retryable,
             raw={"retry_after": _retry_after(exc.response.headers), "body": body},
         )
+
+
+def _openai_module() -> Any:
+    try:
+        import openai
+    except ImportError as exc:  # pragma: no cover - openai is a core dependency
+        raise MissingExtraError("the openai engine", 'pip install "tg-bridge[openai]"') from exc
+    return openai
 
 
 def _rejects_format(exc: EngineError) -> bool:
