@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from .adapter import LangChainAdapter
 from .bindings import PromptBinding
+from .chat_model import EngineChatModel
 from .engine import LangChainEngine
 from .handler import SpanHandler
 from .tools import BoundToolBinding, ToolDescriptionBinding
 
 __all__ = [
     "BoundToolBinding",
+    "EngineChatModel",
     "LangChainAdapter",
     "LangChainEngine",
     "PromptBinding",
