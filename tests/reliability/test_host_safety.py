@@ -1,0 +1,192 @@
+"""Host safety: failures inside our hooks never reach the user's app; capture stays bounded.
+
+Failures are injected into every layer on the request path: the LangChain callback handler,
+the LlamaIndex span/event handlers (through their Recorder), and the RunSpanProcessor. The
+host app (a real LangChain chain, a real LlamaIndex query engine, FakeApp) must return
+exactly what it returns without tg_bridge, and the failures must be counted on the Run.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import tracemalloc
+import types
+from typing import Any
+
+import pytest
+
+from tg_bridge.capture import capture, span_processor
+from tg_bridge.testing import FakeApp
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _raise(*_a: Any, **_k: Any) -> Any:
+    raise Boom("injected failure")
+
+
+#: The error reporting path itself stays intact (it is what the tests observe).
+_KEEP = {"record_hook_error", "current_run", "is_internal"}
+
+
+def break_helpers(monkeypatch, module: types.ModuleType, package: str) -> list[str]:
+    """Replace every function the module defines or imports from ``package`` by a raiser."""
+    broken = []
+    for name, value in list(vars(module).items()):
+        if name in _KEEP:
+            continue
+        if inspect.isfunction(value) and (value.__module__ or "").startswith(package):
+            monkeypatch.setattr(module, name, _raise)
+            broken.append(name)
+    return broken
+
+
+class BrokenTracer:
+    def start_span(self, *a: Any, **k: Any) -> Any:
+        raise Boom("tracer down")
+
+    start_as_current_span = start_span
+
+
+# -- LangChain ---------------------------------------------------------------------------------
+
+def _lc_chain():
+    pytest.importorskip("langchain_core")
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableLambda
+
+    prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("user", "Q: {q}")])
+    model = FakeListChatModel(responses=["an answer"] * 1000)
+    shout = RunnableLambda(lambda text: text.upper(), name="shout")
+    return prompt | model | StrOutputParser() | shout
+
+
+def _lc_handler():
+    from tg_bridge_langchain import hooks
+
+    handler = hooks.installed_handler()
+    assert handler is not None, "capture() did not install the LangChain handler"
+    return handler
+
+
+@pytest.mark.parametrize("failure", ["tracer", "helpers", "both"])
+async def test_langchain_handler_failures_never_reach_the_chain(monkeypatch, failure):
+    chain = _lc_chain()
+    expected = chain.invoke({"q": "x"})
+    from tg_bridge_langchain import handler as handler_mod
+
+    with capture("lc") as run:
+        handler = _lc_handler()
+        if failure in ("tracer", "both"):
+            monkeypatch.setattr(handler, "tracer", BrokenTracer())
+        if failure in ("helpers", "both"):
+            assert break_helpers(monkeypatch, handler_mod, "tg_bridge_langchain")
+        assert chain.invoke({"q": "x"}) == expected
+        assert await chain.ainvoke({"q": "y"}) == expected
+        assert chain.batch([{"q": "a"}, {"q": "b"}]) == [expected, expected]
+        assert "".join(chain.stream({"q": "s"})) == expected
+    assert run.hook_errors > 0, "the failures were swallowed without being counted"
+    assert handler._spans == {}, "a failing hook leaked open spans"
+
+
+def test_langchain_chain_errors_still_propagate_unchanged(monkeypatch):
+    """Our hooks failing must not turn the app's own exception into something else."""
+    from langchain_core.runnables import RunnableLambda
+
+    def bad(_):
+        raise KeyError("the app's own error")
+
+    chain = _lc_chain() | RunnableLambda(bad)
+    with capture("lc") as run:
+        monkeypatch.setattr(_lc_handler(), "tracer", BrokenTracer())
+        with pytest.raises(KeyError, match="the app's own error"):
+            chain.invoke({"q": "x"})
+    assert run.hook_errors > 0
+
+
+# -- LlamaIndex --------------------------------------------------------------------------------
+
+def _li_engine():
+    pytest.importorskip("llama_index.core")
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.llms import MockLLM
+
+    docs = [Document(text=f"Fact {i}: the sky is colour {i}.") for i in range(3)]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MockEmbedding(embed_dim=8))
+    return index.as_query_engine(llm=MockLLM(max_tokens=5), similarity_top_k=2)
+
+
+@pytest.mark.parametrize("failure", ["tracer", "helpers", "both"])
+async def test_llamaindex_handler_failures_never_reach_the_query_engine(monkeypatch, failure):
+    engine = _li_engine()
+    expected = str(engine.query("what colour?"))
+    from tg_bridge_llamaindex import handlers, recorder as recorder_mod
+
+    with capture("li") as run:
+        rec = handlers.installed()
+        assert rec is not None, "capture() did not install the LlamaIndex handlers"
+        if failure in ("tracer", "both"):
+            monkeypatch.setattr(rec, "tracer", BrokenTracer())
+        if failure in ("helpers", "both"):
+            assert break_helpers(monkeypatch, recorder_mod, "tg_bridge_llamaindex")
+            from tg_bridge_llamaindex import attributes
+
+            for name, value in list(vars(attributes).items()):
+                if inspect.isfunction(value) and value.__module__ == attributes.__name__:
+                    monkeypatch.setattr(attributes, name, _raise)
+        assert str(engine.query("what colour?")) == expected
+        assert str(await engine.aquery("what colour?")) == expected
+    assert run.hook_errors > 0, "the failures were swallowed without being counted"
+
+
+# -- the span processor ------------------------------------------------------------------------
+
+def test_span_processor_failures_never_reach_a_framework_free_app(monkeypatch):
+    app = FakeApp("Answer {q}", lambda prompt: prompt.upper())
+    proc = span_processor()
+    monkeypatch.setattr(proc, "_to_record", _raise)
+    from tg_bridge.capture import processor as processor_mod
+
+    monkeypatch.setattr(processor_mod, "context_run", _raise)
+    monkeypatch.setattr(processor_mod, "is_internal", _raise)
+    with capture("fake", instrument=False) as run:
+        for i in range(5):
+            assert app.invoke({"q": f"w{i}"}) == f"ANSWER W{i}"
+    assert run.hook_errors >= 5 or proc.errors >= 5
+
+
+# -- memory over 10,000 captured runs ------------------------------------------------------------
+
+def _captured_runs(app: FakeApp, n: int) -> None:
+    for i in range(n):
+        with capture("mem", instrument=False) as run:
+            app.invoke({"q": f"w{i % 50}"})
+        assert len(run.spans) == 3  # every run really captured its spans
+
+
+def test_ten_thousand_captured_runs_keep_memory_bounded():
+    """After a warm-up, 10,000 more capture() blocks (3 spans each, ~1 kB of attributes)
+    must not grow traced memory by more than 2 MB: ~200 bytes per run, far below what
+    keeping even one span record per run would cost (>1 kB). Anything a finished Run
+    leaves behind (processor maps, bindings, ContextVar tokens) would show up here."""
+    app = FakeApp("Answer the question {q} in one word, please.", lambda p: p[::-1])
+    _captured_runs(app, 1000)  # warm-up: caches, LRU maps, interned strings
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        _captured_runs(app, 10_000)
+        gc.collect()
+        end, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    growth = end - start
+    print(f"10,000 runs: growth {growth / 1e6:.2f} MB, peak {(peak - start) / 1e6:.2f} MB")
+    assert growth < 2_000_000, f"memory grew by {growth} bytes over 10,000 runs"
+    assert span_processor().open_span_count() == 0
