@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .engine import LlamaIndexEngine
+from .engine_llm import EngineLLM
 
-__all__ = ["LlamaIndexAdapter", "LlamaIndexEngine", "adapter"]
+__all__ = ["EngineLLM", "LlamaIndexAdapter", "LlamaIndexEngine", "adapter"]
 
 log = logging.getLogger(__name__)
 
