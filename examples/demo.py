@@ -1,51 +1,31 @@
-"""Interim demo: one question to the embedded local model (offline, no API key).
+"""What ``make demo`` runs: the LangChain RAG example end to end, offline.
 
-Run with ``make demo`` (or ``python examples/demo.py``). It builds the default engine with
-``tg_bridge.engine("local")`` — SmolLM2-135M-Instruct run in-process by llama.cpp — asks one
-short question, then a structured one, and prints the answers, tokens and latency.
+An ordinary LCEL RAG chain on the embedded SmolLM2-135M model (no API key, no network) is
+made optimizable with ``@tg_bridge.optimizable``; tg_bridge scores a few questions, writes
+textual feedback on the prompts, proposes new prompts, validates them and writes the kept
+ones back into the live chain. It prints the baseline score, each step (kept or reverted),
+the diff of the patched prompt, the final score and calls/tokens per phase.
+
+    make demo                    # or: python examples/demo.py [langchain_rag.py options]
+
+See ``examples/langchain_rag.py`` for the code and its options (``--engine openai:MODEL``).
 """
 
 from __future__ import annotations
 
-import time
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from pydantic import BaseModel
-
-import tg_bridge
-
-
-class Capital(BaseModel):
-    country: str
-    capital: str
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import langchain_rag  # noqa: E402
 
 
-def main() -> None:
-    engine = tg_bridge.engine("local")
-    print(f"engine: {engine.id} ({engine.model})")
-    with tg_bridge.usage() as meter:
-        started = time.perf_counter()
-        answer = engine.complete(
-            [
-                {"role": "system", "content": "Answer in one short sentence."},
-                {"role": "user", "content": "What is the capital of France?"},
-            ],
-            max_tokens=48,
-        )
-        print(f"\nQ: What is the capital of France?\nA: {answer.text.strip()}")
-        print(
-            f"   {answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens, "
-            f"{answer.latency:.2f}s"
-        )
-        structured = engine.complete(
-            [{"role": "user", "content": "Give the capital of Italy as JSON."}],
-            response_format=Capital,
-            max_tokens=48,
-        )
-        print(f"\nStructured (JSON-schema constrained): {structured.parsed!r}")
-        print(f"   {structured.total_tokens} tokens, {structured.latency:.2f}s")
-        total = time.perf_counter() - started
-    print(f"\nusage: {meter} in {total:.2f}s (model load included)")
+def main(argv: Sequence[str] | None = None, **engines: object) -> int:
+    """Run the RAG example with its defaults (extra ``argv`` options pass through)."""
+    print("tg_bridge demo: optimizing the prompt of a LangChain RAG chain, offline\n")
+    return langchain_rag.main(argv, **engines)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
