@@ -1,0 +1,109 @@
+"""benchmarks/quality.py in --quick mode on FakeEngines: the app counts correctly only when
+the live system prompt says so, so test accuracy rises only if the optimized prompt reached
+the chain; a harmful candidate is reverted by the validation gate."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("tg_bridge_langchain")
+
+import tg_bridge.capture  # noqa: E402
+from tg_bridge.datasets import object_counting  # noqa: E402
+from tg_bridge.testing import FakeEngine  # noqa: E402
+
+PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
+MARKER = "Count every item of the asked category, one by one."
+
+
+@pytest.fixture(scope="module")
+def quality() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_quality", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def real_adapters():
+    tg_bridge.capture.uninstrument()
+    yield
+    tg_bridge.capture.uninstrument()
+
+
+ANSWERS = {e["inputs"]["question"]: e["expected"] for e in object_counting.generate(400, seed=0)}
+
+
+def counter(messages: list[dict[str, str]]) -> str:
+    """Right only when the system prompt carries MARKER; else a wrong count."""
+    expected = ANSWERS[messages[-1]["content"]]
+    if MARKER in messages[0]["content"]:
+        return f"Counting each one.\nAnswer: {expected}"
+    return "Answer: 1"
+
+
+def optimizer(new_value: str) -> FakeEngine:
+    def respond(messages: list[dict[str, str]], response_format: Any) -> Any:
+        props = response_format.get("properties", {}) if isinstance(response_format, dict) else {}
+        if "improved_value" in props:
+            return {"improved_value": new_value}
+        return "The final number is wrong: count each item of the asked category."
+
+    return FakeEngine(respond)
+
+
+def test_quick_run_improves_test_accuracy_through_the_live_prompt(quality, capsys):
+    new_prompt = f"{quality.STARTING_PROMPT} {MARKER}"
+    app = FakeEngine(counter)
+    code = quality.main(["--task", "object_counting", "--quick", "--json"],
+                        app_engine=app, backward_engine=optimizer(new_prompt))
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[-1] == "test_accuracy_before=0.0000 test_accuracy_after=1.0000"
+    report = json.loads(lines[-2])
+    assert report["sizes"] == {"train": 6, "val": 6, "test": 10}
+    assert report["steps"] == 2 and report["batch"] == 3
+    assert report["accepted_steps"] == [1]  # step 2 proposes the same prompt: unchanged
+    assert (report["val_before"], report["val_after"]) == (0.0, 1.0)
+    assert report["final_prompt"] == new_prompt
+    assert report["test_eval_calls"] == 20
+    assert report["optimization_calls"] > 0 and report["optimization_tokens"] > 0
+    assert "test accuracy" in out and "0.000 -> 1.000" in out
+
+
+def test_protocol_sizes_and_step_batches(quality):
+    args = quality.parse_args([])
+    assert (args.train, args.val, args.test, args.steps, args.batch) == (50, 100, 100, 12, 3)
+    quick = quality.parse_args(["--quick", "--steps", "3"])
+    assert (quick.train, quick.steps) == (6, 3)
+    train = object_counting.generate(4)
+    batches = quality.steps_trainset(train, steps=3, batch=3)
+    assert len(batches) == 9 and batches[4] is train[0]
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--batch", "0"])
+
+
+def test_harmful_candidate_is_reverted(quality, capsys):
+    def app(messages: list[dict[str, str]]) -> str:
+        expected = ANSWERS[messages[-1]["content"]]
+        return "Answer: 0" if "Never count." in messages[0]["content"] else f"Answer: {expected}"
+
+    code = quality.main(["--quick", "--steps", "1"], app_engine=FakeEngine(app),
+                        backward_engine=optimizer("Never count."))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.strip().splitlines()[-1] == (
+        "test_accuracy_before=1.0000 test_accuracy_after=1.0000"
+    )
+    accepted = [line for line in out.splitlines() if line.startswith("accepted steps")]
+    assert accepted and accepted[0].split()[-1] == "none"
+    assert quality.STARTING_PROMPT in out  # the original prompt is back in the chain
