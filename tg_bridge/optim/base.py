@@ -18,10 +18,11 @@ __all__ = ["Optimizer", "template_format_of", "untrusted_texts_near"]
 
 
 def template_format_of(param: Variable) -> str:
-    """The template format of a parameter: its binding's, else ``metadata["template_format"]``."""
+    """The template format of a parameter: its binding's, else ``metadata["template_format"]``,
+    else ``metadata["format"]`` (what reconstruction records for templates read from traces)."""
     if param.binding is not None:
         return getattr(param.binding, "template_format", None) or "none"
-    return str(param.metadata.get("template_format") or "none")
+    return str(param.metadata.get("template_format") or param.metadata.get("format") or "none")
 
 
 def untrusted_texts_near(param: Variable) -> list[str]:
