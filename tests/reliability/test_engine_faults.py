@@ -94,11 +94,16 @@ def reference(tmp_path_factory):
     """The fault-free run: its committed steps are what every faulty run must reproduce."""
     from tests.support.fault_server import FaultServer
 
+    from tg_bridge.capture import instrumentation
+
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")
+    before = instrumentation._active
     with FaultServer() as server, pytest.MonkeyPatch.context() as mp:
         _fake_adapter(mp)
         server.responder = answer
         app, result, exc = run(server, path, max_retries=0)
+    if instrumentation._active is not before:  # do not leave the fake adapter instrumented
+        instrumentation.uninstrument()
     assert exc is None, exc
     traj = trajectory(RunStore(path), result.run_id)
     assert len(traj) == 3 and any(t[3] for t in traj) and not all(t[3] for t in traj)

@@ -51,6 +51,18 @@ class BrokenTracer:
     start_as_current_span = start_span
 
 
+@pytest.fixture(autouse=True)
+def real_adapters():
+    """capture() instruments once per process: if an earlier test left a fake adapter list
+    instrumented, start over so the real LangChain/LlamaIndex adapters get installed."""
+    from tg_bridge.capture import instrumentation
+
+    if instrumentation._active is not None and not {"langchain", "llamaindex"} & set(
+            instrumentation.instrumented()):
+        instrumentation.uninstrument()
+    yield
+
+
 # -- LangChain ---------------------------------------------------------------------------------
 
 def _lc_chain():
