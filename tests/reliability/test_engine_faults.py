@@ -211,8 +211,6 @@ def test_a_persistent_fault_stops_with_a_typed_error_at_a_clean_step(
     assert len(store.steps(run_id)) == 1  # step 1 committed, step 2 died before its commit
 
 
-@pytest.mark.xfail(strict=True, reason="loop/step.py: an error while scoring an applied "
-                   "candidate leaves the unvalidated candidate in the live app")
 def test_judge_failure_while_a_candidate_is_applied_reverts_it(fault_server, tmp_path):
     """Judge mode scores the candidate with the engine AFTER it was written into the app."""
     state = {"phase": "ok"}

@@ -117,12 +117,19 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     except PatchError as exc:
         log.info("%s: candidate not applied (%s)", label, exc)
         return outcome(f"candidate not applied: {exc}", candidate, gradients=gradients)
-    with usage(meters["eval"]):
-        if state.valset:
-            score, _ = await evaluate(state.runner, state.scorer, state.valset, label=label + " val")
-        else:
-            score, _ = await evaluate(state.runner, state.scorer, state.trainset,
-                                      indices=planned.batch, label=label + " check")
+    try:
+        with usage(meters["eval"]):
+            if state.valset:
+                score, _ = await evaluate(state.runner, state.scorer, state.valset,
+                                          label=label + " val")
+            else:
+                score, _ = await evaluate(state.runner, state.scorer, state.trainset,
+                                          indices=planned.batch, label=label + " check")
+    except BaseException:
+        # Scoring failed (engine error, broken metric, cancellation): an unvalidated
+        # candidate must not stay live in the app.
+        candidate.revert()
+        raise
     accepted = before is None or score + _TOLERANCE >= before
     if accepted:
         if state.valset:
