@@ -111,8 +111,13 @@ def engines(args: argparse.Namespace, app: Any = None, backward: Any = None) -> 
     app = app if app is not None else tg_bridge.engine(args.engine)
     if backward is None:
         spec = args.backward_engine or args.engine
-        kw = {"max_tokens": args.feedback_tokens} if spec.startswith("local") else {}
-        backward = tg_bridge.engine(spec, **kw)
+        if not spec.startswith("local"):
+            backward = tg_bridge.engine(spec)
+        else:
+            backward = tg_bridge.engine(spec, max_tokens=args.feedback_tokens)
+            # SmolLM2 otherwise loops until the token cap and its proposals cannot be read
+            if isinstance(getattr(backward, "defaults", None), dict):
+                backward.defaults.setdefault("repeat_penalty", 1.3)
     return app, backward
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "add_engine_arguments",
     "build_engines",
     "dataset_metric",
+    "local_feedback_engine",
     "print_optimization",
     "print_usage",
 ]
@@ -54,8 +55,19 @@ def build_engines(args: argparse.Namespace, *, app_engine: Any = None,
         return app, backward_engine
     spec = args.backward_engine or args.engine
     if spec.split(":", 1)[0] == "local":
-        return app, tg_bridge.engine(spec, max_tokens=args.feedback_tokens)
+        return app, local_feedback_engine(spec, args.feedback_tokens)
     return app, tg_bridge.engine(spec)
+
+
+def local_feedback_engine(spec: str, max_tokens: int) -> Any:
+    """The embedded model tuned for feedback/update answers: bounded length and a repeat
+    penalty (without it SmolLM2 loops on one sentence until the token cap, which cuts the
+    JSON of its proposals so that none can be read)."""
+    engine = tg_bridge.engine(spec, max_tokens=max_tokens)
+    defaults = getattr(engine, "defaults", None)
+    if isinstance(defaults, dict):
+        defaults.setdefault("repeat_penalty", 1.3)
+    return engine
 
 
 def dataset_metric(fn: Callable[[dict[str, Any], str], Any]) -> Callable[[Any, Any], Any]:
