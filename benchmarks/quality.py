@@ -86,11 +86,6 @@ def build_chain(model: Any) -> tuple[Any, Any]:
     return prompt | model | StrOutputParser(), prompt
 
 
-def metric(example: Any, output: Any) -> tuple[float, str]:
-    record = {"inputs": dict(example.inputs), "expected": example.expected}
-    return object_counting.exact_match(record, "" if output is None else str(output))
-
-
 async def accuracy(chain: Any, examples: Sequence[dict[str, Any]]) -> float:
     """Exact-match accuracy of ``chain`` on ``examples`` (concurrent; app errors score 0)."""
     outputs = await chain.abatch([e["inputs"] for e in examples], return_exceptions=True)
@@ -114,10 +109,8 @@ def engines(args: argparse.Namespace, app: Any = None, backward: Any = None) -> 
         if not spec.startswith("local"):
             backward = tg_bridge.engine(spec)
         else:
-            backward = tg_bridge.engine(spec, max_tokens=args.feedback_tokens)
             # SmolLM2 otherwise loops until the token cap and its proposals cannot be read
-            if isinstance(getattr(backward, "defaults", None), dict):
-                backward.defaults.setdefault("repeat_penalty", 1.3)
+            backward = tg_bridge.engine(spec, max_tokens=args.feedback_tokens, repeat_penalty=1.3)
     return app, backward
 
 
@@ -138,7 +131,8 @@ def run(args: argparse.Namespace, *, app_engine: Any = None,
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or str(Path(tmp) / "runs.db")
         result = tg_bridge.optimize(
-            chain, steps_trainset(train, args.steps, args.batch), valset=val, metric=metric,
+            chain, steps_trainset(train, args.steps, args.batch), valset=val,
+            metric=object_counting.exact_match,
             batch_size=args.batch, engine=backward, backward_engine=backward, mode=args.mode,
             progress=False, store=store,
         )

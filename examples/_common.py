@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 import tg_bridge
@@ -17,7 +16,6 @@ import tg_bridge
 __all__ = [
     "add_engine_arguments",
     "build_engines",
-    "dataset_metric",
     "local_feedback_engine",
     "print_optimization",
     "print_usage",
@@ -63,23 +61,7 @@ def local_feedback_engine(spec: str, max_tokens: int) -> Any:
     """The embedded model tuned for feedback/update answers: bounded length and a repeat
     penalty (without it SmolLM2 loops on one sentence until the token cap, which cuts the
     JSON of its proposals so that none can be read)."""
-    engine = tg_bridge.engine(spec, max_tokens=max_tokens)
-    defaults = getattr(engine, "defaults", None)
-    if isinstance(defaults, dict):
-        defaults.setdefault("repeat_penalty", 1.3)
-    return engine
-
-
-def dataset_metric(fn: Callable[[dict[str, Any], str], Any]) -> Callable[[Any, Any], Any]:
-    """Adapt a dataset metric ``fn({"inputs", "expected"}, output_text)`` to optimize()'s
-    ``metric(example, output)`` (which receives :class:`tg_bridge.Example` records)."""
-
-    def metric(example: Any, output: Any) -> Any:
-        record = {"inputs": dict(example.inputs), "expected": example.expected}
-        return fn(record, "" if output is None else str(output))
-
-    metric.__name__ = getattr(fn, "__name__", "metric")
-    return metric
+    return tg_bridge.engine(spec, max_tokens=max_tokens, repeat_penalty=1.3)
 
 
 def _score(value: float | None) -> str:

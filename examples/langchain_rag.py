@@ -38,7 +38,7 @@ from tg_bridge.datasets import DOCUMENTS, QA_PAIRS, contains_answer
 from tg_bridge_langchain import EngineChatModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_engine_arguments, build_engines, dataset_metric, print_optimization  # noqa: E402
+from _common import add_engine_arguments, build_engines, print_optimization  # noqa: E402
 
 SYSTEM_PROMPT = "You are an assistant."
 HUMAN_TEMPLATE = "{context}\n\n{question}"
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None, *, app_engine: Any = None,
           f"validating on {len(val)}")
     try:
         result = answer.optimize(
-            train, valset=val, metric=dataset_metric(contains_answer), batch_size=batch,
+            train, valset=val, metric=contains_answer, batch_size=batch,
             engine=backward, backward_engine=backward, progress=not args.quiet,
         )
     except tg_bridge.TgBridgeError as exc:

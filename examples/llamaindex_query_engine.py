@@ -34,7 +34,7 @@ from tg_bridge.datasets import DOCUMENTS, QA_PAIRS, contains_answer
 from tg_bridge_llamaindex import EngineLLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_engine_arguments, build_engines, dataset_metric, print_optimization  # noqa: E402
+from _common import add_engine_arguments, build_engines, print_optimization  # noqa: E402
 
 QA_KEY = "response_synthesizer:text_qa_template"
 #: The app's starting QA template (what a developer might have written on day one).
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None, *, app_engine: Any = None,
           f"{epochs} epoch(s)), validating on {len(val)}")
     try:
         result = tg_bridge.optimize(
-            query_engine, train, valset=val or None, metric=dataset_metric(contains_answer),
+            query_engine, train, valset=val or None, metric=contains_answer,
             engine=backward, backward_engine=backward, batch_size=batch_size, epochs=epochs,
             store=args.store, progress=not args.quiet,
         )

@@ -80,3 +80,15 @@ def test_validate_value_empty_and_size():
         validate_value("old", "x" * 200_000, "none")
     assert info.value.reason == "size"
     validate_value("Q {q}", "Question: {q}", "f-string")
+
+
+def test_a_proposal_with_no_words_left_is_rejected():
+    from tg_bridge.patching.validate import validate_value
+
+    with pytest.raises(PatchValidationError) as info:
+        validate_value("Answer from the context.", "{{")
+    assert info.value.reason == "empty"
+    with pytest.raises(PatchValidationError):
+        validate_value("Use {context} to answer.", "{context}", "f-string")
+    validate_value("{context}\n{question}", "{question}\n\n{context}", "f-string")  # was wordless
+    validate_value("Answer from the context.", "Réponds brièvement.")  # any script counts

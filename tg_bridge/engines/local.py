@@ -160,7 +160,10 @@ class LocalEngine(BaseEngine):
     """The embedded SmolLM2 model (or any chat GGUF given as ``model_path``).
 
     ``temperature`` defaults to 0 (deterministic) and ``max_tokens`` to 512; both can be
-    overridden per engine or per call. ``n_threads`` defaults to :func:`default_threads`. Thread-safe; see the module docstring for the contract.
+    overridden per engine or per call. ``repeat_penalty`` (None = llama.cpp's default) helps
+    small models that loop on one sentence until the token cap (SmolLM2 does on long
+    feedback answers; 1.3 stops it). ``n_threads`` defaults to :func:`default_threads`.
+    Thread-safe; see the module docstring for the contract.
     """
 
     supports_structured = True
@@ -173,6 +176,7 @@ class LocalEngine(BaseEngine):
         n_threads: int | None = None,
         temperature: float = 0.0,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        repeat_penalty: float | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         cache: Any = None,
@@ -182,6 +186,8 @@ class LocalEngine(BaseEngine):
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
         self.defaults: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if repeat_penalty is not None:
+            self.defaults["repeat_penalty"] = repeat_penalty
         self.id = "local"
         self.model = Path(self.model_path).stem
 

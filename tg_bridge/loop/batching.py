@@ -27,6 +27,21 @@ class Example:
     expected: Any = None
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
+    _FIELDS = ("inputs", "expected", "metadata")
+
+    # Metrics written for the dict form (example["expected"]) work unchanged on Examples.
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``example.get("expected")`` like the dict form; ``default`` for other keys."""
+        return getattr(self, key) if key in self._FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return self._FIELDS
+
     def __post_init__(self) -> None:
         if not isinstance(self.inputs, Mapping):
             raise UsageError(f"Example.inputs must be a mapping, got {type(self.inputs).__name__}")

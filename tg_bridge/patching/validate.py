@@ -187,6 +187,15 @@ def check_copy_guard(
             )
 
 
+_BRACED = re.compile(r"\{[^{}]*\}")
+_LETTER_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _words_outside_braces(text: str) -> bool:
+    """True when ``text`` has a word of 2+ letters outside ``{...}`` groups."""
+    return bool(_LETTER_WORD.search(_BRACED.sub(" ", text)))
+
+
 def validate_value(
     old: str,
     new: str,
@@ -201,6 +210,13 @@ def validate_value(
     if not new.strip():
         raise PatchValidationError(
             f"new value of {target or 'the prompt'} is empty", target=target, reason="empty"
+        )
+    if _words_outside_braces(old) and not _words_outside_braces(new):
+        # e.g. a small model answering "{{": no instruction text left, only punctuation
+        raise PatchValidationError(
+            f"new value of {target or 'the prompt'} has no words left: {new[:40]!r}",
+            target=target,
+            reason="empty",
         )
     if len(new) > MAX_VALUE_CHARS:
         raise PatchValidationError(
