@@ -11,9 +11,10 @@ name. Recording never breaks a call (see :mod:`tg_bridge.decorators`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .capture.state import context_run, reset_current, set_current
@@ -191,6 +192,18 @@ def _call_inputs(args: tuple, kwargs: Mapping[str, Any]) -> Any:
         k: v for k, v in kwargs.items() if k != "config"}}
 
 
+@contextlib.contextmanager
+def _run_active(run: Any) -> Iterator[None]:
+    """Make ``run`` the current Run while a stream produces one chunk (the stream's steps
+    happen lazily, between our yields, so the run is only active while a chunk is pulled)."""
+    prev = context_run()
+    token = set_current(run)
+    try:
+        yield
+    finally:
+        reset_current(token, prev)
+
+
 def _stream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
     """Record a stream: the Run is current only while the host pulls the next chunk (a
     generator must not leave its context behind in the caller between chunks)."""
@@ -203,21 +216,14 @@ def _stream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, A
     chunks: list[str] = []
     error: BaseException | None = None
     try:
-        prev = context_run()
-        token = set_current(run)
-        try:
+        with _run_active(run):
             iterator = iter(method(*args, **kwargs))
-        finally:
-            reset_current(token, prev)
         while True:
-            prev = context_run()
-            token = set_current(run)
-            try:
-                chunk = next(iterator)
-            except StopIteration:
-                break
-            finally:
-                reset_current(token, prev)
+            with _run_active(run):
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    break
             chunks.append(output_text(chunk))
             yield chunk
     except BaseException as exc:
@@ -239,21 +245,14 @@ async def _astream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping
     chunks: list[str] = []
     error: BaseException | None = None
     try:
-        prev = context_run()
-        token = set_current(run)
-        try:
+        with _run_active(run):
             iterator = method(*args, **kwargs).__aiter__()
-        finally:
-            reset_current(token, prev)
         while True:
-            prev = context_run()
-            token = set_current(run)
-            try:
-                chunk = await iterator.__anext__()
-            except StopAsyncIteration:
-                break
-            finally:
-                reset_current(token, prev)
+            with _run_active(run):
+                try:
+                    chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
             chunks.append(output_text(chunk))
             yield chunk
     except BaseException as exc:

@@ -139,8 +139,9 @@ def test_explicit_run_argument_wins():
 def fake_reconstruct(monkeypatch):
     calls: list[dict] = []
 
-    def reconstruct(spans, *, bindings=None, parameters=None):
-        calls.append({"spans": list(spans), "bindings": bindings, "parameters": parameters})
+    def reconstruct(spans, *, bindings=None, parameters=None, one_flow=False):
+        calls.append({"spans": list(spans), "bindings": bindings, "parameters": parameters,
+                      "one_flow": one_flow})
         return tg_bridge.Graph([tg_bridge.Variable("out", role="output")])
 
     module = types.ModuleType("tg_bridge.reconstruct")
@@ -161,10 +162,12 @@ def test_graph_and_graphs_call_reconstruct(fake_reconstruct, tracer):
     assert graph.metadata["run_id"] == run.id and graph.metadata["run_name"] == "two-traces"
     assert [s.name for s in fake_reconstruct[0]["spans"]] == ["t1", "t2"]
     assert fake_reconstruct[0]["bindings"] == {"app:system": binding}
+    assert fake_reconstruct[0]["one_flow"] is True  # one capture block = one app run
     fake_reconstruct.clear()
     graphs = run.graphs()
     assert len(graphs) == 2
     assert [[s.name for s in c["spans"]] for c in fake_reconstruct] == [["t1"], ["t2"]]
+    assert not any(c["one_flow"] for c in fake_reconstruct)
     pools = [c["parameters"] for c in fake_reconstruct]
     assert pools[0] is pools[1] and isinstance(pools[0], dict)  # one pool shared by traces
     fake_reconstruct.clear()

@@ -144,3 +144,57 @@ def test_internal_spans_are_not_graphed(make_span):
     g = reconstruct(spans)
     assert all(n.value != "feedback" for n in g.nodes)
     assert g.metadata["spans"] == 5
+
+
+def test_opted_in_tool_descriptions_become_parameters_of_the_llm_that_chose_the_tool(make_span):
+    store = {"v": "Look up facts about the company."}
+    binding = CallableBinding("langchain:tool:search#1", lambda: store["v"], lambda v: store.update(v=v))
+    record = [{"binding": binding.key, "name": "search", "description": store["v"]}]
+    spans = [
+        make_span("agent", "r", **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: "Where is Lumen?",
+                                   sc.OUTPUT_VALUE: "Tampere"}),
+        make_span("ChatModel", "l1", "r", start=1, **{
+            sc.SPAN_KIND: "LLM",
+            "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.content": "Use tools.",
+            "llm.input_messages.1.message.role": "user",
+            "llm.input_messages.1.message.content": "Where is Lumen?",
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.content": "",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "search",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"q": "Lumen"}'}),
+        make_span("search", "t", "r", start=2, **{
+            sc.SPAN_KIND: "TOOL", sc.TOOL_NAME: "search", sc.INPUT_VALUE: '{"q": "Lumen"}',
+            sc.OUTPUT_VALUE: "Lumen is in Tampere.", sc.TOOL_BINDINGS: record}),
+        make_span("search", "bad", "r", start=3, **{
+            sc.SPAN_KIND: "TOOL", sc.TOOL_NAME: "search", sc.INPUT_VALUE: "x",
+            sc.OUTPUT_VALUE: "y", sc.TOOL_BINDINGS: "{not json"}),
+    ]
+    g = reconstruct(spans, bindings={binding.key: binding})
+    (tool_param,) = [p for p in g.parameters() if p.key == binding.key]
+    assert tool_param.binding is binding and tool_param.role.startswith("description of tool 'search'")
+    chooser = next(n for n in g.nodes if n.kind == "llm_output" and tool_param in n.parents)
+    assert tool_param in chooser.op.inputs
+    result = next(n for n in g.nodes if n.kind == "tool_result" and n.value == "Lumen is in Tampere.")
+    assert chooser in result.parents
+
+
+def test_one_flow_links_separate_root_traces_of_one_capture(make_span):
+    """A hand-written loop: the model call and the tool call are separate root traces."""
+    llm = make_span("Model", "l1", trace="a", start=1, **{
+        sc.SPAN_KIND: "LLM",
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "What is 2+2?",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "calc",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "2+2"})
+    tool = make_span("calc", "t1", trace="b", start=2, **{
+        sc.SPAN_KIND: "TOOL", sc.TOOL_NAME: "calc", sc.INPUT_VALUE: "2+2", sc.OUTPUT_VALUE: "4"})
+    apart = reconstruct([llm, tool])
+    together = reconstruct([llm, tool], one_flow=True)
+    result_apart = next(n for n in apart.nodes if n.kind == "tool_result")
+    result_together = next(n for n in together.nodes if n.kind == "tool_result")
+    assert result_apart.parents[0].kind == "input"
+    assert result_together.parents[0].kind == "llm_output"
+    assert apart.metadata["trace_ids"] == ["a", "b"] and together.metadata["trace_ids"] == ["a"]

@@ -136,14 +136,17 @@ class Run:
         return list(seen)
 
     def graph(self, parameters: dict[str, Variable] | None = None) -> Graph:
-        """The graph of every span of this Run (all traces together).
+        """The graph of every span of this Run: all its traces as ONE flow in start order
+        (what ran inside one capture block is one app run, even when a hand-written loop makes
+        each model and tool call its own root trace). :meth:`graphs` keeps traces apart.
 
         ``parameters`` is a shared pool (key -> Variable) so several runs of a batch share one
         Variable per prompt. Raises what :func:`tg_bridge.reconstruct.reconstruct` raises.
         """
         from ..reconstruct import reconstruct
 
-        graph = reconstruct(self.snapshot(), bindings=dict(self.bindings), parameters=parameters)
+        graph = reconstruct(self.snapshot(), bindings=dict(self.bindings), parameters=parameters,
+                            one_flow=True)
         self._stamp(graph)
         return graph
 

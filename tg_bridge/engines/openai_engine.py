@@ -11,8 +11,9 @@ Contract:
   for the rest of its life, first to llama.cpp-style ``{"type": "json_object", "schema": ...}``,
   then to plain text with the schema given in a system instruction. ``Completion.parsed`` is
   None when the text does not parse: callers decide what to do.
-- One SDK client per event loop (an httpx pool belongs to the loop that opened it); the sync
-  :meth:`complete` closes its short-lived loop's client before returning. Thread-safe.
+- One SDK client per event loop (an httpx pool belongs to the loop that opened it); a loop
+  made by the sync API closes its client before it ends (``sync.on_loop_close``); in your own
+  loop, ``await engine.aclose()`` when done. Thread-safe.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..config import get_settings
 from ..exceptions import ConfigurationError, EngineError, EngineTimeoutError, MissingExtraError
 from .base import BaseEngine, Completion, Message, parse_structured, schema_of
 from .prompts import JSON_ANSWER_INSTRUCTION
-from .sync import run_sync
+from .sync import on_loop_close
 
 __all__ = ["OpenAIEngine"]
 
@@ -118,6 +119,7 @@ class OpenAIEngine(BaseEngine):
                     api_key=self._api_key, base_url=self.base_url, max_retries=0
                 )
                 self._clients[loop] = client
+                on_loop_close(self.aclose)
             return client
 
     async def aclose(self) -> None:
@@ -126,19 +128,6 @@ class OpenAIEngine(BaseEngine):
             client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()
-
-    def complete(
-        self, messages: Any, *, response_format: Any = None, **params: Any
-    ) -> Completion:
-        """Blocking :meth:`acomplete`; safe inside a running loop."""
-
-        async def once() -> Completion:
-            try:
-                return await self.acomplete(messages, response_format=response_format, **params)
-            finally:
-                await self.aclose()  # the loop run_sync made ends with this call
-
-        return run_sync(once())
 
     def _key_params(self, params: dict[str, Any]) -> dict[str, Any]:
         # The endpoint is part of the key: two servers may serve different weights under

@@ -10,12 +10,48 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-from collections.abc import Coroutine
+import logging
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["on_loop_close", "run_sync"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Cleanups (e.g. closing an HTTP client pool) for loops that run_sync created and will close.
+_cleanups: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, list[Callable[[], Awaitable[Any]]]
+] = weakref.WeakKeyDictionary()
+_cleanups_lock = threading.Lock()
+
+
+def on_loop_close(cleanup: Callable[[], Awaitable[Any]]) -> None:
+    """Await ``cleanup()`` before the running loop is closed, when run_sync owns that loop.
+
+    Resources bound to a loop (an httpx pool) must be closed inside it; otherwise they are
+    torn down at garbage collection and log "Event loop is closed". Loops owned by the caller
+    are the caller's to clean (e.g. ``await engine.aclose()``).
+    """
+    loop = asyncio.get_running_loop()
+    with _cleanups_lock:
+        _cleanups.setdefault(loop, []).append(cleanup)
+
+
+async def _with_cleanups(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await coro
+    finally:
+        with _cleanups_lock:
+            cleanups = _cleanups.pop(asyncio.get_running_loop(), [])
+        for cleanup in cleanups:
+            try:
+                await cleanup()
+            except Exception:  # cleanup must never mask the result
+                log.debug("loop cleanup failed", exc_info=True)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -23,7 +59,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(_with_cleanups(coro))
     ctx = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ctx.run, asyncio.run, coro).result()
+        return pool.submit(ctx.run, asyncio.run, _with_cleanups(coro)).result()

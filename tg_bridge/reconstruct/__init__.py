@@ -36,13 +36,17 @@ def reconstruct(
     *,
     bindings: Mapping[str, Binding] | None = None,
     parameters: MutableMapping[str, Variable] | None = None,
+    one_flow: bool = False,
 ) -> Graph:
     """Rebuild the text computation graph of the given spans.
 
     ``spans``: SpanRecords (or flattened span dicts, see :mod:`tg_bridge.traces.otlp_json`),
     any order, one or several traces. ``bindings``: binding key -> live Binding, attached to
     the parameters whose spans name that key. ``parameters``: a pool key -> Variable shared
-    across calls so the same prompt is ONE parameter; filled in place.
+    across calls so the same prompt is ONE parameter; filled in place. ``one_flow=True``
+    treats all traces as ONE run in start order, so data flows between them (a hand-written
+    agent loop whose model and tool invocations are separate root runs of one capture);
+    the default keeps traces apart (production files: one trace per request).
 
     Nodes: parameters (prompts; ``requires_grad=True``), inputs, documents, tool results, LLM
     outputs and the final output; ops ``format``, ``llm_call``, ``retrieval``, ``tool_call``,
@@ -60,7 +64,8 @@ def reconstruct(
     outputs: list[Variable] = []
     traces: dict[str, list[SpanNode]] = {}
     for root in tree.roots:
-        traces.setdefault(root.record.trace_id, []).append(root)
+        trace_key = tree.roots[0].record.trace_id if one_flow else root.record.trace_id
+        traces.setdefault(trace_key, []).append(root)
     skipped = 0
     summaries = []
     for trace_id, roots in traces.items():

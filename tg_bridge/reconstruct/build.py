@@ -9,10 +9,12 @@ as transforms for data-flow matching). Templates are *offered* by the span that 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .. import semconv as sc
 from ..variable import Operation, Variable
 from . import claims as prompts_match
 from .dataflow import Flow
@@ -59,7 +61,7 @@ class TraceBuilder:
     def run(self) -> tuple[Variable | None, list[Variable]]:
         """Process the trace; returns (final output, other unconsumed outputs)."""
         nodes = [n for root in self.roots for n in (root, *self.tree.descendants(root))]
-        for node in sorted(nodes, key=lambda n: n.order):
+        for node in sorted(nodes, key=self._when_produced):
             try:
                 self._step(node)
             except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -72,6 +74,13 @@ class TraceBuilder:
             if v is not final and id(v) not in self.flow.consumed and v.kind != "value"
         ]  # fmt: skip
         return final, sinks
+
+    def _when_produced(self, node: SpanNode) -> float:
+        """Processing order: a span's start, except a tool, whose result exists only once
+        everything it ran (e.g. a retriever inside it) has finished."""
+        if self.views[id(node)].kind != "tool":
+            return node.order
+        return max((d.order for d in self.tree.descendants(node)), default=node.order) + 0.5
 
     def _step(self, node: SpanNode) -> None:
         view = self.views[id(node)]
@@ -222,11 +231,45 @@ class TraceBuilder:
         if source is None:
             source = self.flow.source_or_input(args, hint=f"arguments of tool '{name}'")
         self.flow.use(source)
+        parents: tuple[Variable, ...] = (source,)
+        for param in self._tool_description_params(node, name):
+            if source.op is not None and source.op.kind == "llm_call":
+                # the description steered the LLM that chose this tool: an input of that call
+                if all(param is not p for p in source.parents):
+                    source.parents = (*source.parents, param)
+                    source.op.inputs = (*source.op.inputs, param)
+            else:
+                parents = (*parents, param)
         var = Variable(view.tool_result, role=f"result of tool '{name}'", kind="tool_result",
-                       parents=(source,), name=name, metadata={"arguments": args})  # fmt: skip
-        var.op = Operation("tool_call", (source,), var,
+                       parents=parents, name=name, metadata={"arguments": args})  # fmt: skip
+        var.op = Operation("tool_call", parents, var,
                            {"tool": name, "description": view.tool_description or "", "arguments": args}, name)  # fmt: skip
         self.flow.add(var)
+
+    def _tool_description_params(self, node: SpanNode, tool: str) -> list[Variable]:
+        """Parameters for the tool descriptions an adapter opted in (``tg_bridge.tool_bindings``).
+
+        Malformed records are skipped: span content is untrusted input.
+        """
+        raw = node.record.attributes.get(sc.TOOL_BINDINGS)
+        try:
+            records = json.loads(raw) if isinstance(raw, str) else []
+        except ValueError:
+            records = []
+        params = []
+        for rec in records if isinstance(records, list) else []:
+            if not isinstance(rec, dict) or not isinstance(rec.get("description"), str):
+                continue
+            if not rec["description"].strip():
+                continue
+            key = rec.get("binding") if isinstance(rec.get("binding"), str) else None
+            params.append(get_parameter(
+                self.pool, template=rec["description"], name=f"tool:{rec.get('name') or tool}",
+                role=f"description of tool '{rec.get('name') or tool}' shown to the model",
+                fmt="none", binding_key=key, bindings=self.bindings,
+                metadata={"tool": rec.get("name") or tool, "span": node.name},
+            ))  # fmt: skip
+        return params
 
     # -- output ---------------------------------------------------------------------------
     def _final_output(self) -> Variable | None:

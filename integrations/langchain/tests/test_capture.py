@@ -307,6 +307,11 @@ def test_tool_descriptions_opt_in():
     (record,) = json.loads(tool.attributes[sc.TOOL_BINDINGS])
     assert record["name"] == "search" and record["description"].startswith("Search the")
     assert run.bindings[record["binding"]].read() == record["description"]
+    # the description is a parameter of the LLM call that chose the tool, bound to the live tool
+    graph = run.graph()
+    (param,) = [p for p in graph.parameters() if p.key == record["binding"]]
+    assert param.binding is run.bindings[record["binding"]]
+    assert any(n.kind == "llm_output" and param in n.parents for n in graph.nodes)
 
 
 def test_create_agent_offline():

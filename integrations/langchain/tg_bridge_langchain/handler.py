@@ -124,15 +124,19 @@ class SpanHandler(BaseCallbackHandler):
             except Exception as exc:
                 record_hook_error(exc, where=where)
 
-    def _fail(self, run_id: UUID, error: BaseException) -> None:
-        span = self._spans.pop(run_id, None)
-        if span is None:
-            return
+    def _fail(self, run_id: UUID, error: BaseException, where: str) -> None:
+        """End the run's span as failed; never raises (errors are counted on the Run)."""
         try:
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        finally:
-            span.end()
+            span = self._spans.pop(run_id, None)
+            if span is None:
+                return
+            try:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            finally:
+                span.end()
+        except Exception as exc:
+            record_hook_error(exc, where=where)
 
     # -- chains, prompts, parsers -----------------------------------------------------------
     def on_chain_start(
@@ -188,10 +192,7 @@ class SpanHandler(BaseCallbackHandler):
         self._finish(run_id, "on_chain_end", _chain_output_attributes, outputs, kwargs.get("inputs"))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._fail(run_id, error)
-        except Exception as exc:
-            record_hook_error(exc, where="on_chain_error")
+        self._fail(run_id, error, "on_chain_error")
 
     # -- models ---------------------------------------------------------------------------
     def on_chat_model_start(
@@ -265,10 +266,7 @@ class SpanHandler(BaseCallbackHandler):
         self._finish(run_id, "on_llm_end", _llm_output_attributes, response)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._fail(run_id, error)
-        except Exception as exc:
-            record_hook_error(exc, where="on_llm_error")
+        self._fail(run_id, error, "on_llm_error")
 
     # -- retrievers -------------------------------------------------------------------------
     def on_retriever_start(
@@ -296,10 +294,7 @@ class SpanHandler(BaseCallbackHandler):
         self._finish(run_id, "on_retriever_end", _retriever_output_attributes, documents)
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._fail(run_id, error)
-        except Exception as exc:
-            record_hook_error(exc, where="on_retriever_error")
+        self._fail(run_id, error, "on_retriever_error")
 
     # -- tools ----------------------------------------------------------------------------
     def on_tool_start(
@@ -331,10 +326,7 @@ class SpanHandler(BaseCallbackHandler):
         self._finish(run_id, "on_tool_end", _tool_output_attributes, output)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._fail(run_id, error)
-        except Exception as exc:
-            record_hook_error(exc, where="on_tool_error")
+        self._fail(run_id, error, "on_tool_error")
 
 
 def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
