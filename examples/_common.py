@@ -89,6 +89,12 @@ def print_optimization(result: Any, *, quiet: bool = False, file: TextIO | None 
             diff = step.candidate.diff()
             if diff:
                 print("  rejected candidate:\n" + _indent(diff), file=out)
+            for rejected in step.candidate.metadata.get("rejected") or ():
+                # what the model proposed and why validation refused it, before any write
+                proposed = str(rejected.get("proposed", ""))
+                if len(proposed) > 300:
+                    proposed = proposed[:297] + "..."
+                print(f"  proposal refused ({rejected.get('reason')}): {proposed!r}", file=out)
     diff = result.best_patch.diff() if result.best_patch is not None else ""
     if diff:
         print("\ndiff of the patched prompt(s):\n" + diff.rstrip("\n"), file=out)
