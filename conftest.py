@@ -57,3 +57,21 @@ def _reset_tg_bridge_settings() -> Iterator[None]:
     from tg_bridge import config
 
     config.reset()
+
+
+@pytest.fixture
+def fake_app_adapter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make tg_bridge.testing.FakeApp an adapter-owned target (no host framework involved).
+
+    capture() instruments the adapters load_adapters() returns, once per process: if that
+    happened here (with the fake list), undo it so later tests instrument the real adapters.
+    """
+    import tg_bridge.adapters
+    from tg_bridge.capture import instrumentation
+    from tg_bridge.testing import FakeAppAdapter
+
+    before = instrumentation._active
+    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
+    yield
+    if instrumentation._active is not before:
+        instrumentation.uninstrument()

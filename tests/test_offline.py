@@ -12,7 +12,7 @@ from tg_bridge.cli import main
 from tg_bridge.exceptions import UsageError
 from tg_bridge.offline import normalize_trace_id, read_feedback
 from tg_bridge.patching.patch import Patch
-from tg_bridge.testing import FakeApp, FakeAppAdapter, FakeEngine
+from tg_bridge.testing import FakeApp, FakeEngine
 from tg_bridge.traces import read_spans
 
 NEW = "Please answer {q}"
@@ -25,19 +25,8 @@ def _respond(messages, fmt):
 
 
 @pytest.fixture(autouse=True)
-def fake_adapter(monkeypatch):
-    """Make FakeApp an adapter-owned target (no host framework involved).
-
-    capture() instruments the adapters load_adapters() returns, once per process: if that
-    happened here (with the fake list), undo it so later tests instrument the real adapters.
-    """
-    from tg_bridge.capture import instrumentation
-
-    before = instrumentation._active
-    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
-    yield
-    if instrumentation._active is not before:
-        instrumentation.uninstrument()
+def fake_adapter(fake_app_adapter):
+    """Every test here runs against FakeApp through the fake adapter (root conftest)."""
 
 
 @pytest.fixture
