@@ -5,7 +5,6 @@ import json
 import pytest
 
 import tg_bridge
-import tg_bridge.adapters
 import tg_bridge.engines
 from tg_bridge.capture import capture
 from tg_bridge.cli import main
