@@ -20,6 +20,7 @@ from . import claims as prompts_match
 from .dataflow import Flow
 from .messages import Message, SpanView, view_of
 from .params import get_parameter, parameter_role
+from .templates import recover_template
 from .tree import SpanNode, SpanTree
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class TraceBuilder:
         self.tool_calls: list[tuple[Variable, Any]] = []  # (llm output, ToolCall) unclaimed
         self.done_kinds: dict[int, str] = {}  # id(node) -> kind handled there
         self.llm_outputs: list[Variable] = []
+        self.claimed: list[Any] = []  # TemplateInfos claimed exactly by the current LLM call
         self.skipped = 0
 
     # -- driver ---------------------------------------------------------------------------
@@ -131,6 +133,7 @@ class TraceBuilder:
         self.done_kinds[id(node)] = "llm"
         chain = self.chain_name(node)
         claims = prompts_match.claim(self.offers, self.views, node, messages, view.completion)
+        self.claimed = [c[0] for c in claims.values()]
         inputs: list[Variable] = []
         for k, message in enumerate(messages):
             var = self._message_var(node, chain, k, message, claims.get(k))
@@ -159,6 +162,10 @@ class TraceBuilder:
             var = self._templated(node, chain, k, message, claim)
             if var is not None:
                 return var
+        if message.text.strip() not in self.flow.by_text:  # an earlier output replayed as is
+            composed = self._contained(node, chain, k, message.text, message.role)
+            if composed is not None:
+                return composed
         found = self.flow.source(message.text, hint=message.role)
         if found is not None:
             return found
@@ -192,7 +199,8 @@ class TraceBuilder:
         positions: dict[str, int] = {}
         for name in names:
             value = values.get(name, "")
-            src = self.flow.source(value) or self.flow.input_var(value, name)
+            src = (self._contained(node, chain, k, value, message.role, exact=True) or self.flow.source(value)
+                   or self._contained(node, chain, k, value, message.role) or self.flow.input_var(value, name))  # fmt: skip
             if all(src is not x for x in inputs):
                 inputs.append(self.flow.use(src))
             positions[name] = next(i for i, x in enumerate(inputs) if x is src)
@@ -201,6 +209,40 @@ class TraceBuilder:
         rendered.op = Operation("format", tuple(inputs), rendered,
                                 {"variables": positions, "format": info.fmt}, param_name)  # fmt: skip
         return rendered
+
+    def _contained(self, node: SpanNode, chain: str, k: int, text: str, role: str, *,
+                   exact: bool = False) -> Variable | None:
+        """``text`` built around fixed-text prompts an offer reported (an agent's system prompt
+        pasted into a framework header): the parameter itself when the text IS that prompt, else
+        a ``format`` of those parameters (plus where the rest came from, when known) so feedback
+        reaches them. None when no such prompt occurs (or, with ``exact``, is not the text)."""
+        found = prompts_match.contained(self.offers, self.views, node, text, self.claimed)
+        if exact:
+            found = [f for f in found if f[0].template.strip() == text.strip()]
+        if not found:
+            return None
+        params = [get_parameter(
+            self.pool, template=info.template, name=info.name or f"{_parent_name(offer)}/{offer.name}[{info.index}]",
+            fmt=info.fmt, binding_key=info.binding, bindings=self.bindings,
+            role=parameter_role(info.role or role, node.name, chain, fixed=True),
+            metadata={"message_role": info.role or role, "index": k, "span": offer.name, "contained": True},
+        ) for info, offer in found]  # fmt: skip
+        if len(params) == 1 and text.strip() == params[0].value.strip():
+            return params[0]
+        labels = [f"part{i}" for i in range(len(found))]
+        template, _ = recover_template(text, {n: info.template.strip() for n, (info, _) in zip(labels, found)})
+        inputs: list[Variable] = []
+        for p in params:
+            if all(p is not x for x in inputs):
+                inputs.append(self.flow.use(p))
+        rest = self.flow.source(text, hint=role)
+        if rest is not None and all(rest is not x for x in inputs):
+            inputs.append(self.flow.use(rest))
+        positions = {n: next(i for i, x in enumerate(inputs) if x is p) for n, p in zip(labels, params)}
+        out = Variable(text, role=f"{role} message sent to LLM step '{node.name}'", kind="value", parents=tuple(inputs))
+        out.op = Operation("format", tuple(inputs), out,
+                           {"variables": positions, "format": "f-string", "template": template}, "contained prompt")  # fmt: skip
+        return out
 
     # -- retrieval and tools ----------------------------------------------------------------
     def _retriever(self, node: SpanNode, view: SpanView) -> None:

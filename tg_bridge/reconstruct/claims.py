@@ -18,10 +18,16 @@ from .messages import Message, SpanView, TemplateInfo
 from .templates import match_template, placeholders, recover_template, render, static_text
 from .tree import SpanNode
 
-__all__ = ["claim", "has_static_text", "placeholders_of", "render_offer"]
+__all__ = ["claim", "contained", "has_static_text", "placeholders_of", "render_offer"]
 
 Claim = tuple[TemplateInfo, dict[str, str], SpanNode]
 _SAME_ROLE = {"human": "user", "ai": "assistant"}
+# Containment is a weaker signal than an exact rendering: short fixed texts ("Answer:") occur
+# by chance, so they never count; the scan is capped so huge spans stay cheap.
+_MIN_CONTAINED_CHARS = 12
+_MAX_CONTAINED_TEXT = 200_000
+_MAX_CONTAINED_TEMPLATES = 64  # templates examined per call
+_MAX_CONTAINED_FOUND = 8
 
 
 def placeholders_of(info: TemplateInfo) -> list[str]:
@@ -48,18 +54,67 @@ def claim(
     completion: bool,
 ) -> dict[int, Claim]:
     """Message index -> (template, its values, offering span) for the best offer in scope."""
-    ancestors = {id(a) for a in llm.ancestors()}
-    for offer in reversed(offers):
-        in_scope = (
-            offer is llm
-            or id(offer) in ancestors
-            or (offer.parent is not None and id(offer.parent) in ancestors)
-        )
-        if in_scope and offer.order <= llm.order:
-            found = _match_offer(views[id(offer)], offer, messages, completion)
-            if found:
-                return found
+    for offer in _in_scope(offers, llm):
+        found = _match_offer(views[id(offer)], offer, messages, completion)
+        if found:
+            return found
     return {}
+
+
+def contained(
+    offers: Sequence[SpanNode],
+    views: Mapping[int, SpanView],
+    llm: SpanNode,
+    text: str,
+    taken: Sequence[TemplateInfo] = (),
+) -> list[tuple[TemplateInfo, SpanNode]]:
+    """Fixed-text templates (no placeholders) of offers in scope that occur INSIDE ``text``.
+
+    For a prompt the app owns that a framework pastes into a larger rendered message (a
+    LlamaIndex ReAct agent's ``system_prompt`` inside its ReAct header). Templates in
+    ``taken`` (already claimed exactly) are skipped; the latest offer wins for a repeated
+    text; overlapping finds keep the longer one; shorter than 12 characters never counts.
+    Returns (template, offering span) in order of position in ``text``. Bounded, pure.
+    """
+    if not text or len(text) > _MAX_CONTAINED_TEXT:
+        return []
+    candidates: list[tuple[TemplateInfo, SpanNode]] = []
+    seen: list[str] = []
+    for offer in _in_scope(offers, llm):
+        for info in views[id(offer)].templates:
+            if len(candidates) >= _MAX_CONTAINED_TEMPLATES:
+                break
+            fixed = info.template.strip()
+            if (len(fixed) < _MIN_CONTAINED_CHARS or fixed in seen or any(info is t for t in taken)
+                    or placeholders(info.template, info.fmt)):  # fmt: skip
+                continue
+            seen.append(fixed)
+            candidates.append((info, offer))
+    candidates.sort(key=lambda c: -len(c[0].template.strip()))  # stable: latest offer first on ties
+    found: list[tuple[int, TemplateInfo, SpanNode]] = []
+    for info, offer in candidates:
+        fixed = info.template.strip()
+        start = text.find(fixed)
+        if start == -1 or any(s < start + len(fixed) and start < s + len(i.template.strip())
+                              for s, i, _ in found):  # fmt: skip
+            continue
+        found.append((start, info, offer))
+        if len(found) >= _MAX_CONTAINED_FOUND:
+            break
+    found.sort(key=lambda f: f[0])
+    return [(info, offer) for _, info, offer in found]
+
+
+def _in_scope(offers: Sequence[SpanNode], llm: SpanNode) -> list[SpanNode]:
+    """Offers an LLM call may use, latest first: the call itself, an ancestor, or a sibling
+    of the call or of one of its ancestors, started no later than the call."""
+    ancestors = {id(a) for a in llm.ancestors()}
+    return [
+        offer for offer in reversed(offers)
+        if offer.order <= llm.order and (
+            offer is llm or id(offer) in ancestors
+            or (offer.parent is not None and id(offer.parent) in ancestors))
+    ]  # fmt: skip
 
 
 def _role(role: str | None) -> str | None:

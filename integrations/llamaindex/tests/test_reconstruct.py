@@ -38,7 +38,7 @@ def test_run_graph_has_live_prompt_parameters(index, llm, mode, slots):
     [
         ("tgb_llamaindex_query_engine.jsonl", 2, ["response_synthesizer:text_qa_template"]),
         ("tgb_llamaindex_refine.jsonl", 1, ["response_synthesizer:refine_template", "response_synthesizer:text_qa_template"]),
-        ("tgb_llamaindex_react_agent.jsonl", 1, ["react_header"]),
+        ("tgb_llamaindex_react_agent.jsonl", 1, ["react_header", "system_prompt"]),
     ],
 )
 def test_recorded_fixtures_load(name, traces, keys):
