@@ -30,7 +30,7 @@ from tg_bridge import semconv as sc
 from tg_bridge._internal import is_internal
 from tg_bridge.capture import record_hook_error, register_binding
 
-from . import registry
+from . import agent_prompt, hooks, registry
 from .attributes import document_attributes, message_attributes, message_content, to_json
 from .attributes import value_attributes
 from .bindings import prompt_bindings, template_records
@@ -153,6 +153,7 @@ class SpanHandler(BaseCallbackHandler):
         if is_internal():
             return
         try:
+            hooks.ensure_agent_hooks()  # langgraph may have been loaded after instrument()
             run_type = kwargs.get("run_type")
             name = kwargs.get("name") or _serialized_name(serialized) or "chain"
             kind = _KIND_BY_RUN_TYPE.get(run_type or "", "CHAIN")
@@ -214,6 +215,7 @@ class SpanHandler(BaseCallbackHandler):
             attrs[sc.INPUT_VALUE] = to_json({"messages": first})
             attrs[sc.INPUT_MIME_TYPE] = "application/json"
             self._model_attributes(kwargs.get("invocation_params"), metadata, attrs)
+            self._agent_prompt_attributes(first, attrs)
             name = kwargs.get("name") or _serialized_name(serialized) or "chat_model"
             self._start(run_id, parent_run_id, name, "LLM", _serialized_name(serialized) or name,
                         tags, attrs)
@@ -246,6 +248,20 @@ class SpanHandler(BaseCallbackHandler):
                         tags, attrs)
         except Exception as exc:
             record_hook_error(exc, where="on_llm_start")
+
+    @staticmethod
+    def _agent_prompt_attributes(messages: list[BaseMessage], attrs: dict[str, Any]) -> None:
+        """Inside a create_agent model node: the agent's system prompt as a template record
+        (format "none") plus its live binding, when the call sends that prompt first."""
+        binding = agent_prompt.current_binding()
+        if binding is None:
+            return
+        record = agent_prompt.template_record(binding, messages)
+        if record is None:
+            return
+        attrs[sc.TEMPLATES] = json.dumps([record], ensure_ascii=False)
+        attrs[sc.BINDING_IDS] = json.dumps([record["binding"]])
+        register_binding(binding)
 
     @staticmethod
     def _model_attributes(

@@ -13,7 +13,10 @@ the switch off and removes it from LangChain's hook list, so no trace of it stay
 
 Prompt and tool objects are tagged with binding keys (:mod:`.registry`) by wrapping
 ``BasePromptTemplate.invoke/ainvoke`` and ``BaseTool.run/arun`` at the class level; the
-wrappers are removed again by ``uninstrument()``.
+wrappers are removed again by ``uninstrument()``. langgraph's ``RunnableCallable.invoke/ainvoke``
+is wrapped the same way so a ``create_agent`` model node publishes its system prompt binding
+while it runs (:mod:`.agent_prompt`); langgraph is never imported for that: the wrap happens
+as soon as it is loaded (at install, or at the first chain run seen afterwards).
 
 ``instrument``/``uninstrument`` are idempotent and thread-safe (one lock).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -29,7 +33,7 @@ from langchain_core.prompts import BasePromptTemplate
 from langchain_core.tools import BaseTool
 from tg_bridge._internal import is_internal
 
-from . import registry
+from . import agent_prompt, registry
 
 __all__ = ["install", "uninstall", "installed_handler"]
 
@@ -57,6 +61,8 @@ class _Switch:
 _switch = _Switch()
 _registered = False
 _originals: list[tuple[type, str, Any]] = []
+_agent_nodes_wrapped = False
+_LANGGRAPH_RUNNABLE = "langgraph._internal._runnable"
 
 
 def installed_handler() -> Any:
@@ -79,13 +85,15 @@ def install(handler: Any) -> None:
             _wrap(BasePromptTemplate, "ainvoke", "")
             _wrap(BaseTool, "run", "tool:")
             _wrap(BaseTool, "arun", "tool:")
+        _wrap_agent_nodes()
 
 
 def uninstall() -> None:
     """Stop capturing: switch off, drop the configure hook, unwrap classes. Idempotent."""
-    global _registered
+    global _registered, _agent_nodes_wrapped
     with _lock:
         _switch.handler = None
+        _agent_nodes_wrapped = False
         if _registered:
             try:
                 from langchain_core.tracers import context as lc_context
@@ -124,6 +132,63 @@ def _wrap(cls: type, attr: str, kind: str) -> None:
     setattr(wrapper, _WRAPPED_FLAG, True)
     setattr(cls, attr, wrapper)
     _originals.append((cls, attr, original))
+
+
+def ensure_agent_hooks() -> None:
+    """Wrap langgraph's RunnableCallable if langgraph got loaded since install. Cheap after
+    the first success; never imports langgraph; never raises (called from the handler)."""
+    if _agent_nodes_wrapped or _switch.handler is None or _LANGGRAPH_RUNNABLE not in sys.modules:
+        return
+    try:
+        with _lock:
+            if _switch.handler is not None:
+                _wrap_agent_nodes()
+    except Exception:
+        log.debug("could not hook langgraph nodes", exc_info=True)
+
+
+def _wrap_agent_nodes() -> None:
+    # caller holds _lock
+    global _agent_nodes_wrapped
+    if _agent_nodes_wrapped:
+        return
+    module = sys.modules.get(_LANGGRAPH_RUNNABLE)
+    cls = getattr(module, "RunnableCallable", None) if module is not None else None
+    if not isinstance(cls, type) or "invoke" not in cls.__dict__ or "ainvoke" not in cls.__dict__:
+        return
+    for attr in ("invoke", "ainvoke"):
+        original = cls.__dict__[attr]
+        if getattr(original, _WRAPPED_FLAG, False):
+            continue
+        wrapper = _scoped_async(original) if attr == "ainvoke" else _scoped_sync(original)
+        setattr(wrapper, _WRAPPED_FLAG, True)
+        setattr(cls, attr, wrapper)
+        _originals.append((cls, attr, original))
+    _agent_nodes_wrapped = True
+
+
+def _scoped_sync(original: Any) -> Any:
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = agent_prompt.enter(self) if _switch.handler is not None else None
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            agent_prompt.leave(token)
+
+    return wrapper
+
+
+def _scoped_async(original: Any) -> Any:
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = agent_prompt.enter(self) if _switch.handler is not None else None
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            agent_prompt.leave(token)
+
+    return wrapper
 
 
 def _tag(obj: Any, kind: str) -> None:

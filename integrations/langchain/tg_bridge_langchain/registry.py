@@ -104,11 +104,14 @@ def _has_metadata(obj: Any) -> bool:
 
 def _make_reaper(key: str, obj_id: int) -> Any:
     def reap(_ref: Any) -> None:
-        _objects.pop(key, None)
-        _extras.pop(key, None)
-        side = _side.get(obj_id)
-        if side is not None and side[1] == key:
-            _side.pop(obj_id, None)
+        try:
+            _objects.pop(key, None)
+            _extras.pop(key, None)
+            side = _side.get(obj_id)
+            if side is not None and side[1] == key:
+                _side.pop(obj_id, None)
+        except (AttributeError, TypeError):
+            pass  # interpreter shutdown: the module's tables are already gone
 
     return reap
 

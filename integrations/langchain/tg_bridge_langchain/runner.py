@@ -8,7 +8,8 @@ anything else JSON.
 ``copy_target`` deep-copies the structure (sequences, parallels, bindings, prompts, bound tool
 schemas) but SHARES models, retrievers, vector stores and embeddings (they hold clients and
 locks that cannot be copied, and hold no prompt), and gives each tool a shallow copy (its
-description is then independent). The copy's prompts get binding keys of their own.
+description is then independent). The copy's prompts get binding keys of their own, and a
+``create_agent`` graph's copy gets its own system prompt cell (:func:`.agent_prompt.detach`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.vectorstores import VectorStore
 from tg_bridge.exceptions import UsageError
 
-from . import registry
+from . import agent_prompt, registry
 from .attributes import message_content, to_json
 from .walk import _walk
 
@@ -105,6 +106,14 @@ def copy_target(target: Any) -> Any:
             "optimize in place (and revert the patch) instead"
         ) from exc
     for obj in _walk(duplicate):
+        if agent_prompt.is_model_node(obj):
+            try:
+                agent_prompt.detach(obj)
+            except Exception as exc:
+                raise UsageError(
+                    f"cannot copy {type(target).__name__} for optimize(in_place=False): {exc}; "
+                    "optimize in place (and revert the patch) instead"
+                ) from exc
         if isinstance(obj, (BasePromptTemplate, BaseTool)) and registry.key_of(obj) is None:
             registry.forget(obj)
             registry.ensure_key(obj, "tool:" if isinstance(obj, BaseTool) else "")

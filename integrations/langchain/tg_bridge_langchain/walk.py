@@ -5,8 +5,8 @@ Walks the runnable graph: sequences (``steps``), parallels (``steps__``), branch
 ``with_config``/``with_retry``/``with_fallbacks``), assigns and picks, runnables with
 fallbacks, prompts nested in message lists, chains holding prompts in fields (legacy chains,
 user classes with ``prompt``/``llm_chain`` attributes), and compiled agent graphs (their nodes'
-runnables and the tools/system prompt kept in closures are NOT visible; the system prompt of
-``create_agent`` is reachable only if passed as a prompt object). Iterative, cycle-safe,
+runnables; the system prompt ``create_agent`` keeps in a closure of its model node is bound
+through :mod:`.agent_prompt`; tools held in closures are not visible). Iterative, cycle-safe,
 deterministic (document order). Never raises: unknown objects are skipped.
 """
 
@@ -20,7 +20,7 @@ from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from . import registry
+from . import agent_prompt, registry
 from .bindings import prompt_bindings
 from .tools import bound_tool_bindings, tool_binding
 
@@ -103,6 +103,10 @@ def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
     for obj in _walk(target):
         if isinstance(obj, BasePromptTemplate):
             found.extend(prompt_bindings(obj))
+        elif agent_prompt.is_model_node(obj):
+            binding = agent_prompt.agent_prompt_binding(obj)
+            if binding is not None:
+                found.append(binding)
         elif tool_descriptions and isinstance(obj, BaseTool):
             binding = tool_binding(obj)
             if binding is not None:
