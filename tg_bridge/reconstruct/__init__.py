@@ -108,7 +108,7 @@ def _record(span: Any, index: int) -> SpanRecord:
 
 def _view(node: SpanNode) -> SpanView:
     try:
-        return view_of(node.name, node.record.attributes)
+        return view_of(node.name, node.record.attributes, node.record.events)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         logger.warning("span %r: unreadable attributes (%s); treated as a plain step", node.name, exc)
         return SpanView(name=node.name)

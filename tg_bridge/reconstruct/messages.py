@@ -3,7 +3,8 @@
 Understood: OpenInference (``openinference.span.kind``, ``llm.input_messages.{i}.message.*``,
 ``llm.prompts``, ``llm.prompt_template.*``, ``retrieval.documents.{i}.document.*``,
 ``tool.*``), OTel GenAI (``gen_ai.operation.name``, ``gen_ai.input.messages`` /
-``output.messages`` / ``system_instructions`` JSON, ``gen_ai.tool.*``), OpenLLMetry
+``output.messages`` / ``system_instructions`` JSON, ``gen_ai.tool.*``, and the older event form: ``gen_ai.*.message`` / ``gen_ai.choice`` span
+events, see :mod:`.events`), OpenLLMetry
 (``gen_ai.prompt.{i}.role|content``, ``gen_ai.completion.{i}.*``, ``traceloop.*``) and our own
 ``tg_bridge.templates`` / ``tg_bridge.template.variables``. Attributes of the wrong type are
 ignored one by one; nothing here raises on odd input. Pure.
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .events import event_messages
 from .templates import placeholders
 
 __all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "view_of"]
@@ -274,29 +276,36 @@ def _merge_variables(view: SpanView, obj: Any) -> None:
             view.variables.setdefault(str(key), str(value))
 
 
-def view_of(name: str, attrs: Mapping[str, Any]) -> SpanView:
-    """Everything reconstruction needs from one span's attributes."""
+def view_of(name: str, attrs: Mapping[str, Any], events: Sequence[Any] = ()) -> SpanView:
+    """Everything reconstruction needs from one span's attributes (and its GenAI message
+    events, read only when no attribute carries the messages)."""
     groups = _split_indexed(attrs)
     view = SpanView(kind=_kind(attrs, groups), name=name)
+    ev_in, ev_out = event_messages(events) if events else ([], [])
+    if view.kind == "other" and ev_in:
+        view.kind = "llm"  # an old GenAI chat span may carry nothing but gen_ai.system
     view.input_text = _str(attrs.get(sc.INPUT_VALUE))
     view.output_text = _str(attrs.get(sc.OUTPUT_VALUE))
     view.input_obj = _json(view.input_text)
     view.model = (_str(attrs.get(sc.LLM_MODEL_NAME)) or _str(attrs.get(sc.GEN_AI_REQUEST_MODEL))
                   or _str(attrs.get(sc.GEN_AI_RESPONSE_MODEL)))  # fmt: skip
     _templates(attrs, view)
-    _llm_content(attrs, groups, view)
+    _llm_content(attrs, groups, view, ev_in, ev_out)
     _retrieval(attrs, groups, view)
     _tool(attrs, view)
     return view
 
 
-def _llm_content(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanView) -> None:
+def _llm_content(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanView,
+                 ev_in: list[Any], ev_out: list[Any]) -> None:  # fmt: skip
     if "in" in groups:
         view.messages = [_oi_message(groups["in"][i]) for i in sorted(groups["in"])]
     elif sc.GEN_AI_INPUT_MESSAGES in attrs:
         view.messages = _genai_messages(attrs[sc.GEN_AI_INPUT_MESSAGES])
     elif "gprompt" in groups:
         view.messages = [_oi_message(groups["gprompt"][i], "") for i in sorted(groups["gprompt"])]
+    if not view.messages and ev_in:
+        view.messages = _genai_messages(ev_in)
     system = _system_instructions(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS))
     if system is not None and not any(m.role == "system" for m in view.messages):
         view.messages.insert(0, system)
@@ -315,6 +324,8 @@ def _llm_content(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: Span
         view.output_messages = _genai_messages(attrs[sc.GEN_AI_OUTPUT_MESSAGES])
     elif "gcompl" in groups:
         view.output_messages = [_oi_message(groups["gcompl"][i], "") for i in sorted(groups["gcompl"])]
+    elif ev_out:
+        view.output_messages = _genai_messages(ev_out)
     if view.input_text is None and view.kind in ("chain", "agent", "other"):
         view.input_text = _str(attrs.get("traceloop.entity.input"))
         view.output_text = view.output_text or _str(attrs.get("traceloop.entity.output"))
