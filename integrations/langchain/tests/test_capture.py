@@ -345,6 +345,8 @@ def test_failing_hook_never_breaks_the_chain(monkeypatch):
     monkeypatch.setattr(handler_module, "value_attributes", boom)
     monkeypatch.setattr(handler_module, "_llm_output_attributes", boom)
     chain = _simple_chain()
+    # other suites in this process may hold spans open on purpose (LlamaIndex streams)
+    open_before = tgc.span_processor().open_span_count()
     with tgc.capture() as run:
         assert chain.invoke({"q": "a"}) == "one two three"
     assert run.hook_errors >= 3
@@ -352,7 +354,7 @@ def test_failing_hook_never_breaks_the_chain(monkeypatch):
     from tg_bridge_langchain import hooks
 
     assert hooks.installed_handler()._spans == {}
-    assert tgc.span_processor().open_span_count() == 0
+    assert tgc.span_processor().open_span_count() == open_before
     assert len(by_kind(run, "LLM")) == 1
 
 
