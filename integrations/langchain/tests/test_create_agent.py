@@ -180,6 +180,9 @@ def test_copy_has_its_own_system_prompt():
     assert binding.read() == lc_apps.AGENT_SYSTEM and dup_binding.read() == NEW_SYSTEM
     agent.invoke(QUESTION)
     assert sent_systems(model) == [lc_apps.AGENT_SYSTEM] * 2
+    # the copy runs (langgraph's identity sentinels survive the deep copy) with its own prompt
+    duplicate.invoke(QUESTION)
+    assert sent_systems(model) == [lc_apps.AGENT_SYSTEM] * 2 + [NEW_SYSTEM] * 2
 
 
 def test_uninstrument_removes_the_node_hook():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,10 +85,24 @@ def output_text(value: Any) -> str:
     return to_json(value)
 
 
+def _module_sentinels() -> dict[int, Any]:
+    """Module-level ``object()`` sentinels of LangChain and LangGraph (e.g. langgraph's
+    ``PASSTHROUGH``), compared by identity: a deep copy must keep, not duplicate, them, or a
+    copied compiled graph (``create_agent``) fails with "Expected dict, got <object ...>"."""
+    found: dict[int, Any] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("langgraph", "langchain")):
+            continue
+        for value in list(vars(module).values()):
+            if type(value) is object:
+                found[id(value)] = value
+    return found
+
+
 def copy_target(target: Any) -> Any:
     """An independent copy of ``target`` (see module docstring). Raises UsageError when the
     target cannot be copied."""
-    memo: dict[int, Any] = {}
+    memo: dict[int, Any] = _module_sentinels()
     for obj in _walk(target):
         if obj is target:
             continue
