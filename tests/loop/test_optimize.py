@@ -101,9 +101,11 @@ def test_judge_scores_gate_the_candidate(store_path):
         prompt = messages[-1]["content"]
         if "improved_value" in props:
             return {"improved_value": "Please answer {q}"}
-        if "score" in props:  # the judge's rating of one output
-            return {"score": 1.0 if "Certainly!" in prompt else 0.0, "reason": "r"}
-        return "The answer is curt; it should be a polite full sentence."
+        if "score" in props:  # the judge's rating of one output, with its critique
+            if "Certainly!" in prompt:
+                return {"score": 1.0, "critique": ""}
+            return {"score": 0.0, "critique": "CRITIQUE: curt; answer with a polite full sentence."}
+        return "Make the prompt ask for politeness."
 
     engine = FakeEngine(respond)
     app = FakeApp("Answer {q}", polite_model)
@@ -113,3 +115,7 @@ def test_judge_scores_gate_the_candidate(store_path):
     assert app.template == "Please answer {q}"
     # the judge instruction reached the rating calls
     assert sum("Is the answer polite?" in p for p in engine.prompts()) >= 4
+    # the judge's critique is the loss: it reached the backward calls, with no second judge call
+    assert any("CRITIQUE: curt" in p for p in engine.prompts() if "Is the answer polite?" not in p)
+    step = result.history[0]
+    assert step.usage["backward"]["calls"] == 2  # one edge per run (prompt <- output), 2 runs

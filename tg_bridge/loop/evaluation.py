@@ -146,9 +146,10 @@ async def run_examples(
 class Scorer:
     """Score outputs with ``metric(example, output)`` or, without one, an LLM ``judge``.
 
-    A metric returns a number or ``(number, feedback)``; it may be async. The judge is a
-    :class:`tg_bridge.losses.TextLoss` instruction; its score is read from the loss
-    variable's ``metadata["score"]`` (0.0 when the judge gave none).
+    A metric returns a number or ``(number, feedback)``; it may be async. The judge is an
+    instruction; ONE structured call per output returns its 0..1 score and a critique, and
+    the critique is the feedback (the loss) of that output: no second judge call, no
+    separate loss-to-output backward call.
     """
 
     def __init__(self, metric: Callable[..., Any] | None, judge: str | None, engine: Any) -> None:
@@ -171,10 +172,11 @@ class Scorer:
         if self.metric is not None:
             trial.score, trial.feedback = await self._metric(trial.example, trial.output)
             return
-        trial.score = await self.judge_score(trial.example, trial.output_text)
+        trial.score, trial.feedback = await self.judge_score(trial.example, trial.output_text)
 
-    async def judge_score(self, example: Example, output: str) -> float:
-        """The judge's 0..1 rating of ``output`` (one structured call; 0.0 if unparseable)."""
+    async def judge_score(self, example: Example, output: str) -> tuple[float, str | None]:
+        """The judge's 0..1 rating of ``output`` and its critique (one structured call;
+        score 0.0 and no critique when the answer cannot be read)."""
         import json
 
         from ..engines import resolve_engine
@@ -202,15 +204,12 @@ class Scorer:
             except ValueError:
                 parsed = None
         score = parsed.get("score") if isinstance(parsed, Mapping) else None
+        critique = parsed.get("critique") if isinstance(parsed, Mapping) else None
+        critique = critique.strip() if isinstance(critique, str) and critique.strip() else None
         if isinstance(score, bool) or not isinstance(score, numbers.Real):
             log.info("judge gave no usable score: %.200s", completion.text)
-            return 0.0
-        return min(1.0, max(0.0, float(score)))
-
-    def judge_loss(self) -> Any:
-        from ..losses import TextLoss
-
-        return TextLoss(self.judge or "", engine=self.engine)
+            return 0.0, critique
+        return min(1.0, max(0.0, float(score))), critique
 
     async def _metric(self, example: Example, output: Any) -> tuple[float, str | None]:
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..engines.usage import Usage, usage
 from ..exceptions import OptimizerOutputError, PatchError, TgBridgeError
+from ..losses import MetricLoss
 from ..store.records import StepRecord
 from ..variable import Variable
 from .batching import Example, PlannedStep
@@ -162,14 +163,10 @@ async def _losses(state: LoopState, trials: Sequence[Trial], pool: dict[str, Var
         output_var = _pick_output(graph.outputs, trial.output_text)
         if output_var is None:
             continue
-        if state.scorer.metric is None:
-            roots.append(await state.scorer.judge_loss().acall(output_var, trial.example))
-        else:
-            from ..losses import MetricLoss
-
-            result = (trial.score, trial.feedback) if trial.feedback else trial.score
-            roots.append(MetricLoss(lambda *_a, _r=result: _r, name="metric")(
-                output_var, trial.example))
+        # the metric's (or the judge's) score and feedback seed the loss: no extra LLM call
+        result = (trial.score, trial.feedback) if trial.feedback else trial.score
+        name = "metric" if state.scorer.metric is not None else "judge"
+        roots.append(MetricLoss(lambda *_a, _r=result: _r, name=name)(output_var, trial.example))
     return roots
 
 
