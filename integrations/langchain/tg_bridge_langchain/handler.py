@@ -12,13 +12,16 @@ Contract:
   span is ended and dropped beyond that, e.g. abandoned generators), so it stays bounded;
 - thread-safe: dict operations only, no lock on the hot path; ``run_inline`` so async
   callback managers call it directly instead of through a thread pool.
+
+The attribute builders live in :mod:`.run_attributes`; this module binds them as its own
+globals (``_llm_output_attributes``, ...) so tests can patch them here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -28,12 +31,21 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 from tg_bridge import semconv as sc
 from tg_bridge._internal import is_internal
-from tg_bridge.capture import record_hook_error, register_binding
+from tg_bridge.capture import record_hook_error
 
-from . import agent_prompt, hooks, registry
-from .attributes import document_attributes, message_attributes, message_content, to_json
-from .attributes import value_attributes
-from .bindings import prompt_bindings, template_records
+from . import hooks
+from .attributes import message_attributes, to_json, value_attributes
+
+# The builders are bound to module globals here and looked up at call time (never through
+# another module), so patching ``tg_bridge_langchain.handler.<name>`` injects a failure.
+from .run_attributes import agent_prompt_attributes as _agent_prompt_attributes
+from .run_attributes import chain_output_attributes as _chain_output_attributes
+from .run_attributes import llm_output_attributes as _llm_output_attributes
+from .run_attributes import model_attributes as _model_attributes
+from .run_attributes import prompt_attributes as _prompt_attributes
+from .run_attributes import retriever_output_attributes as _retriever_output_attributes
+from .run_attributes import serialized_name as _serialized_name
+from .run_attributes import tool_output_attributes as _tool_output_attributes
 from .tools import tool_attributes
 
 __all__ = ["SpanHandler"]
@@ -161,33 +173,11 @@ class SpanHandler(BaseCallbackHandler):
                 kind = "AGENT"
             attrs = value_attributes(inputs, sc.INPUT_VALUE, sc.INPUT_MIME_TYPE)
             if kind == "PROMPT":
-                self._prompt_attributes(inputs, metadata, attrs)
+                _prompt_attributes(inputs, metadata, attrs)
             node_type = _serialized_name(serialized) or name
             self._start(run_id, parent_run_id, name, kind, node_type, tags, attrs)
         except Exception as exc:
             record_hook_error(exc, where="on_chain_start")
-
-    def _prompt_attributes(
-        self, inputs: Any, metadata: Mapping[str, Any] | None, attrs: dict[str, Any]
-    ) -> None:
-        variables = to_json(inputs) if isinstance(inputs, Mapping) else to_json({"input": inputs})
-        attrs[sc.TEMPLATE_VARIABLES] = variables
-        attrs[sc.LLM_PROMPT_TEMPLATE_VARIABLES] = variables
-        key = metadata.get(registry.META_KEY) if metadata else None
-        prompt = registry.lookup(key) if isinstance(key, str) else None
-        if prompt is None:
-            return
-        records = template_records(prompt, key)
-        if not records:
-            return
-        attrs[sc.TEMPLATES] = json.dumps(records, ensure_ascii=False)
-        attrs[sc.BINDING_IDS] = json.dumps([r["binding"] for r in records])
-        for record in records:  # OpenInference has room for one template: the first templated
-            if record["format"] != "none":
-                attrs[sc.LLM_PROMPT_TEMPLATE] = record["template"]
-                break
-        for binding in prompt_bindings(prompt, key):
-            register_binding(binding)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id, "on_chain_end", _chain_output_attributes, outputs, kwargs.get("inputs"))
@@ -214,8 +204,8 @@ class SpanHandler(BaseCallbackHandler):
             attrs = message_attributes(sc.LLM_INPUT_MESSAGES, first)
             attrs[sc.INPUT_VALUE] = to_json({"messages": first})
             attrs[sc.INPUT_MIME_TYPE] = "application/json"
-            self._model_attributes(kwargs.get("invocation_params"), metadata, attrs)
-            self._agent_prompt_attributes(first, attrs)
+            _model_attributes(kwargs.get("invocation_params"), metadata, attrs)
+            _agent_prompt_attributes(first, attrs)
             name = kwargs.get("name") or _serialized_name(serialized) or "chat_model"
             self._start(run_id, parent_run_id, name, "LLM", _serialized_name(serialized) or name,
                         tags, attrs)
@@ -242,41 +232,12 @@ class SpanHandler(BaseCallbackHandler):
             if prompts:
                 attrs[sc.INPUT_VALUE] = prompts[0]
                 attrs[sc.INPUT_MIME_TYPE] = "text/plain"
-            self._model_attributes(kwargs.get("invocation_params"), metadata, attrs)
+            _model_attributes(kwargs.get("invocation_params"), metadata, attrs)
             name = kwargs.get("name") or _serialized_name(serialized) or "llm"
             self._start(run_id, parent_run_id, name, "LLM", _serialized_name(serialized) or name,
                         tags, attrs)
         except Exception as exc:
             record_hook_error(exc, where="on_llm_start")
-
-    @staticmethod
-    def _agent_prompt_attributes(messages: list[BaseMessage], attrs: dict[str, Any]) -> None:
-        """Inside a create_agent model node: the agent's system prompt as a template record
-        (format "none") plus its live binding, when the call sends that prompt first."""
-        binding = agent_prompt.current_binding()
-        if binding is None:
-            return
-        record = agent_prompt.template_record(binding, messages)
-        if record is None:
-            return
-        attrs[sc.TEMPLATES] = json.dumps([record], ensure_ascii=False)
-        attrs[sc.BINDING_IDS] = json.dumps([record["binding"]])
-        register_binding(binding)
-
-    @staticmethod
-    def _model_attributes(
-        params: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None, attrs: dict[str, Any]
-    ) -> None:
-        params = params or {}
-        metadata = metadata or {}
-        model = params.get("model") or params.get("model_name") or metadata.get("ls_model_name")
-        if model:
-            attrs[sc.LLM_MODEL_NAME] = str(model)
-        provider = metadata.get("ls_provider")
-        if provider:
-            attrs[sc.LLM_PROVIDER] = str(provider)
-        for i, tool in enumerate(params.get("tools") or ()):
-            attrs[f"llm.tools.{i}.tool.json_schema"] = to_json(tool)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id, "on_llm_end", _llm_output_attributes, response)
@@ -344,69 +305,3 @@ class SpanHandler(BaseCallbackHandler):
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._fail(run_id, error, "on_tool_error")
 
-
-def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
-    if not serialized:
-        return None
-    ids = serialized.get("id")
-    if isinstance(ids, list) and ids:
-        return str(ids[-1])
-    name = serialized.get("name")
-    return str(name) if name else None
-
-
-def _chain_output_attributes(outputs: Any, inputs: Any) -> dict[str, Any]:
-    attrs = value_attributes(outputs, sc.OUTPUT_VALUE, sc.OUTPUT_MIME_TYPE)
-    if inputs is not None and inputs != {"input": ""}:
-        # streamed runs start with a placeholder input and report the real one at the end
-        attrs.update(value_attributes(inputs, sc.INPUT_VALUE, sc.INPUT_MIME_TYPE))
-    return attrs
-
-
-def _retriever_output_attributes(documents: Sequence[Any]) -> dict[str, Any]:
-    attrs = document_attributes(documents)
-    attrs[sc.OUTPUT_VALUE] = to_json(documents)
-    attrs[sc.OUTPUT_MIME_TYPE] = "application/json"
-    return attrs
-
-
-def _tool_output_attributes(output: Any) -> dict[str, Any]:
-    if isinstance(output, BaseMessage):
-        text = message_content(output)
-    else:
-        text = output if isinstance(output, str) else to_json(output)
-    return {sc.OUTPUT_VALUE: text, sc.OUTPUT_MIME_TYPE: "text/plain"}
-
-
-def _llm_output_attributes(response: Any) -> dict[str, Any]:
-    attrs: dict[str, Any] = {}
-    generations = getattr(response, "generations", None) or []
-    first = generations[0][0] if generations and generations[0] else None
-    message = getattr(first, "message", None)
-    usage: Mapping[str, Any] | None = None
-    if isinstance(message, BaseMessage):
-        attrs.update(message_attributes(sc.LLM_OUTPUT_MESSAGES, [message]))
-        text = message_content(message)
-        if not text and getattr(message, "tool_calls", None):
-            text = to_json(message.tool_calls)
-        attrs[sc.OUTPUT_VALUE] = text
-        usage = getattr(message, "usage_metadata", None)
-        if usage:
-            attrs[sc.LLM_TOKEN_COUNT_PROMPT] = int(usage.get("input_tokens", 0))
-            attrs[sc.LLM_TOKEN_COUNT_COMPLETION] = int(usage.get("output_tokens", 0))
-            attrs[sc.LLM_TOKEN_COUNT_TOTAL] = int(usage.get("total_tokens", 0))
-    elif first is not None:
-        attrs[sc.OUTPUT_VALUE] = str(getattr(first, "text", ""))
-    attrs[sc.OUTPUT_MIME_TYPE] = "text/plain"
-    if not usage:
-        llm_output = getattr(response, "llm_output", None) or {}
-        token_usage = llm_output.get("token_usage") if isinstance(llm_output, Mapping) else None
-        if isinstance(token_usage, Mapping):
-            for ours, theirs in (
-                (sc.LLM_TOKEN_COUNT_PROMPT, "prompt_tokens"),
-                (sc.LLM_TOKEN_COUNT_COMPLETION, "completion_tokens"),
-                (sc.LLM_TOKEN_COUNT_TOTAL, "total_tokens"),
-            ):
-                if isinstance(token_usage.get(theirs), int):
-                    attrs[ours] = token_usage[theirs]
-    return attrs
