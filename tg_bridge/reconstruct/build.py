@@ -4,19 +4,19 @@ Step kinds: LLM calls (``llm_call``; their chat templates ``format``), retriever
 (``retrieval``, one document Variable each), tools (``tool_call``), opaque chain steps (kept
 as transforms for data-flow matching). Templates are *offered* by the span that formats them
 (a LangChain PROMPT span, a LlamaIndex predict span, our own ``tg_bridge.templates``) and
-*claimed* by the LLM call whose messages they render to. Pure; one builder per call.
+*claimed* by the LLM call whose messages they render to. The retrieval and tool steps live
+in :mod:`.build_steps`. Pure; one builder per call.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from .. import semconv as sc
 from ..variable import Operation, Variable
 from . import claims as prompts_match
+from .build_steps import RetrievalToolSteps
 from .dataflow import Flow
 from .messages import Message, SpanView, view_of
 from .params import get_parameter, parameter_role
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 _GENERIC_PREFIXES = ("Runnable", "ChatPromptTemplate", "PromptTemplate")
 
 
-class TraceBuilder:
+class TraceBuilder(RetrievalToolSteps):
     """Builds the variables of one trace (one root span and everything below it)."""
 
     def __init__(
@@ -102,9 +102,6 @@ class TraceBuilder:
         return next(iter(self.flow.inputs), None)
 
     # -- helpers --------------------------------------------------------------------------
-    def _inside(self, node: SpanNode, kind: str) -> bool:
-        return any(self.done_kinds.get(id(a)) == kind for a in node.ancestors())
-
     def chain_name(self, node: SpanNode) -> str:
         # a named sub-chain ("rewrite"); generic runnables and Class.method spans say nothing
         for anc in node.ancestors():
@@ -243,75 +240,6 @@ class TraceBuilder:
         out.op = Operation("format", tuple(inputs), out,
                            {"variables": positions, "format": "f-string", "template": template}, "contained prompt")  # fmt: skip
         return out
-
-    # -- retrieval and tools ----------------------------------------------------------------
-    def _retriever(self, node: SpanNode, view: SpanView) -> None:
-        if not view.documents or self._inside(node, "retriever"):
-            return
-        self.done_kinds[id(node)] = "retriever"
-        query = self.flow.use(self.flow.source_or_input(view.input_text or "", hint="query"))
-        for i, doc in enumerate(view.documents):
-            var = Variable(doc.content, role=f"document {i + 1} retrieved by '{node.name}'",
-                           kind="document", parents=(query,), name=node.name,
-                           metadata={"id": doc.id, "score": doc.score, "rank": i})  # fmt: skip
-            var.op = Operation("retrieval", (query,), var, {"retriever": node.name, "rank": i}, node.name)
-            self.flow.add(var)
-
-    def _tool(self, node: SpanNode, view: SpanView) -> None:
-        if self._inside(node, "tool") or view.tool_result is None:
-            return
-        self.done_kinds[id(node)] = "tool"
-        name = view.tool_name or node.name
-        args = view.tool_args or ""
-        source = None
-        for i, (llm_out, call) in enumerate(self.tool_calls):
-            if call.name == name:
-                source = llm_out
-                args = call.arguments or args
-                del self.tool_calls[i]
-                break
-        if source is None:
-            source = self.flow.source_or_input(args, hint=f"arguments of tool '{name}'")
-        self.flow.use(source)
-        parents: tuple[Variable, ...] = (source,)
-        for param in self._tool_description_params(node, name):
-            if source.op is not None and source.op.kind == "llm_call":
-                # the description steered the LLM that chose this tool: an input of that call
-                if all(param is not p for p in source.parents):
-                    source.parents = (*source.parents, param)
-                    source.op.inputs = (*source.op.inputs, param)
-            else:
-                parents = (*parents, param)
-        var = Variable(view.tool_result, role=f"result of tool '{name}'", kind="tool_result",
-                       parents=parents, name=name, metadata={"arguments": args})  # fmt: skip
-        var.op = Operation("tool_call", parents, var,
-                           {"tool": name, "description": view.tool_description or "", "arguments": args}, name)  # fmt: skip
-        self.flow.add(var)
-
-    def _tool_description_params(self, node: SpanNode, tool: str) -> list[Variable]:
-        """Parameters for the tool descriptions an adapter opted in (``tg_bridge.tool_bindings``).
-
-        Malformed records are skipped: span content is untrusted input.
-        """
-        raw = node.record.attributes.get(sc.TOOL_BINDINGS)
-        try:
-            records = json.loads(raw) if isinstance(raw, str) else []
-        except ValueError:
-            records = []
-        params = []
-        for rec in records if isinstance(records, list) else []:
-            if not isinstance(rec, dict) or not isinstance(rec.get("description"), str):
-                continue
-            if not rec["description"].strip():
-                continue
-            key = rec.get("binding") if isinstance(rec.get("binding"), str) else None
-            params.append(get_parameter(
-                self.pool, template=rec["description"], name=f"tool:{rec.get('name') or tool}",
-                role=f"description of tool '{rec.get('name') or tool}' shown to the model",
-                fmt="none", binding_key=key, bindings=self.bindings,
-                metadata={"tool": rec.get("name") or tool, "span": node.name},
-            ))  # fmt: skip
-        return params
 
     # -- output ---------------------------------------------------------------------------
     def _final_output(self) -> Variable | None:
