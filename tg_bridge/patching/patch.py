@@ -8,34 +8,35 @@ A Patch made by an optimizer keeps its live targets (Bindings or Variables) in m
 ``apply()`` needs no arguments. A Patch loaded with :meth:`Patch.from_json` needs a
 ``resolver``: a callable ``target_key -> Binding | Variable``.
 
-Not thread-safe: apply/revert one patch from one thread at a time.
+Not thread-safe: apply/revert one patch from one thread at a time. The JSON form lives in
+:mod:`.patch_io`, the diff/HTML rendering in :mod:`.patch_render`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import html
-import json
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import BindingError, PatchConflictError, PatchError, PatchValidationError, UsageError
+from ..exceptions import BindingError, PatchConflictError, PatchError, UsageError
 from ..variable import Variable, content_hash
 from .binding import Binding
-from .validate import MAX_VALUE_CHARS, check_placeholders
+from .patch_io import (  # the schema constants are re-exported: they were defined here
+    MAX_CHANGES,  # noqa: F401
+    MAX_JSON_CHARS,  # noqa: F401
+    SCHEMA_NAME,  # noqa: F401
+    SCHEMA_VERSION,  # noqa: F401
+    dump_patch,
+    parse_patch,
+    schema_error,
+)
+from .patch_render import diff_html, unified_diff
+from .validate import check_placeholders
 
 __all__ = ["Change", "Patch"]
 
 log = logging.getLogger(__name__)
-
-SCHEMA_NAME = "tg_bridge.patch"
-SCHEMA_VERSION = 1
-MAX_JSON_CHARS = 20_000_000
-MAX_CHANGES = 10_000
-_HEX = re.compile(r"^[0-9a-f]{16,64}$")
 
 Resolver = Callable[[str], Any]
 
@@ -108,16 +109,7 @@ class Patch:
     # -- serialization --------------------------------------------------------------------
     def to_json(self) -> str:
         """The patch as JSON text (live targets are not serialized)."""
-        doc = {
-            "schema": SCHEMA_NAME,
-            "version": SCHEMA_VERSION,
-            "changes": [c.to_dict() for c in self.changes],
-            "metadata": self.metadata,
-        }
-        try:
-            return json.dumps(doc, indent=2, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise PatchError(f"patch metadata/provenance is not JSON-serializable: {exc}") from exc
+        return dump_patch([c.to_dict() for c in self.changes], self.metadata)
 
     @classmethod
     def from_json(cls, text: str) -> Patch:
@@ -125,67 +117,20 @@ class Patch:
 
         Raises :class:`PatchValidationError` (reason ``schema``) for anything malformed.
         """
-        def bad(msg: str) -> PatchValidationError:
-            return PatchValidationError(f"invalid patch JSON: {msg}", reason="schema")
-
-        if not isinstance(text, str):
-            raise bad(f"expected str, got {type(text).__name__}")
-        if len(text) > MAX_JSON_CHARS:
-            raise bad(f"{len(text)} characters (limit {MAX_JSON_CHARS})")
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise bad(str(exc)) from exc
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
-            raise bad(f"not a {SCHEMA_NAME} document")
-        if doc.get("version") != SCHEMA_VERSION:
-            raise bad(f"unsupported version {doc.get('version')!r}")
-        raw_changes, metadata = doc.get("changes"), doc.get("metadata", {})
-        if not isinstance(raw_changes, list) or len(raw_changes) > MAX_CHANGES:
-            raise bad(f"'changes' must be a list of at most {MAX_CHANGES} items")
-        if not isinstance(metadata, dict):
-            raise bad("'metadata' must be an object")
-        changes = [_change_from_dict(item, i, bad) for i, item in enumerate(raw_changes)]
+        fields, metadata = parse_patch(text)
+        changes = [Change(**f) for f in fields]
         try:
             return cls(changes, metadata)
         except UsageError as exc:
-            raise bad(str(exc)) from exc
+            raise schema_error(str(exc)) from exc
 
     # -- review ---------------------------------------------------------------------------
     def diff(self, context: int = 3) -> str:
         """A unified diff of every change (``a/<target>`` -> ``b/<target>``)."""
-        out: list[str] = []
-        for c in self.changes:
-            old = _lines(c.old)
-            new = _lines(c.new)
-            out.extend(
-                difflib.unified_diff(old, new, f"a/{c.target}", f"b/{c.target}", n=context)
-            )
-        return "".join(out)
+        return unified_diff(self.changes, context)
 
     def _repr_html_(self) -> str:
-        rows = []
-        for line in self.diff().splitlines():
-            colour = ""
-            if line.startswith(("+++", "---")):
-                colour = "font-weight:bold"
-            elif line.startswith("+"):
-                colour = "background:#e6ffec;color:#116329"
-            elif line.startswith("-"):
-                colour = "background:#ffebe9;color:#82071e"
-            elif line.startswith("@@"):
-                colour = "color:#0550ae"
-            rows.append(f'<div style="{colour}">{html.escape(line) or "&nbsp;"}</div>')
-        rejected = self.metadata.get("rejected") or []
-        notes = "".join(
-            f"<li>{html.escape(str(r.get('target')))}: {html.escape(str(r.get('reason')))}</li>"
-            for r in rejected
-            if isinstance(r, Mapping)
-        )
-        head = html.escape(repr(self))
-        body = "".join(rows) or "<div><em>no changes</em></div>"
-        tail = f"<p>Rejected:</p><ul>{notes}</ul>" if notes else ""
-        return f'<div><p>{head}</p><pre style="font-family:monospace">{body}</pre>{tail}</div>'
+        return diff_html(repr(self), self.diff(), self.metadata)
 
     # -- apply / revert -------------------------------------------------------------------
     def apply(self, resolver: Resolver | None = None) -> Patch:
@@ -273,39 +218,6 @@ class Patch:
         if not isinstance(target, (Variable, Binding)):
             raise BindingError(f"patch target {key!r} resolved to {type(target).__name__}")
         return target
-
-
-def _change_from_dict(item: Any, i: int, bad: Callable[[str], PatchValidationError]) -> Change:
-    if not isinstance(item, dict):
-        raise bad(f"changes[{i}] is not an object")
-    fields = {}
-    for name in ("target", "kind", "old", "new", "old_hash"):
-        value = item.get(name)
-        if not isinstance(value, str):
-            raise bad(f"changes[{i}].{name} must be a string")
-        fields[name] = value
-    for name in ("old", "new"):
-        if len(fields[name]) > MAX_VALUE_CHARS:
-            raise bad(f"changes[{i}].{name} is longer than {MAX_VALUE_CHARS} characters")
-    if fields["kind"] != "replace":
-        raise bad(f"changes[{i}].kind {fields['kind']!r} is unknown")
-    if not fields["target"]:
-        raise bad(f"changes[{i}].target is empty")
-    if not _HEX.match(fields["old_hash"]) or not content_hash(fields["old"]).startswith(
-        fields["old_hash"]
-    ):
-        raise bad(f"changes[{i}].old_hash does not match its old text")
-    provenance = item.get("provenance", {})
-    if not isinstance(provenance, dict):
-        raise bad(f"changes[{i}].provenance must be an object")
-    return Change(provenance=provenance, **fields)
-
-
-def _lines(text: str) -> list[str]:
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith(("\n", "\r")):
-        lines[-1] += "\n"
-    return lines
 
 
 def _key_of(target: Any) -> str:

@@ -1,0 +1,102 @@
+"""The JSON form of a :class:`~.patch.Patch`: writing it, and checking a loaded one.
+
+:func:`dump_patch` turns already-plain change records and metadata into the versioned
+``tg_bridge.patch`` document; :func:`parse_patch` reads such a document back and checks
+schema, types, sizes and each change's ``old_hash`` against its old text, returning plain
+field dicts for :class:`~.patch.Change`. Loaded files are untrusted input: anything malformed
+raises :class:`PatchValidationError` (reason ``schema``), never a bare JSON/Key error. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import PatchError, PatchValidationError
+from ..variable import content_hash
+from .validate import MAX_VALUE_CHARS
+
+__all__ = [
+    "MAX_CHANGES", "MAX_JSON_CHARS", "SCHEMA_NAME", "SCHEMA_VERSION",
+    "dump_patch", "parse_patch", "schema_error",
+]  # fmt: skip
+
+SCHEMA_NAME = "tg_bridge.patch"
+SCHEMA_VERSION = 1
+MAX_JSON_CHARS = 20_000_000
+MAX_CHANGES = 10_000
+_HEX = re.compile(r"^[0-9a-f]{16,64}$")
+
+
+def schema_error(msg: str) -> PatchValidationError:
+    """The error for a malformed patch document (reason ``schema``)."""
+    return PatchValidationError(f"invalid patch JSON: {msg}", reason="schema")
+
+
+def dump_patch(changes: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]) -> str:
+    """The patch document as indented JSON text; :class:`PatchError` if not serializable."""
+    doc = {
+        "schema": SCHEMA_NAME,
+        "version": SCHEMA_VERSION,
+        "changes": list(changes),
+        "metadata": metadata,
+    }
+    try:
+        return json.dumps(doc, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise PatchError(f"patch metadata/provenance is not JSON-serializable: {exc}") from exc
+
+
+def parse_patch(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``(change field dicts, metadata)`` of a document written by :func:`dump_patch`.
+
+    Raises :class:`PatchValidationError` (reason ``schema``) for anything malformed.
+    """
+    bad = schema_error
+    if not isinstance(text, str):
+        raise bad(f"expected str, got {type(text).__name__}")
+    if len(text) > MAX_JSON_CHARS:
+        raise bad(f"{len(text)} characters (limit {MAX_JSON_CHARS})")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise bad(str(exc)) from exc
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
+        raise bad(f"not a {SCHEMA_NAME} document")
+    if doc.get("version") != SCHEMA_VERSION:
+        raise bad(f"unsupported version {doc.get('version')!r}")
+    raw_changes, metadata = doc.get("changes"), doc.get("metadata", {})
+    if not isinstance(raw_changes, list) or len(raw_changes) > MAX_CHANGES:
+        raise bad(f"'changes' must be a list of at most {MAX_CHANGES} items")
+    if not isinstance(metadata, dict):
+        raise bad("'metadata' must be an object")
+    return [_change_fields(item, i, bad) for i, item in enumerate(raw_changes)], metadata
+
+
+def _change_fields(item: Any, i: int, bad: Callable[[str], PatchValidationError]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise bad(f"changes[{i}] is not an object")
+    fields: dict[str, Any] = {}
+    for name in ("target", "kind", "old", "new", "old_hash"):
+        value = item.get(name)
+        if not isinstance(value, str):
+            raise bad(f"changes[{i}].{name} must be a string")
+        fields[name] = value
+    for name in ("old", "new"):
+        if len(fields[name]) > MAX_VALUE_CHARS:
+            raise bad(f"changes[{i}].{name} is longer than {MAX_VALUE_CHARS} characters")
+    if fields["kind"] != "replace":
+        raise bad(f"changes[{i}].kind {fields['kind']!r} is unknown")
+    if not fields["target"]:
+        raise bad(f"changes[{i}].target is empty")
+    if not _HEX.match(fields["old_hash"]) or not content_hash(fields["old"]).startswith(
+        fields["old_hash"]
+    ):
+        raise bad(f"changes[{i}].old_hash does not match its old text")
+    provenance = item.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise bad(f"changes[{i}].provenance must be an object")
+    fields["provenance"] = provenance
+    return fields
