@@ -3,7 +3,7 @@
 The paper's test-time experiment (GPQA 51.0 -> 55.0 with majority voting) on our core::
 
     result = tg_bridge.refine(chain, {"question": "..."}, steps=3, vote=3)
-    print(result.final)
+    result.final  # the refined answer; result.history keeps every step
 
 :func:`refine` runs ``target`` once (a LangChain runnable or a LlamaIndex query engine through
 its adapter's ``ainvoke``, or a plain Python callable, sync or async), makes the answer a

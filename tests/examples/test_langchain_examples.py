@@ -4,9 +4,6 @@ one short run of the demo on the embedded model."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +14,12 @@ pytest.importorskip("tg_bridge_langchain")
 import tg_bridge.capture  # noqa: E402
 from tg_bridge.exceptions import EngineError  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
+from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MARKER = "Quote the sentence of the context that answers the question."
 
 
-def load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+load = load_example
 
 
 @pytest.fixture(autouse=True)

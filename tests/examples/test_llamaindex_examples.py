@@ -3,9 +3,6 @@ the optimized template really reaches the live app; one short run on the embedde
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,19 +10,12 @@ import pytest
 pytest.importorskip("llama_index.core")
 
 from tg_bridge.testing import FakeEngine  # noqa: E402
+from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MARKER = "Answer by quoting the sentence of the context that answers the question."
 
 
-def load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+load = load_example
 
 
 @pytest.fixture(scope="module")

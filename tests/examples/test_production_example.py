@@ -3,10 +3,8 @@ applied at deploy time by prompt identity; the CLI equivalent; the recording scr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,22 +17,15 @@ from tg_bridge.offline import read_feedback  # noqa: E402
 from tg_bridge.patching.patch import Patch  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
 from tg_bridge.traces import load_traces, read_spans  # noqa: E402
+from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DATA = EXAMPLES / "data"
 TRACES = DATA / "prod_traces.otlp.jsonl"
 FEEDBACK = DATA / "feedback.jsonl"
 MARKER = "Answer by quoting the sentence of the context that answers the question."
 
 
-def load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+load = load_example
 
 
 @pytest.fixture(scope="module")

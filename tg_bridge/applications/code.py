@@ -7,7 +7,7 @@ test, assertion with both values, traceback tail, timeouts) into a metric loss w
 the pass rate, and TGD rewrites the code from that feedback.
 
     result = optimize_code(code, ["assert add(1, 2) == 3"], steps=3, engine="local")
-    print(result.best.value, result.best.score)
+    result.best.value, result.best.score  # the best code and its pass rate
 """
 
 from __future__ import annotations

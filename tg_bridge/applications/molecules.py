@@ -7,7 +7,7 @@ An invalid SMILES is feedback ("the SMILES ... does not parse: ...") with score 
 crash. Needs the ``chem`` extra: ``pip install "tg-bridge[chem]"``.
 
     result = optimize_molecule("CCO", steps=3, engine="local")
-    print(result.best.value, result.best.score)
+    result.best.value, result.best.score  # the best SMILES and its score
 """
 
 from __future__ import annotations
