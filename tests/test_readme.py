@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import tg_bridge
 import tg_bridge.engines
 from tg_bridge.testing import FakeEngine
 
@@ -65,3 +66,18 @@ def test_llamaindex_quickstart(fake_local):
     namespace: dict = {}
     exec(python_block("Quickstart: LlamaIndex"), namespace)  # noqa: S102
     assert namespace["result"].baseline_score == 1.0
+
+
+def test_decorator_block(fake_local, tmp_path, monkeypatch):
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from tg_bridge_langchain import EngineChatModel
+
+    monkeypatch.chdir(tmp_path)  # the default run store lives in ./.tg_bridge/
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer from the context only."),
+                                               ("human", "{question}")])
+    namespace: dict = {"tg_bridge": tg_bridge,
+                       "rag_chain": prompt | EngineChatModel(engine="local") | StrOutputParser()}
+    exec(python_block("The drop-in decorator and user feedback"), namespace)  # noqa: S102
+    assert namespace["run_id"] and (tmp_path / ".tg_bridge" / "runs.db").exists()
+    assert prompt.messages[0].prompt.template == "Answer from the context only, in one short sentence."
