@@ -28,9 +28,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The measurements behind BENCHMARKS.md (step_cost.py creates its own TextGrad venv).
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
 	$(PY) benchmarks/step_cost.py --quick
+	$(PY) benchmarks/capture_overhead.py
+	$(PY) benchmarks/reconstruct_throughput.py
 
 clean:
 	rm -rf $(VENV)
