@@ -63,6 +63,14 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+class _BurstServer(ThreadingHTTPServer):
+    """The default listen backlog (5) makes a burst of new connections wait for a TCP SYN
+    retry (about 1 s); a real API endpoint accepts a burst of concurrent requests at once."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class _Stats:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -125,7 +133,7 @@ class CannedServer:
                 self._send(200, server.answer(request))
 
         self._handler = Handler
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _BurstServer | None = None
         self._thread: threading.Thread | None = None
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -174,8 +182,7 @@ class CannedServer:
         return f"{CANNED_TEXT} (ref {ref})"
 
     def start(self) -> CannedServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _BurstServer(("127.0.0.1", 0), self._handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
