@@ -93,6 +93,13 @@ class RecordedRequest:
     at: float  # time.monotonic() when the request arrived
 
 
+
+class _BurstServer(ThreadingHTTPServer):
+    """A listen backlog for bursts of concurrent clients (Python's default of 5 makes extra
+    connections wait about 1 s for a TCP SYN retry)."""
+
+    request_queue_size = 128
+
 class FaultServer:
     """The server. Thread-safe; usable as a context manager (``start``/``stop``)."""
 
@@ -105,7 +112,7 @@ class FaultServer:
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _BurstServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- scripting -------------------------------------------------------------------------
@@ -146,7 +153,7 @@ class FaultServer:
             owner = server
 
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _BurstServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
