@@ -93,12 +93,12 @@ class RecordedRequest:
     at: float  # time.monotonic() when the request arrived
 
 
-
 class _BurstServer(ThreadingHTTPServer):
     """A listen backlog for bursts of concurrent clients (Python's default of 5 makes extra
     connections wait about 1 s for a TCP SYN retry)."""
 
     request_queue_size = 128
+
 
 class FaultServer:
     """The server. Thread-safe; usable as a context manager (``start``/``stop``)."""
