@@ -8,11 +8,11 @@ backends load when an engine of that kind is built or called.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from typing import Any
 
+from .._lazy import lazy_getattr
 from ..config import get_settings
 from ..exceptions import ConfigurationError
 from .base import BaseEngine, Completion, Engine, schema_of
@@ -47,13 +47,7 @@ VALID_SPECS = (
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def engine(spec: Any = None, **kw: Any) -> Engine:
