@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .engines.base import BaseEngine, Completion, parse_structured
+from .engines.base import BaseEngine, Completion, parsed_or_none
 from .exceptions import EngineError
 from .testing_app import FakeApp, FakeAppAdapter
 
@@ -85,15 +85,9 @@ class FakeEngine(BaseEngine):
         if isinstance(answer, Completion):
             return answer
         text = answer if isinstance(answer, str) else json.dumps(answer)
-        parsed = None
-        if response_format is not None:
-            try:
-                parsed = parse_structured(text, response_format)
-            except ValueError:
-                parsed = None
         return Completion(
             text=text,
-            parsed=parsed,
+            parsed=parsed_or_none(text, response_format),
             prompt_tokens=sum(len(m["content"].split()) for m in messages),
             completion_tokens=len(text.split()),
             model=self.model,

@@ -97,6 +97,18 @@ def parse_structured(text: str, response_format: Any) -> Any:
     return data
 
 
+def parsed_or_none(text: str, response_format: Any) -> Any:
+    """The structured answer when one was requested and ``text`` parses, else None
+    (``Completion.parsed`` is None for an unreadable answer; callers decide what to do)."""
+    if response_format is None:
+        return None
+    try:
+        return parse_structured(text, response_format)
+    except ValueError:
+        log.debug("structured answer did not parse: %.200s", text)
+        return None
+
+
 def _strip_fences(text: str) -> str:
     stripped = text.strip()
     if stripped.startswith("```"):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EngineError, MissingExtraError
-from .base import BaseEngine, Completion, parse_structured, schema_of
+from .base import BaseEngine, Completion, parsed_or_none, schema_of
 
 __all__ = ["LocalEngine", "default_model_path"]
 
@@ -215,12 +215,7 @@ class LocalEngine(BaseEngine):
             cancel.set()  # if still waiting for the model, the worker will not start
             raise
         text = result["choices"][0]["message"].get("content") or ""
-        parsed = None
-        if response_format is not None:
-            try:
-                parsed = parse_structured(text, response_format)
-            except ValueError:
-                parsed = None
+        parsed = parsed_or_none(text, response_format)
         usage = result.get("usage") or {}
         return Completion(
             text=text,

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..config import get_settings
 from ..exceptions import ConfigurationError, EngineError, EngineTimeoutError, MissingExtraError
-from .base import BaseEngine, Completion, Message, parse_structured, schema_of
+from .base import BaseEngine, Completion, Message, parsed_or_none, schema_of
 from .prompts import JSON_ANSWER_INSTRUCTION
 from .sync import on_loop_close
 
@@ -220,12 +220,7 @@ class OpenAIEngine(BaseEngine):
             )
         message = choices[0].message
         text = (message.content if message is not None else None) or ""
-        parsed = None
-        if response_format is not None:
-            try:
-                parsed = parse_structured(text, response_format)
-            except ValueError:
-                log.debug("engine %s: structured answer did not parse", self.id)
+        parsed = parsed_or_none(text, response_format)
         usage = getattr(response, "usage", None)
         return Completion(
             text=text,
