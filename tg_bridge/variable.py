@@ -33,7 +33,7 @@ from .exceptions import UsageError
 if TYPE_CHECKING:
     from .patching.binding import Binding
 
-__all__ = ["Gradient", "Operation", "Variable", "content_hash", "identity_of"]
+__all__ = ["Gradient", "Operation", "Variable", "content_hash", "identity_of", "unique_variables"]
 
 _counter = itertools.count(1)
 
@@ -181,3 +181,19 @@ class Variable:
         short = self.value if len(self.value) <= 40 else self.value[:37] + "..."
         flag = ", requires_grad=True" if self.requires_grad else ""
         return f"Variable({short!r}, role={self.role!r}, kind={self.kind!r}{flag})"
+
+
+def unique_variables(items: Any, *, what: str, empty_message: str) -> list[Variable]:
+    """``items`` (one Variable or an iterable of them) as a list, each once by identity, in
+    first-seen order. Raises UsageError naming ``what`` for a non-Variable, and
+    ``empty_message`` when there is none."""
+    seq = [items] if isinstance(items, Variable) else list(items)
+    out: list[Variable] = []
+    for item in seq:
+        if not isinstance(item, Variable):
+            raise UsageError(f"{what} must be Variables, got {type(item).__name__}")
+        if not any(item is seen for seen in out):
+            out.append(item)
+    if not out:
+        raise UsageError(empty_message)
+    return out

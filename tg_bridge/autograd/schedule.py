@@ -23,7 +23,7 @@ from ..engines.base import Completion
 from ..engines.sync import run_sync
 from ..exceptions import DisconnectedParameterWarning, GraphError, TgBridgeError, UsageError
 from ..graph import Graph
-from ..variable import Variable
+from ..variable import Variable, unique_variables
 from . import _engine
 from .report import BackwardReport, LevelStats
 from .rules import RuleContext, get_rule
@@ -62,16 +62,8 @@ class Caller:
 
 
 def _as_roots(roots: Any) -> list[Variable]:
-    items = [roots] if isinstance(roots, Variable) else list(roots)
-    if not items:
-        raise UsageError("backward needs at least one root Variable")
-    out: list[Variable] = []
-    for r in items:
-        if not isinstance(r, Variable):
-            raise UsageError(f"backward roots must be Variables, got {type(r).__name__}")
-        if not any(r is o for o in out):
-            out.append(r)
-    return out
+    return unique_variables(roots, what="backward roots",
+                            empty_message="backward needs at least one root Variable")
 
 
 def needs_grad_map(nodes: Sequence[Variable], trainable: set[int]) -> dict[int, bool]:

@@ -12,7 +12,7 @@ from typing import Any
 from ..engines.sync import run_sync
 from ..exceptions import UsageError
 from ..patching.patch import Patch
-from ..variable import Variable
+from ..variable import Variable, unique_variables
 
 __all__ = ["Optimizer", "template_format_of", "untrusted_texts_near"]
 
@@ -48,16 +48,8 @@ class Optimizer:
     """Holds the parameters (each once, in the given order; keys must be distinct)."""
 
     def __init__(self, parameters: Iterable[Variable]) -> None:
-        if isinstance(parameters, Variable):
-            parameters = [parameters]
-        params: list[Variable] = []
-        for p in parameters:
-            if not isinstance(p, Variable):
-                raise UsageError(f"parameters must be Variables, got {type(p).__name__}")
-            if not any(p is q for q in params):
-                params.append(p)
-        if not params:
-            raise UsageError("an optimizer needs at least one parameter")
+        params = unique_variables(parameters, what="parameters",
+                                  empty_message="an optimizer needs at least one parameter")
         keys: dict[str, Variable] = {}
         for p in params:
             if p.key in keys:
