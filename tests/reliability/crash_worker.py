@@ -1,16 +1,62 @@
-"""``python crash_worker.py STORE [RUN_ID]``: tests/loop/resume_worker.py's deterministic run,
-with a slower engine (0.12 s per call) so random kill moments land inside steps."""
+"""``python crash_worker.py STORE KILL_AT [RUN_ID]``: tests/loop/resume_worker.py's deterministic
+run that SIGKILLs itself at a chosen point.
+
+The fault-injection hook counts *events* in this process: every engine call and every write the
+run store makes (run creation, step commit, usage, finish). When the count reaches ``KILL_AT`` the
+process kills itself with SIGKILL before the event happens, so the kill lands exactly there, on
+any machine, however busy. ``KILL_AT`` 0 (or a count past the end) means: never kill.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import tg_bridge.adapters
 from tests.loop import resume_worker
+from tg_bridge.store import RunStore
 from tg_bridge.testing import FakeAppAdapter
+
+STORE_WRITES = ("create_run", "update_run", "commit_step", "add_usage", "finish_run")
+
+
+class KillSwitch:
+    """Counts events; SIGKILLs the process when the ``kill_at``-th one is about to happen."""
+
+    def __init__(self, kill_at: int) -> None:
+        self.kill_at = kill_at
+        self.count = 0
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count == self.kill_at:
+            sys.stdout.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install(switch: KillSwitch) -> None:
+    """Wrap the store's writes and the fake engine's answers with ``switch.tick``."""
+    for name in STORE_WRITES:
+        original = getattr(RunStore, name)
+
+        def wrapped(self, *args, __original=original, **kwargs):
+            switch.tick()
+            return __original(self, *args, **kwargs)
+
+        setattr(RunStore, name, wrapped)
+    respond = resume_worker.respond
+
+    def counted(messages, response_format):
+        switch.tick()
+        return respond(messages, response_format)
+
+    resume_worker.respond = counted
+
 
 if __name__ == "__main__":
     tg_bridge.adapters.load_adapters = lambda: [FakeAppAdapter()]  # this process only
-    result = resume_worker.run(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None,
-                               delay=0.12)
-    print(result.run_id, result.best_score)
+    switch = KillSwitch(int(sys.argv[2]))
+    install(switch)
+    result = resume_worker.run(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 else None)
+    print(result.run_id, result.best_score, switch.count)

@@ -1,7 +1,8 @@
-"""Crash and resume at many random points: SIGKILL the optimize process again and again.
+"""Crash and resume at many chosen points: SIGKILL the optimize process again and again.
 
 tests/loop/test_resume.py kills a worker once, right after a chosen number of steps. Here one
-run is killed up to KILLS times at random moments (seeded), each time resumed from the store
+run is killed up to KILLS times at seeded random *events* (an engine call or a store write,
+counted by crash_worker.py's fault-injection hook, never by the clock), each time resumed from the store
 (or restarted when the kill came before the run was even created), and finally allowed to
 finish. Whatever the kill points, the committed history must equal the uninterrupted run's:
 no accepted step lost, none duplicated, the same decisions and prompt versions, and every
@@ -15,7 +16,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ def trajectory(store: RunStore, run_id: str):
 
 @pytest.fixture(scope="module")
 def expected(tmp_path_factory):
-    from tg_bridge.capture import instrumentation
+    from tg_bridge.capturing import instrumentation
 
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")
     before = instrumentation._active
@@ -51,16 +51,25 @@ def expected(tmp_path_factory):
     return traj
 
 
-def spawn(store: str, run_id: str | None) -> subprocess.Popen:
-    args = [sys.executable, str(WORKER), store] + ([run_id] if run_id else [])
+def spawn(store: str, kill_at: int, run_id: str | None) -> subprocess.Popen:
+    args = [sys.executable, str(WORKER), store, str(kill_at)] + ([run_id] if run_id else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.fixture(scope="module")
+def events(tmp_path_factory) -> int:
+    """How many engine calls and store writes one uninterrupted worker run makes."""
+    proc = spawn(str(tmp_path_factory.mktemp("count") / "runs.db"), 0, None)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return int(out.split()[-1])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 12, 13])
-def test_many_random_sigkills_lose_and_repeat_nothing(tmp_path, expected, seed):
+def test_many_random_sigkills_lose_and_repeat_nothing(tmp_path, expected, events, seed):
     rng = random.Random(seed)
     path = str(tmp_path / "runs.db")
     store = RunStore(path)
@@ -68,15 +77,13 @@ def test_many_random_sigkills_lose_and_repeat_nothing(tmp_path, expected, seed):
     kills = landed = 0
     seen_steps: list[int] = []
     for _ in range(KILLS):
-        proc = spawn(path, run_id)
-        # anywhere from interpreter start-up through baseline, steps and commits
-        time.sleep(rng.uniform(0.05, 0.9))
-        if proc.poll() is not None:  # finished before the kill: fine, nothing to kill
-            out, err = proc.communicate()
-            assert proc.returncode == 0, err
+        # a chosen event of the next process: an engine call or a store write, anywhere from
+        # run creation through baseline, steps and commits (no clock involved)
+        proc = spawn(path, rng.randint(1, max(2, events // 6)), run_id)
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:  # the run finished before the chosen event: nothing to kill
             break
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=10)
+        assert proc.returncode == -signal.SIGKILL, err
         kills += 1
         runs = store.runs()
         if not runs:  # killed before the run was created: the next attempt starts it
@@ -87,7 +94,7 @@ def test_many_random_sigkills_lose_and_repeat_nothing(tmp_path, expected, seed):
         assert got == expected[: len(got)], f"after kill {kills}: history is not a prefix"
         landed += bool(got) and len(got) < len(expected)
         seen_steps.append(len(got))
-    final = spawn(path, run_id)
+    final = spawn(path, 0, run_id)
     out, err = final.communicate(timeout=120)
     assert final.returncode == 0, err
     (info,) = store.runs()

@@ -94,7 +94,7 @@ def reference(tmp_path_factory):
     """The fault-free run: its committed steps are what every faulty run must reproduce."""
     from tests.support.fault_server import FaultServer
 
-    from tg_bridge.capture import instrumentation
+    from tg_bridge.capturing import instrumentation
 
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")
     before = instrumentation._active
@@ -136,7 +136,7 @@ def check_consistent(store: RunStore, app: FakeApp, expected, *, failed: bool) -
 
 @pytest.fixture(autouse=True)
 def fake_adapter(monkeypatch):
-    from tg_bridge.capture import instrumentation
+    from tg_bridge.capturing import instrumentation
 
     before = instrumentation._active
     _fake_adapter(monkeypatch)

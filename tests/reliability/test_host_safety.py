@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tg_bridge.capture import capture, span_processor
+from tg_bridge.capturing import capture, span_processor
 from tg_bridge.testing import FakeApp
 
 
@@ -55,7 +55,7 @@ class BrokenTracer:
 def real_adapters():
     """capture() instruments once per process: if an earlier test left a fake adapter list
     instrumented, start over so the real LangChain/LlamaIndex adapters get installed."""
-    from tg_bridge.capture import instrumentation
+    from tg_bridge.capturing import instrumentation
 
     if instrumentation._active is not None and not {"langchain", "llamaindex"} & set(
             instrumentation.instrumented()):
@@ -163,7 +163,7 @@ def test_span_processor_failures_never_reach_a_framework_free_app(monkeypatch):
     app = FakeApp("Answer {q}", lambda prompt: prompt.upper())
     proc = span_processor()
     monkeypatch.setattr(proc, "_to_record", _raise)
-    from tg_bridge.capture import processor as processor_mod
+    from tg_bridge.capturing import processor as processor_mod
 
     monkeypatch.setattr(processor_mod, "context_run", _raise)
     monkeypatch.setattr(processor_mod, "is_internal", _raise)
