@@ -67,7 +67,7 @@ def fake_app_adapter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     happened here (with the fake list), undo it so later tests instrument the real adapters.
     """
     import tg_bridge.adapters
-    from tg_bridge.capture import instrumentation
+    from tg_bridge.capturing import instrumentation
     from tg_bridge.testing import FakeAppAdapter
 
     before = instrumentation._active

@@ -87,7 +87,7 @@ class Setups:
     def __init__(self) -> None:
         from openinference.instrumentation.langchain import LangChainInstrumentor
 
-        import tg_bridge.capture as tgc
+        import tg_bridge.capturing as tgc
         from tg_bridge_langchain import adapter
 
         self.tgc = tgc

@@ -8,7 +8,7 @@ import pytest
 
 import tg_bridge
 import tg_bridge.adapters
-from tg_bridge.capture import capture
+from tg_bridge.capturing import capture
 from tg_bridge.decorators import last_run_id
 from tg_bridge.exceptions import StoreError, UsageError
 from tg_bridge.store import RunStore
@@ -245,7 +245,7 @@ class ChainAdapter(FakeAppAdapter):
 
 
 async def test_proxy_runnable_protocol(tmp_path, monkeypatch):
-    from tg_bridge.capture.state import context_run
+    from tg_bridge.capturing.state import context_run
 
     monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [ChainAdapter()])
     chain = Chain(FakeApp("Answer {q}", polite))

@@ -6,7 +6,7 @@ import pytest
 
 import tg_bridge
 import tg_bridge.engines
-from tg_bridge.capture import capture
+from tg_bridge.capturing import capture
 from tg_bridge.cli import main
 from tg_bridge.exceptions import UsageError
 from tg_bridge.offline import normalize_trace_id, read_feedback

@@ -85,7 +85,7 @@ class Recorder:
     def start(self) -> Any:
         """Enter a capture for this call, or return None (not sampled / already captured)."""
         try:
-            from .capture import capture, current_run
+            from .capturing import capture, current_run
 
             if is_internal() or current_run() is not None:
                 return None  # inside optimize() or another capture: that one records

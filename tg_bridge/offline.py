@@ -234,7 +234,7 @@ def optimize_from_feedback(
     """
     from .loop.result import OptimizationResult, StepResult
     from .patching.apply import apply_patch
-    from .reconstruct import reconstruct
+    from .reconstruction import reconstruct
     from .store.records import StepRecord
 
     captures = recorder.store.captures(recorder.source, with_feedback=True, limit=limit)

@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .capture.state import context_run, reset_current, set_current
+from .capturing.state import context_run, reset_current, set_current
 from .decorators import Recorder, _attach, output_text
 from .exceptions import UsageError
 

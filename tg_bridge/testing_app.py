@@ -2,7 +2,7 @@
 
 A :class:`FakeApp` holds its prompt template (and optionally a system prompt) in a live
 object, formats it with the example's inputs, "calls a model" that is a pure Python function
-of the rendered prompt, and emits spans through :func:`tg_bridge.capture.get_tracer` in the
+of the rendered prompt, and emits spans through :func:`tg_bridge.capturing.get_tracer` in the
 span contract of :mod:`tg_bridge.semconv` — a CHAIN span, a PROMPT span carrying
 ``tg_bridge.templates`` with the binding keys, and an LLM span with
 ``llm.input_messages``/``llm.output_messages`` — and registers its bindings on the current
@@ -109,7 +109,7 @@ class FakeApp:
 
     async def ainvoke(self, inputs: Mapping[str, Any]) -> str:
         """Format, call the model, return its answer; emits spans and registers bindings."""
-        from .capture import get_tracer, register_binding
+        from .capturing import get_tracer, register_binding
 
         self.calls += 1
         tracer = get_tracer("tg_bridge.testing_app")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import tg_bridge.adapters
-from tg_bridge.capture import instrumentation
+from tg_bridge.capturing import instrumentation
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +17,6 @@ def no_real_adapters(monkeypatch):
 
 @pytest.fixture
 def tracer():
-    from tg_bridge.capture import get_tracer
+    from tg_bridge.capturing import get_tracer
 
     return get_tracer("tests.capture")

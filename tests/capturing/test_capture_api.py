@@ -11,7 +11,7 @@ import pytest
 
 import tg_bridge
 import tg_bridge.adapters
-from tg_bridge.capture import (
+from tg_bridge.capturing import (
     Run,
     capture,
     instrument,
@@ -192,7 +192,7 @@ def test_top_level_exports():
     assert TopRun is Run and top_instrument is instrument
 
 
-@pytest.mark.parametrize("first", ["import tg_bridge.capture", "tg_bridge.capture"])
+@pytest.mark.parametrize("first", ["import tg_bridge.capturing", "tg_bridge.capture"])
 def test_tg_bridge_capture_is_callable_and_a_package_in_any_import_order(first):
     import subprocess
     import textwrap
@@ -201,13 +201,13 @@ def test_tg_bridge_capture_is_callable_and_a_package_in_any_import_order(first):
         f"""
         import tg_bridge
         {first}
-        import tg_bridge.capture
-        from tg_bridge.capture import capture
+        import tg_bridge.capturing
+        from tg_bridge.capturing import capture
         with tg_bridge.capture("a", instrument=False) as run:
             pass
         assert run.name == "a" and run.ended is not None
-        assert tg_bridge.capture.tracer_provider() is capture.tracer_provider()
-        assert tg_bridge.capture.capture is tg_bridge.capture is capture
+        assert tg_bridge.capturing.tracer_provider() is capture.tracer_provider()
+        assert tg_bridge.capturing.capture is tg_bridge.capture is capture
         print("ok")
         """
     )

@@ -12,7 +12,7 @@ import pytest
 
 from tg_bridge import semconv
 from tg_bridge._internal import internal_call
-from tg_bridge.capture import capture, processor as processor_mod, span_processor
+from tg_bridge.capturing import capture, processor as processor_mod, span_processor
 from tg_bridge.exceptions import DroppedDataWarning
 
 
@@ -127,8 +127,8 @@ def test_max_spans_comes_from_settings(tracer):
 
 def test_open_span_map_is_bounded(tracer):
     proc = processor_mod.RunSpanProcessor(max_open_spans=10)
-    from tg_bridge.capture import Run
-    from tg_bridge.capture.state import reset_current, set_current
+    from tg_bridge.capturing import Run
+    from tg_bridge.capturing.state import reset_current, set_current
 
     run = Run("bounded")
     token = set_current(run)
@@ -158,7 +158,7 @@ def test_import_has_no_side_effects_and_user_exporters_receive_spans():
     proc = _run_python(
         """
         import sys
-        import tg_bridge.capture as cap
+        import tg_bridge.capturing as cap
         assert cap.provider._provider is None, "provider created at import"
         assert not any(m.startswith(("langchain", "llama_index")) for m in sys.modules)
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -12,7 +12,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
 from tg_bridge import semconv
-from tg_bridge.capture import Run, capture, current_run, span_processor
+from tg_bridge.capturing import Run, capture, current_run, span_processor
 from tg_bridge.exceptions import CaptureError
 
 

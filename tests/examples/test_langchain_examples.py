@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("langchain_core")
 pytest.importorskip("tg_bridge_langchain")
 
-import tg_bridge.capture  # noqa: E402
+import tg_bridge.capturing  # noqa: E402
 from tg_bridge.exceptions import EngineError  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
 from tests.support.examples import EXAMPLES, load_example  # noqa: E402
@@ -26,9 +26,9 @@ load = load_example
 def real_adapters():
     """Whatever an earlier test instrumented, the next capture() instruments the installed
     adapters (LangChain's among them)."""
-    tg_bridge.capture.uninstrument()
+    tg_bridge.capturing.uninstrument()
     yield
-    tg_bridge.capture.uninstrument()
+    tg_bridge.capturing.uninstrument()
 
 
 def rag_model(messages: list[dict[str, str]]) -> str:
@@ -156,7 +156,7 @@ def test_agent_tools_and_router():
     from tg_bridge_langchain import EngineChatModel
 
     run, _ = agent.build_agent(EngineChatModel(engine=engine))
-    with tg_bridge.capture.capture("agent") as captured:
+    with tg_bridge.capturing.capture("agent") as captured:
         assert run("Where was Lumen Robotics founded?") == "It was founded in Tampere."
     assert "Result of tool search_docs:" in engine.calls[1][0][-1]["content"]
     kinds = [s.attributes.get("openinference.span.kind") for s in captured.spans]

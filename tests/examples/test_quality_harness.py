@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("langchain_core")
 pytest.importorskip("tg_bridge_langchain")
 
-import tg_bridge.capture  # noqa: E402
+import tg_bridge.capturing  # noqa: E402
 from tg_bridge.datasets import object_counting  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
 
@@ -34,9 +34,9 @@ def quality() -> Any:
 
 @pytest.fixture(autouse=True)
 def real_adapters():
-    tg_bridge.capture.uninstrument()
+    tg_bridge.capturing.uninstrument()
     yield
-    tg_bridge.capture.uninstrument()
+    tg_bridge.capturing.uninstrument()
 
 
 ANSWERS = {e["inputs"]["question"]: e["expected"] for e in object_counting.generate(400, seed=0)}

@@ -20,7 +20,7 @@ from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from langchain_core.runnables import RunnablePassthrough  # noqa: E402
 
 import tg_bridge.adapters  # noqa: E402
-import tg_bridge.capture  # noqa: E402
+import tg_bridge.capturing  # noqa: E402
 from tg_bridge.adapters import load_adapters as real_load_adapters  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.loop import optimize  # noqa: E402
@@ -64,7 +64,7 @@ def engine():
 def test_rag_chain_end_to_end(engine, tmp_path, monkeypatch):
     # the real installed adapters (tests/loop/conftest.py installs only FakeAppAdapter)
     monkeypatch.setattr(tg_bridge.adapters, "load_adapters", real_load_adapters)
-    tg_bridge.capture.uninstrument()  # the next capture() instruments the real adapters
+    tg_bridge.capturing.uninstrument()  # the next capture() instruments the real adapters
     prompt = ChatPromptTemplate.from_messages([("human", TEMPLATE)])
     chain = (
         {"context": Keyword() | (lambda docs: "\n".join(d.page_content for d in docs)),

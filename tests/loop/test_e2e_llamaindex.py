@@ -14,7 +14,7 @@ from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata  # 
 from llama_index.core.llms.callbacks import llm_completion_callback  # noqa: E402
 
 import tg_bridge.adapters  # noqa: E402
-import tg_bridge.capture  # noqa: E402
+import tg_bridge.capturing  # noqa: E402
 from tg_bridge.adapters import load_adapters as real_load_adapters  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.loop import optimize  # noqa: E402
@@ -48,7 +48,7 @@ class LocalLLM(CustomLLM):
 
 def test_query_engine_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(tg_bridge.adapters, "load_adapters", real_load_adapters)
-    tg_bridge.capture.uninstrument()  # the next capture() instruments the real adapters
+    tg_bridge.capturing.uninstrument()  # the next capture() instruments the real adapters
     engine = LocalEngine(max_tokens=32)
     docs = [Document(text="Paris is the capital of France.", id_="d0"),
             Document(text="Berlin is the capital of Germany.", id_="d1")]

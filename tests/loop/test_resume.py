@@ -27,7 +27,7 @@ def _trajectory(store: RunStore, run_id: str):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")
-    from tg_bridge.capture import instrumentation
+    from tg_bridge.capturing import instrumentation
 
     before = instrumentation._active
     with pytest.MonkeyPatch.context() as mp:  # module scope: the function fixture is not up yet

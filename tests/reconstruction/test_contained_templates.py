@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import pathlib
 
-from tg_bridge.reconstruct import reconstruct
-from tg_bridge.reconstruct.claims import contained
-from tg_bridge.reconstruct.messages import view_of
-from tg_bridge.reconstruct.templates import render
-from tg_bridge.reconstruct.tree import SpanTree
+from tg_bridge.reconstruction import reconstruct
+from tg_bridge.reconstruction.claims import contained
+from tg_bridge.reconstruction.messages import view_of
+from tg_bridge.reconstruction.templates import render
+from tg_bridge.reconstruction.tree import SpanTree
 from tg_bridge.traces import read_spans
 
 REACT = (pathlib.Path(__file__).resolve().parents[2] / "integrations" / "llamaindex" / "tests"

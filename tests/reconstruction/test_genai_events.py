@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tg_bridge.reconstruct import reconstruct
-from tg_bridge.reconstruct.events import event_messages
-from tg_bridge.reconstruct.messages import view_of
+from tg_bridge.reconstruction import reconstruct
+from tg_bridge.reconstruction.events import event_messages
+from tg_bridge.reconstruction.messages import view_of
 from tg_bridge.traces.records import SpanRecord
 
 SYSTEM = "You are a terse assistant. Answer with one word."

@@ -8,7 +8,7 @@ import pytest
 
 from tg_bridge import semconv as sc
 from tg_bridge.exceptions import TraceFormatError
-from tg_bridge.reconstruct import reconstruct
+from tg_bridge.reconstruction import reconstruct
 from tg_bridge.traces import read_spans
 
 

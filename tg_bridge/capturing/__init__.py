@@ -10,13 +10,10 @@
 Spans go through tg_bridge's own SDK TracerProvider (:func:`tracer_provider`), with raised
 attribute limits. Add exporters to it to see the same spans in Phoenix, Jaeger or a collector::
 
-    tg_bridge.capture.tracer_provider().add_span_processor(BatchSpanProcessor(exporter))
+    tg_bridge.capturing.tracer_provider().add_span_processor(BatchSpanProcessor(exporter))
 
-``tg_bridge.capture`` is both this package and the ``capture()`` function: the package object
-is callable (``tg_bridge.capture("rag")`` is ``capture("rag")``), and ``capture`` inside it is
-the package itself. Python sets ``tg_bridge.capture`` to the package as soon as anything
-imports it, so without this the documented ``tg_bridge.capture()`` would break depending on
-import order.
+``tg_bridge.capture`` is the plain function :func:`capture`; this package is named
+``capturing`` so that importing it can never shadow the function.
 
 For adapters: :func:`get_tracer`, :func:`current_run`, :func:`register_binding`,
 :func:`record_hook_error`. Nothing here raises into the host app, and importing this package
@@ -25,14 +22,10 @@ has no side effects (the provider is created on first use).
 
 from __future__ import annotations
 
-import sys
-import types
-
 from .instrumentation import instrument, instrumented, uninstrument
 from .provider import get_tracer, span_processor, tracer_provider
 from .run import Run
-from .scope import Capture
-from .scope import capture as _capture
+from .scope import Capture, capture
 from .state import current_run, record_hook_error, register_binding
 
 __all__ = [
@@ -50,16 +43,3 @@ __all__ = [
     "uninstrument",
 ]
 
-
-class _CallableModule(types.ModuleType):
-    """This package's type: calling the package calls :func:`tg_bridge.capture.scope.capture`."""
-
-    def __call__(
-        self, name: str | None = None, *, instrument: bool = True, max_spans: int | None = None
-    ) -> Capture:
-        return _capture(name, instrument=instrument, max_spans=max_spans)
-
-
-# Only our own module object changes type; no global state is touched.
-sys.modules[__name__].__class__ = _CallableModule
-capture = sys.modules[__name__]

@@ -7,7 +7,7 @@ block with every attribute, whatever sampler or limits the host configured globa
   span and silently drops the OLDEST, which loses the system prompt of a long chat;
 - the sampler is ``ALWAYS_ON`` (not parent-based): a host span that its own sampler dropped must
   not make us lose the app steps nested in it;
-- our :class:`~tg_bridge.capture.processor.RunSpanProcessor` is the first processor, so spans
+- our :class:`~tg_bridge.capturing.processor.RunSpanProcessor` is the first processor, so spans
   carry ``tg_bridge.run_id`` before any exporter sees them.
 
 A user-set global SDK provider is NOT used. To also send our spans to Phoenix, Jaeger or a
@@ -15,7 +15,7 @@ collector, add an exporter to our provider::
 
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    tg_bridge.capture.tracer_provider().add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    tg_bridge.capturing.tracer_provider().add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
 
 Nothing happens at import time; the provider is built on the first call.
 """

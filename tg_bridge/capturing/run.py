@@ -141,9 +141,9 @@ class Run:
         each model and tool call its own root trace). :meth:`graphs` keeps traces apart.
 
         ``parameters`` is a shared pool (key -> Variable) so several runs of a batch share one
-        Variable per prompt. Raises what :func:`tg_bridge.reconstruct.reconstruct` raises.
+        Variable per prompt. Raises what :func:`tg_bridge.reconstruction.reconstruct` raises.
         """
-        from ..reconstruct import reconstruct
+        from ..reconstruction import reconstruct
 
         graph = reconstruct(self.snapshot(), bindings=dict(self.bindings), parameters=parameters,
                             one_flow=True)
@@ -153,7 +153,7 @@ class Run:
     def graphs(self, parameters: dict[str, Variable] | None = None) -> list[Graph]:
         """One graph per trace, in order of first appearance; the traces share ``parameters``
         (a fresh pool when None, so one prompt used by several traces is one Variable)."""
-        from ..reconstruct import reconstruct
+        from ..reconstruction import reconstruct
 
         pool: dict[str, Variable] = {} if parameters is None else parameters
         by_trace: dict[str, list[SpanRecord]] = {}

@@ -71,7 +71,7 @@ def capture(name: str | None = None, *, instrument: bool = True, max_spans: int 
         graph = run.graph()
 
     Also ``async with``. ``instrument=True`` installs the adapters' hooks on first use
-    (:func:`tg_bridge.capture.instrument`, idempotent). Nested blocks and concurrent blocks in
+    (:func:`tg_bridge.capturing.instrument`, idempotent). Nested blocks and concurrent blocks in
     other asyncio tasks or threads keep their Runs apart: a span goes to the innermost block of
     its context. ``max_spans`` overrides ``settings.max_spans`` for this Run. Exceptions raised
     inside the block propagate unchanged; leaving the block sets ``run.ended``.

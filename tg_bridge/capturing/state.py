@@ -2,7 +2,7 @@
 
 The ContextVar follows asyncio tasks and ``contextvars.copy_context().run`` (thread pools that
 copy context). Work that lost its context (a raw thread) is attached through the parent span
-instead, by :class:`~tg_bridge.capture.processor.RunSpanProcessor`.
+instead, by :class:`~tg_bridge.capturing.processor.RunSpanProcessor`.
 
 Every helper here runs on the host's request path: none of them raises.
 """

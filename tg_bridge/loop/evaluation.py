@@ -126,7 +126,7 @@ async def run_examples(
 
     An exception from the app does not stop the batch: the trial keeps it (score 0).
     """
-    from ..capture import capture
+    from ..capturing import capture
 
     async def one(i: int) -> Trial:
         example = examples[i]

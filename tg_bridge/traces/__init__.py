@@ -53,7 +53,7 @@ def load_traces(
     Memory is proportional to the file's spans (traces may interleave across lines, so all
     are grouped before graphs are built).
     """
-    from ..reconstruct import reconstruct
+    from ..reconstruction import reconstruct
 
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
     grouped = group_by_trace(iter_spans(path))

@@ -16,7 +16,7 @@ if _HERE not in sys.path:
 @pytest.fixture()
 def instrumented():
     """tg_bridge's adapters instrumented (as capture() does); left instrumented afterwards."""
-    import tg_bridge.capture as capture
+    import tg_bridge.capturing as capture
 
     capture.instrument()
     yield
@@ -31,7 +31,7 @@ def memory_spans():
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    import tg_bridge.capture as capture
+    import tg_bridge.capturing as capture
     from tg_bridge_langchain import adapter
 
     exporter = InMemorySpanExporter()

@@ -11,7 +11,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, FewShotPromptTemplate, PromptTemplate
 from langchain_core.runnables import RunnableBranch, RunnableLambda
 
-import tg_bridge.capture as tgc
+import tg_bridge.capturing as tgc
 from tg_bridge import semconv as sc
 from tg_bridge.exceptions import BindingError
 from tg_bridge_langchain import adapter

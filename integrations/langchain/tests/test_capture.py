@@ -21,7 +21,7 @@ from langchain_core.prompts import (
 )
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
 
-import tg_bridge.capture as tgc
+import tg_bridge.capturing as tgc
 from tg_bridge import semconv as sc
 from tg_bridge_langchain import adapter
 

@@ -11,7 +11,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 import tg_bridge
-import tg_bridge.capture as tgc
+import tg_bridge.capturing as tgc
 from tg_bridge.exceptions import ConfigurationError, EngineError
 from tg_bridge.testing import FakeEngine
 from tg_bridge_langchain import EngineChatModel

@@ -8,7 +8,7 @@ import json
 import pytest
 from langchain_core.messages import SystemMessage
 
-import tg_bridge.capture as tgc
+import tg_bridge.capturing as tgc
 from tg_bridge import apply_patch
 from tg_bridge import semconv as sc
 from tg_bridge.exceptions import BindingError

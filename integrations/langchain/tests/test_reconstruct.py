@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import tg_bridge.capture as tgc
+import tg_bridge.capturing as tgc
 from tg_bridge_langchain.bindings import PromptBinding
 
 import lc_apps

@@ -43,7 +43,7 @@ class LangChainAdapter:
         """Install the hooks (idempotent; a second call with a new provider switches to it)."""
         with self._lock:
             if tracer_provider is None:
-                from tg_bridge.capture import tracer_provider as default_provider
+                from tg_bridge.capturing import tracer_provider as default_provider
 
                 tracer_provider = default_provider()
             tracer = tracer_provider.get_tracer("tg_bridge_langchain")

@@ -31,7 +31,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 from tg_bridge import semconv as sc
 from tg_bridge._internal import is_internal
-from tg_bridge.capture import record_hook_error
+from tg_bridge.capturing import record_hook_error
 
 from . import hooks
 from .attributes import message_attributes, to_json, value_attributes

@@ -5,7 +5,7 @@ Contract:
   dict; ``prompt_attributes`` / ``agent_prompt_attributes`` / ``model_attributes`` fill the
   ``attrs`` dict they are given in place;
 - side effect: ``prompt_attributes`` and ``agent_prompt_attributes`` register the live
-  prompt bindings they find (``tg_bridge.capture.register_binding``);
+  prompt bindings they find (``tg_bridge.capturing.register_binding``);
 - they MAY raise on odd payloads; the handler calls them inside its guarded hook bodies, so
   a failure is counted on the Run and never reaches the host;
 - thread-safe: no state of their own.
@@ -22,7 +22,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 from tg_bridge import semconv as sc
-from tg_bridge.capture import register_binding
+from tg_bridge.capturing import register_binding
 
 from . import agent_prompt, registry
 from .attributes import document_attributes, message_attributes, message_content, to_json

@@ -21,7 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from tg_bridge import semconv as sc
-from tg_bridge.capture import register_binding
+from tg_bridge.capturing import register_binding
 from tg_bridge.exceptions import BindingError
 
 from . import registry

@@ -63,7 +63,7 @@ class ScriptedLLM(CustomLLM):
 
 @pytest.fixture(scope="session", autouse=True)
 def _instrumented():
-    import tg_bridge.capture as capture
+    import tg_bridge.capturing as capture
 
     capture.instrument()
     assert tg_bridge_llamaindex.handlers.installed() is not None

@@ -9,7 +9,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.tools import FunctionTool
 
 from tg_bridge import semconv as sc
-from tg_bridge.capture import capture
+from tg_bridge.capturing import capture
 from tg_bridge_llamaindex import adapter, handlers
 
 TOOL_STEP = 'Thought: I need to use a tool to help me answer the question.\nAction: add\nAction Input: {"a": 2, "b": 3}'
@@ -96,7 +96,7 @@ def test_instrument_is_idempotent_and_uninstrument_removes_handlers(index, llm):
     with capture(instrument=False) as run:
         index.as_query_engine(llm=llm).query("q")
     assert run.spans == []
-    from tg_bridge.capture import provider
+    from tg_bridge.capturing import provider
 
     adapter.instrument(provider.tracer_provider())
     assert ours() == (1, 1)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tg_bridge.capture import capture
+from tg_bridge.capturing import capture
 from tg_bridge import semconv as sc
 from tg_bridge_llamaindex import adapter
 

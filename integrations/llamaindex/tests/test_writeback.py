@@ -6,7 +6,7 @@ import pytest
 from llama_index.core import PromptTemplate
 from llama_index.core.chat_engine import CondensePlusContextChatEngine, ContextChatEngine
 
-from tg_bridge.capture import capture
+from tg_bridge.capturing import capture
 from tg_bridge.exceptions import BindingError
 from tg_bridge_llamaindex import adapter
 

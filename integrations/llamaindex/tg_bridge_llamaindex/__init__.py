@@ -27,14 +27,14 @@ class LlamaIndexAdapter:
     def instrument(self, tracer_provider: Any = None) -> None:
         """Add our span and event handlers to LlamaIndex's root dispatcher. Idempotent.
 
-        Spans go to ``tracer_provider`` (default: ``tg_bridge.capture.tracer_provider()``).
+        Spans go to ``tracer_provider`` (default: ``tg_bridge.capturing.tracer_provider()``).
         """
         from . import handlers
 
         if handlers.installed() is not None:
             return
         if tracer_provider is None:
-            from tg_bridge.capture import tracer_provider as _provider
+            from tg_bridge.capturing import tracer_provider as _provider
 
             tracer_provider = _provider()
         handlers.install(tracer_provider.get_tracer("tg_bridge_llamaindex"))

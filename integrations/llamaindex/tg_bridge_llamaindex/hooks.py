@@ -28,7 +28,7 @@ LLM_CALLS = frozenset(
 
 def current_run() -> Any:
     try:
-        from tg_bridge.capture import current_run as _current_run
+        from tg_bridge.capturing import current_run as _current_run
     except ImportError:
         return None
     return _current_run()
@@ -36,7 +36,7 @@ def current_run() -> Any:
 
 def register_binding(binding: Any) -> None:
     try:
-        from tg_bridge.capture import register_binding as _register
+        from tg_bridge.capturing import register_binding as _register
     except ImportError:
         return
     _register(binding)
@@ -45,7 +45,7 @@ def register_binding(binding: Any) -> None:
 def record_hook_error(exc: BaseException) -> None:
     """Count and log a failure of our own hook code; never raises."""
     try:
-        from tg_bridge.capture import record_hook_error as _record
+        from tg_bridge.capturing import record_hook_error as _record
 
         _record(exc)
     except Exception:
