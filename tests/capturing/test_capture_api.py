@@ -144,9 +144,9 @@ def fake_reconstruct(monkeypatch):
                       "one_flow": one_flow})
         return tg_bridge.Graph([tg_bridge.Variable("out", role="output")])
 
-    module = types.ModuleType("tg_bridge.reconstruct")
+    module = types.ModuleType("tg_bridge.reconstruction")
     module.reconstruct = reconstruct  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tg_bridge.reconstruct", module)
+    monkeypatch.setitem(sys.modules, "tg_bridge.reconstruction", module)
     return calls
 
 
