@@ -36,9 +36,11 @@ def test_unknown_names_raise_attribute_error():
 
 def test_functions_keep_their_names_after_their_modules_are_imported():
     code = (
-        "import tg_bridge, tg_bridge.refinement, tg_bridge.capture;"
+        "import tg_bridge, tg_bridge.refinement, tg_bridge.capturing, tg_bridge.reconstruction;"
+        "import tg_bridge.traces; tg_bridge.load_traces;"
         "from tg_bridge.refinement import refine;"
+        "from types import FunctionType as F;"
         "assert tg_bridge.refine is refine;"
-        "assert callable(tg_bridge.capture)"
+        "assert isinstance(tg_bridge.capture, F) and isinstance(tg_bridge.reconstruct, F)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
