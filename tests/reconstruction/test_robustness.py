@@ -67,7 +67,7 @@ def test_wrong_attribute_types_are_skipped(make_span):
     ]
     g = reconstruct(spans)
     assert [n.value for n in g.nodes if n.kind == "llm_output"] == ["A."]
-    assert g.metadata["skipped_spans"] == 0
+    assert g.metadata["skipped_by_reason"] == {"tool_without_result": 1}  # no result: counted, not an error
 
 
 def test_huge_values_are_fine_and_fast(make_span):

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .conventions import enrich
 from .events import event_messages
 from .spanview import Document, Message, SpanView, TemplateInfo, ToolCall, _json, _str
 from .templates import placeholders
@@ -81,6 +82,8 @@ def _oi_message(fields: Mapping[str, Any], pre: str = "message.") -> Message:
 
 def _genai_messages(raw: Any) -> list[Message]:
     parsed = _json(raw) if isinstance(raw, str) else raw
+    if isinstance(parsed, tuple):
+        parsed = list(parsed)
     if not isinstance(parsed, list):
         return []
     out = []
@@ -101,7 +104,7 @@ def _genai_messages(raw: Any) -> list[Message]:
                 calls.append(ToolCall(str(part.get("name", "")), args, str(part.get("id") or "")))
             elif ptype == "tool_call_response":
                 call_id = str(part.get("id") or "")
-                resp = part.get("response")
+                resp = part.get("response", part.get("result"))  # Pydantic AI says "result"
                 texts.append(resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False))
             elif isinstance(part.get("content"), str):
                 texts.append(part["content"])
@@ -195,6 +198,7 @@ def view_of(name: str, attrs: Mapping[str, Any], events: Sequence[Any] = ()) -> 
     _llm_content(attrs, groups, view, ev_in, ev_out)
     _retrieval(attrs, groups, view)
     _tool(attrs, view)
+    enrich(attrs, events, view)  # third-party conventions fill what is still empty
     return view
 
 

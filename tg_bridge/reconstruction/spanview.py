@@ -77,6 +77,7 @@ class SpanView:
     tool_args: str | None = None
     tool_result: str | None = None
     model: str | None = None
+    tool_definitions: list[dict[str, str]] = dataclasses.field(default_factory=list)  # name, description
 
     @property
     def output_value(self) -> str | None:
