@@ -196,10 +196,11 @@ class TraceBuilder(RetrievalToolSteps):
         if found is not None:
             return found
         if message.role == "system":
-            name = f"{self.chain_name(node)}/{node.name}/system[{k}]"
+            step = self.views[id(node)].name or node.name  # a convention may give a stabler name
+            name = f"{self.chain_name(node)}/{step}/system[{k}]"
             return get_parameter(
                 self.pool, template=message.text, name=name, fmt="none", binding_key=None,
-                bindings=self.bindings, role=parameter_role("system", node.name, chain, fixed=True),
+                bindings=self.bindings, role=parameter_role("system", step, chain, fixed=True),
                 metadata={"message_role": "system", "index": k},
             )  # fmt: skip
         if message.role in ("assistant", "ai"):

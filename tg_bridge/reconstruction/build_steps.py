@@ -67,7 +67,8 @@ class RetrievalToolSteps:
         args = view.tool_args or ""
         source = None
         for i, (llm_out, call) in enumerate(self.tool_calls):
-            if call.name == name:
+            # requested by name, or (exporters that name tools differently) by identical arguments
+            if call.name == name or (view.tool_args and call.arguments.strip() == view.tool_args.strip()):
                 source = llm_out
                 args = call.arguments or args
                 del self.tool_calls[i]

@@ -1,7 +1,7 @@
 """The deprecated OTel GenAI content attributes: ``gen_ai.prompt`` and ``gen_ai.completion``
 as single JSON strings (a list of chat messages; the completion may also be plain text), on
 the span or on ``gen_ai.content.prompt`` / ``gen_ai.content.completion`` span events (GenAI
-semconv 1.26-1.27). OpenLLMetry's indexed ``gen_ai.prompt.{i}.*`` form is read by
+semconv 1.26-1.27; OpenLIT writes the prompt as ``"role: text"`` lines). OpenLLMetry's indexed ``gen_ai.prompt.{i}.*`` form is read by
 :mod:`..messages`. Only fills what is still empty. Pure.
 """
 
@@ -31,6 +31,26 @@ def _from_events(events: Sequence[Any]) -> dict[str, Any]:
     return found
 
 
+_ROLES = ("system", "user", "assistant", "tool", "developer")
+
+
+def _role_lines(raw: Any) -> list[Message]:
+    """OpenLIT's plain-text prompt: ``"role: text"`` turns, one per line (continuation lines
+    belong to the turn above). Empty unless the first line names a role."""
+    if not isinstance(raw, str):
+        return []
+    out: list[tuple[str, list[str]]] = []
+    for line in raw.split("\n"):
+        head, sep, rest = line.partition(": ")
+        if sep and head in _ROLES:
+            out.append((head, [rest]))
+        elif out:
+            out[-1][1].append(line)
+        else:
+            return []
+    return [Message(role, "\n".join(lines)) for role, lines in out]
+
+
 def _completion(raw: Any) -> list[Message]:
     parsed = as_json(raw)
     if isinstance(parsed, list):
@@ -47,7 +67,7 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
     if not values:
         return
     if not view.messages and PROMPT in values:
-        view.messages = chat_messages(values[PROMPT])
+        view.messages = chat_messages(values[PROMPT]) or _role_lines(values[PROMPT])
         if not view.messages and isinstance(values[PROMPT], str) and values[PROMPT].strip():
             view.messages, view.completion = [Message("user", values[PROMPT])], True
     if not view.output_messages and COMPLETION in values:

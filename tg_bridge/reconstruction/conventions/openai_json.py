@@ -2,7 +2,8 @@
 OpenInference, hand-rolled exporters): the answer is unwrapped so the output connects to the
 LLM call.
 
-Understood: chat completions (``{"object": "chat.completion", "choices": [{"message": {...}}]}``,
+Understood: a list of reply messages (``[{"role": "assistant", "content"}]``, also under
+``"messages"``), chat completions (``{"object": "chat.completion", "choices": [{"message": {...}}]}``,
 also without ``object``) and Responses API objects (``{"output": [{"type": "message",
 "content": [{"type": "output_text", "text"}]}, {"type": "function_call", ...}]}``). Only spans
 that are LLM calls without output messages are touched. Pure; odd JSON is ignored.
@@ -22,6 +23,12 @@ __all__ = ["read", "response_message"]
 def response_message(raw: Any) -> Message | None:
     """The assistant message of a chat-completion or Responses API JSON, else None."""
     obj = as_json(raw)
+    if isinstance(obj, Mapping) and isinstance(obj.get("messages"), list):
+        obj = obj["messages"]  # {"messages": [...]}: the reply list some instrumentations write
+    if isinstance(obj, list):  # a list of reply messages: the last assistant one
+        replies = [m for m in (chat_message(i, "assistant") for i in obj if isinstance(i, Mapping)) if m]
+        answers = [m for m in replies if m.role in ("assistant", "ai", "model")]
+        return answers[-1] if answers else None
     if not isinstance(obj, Mapping):
         return None
     choices = obj.get("choices")

@@ -1,5 +1,5 @@
 """One LLM call recorded as two spans: a *start* span with the input messages and no output,
-then a *success* span with the output and no input (BeeAI framework 0.1 through
+then a *success* span with the output and no input (tools likewise: arguments, then result) (BeeAI framework 0.1 through
 OpenInference: each emitter event ``start`` / ``success`` became its own LLM span, siblings
 under the agent iteration).
 
@@ -12,8 +12,12 @@ both carry BeeAI's ``target`` event path). Pure apart from updating the given vi
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from ..spanview import Message, ToolCall
 
 if TYPE_CHECKING:
     from ..spanview import SpanView
@@ -41,27 +45,84 @@ def _compatible(start: SpanNode, start_view: SpanView, success: SpanNode, view: 
     return a is None or b is None or a == b
 
 
+def _half(node: SpanNode, view: SpanView) -> str | None:
+    """"start" / "success" when the span looks like that half of a split call, else None.
+    Tool halves need BeeAI's ``target`` path: a tool span without a result is otherwise
+    just a tool span without a result."""
+    if view.kind == "llm":
+        has_output = view.output_value is not None
+        if view.messages and not has_output:
+            return "start"
+        if has_output and not view.messages:
+            return "success"
+    elif view.kind == "tool" and _stem(node.record.attributes) is not None:
+        target = str(node.record.attributes.get("target"))
+        if view.tool_result is None and target.endswith(".start"):
+            return "start"
+        if view.tool_result is not None and target.endswith(".success"):
+            return "success"
+    return None
+
+
+def _merge(start: SpanNode, start_view: SpanView, view: SpanView) -> None:
+    stem = _stem(start.record.attributes)
+    if stem is not None:
+        start_view.name = stem  # "backend.ollama.chat", not the per-event "...start-3"
+    if start_view.kind == "tool":
+        start_view.tool_result = view.tool_result
+        start_view.output_text = view.output_text
+        params = start.record.attributes.get("tool.parameters")  # BeeAI: the call's input
+        if start_view.tool_args is None and isinstance(params, str):
+            start_view.tool_args = params
+        if not start_view.tool_name and stem is not None:
+            start_view.tool_name = stem
+    else:
+        start_view.output_messages = [_with_calls(m, view.output_text) for m in view.output_messages]
+        start_view.output_text = view.output_text
+        start_view.model = start_view.model or view.model
+    view.kind = MERGED
+
+
+def _with_calls(message: Message, output_text: str | None) -> Message:
+    """BeeAI keeps only text in ``llm.output_messages``; a tool-calling answer is empty there
+    and its calls exist only in ``output.value`` (``{"type": "tool-call", "tool_name",
+    "args"}`` parts)."""
+    if message.content or message.tool_calls or not output_text:
+        return message
+    try:
+        parsed = json.loads(output_text)
+    except ValueError:
+        return message
+    calls = []
+    for item in parsed if isinstance(parsed, list) else ():
+        for part in item.get("content") or () if isinstance(item, Mapping) else ():
+            if isinstance(part, Mapping) and part.get("type") == "tool-call" and isinstance(part.get("tool_name"), str):
+                args = part.get("args")
+                calls.append(ToolCall(part["tool_name"], args if isinstance(args, str) else json.dumps(args),
+                                      str(part.get("id") or "")))  # fmt: skip
+    return dataclasses.replace(message, tool_calls=tuple(calls)) if calls else message
+
+
 def pair_halves(nodes: Iterable[SpanNode], views: Mapping[int, SpanView]) -> int:
     """Merge start/success halves in place; returns the number of pairs merged."""
-    pending: dict[tuple[str, int], list[SpanNode]] = {}  # (trace, id(parent)) -> unpaired starts
+    pending: dict[tuple[str, int, str], list[SpanNode]] = {}  # (trace, id(parent), kind) -> starts
     merged = 0
     for node in sorted(nodes, key=lambda n: n.order):
         view = views[id(node)]
-        if view.kind != "llm":
+        half = _half(node, view)
+        if half is None:
             continue
-        has_output = view.output_value is not None
-        if view.messages and not has_output:
-            pending.setdefault((node.record.trace_id, id(node.parent)), []).append(node)
-        elif has_output and not view.messages:
-            starts = pending.get((node.record.trace_id, id(node.parent)), [])
-            for i in range(len(starts) - 1, -1, -1):
-                start_view = views[id(starts[i])]
-                if _compatible(starts[i], start_view, node, view):
-                    start_view.output_messages = list(view.output_messages)
-                    start_view.output_text = view.output_text
-                    start_view.model = start_view.model or view.model
-                    view.kind = MERGED
-                    del starts[i]
-                    merged += 1
-                    break
+        key = (node.record.trace_id, id(node.parent), view.kind)
+        if half == "start":
+            stem = _stem(node.record.attributes)
+            view.name = stem or view.name  # one address for every call, paired or not
+            pending.setdefault(key, []).append(node)
+            continue
+        starts = pending.get(key, [])
+        for i in range(len(starts) - 1, -1, -1):
+            if _compatible(starts[i], views[id(starts[i])], node, view):
+                _merge(starts[i], views[id(starts[i])], view)
+                del starts[i]
+                merged += 1
+                break
     return merged
