@@ -22,8 +22,12 @@ _MAX_MESSAGES = 5_000  # a hostile attribute cannot make one span slow to read
 
 def as_json(value: Any) -> Any:
     """A JSON string parsed (twice when an exporter stored JSON inside a JSON string, as
-    Langfuse does); other values as they are."""
-    parsed = _json(value) if isinstance(value, str) else value
+    Langfuse does); a string that is not JSON, and any other value, as it is."""
+    if not isinstance(value, str):
+        return value
+    parsed = _json(value)
+    if parsed is None:
+        return value
     if isinstance(parsed, str):
         again = _json(parsed)
         return again if again is not None else parsed

@@ -5,7 +5,7 @@ event, ...) gives the kind; ``langfuse.observation.input`` / ``.output`` hold th
 always as strings: JSON (a message list, ``{"messages": [...]}``, an assistant message, a
 chat-completion response, a JSON-encoded string) or plain text.
 ``langfuse.observation.model.name`` is the model; ``langfuse.trace.input|output`` stand in
-for a root without its own values. Only fills what is still empty. Pure.
+for a root without its own values; a retriever's output list gives its documents. Only fills what is still empty. Pure.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..spanview import Message, SpanView, _str
+from ..spanview import Document, Message, SpanView, _str
 from ._chat import as_json, chat_message, chat_messages, compact_json
 from .openai_json import response_message
 
@@ -59,7 +59,8 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         view.kind = _KINDS.get(obs_type.lower(), "other")
     if view.input_text is None:
         view.input_text = _text(raw_in) if raw_in is not None else _text(attrs.get("langfuse.trace.input"))
-        view.input_obj = as_json(view.input_text) if view.input_text else None
+        parsed = as_json(view.input_text)
+        view.input_obj = parsed if isinstance(parsed, (Mapping, list)) else None
     if view.output_text is None:
         view.output_text = _text(raw_out) if raw_out is not None else _text(attrs.get("langfuse.trace.output"))
     view.model = view.model or _str(attrs.get(PREFIX + "model.name"))
@@ -75,3 +76,21 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
     elif view.kind == "tool":
         view.tool_args = view.tool_args or view.input_text
         view.tool_result = view.tool_result or view.output_text
+    elif view.kind == "retriever" and not view.documents:
+        view.documents = _documents(as_json(raw_out))
+
+
+def _documents(parsed: Any) -> list[Document]:
+    """A retriever's output: a list of texts or of ``{"page_content" | "content" | "text",
+    "id"?, "score"?}`` objects (LangChain Documents serialized by the Langfuse SDK)."""
+    docs = []
+    for item in parsed[:1_000] if isinstance(parsed, list) else ():
+        if isinstance(item, str):
+            docs.append(Document(item))
+        elif isinstance(item, Mapping):
+            text = next((item[k] for k in ("page_content", "content", "text") if isinstance(item.get(k), str)), None)
+            if text is not None:
+                score = item.get("score")
+                score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+                docs.append(Document(text, str(item.get("id") or ""), score))
+    return docs
