@@ -9,9 +9,10 @@ tool) and plain chain steps are used, not skipped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
-__all__ = ["DESCRIPTIONS", "SkipReason"]
+__all__ = ["DESCRIPTIONS", "SkipReason", "describe_skipped"]
 
 SkipReason = Literal[
     "llm_without_output",  # messages but no answer: its prompts are kept as parameters
@@ -32,3 +33,10 @@ DESCRIPTIONS: dict[str, str] = {
     "unreadable_attributes": "attributes could not be read",
     "unreadable_content": "content could not be turned into a step",
 }
+
+
+def describe_skipped(counts: Mapping[str, int]) -> str:
+    """``"skipped spans: 3 (2 tool span without a result; 1 LLM call without ...)"``, one line."""
+    total = sum(counts.values())
+    parts = [f"{n} {DESCRIPTIONS.get(reason, reason)}" for reason, n in sorted(counts.items()) if n]
+    return f"skipped spans: {total}" + (f" ({'; '.join(parts)})" if parts else "")
