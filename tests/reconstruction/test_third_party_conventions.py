@@ -12,7 +12,9 @@ from tg_bridge import semconv as sc
 from tg_bridge.reconstruction import reconstruct
 from tg_bridge.traces import load_traces
 
-CONVENTIONS = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "conventions"
+CONVENTIONS = (
+    pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "conventions"
+)
 
 
 def by_kind(graph, kind: str) -> list:
@@ -20,7 +22,9 @@ def by_kind(graph, kind: str) -> list:
 
 
 def _load(name: str, pool: dict | None = None):
-    return load_traces(CONVENTIONS / f"{name}.otlp.json", parameters=pool if pool is not None else {})
+    return load_traces(
+        CONVENTIONS / f"{name}.otlp.json", parameters=pool if pool is not None else {}
+    )
 
 
 @pytest.mark.parametrize("name", [
@@ -35,7 +39,11 @@ def test_every_fixture_has_its_attribution_next_to_it(name):
 
 def _final_llm_output(graph):
     out = graph.outputs[0]
-    return out if out.kind == "llm_output" else next(p for p in out.parents if p.kind == "llm_output")
+    return (
+        out
+        if out.kind == "llm_output"
+        else next(p for p in out.parents if p.kind == "llm_output")
+    )
 
 
 def test_beeai_start_and_success_spans_are_one_call_each():
@@ -44,18 +52,24 @@ def test_beeai_start_and_success_spans_are_one_call_each():
     (system,) = agent.parameters()
     assert system.value.startswith("You are a helpful assistant. Use the tools")
     first, second = by_kind(agent, "llm_output")
-    assert system in first.parents and system in second.parents  # one parameter, both calls
+    assert (
+        system in first.parents and system in second.parents
+    )  # one parameter, both calls
     assert "OpenMeteoTool" in first.value  # the call recovered from output.value
     (tool,) = by_kind(agent, "tool_result")
     assert tool.parents == (first,) and "temperature_2m" in tool.value
     assert tool in second.parents
     assert second.value == "It is 11.4 °C in Prague right now (source: Open-Meteo)."
     assert _final_llm_output(agent) is second
-    assert agent.metadata["skipped_by_reason"] == {} and agent.metadata["skipped_spans"] == 0
+    assert (
+        agent.metadata["skipped_by_reason"] == {}
+        and agent.metadata["skipped_spans"] == 0
+    )
     # the second trace's call failed: start span only. Its prompt is kept and the span counted.
     assert failed.metadata["skipped_by_reason"] == {"llm_without_output": 1}
     assert [p.value for p in failed.parameters()] == [
-        "You translate English into formal German. Reply with the translation only."]
+        "You translate English into formal German. Reply with the translation only."
+    ]
     assert len(pool) == 2
 
 
@@ -83,7 +97,9 @@ def test_vercel_ai_sdk_prompt_messages_response_and_tool_call():
     assert first.value == '[tool call] weather({"location":"San Francisco"})'
     (tool,) = by_kind(graph, "tool_result")
     assert tool.parents == (first,) and tool.op.attrs["tool"] == "weather"
-    assert tool in second.parents  # the tool-result part quoted in the next call matches
+    assert (
+        tool in second.parents
+    )  # the tool-result part quoted in the next call matches
     assert graph.outputs[0] is second and second.value.startswith("It's 61°F and foggy")
     (question,) = by_kind(graph, "input")
     assert question.value == "I'm in San Francisco today. What should I wear?"
@@ -93,21 +109,32 @@ def test_vercel_ai_sdk_prompt_messages_response_and_tool_call():
 def test_pydantic_ai_agent_run_chat_spans_and_tool_without_operation_name():
     tools_run, events_run = _load("pydantic_ai")
     (system,) = tools_run.parameters()
-    assert system.value.startswith("You are a weather assistant for sailors.")  # gen_ai.system_instructions
+    assert system.value.startswith(
+        "You are a weather assistant for sailors."
+    )  # gen_ai.system_instructions
     first, second = by_kind(tools_run, "llm_output")
     (tool,) = by_kind(tools_run, "tool_result")  # 'running tool': gen_ai.tool.name only
     assert tool.op.attrs["tool"] == "harbour_forecast" and tool.parents == (first,)
     assert tool.value == "wind 14 kn W, gusts 22 kn, at 15:00"
     assert tool in second.parents and tools_run.outputs[0] is second
     assert first.op.attrs["tools"] == [
-        {"name": "harbour_forecast", "description": "Wind forecast for a harbour at an hour."}]
-    assert tools_run.metadata["input"] == "Is it safe to sail out of Kiel this afternoon?"
+        {
+            "name": "harbour_forecast",
+            "description": "Wind forecast for a harbour at an hour.",
+        }
+    ]
+    assert (
+        tools_run.metadata["input"] == "Is it safe to sail out of Kiel this afternoon?"
+    )
     assert tools_run.metadata["skipped_spans"] == 0
     # Logfire's event_mode="attributes": the GenAI events ride in an `events` JSON attribute
     (coach,) = events_run.parameters()
     assert coach.value == "You are a sailing coach. Keep answers under 20 words."
     (answer,) = by_kind(events_run, "llm_output")
-    assert answer.value == "In 25 knots use a reefed main and a storm jib." and coach in answer.parents
+    assert (
+        answer.value == "In 25 knots use a reefed main and a storm jib."
+        and coach in answer.parents
+    )
     assert events_run.outputs[0] is answer
 
 
@@ -116,13 +143,19 @@ def test_langfuse_observation_attributes_stored_as_strings():
     (system,) = graph.parameters()
     assert system.value.startswith("Answer only from the context.")
     docs = by_kind(graph, "document")
-    assert [d.value for d in docs] == ["Kiel Week 2025 runs from 21 to 29 June.",
-                                       "The first races of Kiel Week start on the Saturday morning."]
+    assert [d.value for d in docs] == [
+        "Kiel Week 2025 runs from 21 to 29 June.",
+        "The first races of Kiel Week start on the Saturday morning.",
+    ]
     (answer,) = by_kind(graph, "llm_output")
-    assert answer.value == "Kiel Week 2025 starts on Saturday 21 June."  # JSON-encoded string unwrapped
+    assert (
+        answer.value == "Kiel Week 2025 starts on Saturday 21 June."
+    )  # JSON-encoded string unwrapped
     assert answer.op.attrs["model"] == "gpt-4o-mini"
     (context,) = [p for p in answer.parents if p.kind == "value"]
-    assert set(docs) <= set(context.parents)  # the prompt's context came from the retriever
+    assert set(docs) <= set(
+        context.parents
+    )  # the prompt's context came from the retriever
     assert graph.outputs[0] is answer
     assert graph.metadata["input"] == "When does the Kiel Week regatta start in 2025?"
     assert graph.metadata["skipped_by_reason"] == {"tool_without_result": 1}
@@ -130,8 +163,12 @@ def test_langfuse_observation_attributes_stored_as_strings():
 
 def test_deprecated_gen_ai_prompt_and_completion():
     openlit, json_strings = _load("genai_deprecated_prompt")
-    (answer,) = by_kind(openlit, "llm_output")  # event form, OpenLIT's "role: text" prompt
-    assert answer.value.startswith("LLM Observability stands for logs, metrics, and traces")
+    (answer,) = by_kind(
+        openlit, "llm_output"
+    )  # event form, OpenLIT's "role: text" prompt
+    assert answer.value.startswith(
+        "LLM Observability stands for logs, metrics, and traces"
+    )
     (question,) = answer.parents
     assert question.value == "What is LLM Observability?"
     assert openlit.metadata["skipped_spans"] == 0
@@ -146,8 +183,12 @@ def test_current_genai_attributes_events_system_instructions_and_tool_definition
     attributes_run, events_run = _load("genai_current", pool)
     # the same instructions, read from attributes (trace 3) and from the details event (trace 4)
     assert {p.value for p in pool.values()} == {
-        "You are a support agent for Contoso. Look up the order before answering and never promise refunds."}
-    for graph, tool_name in ((attributes_run, "get_order_status"), (events_run, "cancel_order")):
+        "You are a support agent for Contoso. Look up the order before answering and never promise refunds."
+    }
+    for graph, tool_name in (
+        (attributes_run, "get_order_status"),
+        (events_run, "cancel_order"),
+    ):
         (system,) = graph.parameters()
         first, second = by_kind(graph, "llm_output")
         (tool,) = by_kind(graph, "tool_result")
@@ -159,38 +200,81 @@ def test_current_genai_attributes_events_system_instructions_and_tool_definition
 
 
 # -- behaviours without a fixture -----------------------------------------------------------------
-def test_llm_span_with_messages_but_no_output_keeps_its_prompt_and_is_counted(make_span):
+def test_llm_span_with_messages_but_no_output_keeps_its_prompt_and_is_counted(
+    make_span,
+):
     spans = [
         make_span("chain", "r", **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: "hi"}),
-        make_span("llm", "l", "r", start=1, **{
-            sc.SPAN_KIND: "LLM", "llm.input_messages.0.message.role": "system",
-            "llm.input_messages.0.message.content": "Be brief.",
-            "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "hi"}),
+        make_span(
+            "llm",
+            "l",
+            "r",
+            start=1,
+            **{
+                sc.SPAN_KIND: "LLM",
+                "llm.input_messages.0.message.role": "system",
+                "llm.input_messages.0.message.content": "Be brief.",
+                "llm.input_messages.1.message.role": "user",
+                "llm.input_messages.1.message.content": "hi",
+            },
+        ),
     ]
     g = reconstruct(spans)
     assert [p.value for p in g.parameters()] == ["Be brief."]
-    assert g.metadata["skipped_by_reason"] == {"llm_without_output": 1} and g.metadata["skipped_spans"] == 1
+    assert (
+        g.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+        and g.metadata["skipped_spans"] == 1
+    )
 
 
 def test_skipped_spans_are_counted_by_reason(make_span):
     spans = [
         make_span("root", "r", **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: "q"}),
         make_span("empty llm", "a", "r", start=1, **{sc.SPAN_KIND: "LLM"}),
-        make_span("answer only", "b", "r", start=2, **{sc.SPAN_KIND: "LLM", sc.OUTPUT_VALUE: "x"}),
-        make_span("retriever", "c", "r", start=3, **{sc.SPAN_KIND: "RETRIEVER", sc.INPUT_VALUE: "q"}),
-        make_span("tool", "d", "r", start=4, **{sc.SPAN_KIND: "TOOL", sc.TOOL_NAME: "t"}),
+        make_span(
+            "answer only",
+            "b",
+            "r",
+            start=2,
+            **{sc.SPAN_KIND: "LLM", sc.OUTPUT_VALUE: "x"},
+        ),
+        make_span(
+            "retriever",
+            "c",
+            "r",
+            start=3,
+            **{sc.SPAN_KIND: "RETRIEVER", sc.INPUT_VALUE: "q"},
+        ),
+        make_span(
+            "tool", "d", "r", start=4, **{sc.SPAN_KIND: "TOOL", sc.TOOL_NAME: "t"}
+        ),
     ]
     g = reconstruct(spans)
     assert g.metadata["skipped_by_reason"] == {
-        "llm_empty": 1, "llm_without_input": 1, "retriever_without_documents": 1, "tool_without_result": 1}
+        "llm_empty": 1,
+        "llm_without_input": 1,
+        "retriever_without_documents": 1,
+        "tool_without_result": 1,
+    }
     assert g.metadata["skipped_spans"] == 4
 
 
 def test_responses_api_output_is_unwrapped(make_span):
-    body = ('{"object": "response", "output": [{"type": "message", "role": "assistant", '
-            '"content": [{"type": "output_text", "text": "Forty-two."}]}]}')
-    spans = [make_span("llm", "l", **{sc.SPAN_KIND: "LLM", sc.INPUT_VALUE: "What is six times seven?",
-                                      sc.OUTPUT_VALUE: body})]
+    body = (
+        '{"object": "response", "output": [{"type": "message", "role": "assistant", '
+        '"content": [{"type": "output_text", "text": "Forty-two."}]}]}'
+    )
+    spans = [
+        make_span(
+            "llm",
+            "l",
+            **{
+                sc.SPAN_KIND: "LLM",
+                sc.INPUT_VALUE: "What is six times seven?",
+                sc.OUTPUT_VALUE: body,
+            },
+        )
+    ]
     (out,) = by_kind(reconstruct(spans), "llm_output")
     assert out.value == "Forty-two."
 
@@ -210,19 +294,30 @@ def test_responses_api_output_is_unwrapped(make_span):
     {"target": "backend.x.success", sc.SPAN_KIND: "LLM", sc.OUTPUT_VALUE: '[{"content": [{"type": "tool-call"}]}]'},
 ])  # fmt: skip
 def test_hostile_convention_attributes_never_raise(make_span, attrs):
-    spans = [make_span("root", "r", **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: "q"}),
-             make_span("odd", "o", "r", start=1, **attrs)]
+    spans = [
+        make_span("root", "r", **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: "q"}),
+        make_span("odd", "o", "r", start=1, **attrs),
+    ]
     g = reconstruct(spans)
     assert g.metadata["skipped_by_reason"].get("unreadable_attributes", 0) == 0
     assert g.metadata["skipped_by_reason"].get("unreadable_content", 0) == 0
 
 
 def test_a_start_half_never_pairs_across_traces(make_span):
-    start = {sc.SPAN_KIND: "LLM", "llm.input_messages.0.message.role": "user",
-             "llm.input_messages.0.message.content": "hello"}
-    done = {sc.SPAN_KIND: "LLM", "llm.output_messages.0.message.role": "assistant",
-            "llm.output_messages.0.message.content": "hi"}
-    spans = [make_span("start", "a", trace="t1", **start), make_span("success", "b", trace="t2", start=1, **done)]
+    start = {
+        sc.SPAN_KIND: "LLM",
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "hello",
+    }
+    done = {
+        sc.SPAN_KIND: "LLM",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "hi",
+    }
+    spans = [
+        make_span("start", "a", trace="t1", **start),
+        make_span("success", "b", trace="t2", start=1, **done),
+    ]
     g = reconstruct(spans)
     assert by_kind(g, "llm_output") == []
     assert g.metadata["traces"][0]["trace_id"] == "t1"

@@ -38,5 +38,9 @@ DESCRIPTIONS: dict[str, str] = {
 def describe_skipped(counts: Mapping[str, int]) -> str:
     """``"skipped spans: 3 (2 tool span without a result; 1 LLM call without ...)"``, one line."""
     total = sum(counts.values())
-    parts = [f"{n} {DESCRIPTIONS.get(reason, reason)}" for reason, n in sorted(counts.items()) if n]
+    parts = [
+        f"{n} {DESCRIPTIONS.get(reason, reason)}"
+        for reason, n in sorted(counts.items())
+        if n
+    ]
     return f"skipped spans: {total}" + (f" ({'; '.join(parts)})" if parts else "")

@@ -56,7 +56,12 @@ def text_of(content: Any) -> str | None:
         for part in content[:_MAX_MESSAGES]:
             if isinstance(part, str):
                 texts.append(part)
-            elif isinstance(part, Mapping) and part.get("type") in (None, "text", "input_text", "output_text"):
+            elif isinstance(part, Mapping) and part.get("type") in (
+                None,
+                "text",
+                "input_text",
+                "output_text",
+            ):
                 text = text_of(part)
                 if text is not None:
                     texts.append(text)
@@ -69,12 +74,20 @@ def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
     for call in raw[:_MAX_MESSAGES] if isinstance(raw, list) else ():
         if not isinstance(call, Mapping):
             continue
-        fn = call.get("function") if isinstance(call.get("function"), Mapping) else call
+        fn: Mapping[str, Any] = (
+            call["function"] if isinstance(call.get("function"), Mapping) else call
+        )
         name = fn.get("name") if isinstance(fn.get("name"), str) else None
         if not name:
             continue
         args = fn.get("arguments", fn.get("args", ""))
-        calls.append(ToolCall(name, compact_json(args) if args is not None else "", str(call.get("id") or "")))
+        calls.append(
+            ToolCall(
+                name,
+                compact_json(args) if args is not None else "",
+                str(call.get("id") or ""),
+            )
+        )
     return tuple(calls)
 
 
@@ -84,15 +97,27 @@ def chat_message(item: Any, default_role: str = "user") -> Message | None:
         return Message(default_role, item) if item.strip() else None
     if not isinstance(item, Mapping):
         return None
-    role = item.get("role") if isinstance(item.get("role"), str) and item.get("role") else default_role
+    role = (
+        item.get("role")
+        if isinstance(item.get("role"), str) and item.get("role")
+        else default_role
+    )
     text = text_of(item.get("content"))
     if text is None and isinstance(item.get("parts"), list):
-        text = text_of([p for p in item["parts"] if isinstance(p, Mapping) and p.get("type") == "text"])
+        text = text_of(
+            [
+                p
+                for p in item["parts"]
+                if isinstance(p, Mapping) and p.get("type") == "text"
+            ]
+        )
     calls = _tool_calls(item.get("tool_calls"))
     if text is None and not calls:
         return None
     call_id = item.get("tool_call_id")
-    return Message(str(role), text or "", calls, call_id if isinstance(call_id, str) else "")
+    return Message(
+        str(role), text or "", calls, call_id if isinstance(call_id, str) else ""
+    )
 
 
 def chat_messages(raw: Any) -> list[Message]:

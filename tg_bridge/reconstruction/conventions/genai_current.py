@@ -42,19 +42,28 @@ def _details(events: Sequence[Any]) -> Mapping[str, Any]:
 
 def _definitions(raw: Any) -> list[dict[str, str]]:
     out = []
-    for item in _listish(raw) if isinstance(_listish(raw), list) else ():
-        item = as_json(item)
+    items = _listish(raw)
+    for raw_item in items if isinstance(items, list) else ():
+        item = as_json(raw_item)
         if not isinstance(item, Mapping):
             continue
-        fn = item.get("function") if isinstance(item.get("function"), Mapping) else item
+        fn: Mapping[str, Any] = (
+            item["function"] if isinstance(item.get("function"), Mapping) else item
+        )
         if isinstance(fn.get("name"), str) and fn["name"]:
             desc = fn.get("description")
-            out.append({"name": fn["name"], "description": desc if isinstance(desc, str) else ""})
+            out.append(
+                {
+                    "name": fn["name"],
+                    "description": desc if isinstance(desc, str) else "",
+                }
+            )
     return out
 
 
 def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
-    from ..messages import _genai_messages, _system_instructions  # noqa: PLC0415 - cycle
+    # imported here: messages imports this package
+    from ..messages import _genai_messages, _system_instructions
 
     details = _details(events) if events else {}
     if details:
@@ -63,17 +72,31 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         if not view.messages and "gen_ai.input.messages" in details:
             view.messages = _genai_messages(_listish(details["gen_ai.input.messages"]))
         if not view.output_messages and "gen_ai.output.messages" in details:
-            view.output_messages = _genai_messages(_listish(details["gen_ai.output.messages"]))
+            view.output_messages = _genai_messages(
+                _listish(details["gen_ai.output.messages"])
+            )
         raw_system = details.get("gen_ai.system_instructions")
-        system = _system_instructions(raw_system if isinstance(raw_system, str) else _json_text(raw_system))
+        system = _system_instructions(
+            raw_system if isinstance(raw_system, str) else _json_text(raw_system)
+        )
         if system is not None and not any(m.role == "system" for m in view.messages):
             view.messages.insert(0, system)
     if not view.tool_definitions:
-        view.tool_definitions = _definitions(attrs.get(TOOL_DEFINITIONS) or details.get(TOOL_DEFINITIONS))
-    if view.kind == "other" and _str(attrs.get("gen_ai.tool.name")) and not attrs.get("gen_ai.operation.name"):
+        view.tool_definitions = _definitions(
+            attrs.get(TOOL_DEFINITIONS) or details.get(TOOL_DEFINITIONS)
+        )
+    if (
+        view.kind == "other"
+        and _str(attrs.get("gen_ai.tool.name"))
+        and not attrs.get("gen_ai.operation.name")
+    ):
         view.kind = "tool"
 
 
 def _json_text(value: Any) -> str | None:
     value = _listish(value)
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, Mapping)) else None
+    return (
+        json.dumps(value, ensure_ascii=False)
+        if isinstance(value, (list, Mapping))
+        else None
+    )

@@ -54,13 +54,17 @@ def _role_lines(raw: Any) -> list[Message]:
 def _completion(raw: Any) -> list[Message]:
     parsed = as_json(raw)
     if isinstance(parsed, list):
-        return [m for m in (chat_message(i, "assistant") for i in parsed) if m is not None]
+        return [
+            m for m in (chat_message(i, "assistant") for i in parsed) if m is not None
+        ]
     message = chat_message(parsed, "assistant")
     return [message] if message is not None else []
 
 
 def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
-    values = {k: attrs[k] for k in (PROMPT, COMPLETION) if isinstance(attrs.get(k), str)}
+    values = {
+        k: attrs[k] for k in (PROMPT, COMPLETION) if isinstance(attrs.get(k), str)
+    }
     if len(values) < 2 and events:
         for key, value in _from_events(events).items():
             values.setdefault(key, value)
@@ -68,7 +72,11 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         return
     if not view.messages and PROMPT in values:
         view.messages = chat_messages(values[PROMPT]) or _role_lines(values[PROMPT])
-        if not view.messages and isinstance(values[PROMPT], str) and values[PROMPT].strip():
+        if (
+            not view.messages
+            and isinstance(values[PROMPT], str)
+            and values[PROMPT].strip()
+        ):
             view.messages, view.completion = [Message("user", values[PROMPT])], True
     if not view.output_messages and COMPLETION in values:
         view.output_messages = _completion(values[COMPLETION])

@@ -58,17 +58,28 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
     if view.kind == "other" and obs_type:
         view.kind = _KINDS.get(obs_type.lower(), "other")
     if view.input_text is None:
-        view.input_text = _text(raw_in) if raw_in is not None else _text(attrs.get("langfuse.trace.input"))
+        view.input_text = (
+            _text(raw_in)
+            if raw_in is not None
+            else _text(attrs.get("langfuse.trace.input"))
+        )
         parsed = as_json(view.input_text)
         view.input_obj = parsed if isinstance(parsed, (Mapping, list)) else None
     if view.output_text is None:
-        view.output_text = _text(raw_out) if raw_out is not None else _text(attrs.get("langfuse.trace.output"))
+        view.output_text = (
+            _text(raw_out)
+            if raw_out is not None
+            else _text(attrs.get("langfuse.trace.output"))
+        )
     view.model = view.model or _str(attrs.get(PREFIX + "model.name"))
     if view.kind == "llm":
         if not view.messages and raw_in is not None:
             view.messages = chat_messages(raw_in)
             if not view.messages and view.input_text:
-                view.messages, view.completion = [Message("user", view.input_text)], True
+                view.messages, view.completion = (
+                    [Message("user", view.input_text)],
+                    True,
+                )
         if not view.output_messages and raw_out is not None:
             answer = _output(raw_out)
             if answer is not None:
@@ -88,9 +99,20 @@ def _documents(parsed: Any) -> list[Document]:
         if isinstance(item, str):
             docs.append(Document(item))
         elif isinstance(item, Mapping):
-            text = next((item[k] for k in ("page_content", "content", "text") if isinstance(item.get(k), str)), None)
+            text = next(
+                (
+                    item[k]
+                    for k in ("page_content", "content", "text")
+                    if isinstance(item.get(k), str)
+                ),
+                None,
+            )
             if text is not None:
                 score = item.get("score")
-                score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+                score = (
+                    float(score)
+                    if isinstance(score, (int, float)) and not isinstance(score, bool)
+                    else None
+                )
                 docs.append(Document(text, str(item.get("id") or ""), score))
     return docs

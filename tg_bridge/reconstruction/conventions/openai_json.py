@@ -24,9 +24,17 @@ def response_message(raw: Any) -> Message | None:
     """The assistant message of a chat-completion or Responses API JSON, else None."""
     obj = as_json(raw)
     if isinstance(obj, Mapping) and isinstance(obj.get("messages"), list):
-        obj = obj["messages"]  # {"messages": [...]}: the reply list some instrumentations write
+        obj = obj[
+            "messages"
+        ]  # {"messages": [...]}: the reply list some instrumentations write
     if isinstance(obj, list):  # a list of reply messages: the last assistant one
-        replies = [m for m in (chat_message(i, "assistant") for i in obj if isinstance(i, Mapping)) if m]
+        replies = [
+            m
+            for m in (
+                chat_message(i, "assistant") for i in obj if isinstance(i, Mapping)
+            )
+            if m
+        ]
         answers = [m for m in replies if m.role in ("assistant", "ai", "model")]
         return answers[-1] if answers else None
     if not isinstance(obj, Mapping):
@@ -50,7 +58,9 @@ def response_message(raw: Any) -> Message | None:
                 text = text_of(item.get("content"))
                 if text:
                     texts.append(text)
-            elif item.get("type") == "function_call" and isinstance(item.get("name"), str):
+            elif item.get("type") == "function_call" and isinstance(
+                item.get("name"), str
+            ):
                 calls.append(ToolCall(item["name"], compact_json(item.get("arguments", "")),
                                       str(item.get("call_id") or item.get("id") or "")))  # fmt: skip
         if texts or calls:

@@ -25,7 +25,8 @@ ALL_MESSAGES = "pydantic_ai.all_messages"
 
 
 def _genai(raw: Any) -> Any:
-    from ..messages import _genai_messages  # noqa: PLC0415 - messages imports this package
+    # imported here: messages imports this package
+    from ..messages import _genai_messages
 
     return _genai_messages(raw)
 
@@ -55,13 +56,20 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         if view.kind in ("other", "chain"):
             view.kind = "agent"
         if view.input_text is None:
-            view.input_text = next((m.content for m in conversation if m.role == "user" and m.content), None)
+            view.input_text = next(
+                (m.content for m in conversation if m.role == "user" and m.content),
+                None,
+            )
         if view.output_text is None:
             final = attrs.get("final_result")
             if final is not None:
                 view.output_text = compact_json(final)
             else:
-                answers = [m.content for m in conversation if m.role == "assistant" and m.content]
+                answers = [
+                    m.content
+                    for m in conversation
+                    if m.role == "assistant" and m.content
+                ]
                 view.output_text = answers[-1] if answers else None
     if view.kind == "tool" or _str(attrs.get("gen_ai.tool.name")):
         if view.tool_args is None and "tool_arguments" in attrs:

@@ -38,7 +38,9 @@ def _stem(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _compatible(start: SpanNode, start_view: SpanView, success: SpanNode, view: SpanView) -> bool:
+def _compatible(
+    start: SpanNode, start_view: SpanView, success: SpanNode, view: SpanView
+) -> bool:
     if start_view.model and view.model and start_view.model != view.model:
         return False
     a, b = _stem(start.record.attributes), _stem(success.record.attributes)
@@ -46,7 +48,7 @@ def _compatible(start: SpanNode, start_view: SpanView, success: SpanNode, view: 
 
 
 def _half(node: SpanNode, view: SpanView) -> str | None:
-    """"start" / "success" when the span looks like that half of a split call, else None.
+    """ "start" / "success" when the span looks like that half of a split call, else None.
     Tool halves need BeeAI's ``target`` path: a tool span without a result is otherwise
     just a tool span without a result."""
     if view.kind == "llm":
@@ -71,13 +73,17 @@ def _merge(start: SpanNode, start_view: SpanView, view: SpanView) -> None:
     if start_view.kind == "tool":
         start_view.tool_result = view.tool_result
         start_view.output_text = view.output_text
-        params = start.record.attributes.get("tool.parameters")  # BeeAI: the call's input
+        params = start.record.attributes.get(
+            "tool.parameters"
+        )  # BeeAI: the call's input
         if start_view.tool_args is None and isinstance(params, str):
             start_view.tool_args = params
         if not start_view.tool_name and stem is not None:
             start_view.tool_name = stem
     else:
-        start_view.output_messages = [_with_calls(m, view.output_text) for m in view.output_messages]
+        start_view.output_messages = [
+            _with_calls(m, view.output_text) for m in view.output_messages
+        ]
         start_view.output_text = view.output_text
         start_view.model = start_view.model or view.model
     view.kind = MERGED
@@ -96,7 +102,11 @@ def _with_calls(message: Message, output_text: str | None) -> Message:
     calls = []
     for item in parsed if isinstance(parsed, list) else ():
         for part in item.get("content") or () if isinstance(item, Mapping) else ():
-            if isinstance(part, Mapping) and part.get("type") == "tool-call" and isinstance(part.get("tool_name"), str):
+            if (
+                isinstance(part, Mapping)
+                and part.get("type") == "tool-call"
+                and isinstance(part.get("tool_name"), str)
+            ):
                 args = part.get("args")
                 calls.append(ToolCall(part["tool_name"], args if isinstance(args, str) else json.dumps(args),
                                       str(part.get("id") or "")))  # fmt: skip
@@ -105,7 +115,9 @@ def _with_calls(message: Message, output_text: str | None) -> Message:
 
 def pair_halves(nodes: Iterable[SpanNode], views: Mapping[int, SpanView]) -> int:
     """Merge start/success halves in place; returns the number of pairs merged."""
-    pending: dict[tuple[str, int, str], list[SpanNode]] = {}  # (trace, id(parent), kind) -> starts
+    pending: dict[
+        tuple[str, int, str], list[SpanNode]
+    ] = {}  # (trace, id(parent), kind) -> starts
     merged = 0
     for node in sorted(nodes, key=lambda n: n.order):
         view = views[id(node)]

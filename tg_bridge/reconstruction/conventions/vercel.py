@@ -27,7 +27,11 @@ def _operation(attrs: Mapping[str, Any], name: str) -> str | None:
     op = _str(attrs.get("ai.operationId"))
     if op:
         return op
-    return name if name.startswith("ai.") and any(k.startswith("ai.") for k in attrs) else None
+    return (
+        name
+        if name.startswith("ai.") and any(k.startswith("ai.") for k in attrs)
+        else None
+    )
 
 
 def _call(item: Mapping[str, Any]) -> ToolCall | None:
@@ -35,12 +39,21 @@ def _call(item: Mapping[str, Any]) -> ToolCall | None:
     if not isinstance(name, str) or not name:
         return None
     args = item.get("input", item.get("args", ""))
-    return ToolCall(name, compact_json(args) if args is not None else "", str(item.get("toolCallId") or ""))
+    return ToolCall(
+        name,
+        compact_json(args) if args is not None else "",
+        str(item.get("toolCallId") or ""),
+    )
 
 
 def _result_text(part: Mapping[str, Any]) -> str:
     value = part.get("output", part.get("result"))
-    if isinstance(value, Mapping) and value.get("type") in ("json", "text", "error-text", "error-json"):
+    if isinstance(value, Mapping) and value.get("type") in (
+        "json",
+        "text",
+        "error-text",
+        "error-json",
+    ):
         value = value.get("value")  # AI SDK 5 wraps tool outputs as {"type", "value"}
     return compact_json(value) if value is not None else ""
 
@@ -112,7 +125,9 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         if view.kind in ("other", "chain"):
             view.kind = "llm"
         if not view.messages:
-            view.messages = _messages(attrs.get("ai.prompt.messages")) or _prompt(attrs.get("ai.prompt"))
+            view.messages = _messages(attrs.get("ai.prompt.messages")) or _prompt(
+                attrs.get("ai.prompt")
+            )
         if not view.output_messages:
             answer = _answer(attrs)
             if answer is not None:
