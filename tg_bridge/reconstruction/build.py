@@ -113,8 +113,9 @@ class TraceBuilder(RetrievalToolSteps):
     def chain_name(self, node: SpanNode) -> str:
         # a named sub-chain ("rewrite"); generic runnables and Class.method spans say nothing
         for anc in node.ancestors():
-            if not anc.name.startswith(_GENERIC_PREFIXES) and "." not in anc.name:
-                return anc.name
+            name = self.views[id(anc)].name or anc.name  # a convention may give a stabler name
+            if not name.startswith(_GENERIC_PREFIXES) and "." not in name:
+                return name
         return self.root.name
 
     # -- LLM ------------------------------------------------------------------------------

@@ -7,13 +7,17 @@ under the agent iteration).
 half's output into the start half's view, so the call reads as one LLM span; the success half
 becomes kind ``"merged"`` (used, not skipped). A success half pairs with the latest unpaired
 start half under the same parent (same model when both name one; same ``target`` stem when
-both carry BeeAI's ``target`` event path). Pure apart from updating the given views.
+both carry BeeAI's ``target`` event path). BeeAI's counters are kept out of parameter
+addresses: a start half is named by its event path stem (``backend.ollama.chat``) and an
+iteration group span (``target == "groupId"``, ``iteration-3``) loses its ``-3``, so one
+prompt used in every iteration is one parameter. Pure apart from updating the given views.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["MERGED", "pair_halves"]
 
 MERGED = "merged"
+_COUNTER = re.compile(r"-\d+$")
 _SUFFIXES = (".start", ".success", ".finish")
 
 
@@ -121,6 +126,8 @@ def pair_halves(nodes: Iterable[SpanNode], views: Mapping[int, SpanView]) -> int
     merged = 0
     for node in sorted(nodes, key=lambda n: n.order):
         view = views[id(node)]
+        if node.record.attributes.get("target") == "groupId":  # BeeAI "iteration-3" group spans:
+            view.name = _COUNTER.sub("", view.name)  # one address for a prompt in every iteration
         half = _half(node, view)
         if half is None:
             continue
