@@ -5,7 +5,9 @@ parameter pool, which it fills): no I/O, no global state, no host-framework impo
 Modules: :mod:`.tree` (span tree), :mod:`.messages` (reading OpenInference / OTel GenAI /
 OpenLLMetry / tg_bridge attributes), :mod:`.templates` (render, match, recover templates),
 :mod:`.claims` (which template rendered which message), :mod:`.dataflow` (which output fed
-which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the walk).
+which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the walk),
+:mod:`.conventions` (third-party exporters' conventions, one module each; BeeAI's split
+start/success spans), :mod:`.skips` (why a span could not be used).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ Understood: OpenInference (``openinference.span.kind``, ``llm.input_messages.{i}
 ``output.messages`` / ``system_instructions`` JSON, ``gen_ai.tool.*``, and the older event form: ``gen_ai.*.message`` / ``gen_ai.choice`` span
 events, see :mod:`.events`), OpenLLMetry
 (``gen_ai.prompt.{i}.role|content``, ``gen_ai.completion.{i}.*``, ``traceloop.*``) and our own
-``tg_bridge.templates`` / ``tg_bridge.template.variables``. Attributes of the wrong type are
+``tg_bridge.templates`` / ``tg_bridge.template.variables``; then the third-party conventions of
+:mod:`.conventions` (Langfuse, Vercel AI SDK, Pydantic AI, deprecated GenAI strings, GenAI
+details events and tool definitions, raw OpenAI responses) fill what is still empty. Attributes of the wrong type are
 ignored one by one; nothing here raises on odd input. Pure. The types it fills live in
 :mod:`.spanview` and are re-exported here.
 """
