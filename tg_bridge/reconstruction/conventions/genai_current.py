@@ -16,6 +16,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# a module reference, not names: messages imports this package
+from .. import messages as _messages
 from ..spanview import SpanView, _str
 from ._chat import as_json
 
@@ -62,21 +64,22 @@ def _definitions(raw: Any) -> list[dict[str, str]]:
 
 
 def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
-    # imported here: messages imports this package
-    from ..messages import _genai_messages, _system_instructions
-
+    if not events and TOOL_DEFINITIONS not in attrs and view.kind != "other":
+        return  # the common case: nothing of this convention on the span
     details = _details(events) if events else {}
     if details:
         if view.kind == "other":
             view.kind = "llm"
         if not view.messages and "gen_ai.input.messages" in details:
-            view.messages = _genai_messages(_listish(details["gen_ai.input.messages"]))
+            view.messages = _messages._genai_messages(
+                _listish(details["gen_ai.input.messages"])
+            )
         if not view.output_messages and "gen_ai.output.messages" in details:
-            view.output_messages = _genai_messages(
+            view.output_messages = _messages._genai_messages(
                 _listish(details["gen_ai.output.messages"])
             )
         raw_system = details.get("gen_ai.system_instructions")
-        system = _system_instructions(
+        system = _messages._system_instructions(
             raw_system if isinstance(raw_system, str) else _json_text(raw_system)
         )
         if system is not None and not any(m.role == "system" for m in view.messages):

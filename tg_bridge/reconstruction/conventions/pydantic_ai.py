@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# a module reference, not names: messages imports this package
+from .. import messages as _messages
 from ..events import event_messages
 from ..spanview import SpanView, _str
 from ._chat import as_json, compact_json
@@ -25,10 +27,7 @@ ALL_MESSAGES = "pydantic_ai.all_messages"
 
 
 def _genai(raw: Any) -> Any:
-    # imported here: messages imports this package
-    from ..messages import _genai_messages
-
-    return _genai_messages(raw)
+    return _messages._genai_messages(raw)
 
 
 def _event_list(raw: Any) -> list[dict[str, Any]]:

@@ -126,8 +126,12 @@ def pair_halves(nodes: Iterable[SpanNode], views: Mapping[int, SpanView]) -> int
     merged = 0
     for node in sorted(nodes, key=lambda n: n.order):
         view = views[id(node)]
-        if node.record.attributes.get("target") == "groupId":  # BeeAI "iteration-3" group spans:
-            view.name = _COUNTER.sub("", view.name)  # one address for a prompt in every iteration
+        if (
+            node.record.attributes.get("target") == "groupId"
+        ):  # BeeAI "iteration-3" group spans:
+            view.name = _COUNTER.sub(
+                "", view.name
+            )  # one address for a prompt in every iteration
         half = _half(node, view)
         if half is None:
             continue
