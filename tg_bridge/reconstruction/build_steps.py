@@ -99,7 +99,7 @@ class RetrievalToolSteps:
         raw = node.record.attributes.get(sc.TOOL_BINDINGS)
         try:
             records = json.loads(raw) if isinstance(raw, str) else []
-        except ValueError:
+        except (ValueError, RecursionError):
             records = []
         params = []
         for rec in records if isinstance(records, list) else []:

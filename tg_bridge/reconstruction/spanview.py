@@ -99,7 +99,7 @@ def _json(value: Any) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return None
 
 
