@@ -27,11 +27,12 @@ def _load(name: str, pool: dict | None = None):
     )
 
 
-@pytest.mark.parametrize("name", [
-    "beeai_start_success", "agno_raw_completion", "vercel_ai_sdk", "pydantic_ai", "langfuse_sdk",
-    "genai_deprecated_prompt", "genai_current",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name[: -len(".otlp.json")] for p in CONVENTIONS.glob("*.otlp.json")),
+)
 def test_every_fixture_has_its_attribution_next_to_it(name):
+    assert len(list(CONVENTIONS.glob("*.otlp.json"))) >= 8
     note = (CONVENTIONS / f"{name}.ATTRIBUTION.md").read_text(encoding="utf-8")
     assert "License" in note  # whose terms the fixture keeps
     assert "BUILT BY HAND" in note or "ADAPTED FROM" in note  # and how it was made
@@ -197,6 +198,27 @@ def test_current_genai_attributes_events_system_instructions_and_tool_definition
         assert graph.outputs[0] is second
         assert [t["name"] for t in first.op.attrs["tools"]] == ["get_order_status"]
         assert graph.metadata["skipped_spans"] == 0
+
+
+def test_vendor_spans_from_langfuse_tests():
+    vercel, generation = _load("langfuse_vendor_spans")
+    (answer,) = by_kind(
+        vercel, "llm_output"
+    )  # ai.operationId "generateText", no "ai." prefix
+    assert answer.value == "Hello! How can I help you today?"
+    assert [p.value for p in answer.parents] == ["Say hello"] and answer.op.attrs[
+        "model"
+    ] == "gpt-4-turbo"
+    (out,) = by_kind(
+        generation, "llm_output"
+    )  # input/output are JSON objects, not messages
+    assert (
+        out.value == '{"result": "test output"}'
+        and out.op.attrs["model"] == "claude-3-opus"
+    )
+    assert [p.value for p in out.parents] == ['{"query": "test input"}']
+    assert generation.metadata["missing_parents"] == 1
+    assert vercel.metadata["skipped_spans"] == generation.metadata["skipped_spans"] == 0
 
 
 # -- behaviours without a fixture -----------------------------------------------------------------

@@ -102,7 +102,10 @@ def _with_calls(message: Message, output_text: str | None) -> Message:
         return message
     try:
         parsed = json.loads(output_text)
-    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
+    except (
+        ValueError,
+        RecursionError,
+    ):  # hostile JSON nested too deep is not JSON here
         return message
     calls = []
     for item in parsed if isinstance(parsed, list) else ():

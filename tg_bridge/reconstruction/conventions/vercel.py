@@ -6,7 +6,7 @@ Spans: ``ai.generateText`` / ``ai.streamText`` / ``ai.generateObject`` / ``ai.st
 list whose ``content`` is a string or parts ``text`` / ``tool-call`` / ``tool-result``), and
 ``ai.toolCall`` (``ai.toolCall.name|id|args|input|result|output``). Answers are in
 ``ai.response.text`` / ``ai.response.object`` / ``ai.response.toolCalls``. The span kind
-comes from ``ai.operationId`` (or the span name). Only fills what is still empty. Pure.
+comes from ``ai.operationId`` (with or without its ``ai.`` prefix) or the span name. Only fills what is still empty. Pure.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ _EMBED_OPS = ("ai.embed", "ai.embedMany")
 def _operation(attrs: Mapping[str, Any], name: str) -> str | None:
     op = _str(attrs.get("ai.operationId"))
     if op:
-        return op
+        return (
+            op if op.startswith("ai.") else "ai." + op
+        )  # some writers drop the "ai." prefix
     return (
         name
         if name.startswith("ai.") and any(k.startswith("ai.") for k in attrs)
