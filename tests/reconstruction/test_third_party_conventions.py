@@ -4,6 +4,7 @@ connected to the LLM call that produced it, and unusable spans are counted by re
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -344,3 +345,48 @@ def test_a_start_half_never_pairs_across_traces(make_span):
     assert by_kind(g, "llm_output") == []
     assert g.metadata["traces"][0]["trace_id"] == "t1"
     assert sum(1 for t in g.metadata["trace_ids"]) == 2
+
+
+def test_details_event_with_structured_otlp_values(tmp_path):
+    """The details event may carry the messages as OTLP arrays of kvlists, not JSON strings."""
+
+    def kv(obj):
+        if isinstance(obj, dict):
+            return {
+                "kvlistValue": {
+                    "values": [{"key": k, "value": kv(v)} for k, v in obj.items()]
+                }
+            }
+        if isinstance(obj, list):
+            return {"arrayValue": {"values": [kv(v) for v in obj]}}
+        return {"stringValue": obj}
+
+    event_attrs = {
+        "gen_ai.system_instructions": [{"type": "text", "content": "Reply in French."}],
+        "gen_ai.input.messages": [
+            {"role": "user", "parts": [{"type": "text", "content": "Good morning"}]}
+        ],
+        "gen_ai.output.messages": [
+            {"role": "assistant", "parts": [{"type": "text", "content": "Bonjour"}]}
+        ],
+    }
+    span = {
+        "traceId": "1" * 32, "spanId": "2" * 16, "name": "chat m", "kind": 3,
+        "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+        "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}],
+        "events": [{"timeUnixNano": "1", "name": "gen_ai.client.inference.operation.details",
+                    "attributes": [{"key": k, "value": kv(v)} for k, v in event_attrs.items()]}],
+    }  # fmt: skip
+    path = tmp_path / "structured.json"
+    path.write_text(
+        json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}),
+        encoding="utf-8",
+    )
+    (graph,) = load_traces(path)
+    (system,) = graph.parameters()
+    assert system.value == "Reply in French."
+    (out,) = by_kind(graph, "llm_output")
+    assert out.value == "Bonjour" and [p.value for p in out.parents] == [
+        "Reply in French.",
+        "Good morning",
+    ]

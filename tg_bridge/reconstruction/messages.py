@@ -90,13 +90,16 @@ def _genai_messages(raw: Any) -> list[Message]:
         return []
     out = []
     for item in parsed:
+        item = _json(item) if isinstance(item, str) else item  # OTLP kvlist values arrive as JSON
         if not isinstance(item, Mapping):
             continue
         role = _str(item.get("role")) or "user"
         texts, calls, call_id = [], [], ""
         if isinstance(item.get("content"), str):
             texts.append(item["content"])
-        for part in item.get("parts") or ():
+        parts = item.get("parts")
+        for part in parts if isinstance(parts, (list, tuple)) else ():
+            part = _json(part) if isinstance(part, str) else part
             if not isinstance(part, Mapping):
                 continue
             ptype = part.get("type")
@@ -119,7 +122,8 @@ def _system_instructions(raw: Any) -> Message | None:
         return Message("system", raw) if raw.strip() else None
     parsed = _json(raw)
     if isinstance(parsed, list):
-        texts = [p.get("content") for p in parsed if isinstance(p, Mapping)]
+        parts = [_json(p) if isinstance(p, str) else p for p in parsed]  # kvlist parts: JSON
+        texts = [p.get("content") for p in parts if isinstance(p, Mapping)]
         text = "\n".join(t for t in texts if isinstance(t, str))
         return Message("system", text) if text.strip() else None
     return None
