@@ -390,3 +390,18 @@ def test_details_event_with_structured_otlp_values(tmp_path):
         "Reply in French.",
         "Good morning",
     ]
+
+
+def test_system_instructions_attribute_as_an_otlp_array(make_span):
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system_instructions": (
+            '{"type": "text", "content": "Answer in haiku."}',
+        ),
+        "gen_ai.input.messages": (
+            '{"role": "user", "parts": [{"type": "text", "content": "Rain?"}]}',
+        ),
+        "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "text", "content": "Clouds gather"}]}]',
+    }
+    g = reconstruct([make_span("chat m", "c", **attrs)])
+    assert [p.value for p in g.parameters()] == ["Answer in haiku."]

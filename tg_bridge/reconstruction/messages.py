@@ -120,7 +120,7 @@ def _genai_messages(raw: Any) -> list[Message]:
 def _system_instructions(raw: Any) -> Message | None:
     if isinstance(raw, str) and _json(raw) is None:
         return Message("system", raw) if raw.strip() else None
-    parsed = _json(raw)
+    parsed = list(raw) if isinstance(raw, (list, tuple)) else _json(raw)  # OTLP array or JSON
     if isinstance(parsed, list):
         parts = [_json(p) if isinstance(p, str) else p for p in parsed]  # kvlist parts: JSON
         texts = [p.get("content") for p in parts if isinstance(p, Mapping)]
