@@ -405,3 +405,23 @@ def test_system_instructions_attribute_as_an_otlp_array(make_span):
     }
     g = reconstruct([make_span("chat m", "c", **attrs)])
     assert [p.value for p in g.parameters()] == ["Answer in haiku."]
+
+
+def test_an_llm_span_with_its_own_input_value_is_never_a_success_half(make_span):
+    failed = {
+        sc.SPAN_KIND: "LLM",
+        "llm.input_messages.0.message.role": "system",
+        "llm.input_messages.0.message.content": "Be terse.",
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.content": "a",
+    }
+    whole = {sc.SPAN_KIND: "LLM", sc.INPUT_VALUE: "b", sc.OUTPUT_VALUE: "B!"}
+    spans = [
+        make_span("root", "r", **{sc.SPAN_KIND: "CHAIN"}),
+        make_span("first", "f", "r", start=1, **failed),
+        make_span("second", "s", "r", start=2, **whole),
+    ]
+    g = reconstruct(spans)
+    (out,) = by_kind(g, "llm_output")
+    assert out.value == "B!" and [p.value for p in out.parents] == ["b"]
+    assert g.metadata["skipped_by_reason"] == {"llm_without_output": 1}

@@ -1,7 +1,7 @@
 """One LLM call recorded as two spans: a *start* span with the input messages and no output,
-then a *success* span with the output and no input (tools likewise: arguments, then result) (BeeAI framework 0.1 through
-OpenInference: each emitter event ``start`` / ``success`` became its own LLM span, siblings
-under the agent iteration).
+then a *success* span with the output and no input at all (tools likewise: arguments, then
+result). BeeAI framework 0.1 through OpenInference does this: each emitter event ``start`` /
+``success`` became its own span, siblings under the agent iteration.
 
 :func:`pair_halves` finds such pairs among siblings, in start order, and moves the success
 half's output into the start half's view, so the call reads as one LLM span; the success half
@@ -53,14 +53,20 @@ def _compatible(
 
 
 def _half(node: SpanNode, view: SpanView) -> str | None:
-    """ "start" / "success" when the span looks like that half of a split call, else None.
-    Tool halves need BeeAI's ``target`` path: a tool span without a result is otherwise
-    just a tool span without a result."""
+    """``"start"`` / ``"success"`` when the span looks like that half of a split call, else
+    None. A success half has no input of any kind (an LLM span with only ``input.value`` is a
+    whole call). Tool halves need BeeAI's ``target`` path: a tool span without a result is
+    otherwise just a tool span without a result."""
     if view.kind == "llm":
         has_output = view.output_value is not None
         if view.messages and not has_output:
             return "start"
-        if has_output and not view.messages:
+        if (
+            has_output
+            and not view.messages
+            and not view.input_text
+            and not view.templates
+        ):
             return "success"
     elif view.kind == "tool" and _stem(node.record.attributes) is not None:
         target = str(node.record.attributes.get("target"))
