@@ -1,4 +1,4 @@
-"""Renderings of a :class:`~tg_bridge.graph.Graph`: JSON, Mermaid, Graphviz DOT, text, HTML.
+"""Renderings of a :class:`~tg_bridge.graph.Graph`: JSON, Mermaid, Graphviz DOT, text, SVG, HTML.
 
 Every function is pure and deterministic: nodes are numbered ``n1, n2, ...`` in the graph's
 topological order (parents first), edges are listed child by child in parent order. Values are
@@ -15,11 +15,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .variable import Variable
+from .views_svg import SvgEngine, graph_to_svg
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["graph_to_dot", "graph_to_html", "graph_to_json", "graph_to_mermaid", "graph_to_text", "shorten"]
+__all__ = [
+    "graph_to_dot", "graph_to_html", "graph_to_json", "graph_to_mermaid", "graph_to_svg",
+    "graph_to_text", "shorten",
+]
 
 DIAGRAM_VALUE_CHARS = 60
 TEXT_VALUE_CHARS = 100
@@ -204,12 +208,13 @@ def graph_to_text(graph: Graph) -> str:
 
 
 # -- HTML ---------------------------------------------------------------------------------
-def graph_to_html(graph: Graph, *, mermaid_js: str | None = None) -> str:
-    """Self-contained HTML for notebooks: the parameter table, the Mermaid source in a
-    ``<pre class="mermaid">`` block and the text listing. Everything is HTML-escaped.
+def graph_to_html(graph: Graph, *, mermaid_js: str | None = None, engine: SvgEngine = "auto") -> str:
+    """Self-contained HTML for notebooks: the graph drawn as SVG (:func:`graph_to_svg`:
+    Graphviz when installed, else the built-in layered layout), the parameter table, and in
+    collapsed blocks the text listing and the Mermaid source. Everything is escaped.
 
     Nothing is fetched by default. Pass ``mermaid_js`` (a URL of the mermaid ESM bundle) to add
-    a script that renders the diagram where scripts may run.
+    a script that also renders the Mermaid source where scripts may run.
     """
     esc = html.escape
     ids = _ids(graph)
@@ -234,7 +239,10 @@ def graph_to_html(graph: Graph, *, mermaid_js: str | None = None) -> str:
     return (
         "<div class='tg-bridge-graph'>"
         f"<p><b>Graph</b>: {len(graph.nodes)} nodes, {len(graph.parameters())} parameters</p>"
-        f"{table}<pre class='mermaid'>{esc(graph_to_mermaid(graph))}</pre>"
+        f"<div style='overflow:auto;max-width:100%'>{graph_to_svg(graph, engine=engine)}</div>"
+        f"{table}"
         f"<details><summary>nodes</summary><pre>{esc(graph_to_text(graph))}</pre></details>"
+        f"<details><summary>Mermaid source</summary><pre class='mermaid'>"
+        f"{esc(graph_to_mermaid(graph))}</pre></details>"
         f"{script}</div>"
     )
