@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 from typing import Any
 
@@ -22,16 +23,19 @@ log = logging.getLogger(__name__)
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (an IPython already imported by the host, running as
-    ``IPKernelApp``); never imports IPython itself."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
+    """True inside a Jupyter kernel (or JupyterLite) that can show widgets: the same test
+    tqdm uses (the kernel's shell module is loaded; Qt console and Spyder excluded). Never
+    imports IPython itself."""
+    if "ipykernel.zmqshell" not in sys.modules and "IPython.utils._process_emscripten" not in sys.modules:
+        return False
+    if any(name == "QT_API" or name.startswith("SPYDER") for name in os.environ):
         return False
     try:
-        shell = ipython.get_ipython()
-        return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+        shell = sys.modules["IPython"].get_ipython()
     except Exception:
         return False
+    kind = type(shell).__name__.lower()
+    return shell is not None and "qt" not in kind and "spyder" not in kind
 
 
 def bar_class() -> Any:

@@ -76,18 +76,19 @@ def _one_digit(step: float) -> bool:
     return abs(mantissa - round(mantissa)) < 1e-9
 
 
-def _marker(shape: str, x: float, y: float, r: float, colour: str, tip: str) -> str:
+def _marker(shape: str, x: float, y: float, r: float, colour: str, tip: str, cls: str) -> str:
     title = f"<title>{tip}</title>"
+    c = f'class="{cls}" '
     if shape == "circle":
-        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}">{title}</circle>'
+        return f'<circle {c}cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}">{title}</circle>'
     if shape == "square":
-        return (f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r:.1f}" height="{2 * r:.1f}" '
+        return (f'<rect {c}x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r:.1f}" height="{2 * r:.1f}" '
                 f'fill="none" stroke="{colour}" stroke-width="1.5">{title}</rect>')
     if shape == "triangle":
         pts = f"{x:.1f},{y - r:.1f} {x + r:.1f},{y + r:.1f} {x - r:.1f},{y + r:.1f}"
     else:  # diamond
         pts = f"{x:.1f},{y - r:.1f} {x + r:.1f},{y:.1f} {x:.1f},{y + r:.1f} {x - r:.1f},{y:.1f}"
-    return f'<polygon points="{pts}" fill="{colour}">{title}</polygon>'
+    return f'<polygon {c}points="{pts}" fill="{colour}">{title}</polygon>'
 
 
 def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
@@ -192,7 +193,8 @@ def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
     floor = py1 - inset
     for x, y, kind, tip in marks:
         colour, shape = MARKS[kind]
-        out.append(_marker(shape, sx(x), floor if y is None else sy(y), r, colour, tip))
+        out.append(_marker(shape, sx(x), floor if y is None else sy(y), r, colour, tip,
+                           f"mark {kind}"))
     # legend along the top, each entry with its count
     counts = {k: sum(1 for m in marks if m[2] == k) for k in ("kept", "reverted", "skipped")}
     lx = float(px0)
@@ -205,7 +207,7 @@ def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
             text = "score in force"
         else:
             colour, shape = MARKS[kind]
-            out.append(_marker(shape, lx + 8, 16, 4.0, colour, kind))
+            out.append(_marker(shape, lx + 8, 16, 4.0, colour, kind, "legend"))
             text = "baseline" if kind == "baseline" else f"{kind} ({counts[kind]})"
         out.append(f'<text x="{lx + 22:.1f}" y="20" fill="#111827">{text}</text>')
         lx += 34 + len(text) * 6.2
