@@ -286,3 +286,39 @@ def test_sanitize_rejects_non_svg():
     for text in ("<html/>", "plain", "<svg><g></svg>"):
         with pytest.raises((ValueError, ET.ParseError)):
             sanitize_svg(text)
+
+
+def test_sanitize_drops_foreign_namespaces_and_keeps_plain_svg():
+    text = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="urn:evil" viewBox="0 0 10 10">'
+            '<x:payload>boom</x:payload><g x:attr="1" fill="red"><text x="1" y="2">hi</text></g>'
+            '<!-- comment --></svg>')
+    out = sanitize_svg(text)
+    assert "urn:evil" not in out and "boom" not in out and "ns0" not in out and "comment" not in out
+    root = ET.fromstring(out)
+    assert root.tag == f"{NS}svg" and root.find(f"{NS}g").get("fill") == "red"
+    with pytest.raises(ValueError):
+        sanitize_svg('<svg xmlns="urn:not-svg"/>')
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="Graphviz not installed")
+def test_real_graphviz_drawing_is_used_and_safe():
+    svg = agent().to_svg(engine="dot")
+    assert 'marker id="tgb-arrow"' not in svg  # Graphviz's drawing, not the fallback
+    root = ET.fromstring(svg)
+    assert root.get("class") == "tg-bridge-graph-svg"
+    assert "<script>" not in svg and "]]>" not in svg
+    texts = " ".join(t.text or "" for t in root.iter(f"{NS}text"))
+    assert "<script>alert(1)</script>" in texts  # hostile text arrives as text
+    titles = {t.text for t in root.iter(f"{NS}title")}
+    assert {f"n{i}" for i in range(1, len(agent().nodes) + 1)} <= titles
+
+
+def test_dot_wrap_splits_values_into_escaped_lines():
+    from tg_bridge.views import graph_to_dot
+
+    line = next(x for x in graph_to_dot(build('say "hi" ' * 10), wrap=20).splitlines()
+                if x.startswith("  n1 "))
+    label = line.split('label="', 1)[1].split('", shape=')[0]
+    parts = label.split("\\n")
+    assert parts[0] == "parameter system" and len(parts) == 3
+    assert all(len(p.replace('\\"', '"')) <= 20 for p in parts[1:]) and parts[2].endswith("...")

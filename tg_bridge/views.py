@@ -156,8 +156,12 @@ def _dot_escape(text: str) -> str:
     return re.sub(r"[\r\n\t]", " ", text)
 
 
-def graph_to_dot(graph: Graph) -> str:
-    """A Graphviz ``digraph`` (parents above children); parameters drawn bold."""
+def graph_to_dot(graph: Graph, *, wrap: int | None = None) -> str:
+    """A Graphviz ``digraph`` (parents above children); parameters drawn bold.
+
+    With ``wrap`` (characters per line) values are shown on up to two wrapped lines instead
+    of one line of :data:`DIAGRAM_VALUE_CHARS` (used for the SVG drawing: narrower boxes).
+    """
     ids = _ids(graph)
     lines = [
         "digraph tg_bridge {",
@@ -167,7 +171,11 @@ def graph_to_dot(graph: Graph) -> str:
     for node in graph.nodes:
         _, _, shape, fill = _SHAPES.get(node.kind, _DEFAULT_SHAPE)
         head, value = _label_parts(node)
-        label = _dot_escape(head) + "\\n" + _dot_escape(value)
+        if wrap is not None:
+            from .views_svg import wrap_text
+
+            value = "\n".join(wrap_text(str(node.value), wrap, 2))
+        label = "\\n".join(_dot_escape(part) for part in [head, *value.split("\n")])
         bold = ", penwidth=2" if _is_parameter(node) else ""
         lines.append(f'  {ids[id(node)]} [label="{label}", shape={shape}, fillcolor="{fill}"{bold}];')
     for source, target in _edges(graph, ids):

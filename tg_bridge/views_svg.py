@@ -32,7 +32,9 @@ from .variable import Variable
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["MAX_DRAWN_NODES", "graph_to_svg", "layout_graph", "sanitize_svg", "xml_text"]
+__all__ = [
+    "MAX_DRAWN_NODES", "graph_to_svg", "layout_graph", "sanitize_svg", "wrap_text", "xml_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ def _cut(text: str, limit: int) -> str:
     return "".join(out) + "..."
 
 
-def _wrap(text: str, width: int, max_lines: int) -> list[str]:
+def wrap_text(text: str, width: int, max_lines: int) -> list[str]:
     """``text`` on at most ``max_lines`` lines of ``width`` display units, broken at spaces
     when one is near (long words are split); the last line ends in ``...`` when cut."""
     rest = " ".join(_XML_BAD.sub("", str(text)).split())
@@ -171,7 +173,7 @@ def _head(node: Variable) -> str:
 
 def _box_for(key: str, node: Variable) -> Box:
     head = _cut(" ".join(_XML_BAD.sub("", _head(node)).split()), LINE_CHARS)
-    lines = [head] + _wrap(str(node.value), LINE_CHARS, 2)
+    lines = [head] + wrap_text(str(node.value), LINE_CHARS, 2)
     width = max(MIN_BOX_W, max(_units(line) for line in lines) * CHAR_W + 2 * PAD_X)
     height = len(lines) * LINE_H + 2 * PAD_Y
     return Box(key, node, lines, width, height)
@@ -444,26 +446,30 @@ def sanitize_svg(text: str) -> str:
     if "<!ENTITY" in text or "<!DOCTYPE" in text[start:]:
         raise ValueError("entity declarations are not allowed")
     root = ET.fromstring(text[start:])
-    if _local(root.tag) != "svg":
-        raise ValueError("root element is not <svg>")
 
     def clean(el: ET.Element) -> None:
+        el.tag = _local(el.tag)  # plain names: serialized without ns0: prefixes
         for child in list(el):
-            if not isinstance(child.tag, str) or _local(child.tag) in _DROP_TAGS:
-                el.remove(child)
+            if (not isinstance(child.tag, str) or not child.tag.startswith(f"{{{SVG_NS}}}")
+                    or _local(child.tag) in _DROP_TAGS):
+                el.remove(child)  # comments, foreign XML, scripts, embedded documents
                 continue
             clean(child)
         for name in list(el.attrib):
+            value = el.attrib.pop(name)
+            if name.startswith("{") and not name.startswith(f"{{{XLINK_NS}}}"):
+                continue  # attributes of foreign namespaces
             local = _local(name).lower()
-            value = el.attrib[name]
-            if (local.startswith("on") or "javascript:" in value.lower().replace(" ", "")
+            if (local.startswith("on") or "javascript:" in re.sub(r"\s", "", value.lower())
                     or (local == "href" and not _SAFE_HREF.match(value))):
-                del el.attrib[name]
+                continue
+            el.set(_local(name), value)
 
+    if root.tag != f"{{{SVG_NS}}}svg":
+        raise ValueError("root element is not an SVG <svg>")
     clean(root)
+    root.set("xmlns", SVG_NS)
     root.set("class", "tg-bridge-graph-svg")
-    ET.register_namespace("", SVG_NS)
-    ET.register_namespace("xlink", XLINK_NS)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -481,7 +487,7 @@ def dot_svg(graph: Graph, *, timeout: float = DOT_TIMEOUT_S) -> str | None:
 
     try:
         proc = subprocess.run(
-            [exe, "-Tsvg"], input=graph_to_dot(graph).encode("utf-8"), capture_output=True,
+            [exe, "-Tsvg"], input=graph_to_dot(graph, wrap=LINE_CHARS + 10).encode("utf-8"), capture_output=True,
             timeout=timeout, check=False,
         )
         if proc.returncode != 0:
