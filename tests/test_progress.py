@@ -11,11 +11,10 @@ import pytest
 import tqdm.notebook
 import tqdm.std
 
+from tests.loop.helpers import improving_engine, metric, polite_model
 from tg_bridge.loop import optimize
 from tg_bridge.progress import Progress, bar_class, in_notebook
 from tg_bridge.testing import FakeApp
-
-from tests.loop.helpers import improving_engine, metric, polite_model
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 

@@ -8,11 +8,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests.test_views_svg import NS, assert_inside, points_of
 from tg_bridge.loop.result import OptimizationResult, StepResult, score_curve_svg
 from tg_bridge.views_curve import MARKS, nice_ticks
 from tg_bridge.views_result import GRADIENT_CHARS, result_to_html
-
-from tests.test_views_svg import NS, assert_inside, points_of
 
 PLOT = ("kept", "reverted", "skipped")
 
@@ -93,7 +92,7 @@ def test_axes_have_ticks_labels_and_titles():
     root = ET.fromstring(score_curve_svg(make([0.1, 0.4, 0.7] * 10, baseline=0.0)))
     texts = [t.text for t in root.iter(f"{NS}text")]
     assert "step (0 = baseline)" in texts and "score" in texts
-    x0, y0, x1, y1 = plot_area(root)
+    x0, _, _, y1 = plot_area(root)
     labels = [t for t in root.iter(f"{NS}text") if t.get("text-anchor") == "end"
               and float(t.get("x")) < x0]
     values = [float(t.text) for t in labels]

@@ -10,10 +10,12 @@ import re
 import sys
 import unicodedata
 import xml.etree.ElementTree as ET
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from tests.test_views import HOSTILE, build
 from tg_bridge import Graph, Variable
 from tg_bridge.variable import Operation
 from tg_bridge.views_svg import (
@@ -25,8 +27,6 @@ from tg_bridge.views_svg import (
     sanitize_svg,
     xml_text,
 )
-
-from tests.test_views import HOSTILE, build
 
 NS = "{http://www.w3.org/2000/svg}"
 NUM = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
@@ -168,7 +168,7 @@ def test_layers_are_longest_paths_and_keep_their_gaps():
         assert lay.boxes[key].layer == expected
     for layer in lay.layers:  # placeholders included: left to right with the minimum gap
         boxes = [lay.boxes[k] for k in layer]
-        for a, b in zip(boxes, boxes[1:]):
+        for a, b in pairwise(boxes):
             assert a.x + a.width / 2 + NODE_GAP <= b.x - b.width / 2 + 0.2
     # an edge skipping layers gets one placeholder per layer it crosses, so no edge cuts a box
     dummies = [b for b in lay.boxes.values() if b.node is None]

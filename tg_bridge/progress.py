@@ -81,9 +81,9 @@ class Progress:
                                    leave=True)
 
     @staticmethod
-    def _make(cls: Any, **kwargs: Any) -> Any:
+    def _make(bar_type: Any, **kwargs: Any) -> Any:
         try:
-            return cls(**kwargs)
+            return bar_type(**kwargs)
         except Exception:
             log.debug("progress bar could not start", exc_info=True)
             return None

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from itertools import pairwise
+from typing import Any, Literal, TypeGuard
 
-__all__ = ["Decision", "MARKS", "decision", "nice_ticks", "score_curve_svg"]
+__all__ = ["MARKS", "Decision", "decision", "nice_ticks", "score_curve_svg"]
 
 Decision = Literal["kept", "reverted", "skipped"]
 
@@ -42,7 +43,7 @@ def decision(step: Any) -> Decision:
     return "reverted" if step.score is not None else "skipped"
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -150,11 +151,11 @@ def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
     n = max(1, len(history))
     r = 4.0 if n <= 60 else 3.0 if n <= 200 else 2.2
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="tg-bridge-score-curve" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-        'font-size="11" role="img" aria-label="score per step">',
-        f'<rect x="{px0}" y="{py0}" width="{px1 - px0}" height="{py1 - py0}" fill="#ffffff" '
-        'stroke="#d1d5db"/>',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" class="tg-bridge-score-curve" width="{width}" '
+         f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
+         'font-size="11" role="img" aria-label="score per step">'),
+        (f'<rect x="{px0}" y="{py0}" width="{px1 - px0}" height="{py1 - py0}" fill="#ffffff" '
+         'stroke="#d1d5db"/>'),
     ]
     # y axis: grid, ticks, labels
     y_ticks = nice_ticks(y_lo, y_hi, 5)
@@ -185,30 +186,30 @@ def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
     # the score in force: a step line
     if line:
         pts = [f"{sx(line[0][0]):.1f},{sy(line[0][1]):.1f}"]
-        for (_, y0), (x1, y1) in zip(line, line[1:]):
+        for (_, y0), (x1, y1) in pairwise(line):
             pts.append(f"{sx(x1):.1f},{sy(y0):.1f}")
             pts.append(f"{sx(x1):.1f},{sy(y1):.1f}")
         out.append(f'<polyline class="in-force" fill="none" stroke="{LINE_COLOUR}" '
                    f'stroke-width="2" points="{" ".join(pts)}"/>')
     floor = py1 - inset
-    for x, y, kind, tip in marks:
-        colour, shape = MARKS[kind]
-        out.append(_marker(shape, sx(x), floor if y is None else sy(y), r, colour, tip,
-                           f"mark {kind}"))
+    for mx, my, mark_kind, tip in marks:
+        colour, shape = MARKS[mark_kind]
+        out.append(_marker(shape, sx(mx), floor if my is None else sy(my), r, colour, tip,
+                           f"mark {mark_kind}"))
     # legend along the top, each entry with its count
     counts = {k: sum(1 for m in marks if m[2] == k) for k in ("kept", "reverted", "skipped")}
     lx = float(px0)
     entries = [("in force", None), ("baseline", "baseline")] + [
         (k, k) for k in ("kept", "reverted", "skipped")]
-    for label, kind in entries:
-        if kind is None:
+    for _label, entry in entries:
+        if entry is None:
             out.append(f'<line x1="{lx:.1f}" y1="16" x2="{lx + 16:.1f}" y2="16" '
                        f'stroke="{LINE_COLOUR}" stroke-width="2"/>')
             text = "score in force"
         else:
-            colour, shape = MARKS[kind]
-            out.append(_marker(shape, lx + 8, 16, 4.0, colour, kind, "legend"))
-            text = "baseline" if kind == "baseline" else f"{kind} ({counts[kind]})"
+            colour, shape = MARKS[entry]
+            out.append(_marker(shape, lx + 8, 16, 4.0, colour, entry, "legend"))
+            text = "baseline" if entry == "baseline" else f"{entry} ({counts[entry]})"
         out.append(f'<text x="{lx + 22:.1f}" y="20" fill="#111827">{text}</text>')
         lx += 34 + len(text) * 6.2
     if skipped_nan:

@@ -25,6 +25,7 @@ import subprocess
 import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
 from .variable import Variable
@@ -210,7 +211,7 @@ def layout_graph(graph: Graph) -> Layout:
                 layers[layer].append(dummy.key)
                 chain.append(dummy.key)
             chain.append(target)
-            for a, b in zip(chain, chain[1:]):
+            for a, b in pairwise(chain):
                 boxes[a].downs.append(b)
                 boxes[b].ups.append(a)
             chains.append((source, target, chain))
@@ -221,11 +222,9 @@ def layout_graph(graph: Graph) -> Layout:
 
     # y: each layer as tall as its tallest box; boxes centred vertically in their band
     y = float(MARGIN)
-    band: list[tuple[float, float]] = []
-    for layer in layers:
-        tall = max((boxes[k].height for k in layer), default=0.0)
-        band.append((y, tall))
-        for k in layer:
+    for keys in layers:
+        tall = max((boxes[k].height for k in keys), default=0.0)
+        for k in keys:
             box = boxes[k]
             box.y = y + (tall - box.height) / 2 if box.node is not None else y
             if box.node is None:
@@ -398,12 +397,12 @@ def builtin_svg(graph: Graph) -> str:
                 'font-size="12" fill="#6b7280">empty graph</text></svg>')
     lay = layout_graph(graph)
     out = [
-        f'<svg xmlns="{SVG_NS}" class="tg-bridge-graph-svg" width="{lay.width:.0f}" '
-        f'height="{lay.height:.0f}" viewBox="0 0 {lay.width:.1f} {lay.height:.1f}" '
-        'role="img" aria-label="computation graph">',
-        '<defs><marker id="tgb-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        'fill="#6b7280"/></marker></defs>',
+        (f'<svg xmlns="{SVG_NS}" class="tg-bridge-graph-svg" width="{lay.width:.0f}" '
+         f'height="{lay.height:.0f}" viewBox="0 0 {lay.width:.1f} {lay.height:.1f}" '
+         'role="img" aria-label="computation graph">'),
+        ('<defs><marker id="tgb-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+         'fill="#6b7280"/></marker></defs>'),
         '<g class="edges" fill="none" stroke="#6b7280" stroke-width="1.3">',
     ]
     for source, target, points in lay.edges:
