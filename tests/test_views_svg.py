@@ -21,6 +21,7 @@ from tg_bridge.variable import Operation
 from tg_bridge.views_svg import (
     LINE_CHARS,
     MAX_DRAWN_NODES,
+    MAX_PLACEHOLDERS,
     NODE_GAP,
     graph_to_svg,
     layout_graph,
@@ -124,8 +125,18 @@ def node_boxes(root: ET.Element) -> dict[str, tuple[float, float, float, float]]
     return boxes
 
 
+def shared_prompt_chain(n: int) -> Graph:
+    """One prompt feeding every step of a deep chain: placeholders grow quadratically."""
+    prompt = param("shared")
+    node = prompt
+    for i in range(1, n):
+        node = llm(f"s{i}", [node, prompt])
+    return Graph([node])
+
+
 GRAPHS = {"small": build, "hostile": lambda: build(HOSTILE), "agent": agent,
-          "chain30": lambda: chain(30), "fan40": lambda: fan(40)}
+          "chain30": lambda: chain(30), "fan40": lambda: fan(40),
+          "shared120": lambda: shared_prompt_chain(120)}
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))
@@ -173,6 +184,12 @@ def test_layers_are_longest_paths_and_keep_their_gaps():
     # an edge skipping layers gets one placeholder per layer it crosses, so no edge cuts a box
     dummies = [b for b in lay.boxes.values() if b.node is None]
     assert dummies and all(0 < b.layer < len(lay.layers) - 1 for b in dummies)
+
+
+def test_placeholders_stay_within_budget():
+    lay = layout_graph(shared_prompt_chain(120))  # would need 119*118/2 = 7021 placeholders
+    assert sum(1 for b in lay.boxes.values() if b.node is None) <= MAX_PLACEHOLDERS
+    assert len(lay.edges) == 2 * 119 - 1  # every edge is still drawn
 
 
 def test_builtin_drawing_is_deterministic():
@@ -240,7 +257,9 @@ EVIL_SVG = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 <a href="#n2"><text x="5" y="40">ok</text></a>
 <foreignObject><div xmlns="http://www.w3.org/1999/xhtml">hi</div></foreignObject>
 <image href="http://example.invalid/x.png" x="0" y="0"/>
-<polygon fill="white" stroke="none" points="0,50 0,0 100,0 100,50"/>
+<polygon fill="url(http://example.invalid/p#g)" style="fill:url('//example.invalid/q')"
+ stroke="none" points="0,50 0,0 100,0 100,50"/>
+<polygon fill="url(#local)" points="0,0 1,1 1,0"/>
 </g></svg>"""
 
 
@@ -255,7 +274,7 @@ def test_dot_output_is_sanitized(tmp_path, monkeypatch):
     root = ET.fromstring(svg)
     assert root.get("class") == "tg-bridge-graph-svg"
     assert any(t.text == "ok" for t in root.iter(f"{NS}text"))  # the drawing itself is kept
-    assert 'href="#n2"' in svg  # in-document links survive
+    assert 'href="#n2"' in svg and 'fill="url(#local)"' in svg  # in-document links survive
 
 
 @pytest.mark.parametrize("body", [

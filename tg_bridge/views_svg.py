@@ -10,7 +10,8 @@ Contract of :func:`graph_to_svg`:
 * The built-in layout is deterministic (same graph -> byte-identical SVG): nodes are layered
   by longest path from the sources (parents above children), ordered within a layer by
   barycenter sweeps, and edges are smooth curves through placeholder points for edges that
-  span several layers, so no edge cuts through a node box.
+  span several layers, so no edge cuts through a node box (within a budget of
+  :data:`MAX_PLACEHOLDERS`; past it, the remaining long edges are direct curves).
 * Node text is hostile: it is shortened, stripped of characters XML cannot hold and escaped;
   the full (shortened) value is in a ``<title>`` tooltip. Every coordinate lies inside the
   ``viewBox``.
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 SvgEngine = Literal["auto", "dot", "builtin"]
 
 MAX_DRAWN_NODES = 400  # beyond this a picture is unreadable; the text listing stays
+# placeholders for edges that skip layers (one per crossed layer) cost time and bytes
+# quadratically when one prompt feeds every step of a deep chain; past this budget the
+# remaining long edges are drawn as direct curves
+MAX_PLACEHOLDERS = 1500
 DOT_TIMEOUT_S = 10.0
 
 FONT_PX = 11
@@ -197,6 +202,7 @@ def layout_graph(graph: Graph) -> Layout:
 
     chains: list[tuple[str, str, list[str]]] = []  # (source, target, [source, dummies.., target])
     seen_edges: set[tuple[str, str]] = set()
+    placeholders = 0
     for node in nodes:
         target = ids[id(node)]
         for parent in node.parents:
@@ -205,7 +211,11 @@ def layout_graph(graph: Graph) -> Layout:
                 continue
             seen_edges.add((source, target))
             chain = [source]
-            for layer in range(boxes[source].layer + 1, boxes[target].layer):
+            span = boxes[target].layer - boxes[source].layer - 1
+            if placeholders + span > MAX_PLACEHOLDERS:
+                span = 0  # over budget: this edge is drawn as one direct curve
+            placeholders += span
+            for layer in range(boxes[source].layer + 1, boxes[source].layer + 1 + span):
                 dummy = Box(f"d{len(chains)}_{layer}", None, [], DUMMY_W, 0.0, layer)
                 boxes[dummy.key] = dummy
                 layers[layer].append(dummy.key)
@@ -432,13 +442,14 @@ def builtin_svg(graph: Graph) -> str:
 
 # -- graphviz -----------------------------------------------------------------------------
 _SAFE_HREF = re.compile(r"^#[A-Za-z0-9_.:-]*$")
+_EXTERNAL_URL = re.compile(r"url\(\s*(?!['\"]?\s*#)", re.IGNORECASE)  # url(...) not to #id
 _DROP_TAGS = {"script", "foreignObject", "iframe", "object", "embed", "image", "use", "style"}
 
 
 def sanitize_svg(text: str) -> str:
     """Parse SVG from an external program and keep only drawing: no DOCTYPE/entities, no
-    scripts or embedded documents, no ``on*`` handlers, no links except in-document ``#id``,
-    no ``javascript:`` anywhere. Raises ValueError when it is not a plain SVG document."""
+    scripts, styles or embedded documents, no ``on*`` handlers or ``style`` attributes, no
+    links or ``url(...)`` except to in-document ``#id``, no ``javascript:`` anywhere. Raises ValueError when it is not a plain SVG document."""
     start = text.find("<svg")
     if start < 0:
         raise ValueError("no <svg> element")
@@ -459,7 +470,9 @@ def sanitize_svg(text: str) -> str:
             if name.startswith("{") and not name.startswith(f"{{{XLINK_NS}}}"):
                 continue  # attributes of foreign namespaces
             local = _local(name).lower()
-            if (local.startswith("on") or "javascript:" in re.sub(r"\s", "", value.lower())
+            if (local.startswith("on") or local == "style"
+                    or "javascript:" in re.sub(r"\s", "", value.lower())
+                    or _EXTERNAL_URL.search(value)
                     or (local == "href" and not _SAFE_HREF.match(value))):
                 continue
             el.set(_local(name), value)
