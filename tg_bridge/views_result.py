@@ -26,7 +26,8 @@ _STYLE = (
     "text-align:left;vertical-align:top}"
     ".tg-bridge-result pre{white-space:pre-wrap;word-break:break-word;max-width:960px;"
     "background:#f9fafb;padding:6px;margin:4px 0}"
-    ".tg-bridge-result details{margin:4px 0}</style>"
+    ".tg-bridge-result details{margin:4px 0}"
+    ".tg-bridge-result details details{margin-left:16px}</style>"
 )
 
 
@@ -93,7 +94,7 @@ def result_to_html(result: Any) -> str:
             f"<td>{esc(str(s.reason or ''))}</td></tr>"
         )
     table = (
-        f"<details{' open' if len(rows) <= OPEN_TABLE_STEPS else ''}><summary>{len(rows)} steps"
+        f"<details{' open' if len(rows) <= OPEN_TABLE_STEPS else ''}><summary>{len(rows)} step{'s' if len(rows) != 1 else ''}"
         "</summary><table><tr><th>step</th><th>epoch</th>"
         "<th>before</th><th>candidate</th><th>decision</th><th>calls</th><th>gradients</th>"
         f"<th>note</th></tr>{''.join(rows)}</table></details>"
