@@ -1,8 +1,8 @@
 """Render the notebook views to HTML and screenshot them with headless Chromium, to look at.
 
-    python benchmarks/screenshot_views.py [--out DIR] [--engine auto|builtin|dot]
+    python benchmarks/screenshot_views.py [--out DIR] [--engine auto|builtin|dot] [--no-png]
 
-Writes DIR/<name>.html and DIR/<name>.png for: a small RAG graph, a wide agent-like graph
+Writes DIR/<name>.html and DIR/<name>.png (DIR defaults to a new temporary directory) for: a small RAG graph, a wide agent-like graph
 with long and hostile node text, a result of 50 steps, one of 500 steps and the edge cases
 (1 step, all scores equal, negative and >1 scores with NaN). Without Chromium on PATH only the
 HTML is written. Nothing here touches the network: Chromium runs with networking features off
@@ -122,10 +122,11 @@ def screenshot(html_file: Path, png: Path, chromium: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="benchmarks/out/views")
+    parser.add_argument("--out", default=None, help="output directory (default: a new temp dir)")
     parser.add_argument("--engine", default="auto", choices=["auto", "builtin", "dot"])
+    parser.add_argument("--no-png", action="store_true", help="write the HTML only")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="tg-bridge-views-"))
     out.mkdir(parents=True, exist_ok=True)
     views = {
         "graph_rag": graph_to_html(rag_graph(), engine=args.engine),
@@ -136,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         "result_all_equal": result(12, scores="equal")._repr_html_(),
         "result_negative_nan": result(30, scores="wild")._repr_html_(),
     }
-    chromium = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                                 shutil.which("google-chrome")) if p), None)
+    chromium = None if args.no_png else next(
+        (p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
+                     shutil.which("google-chrome")) if p), None)
     for name, body in views.items():
         html_file = out / f"{name}.html"
         html_file.write_text(page(name, body), encoding="utf-8")
