@@ -22,7 +22,7 @@ def test_script_writes_self_contained_pages(tmp_path):
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text and "src=" not in text
-        svgs = re.findall(r"<svg.*?</svg>", text, re.S)
+        svgs = re.findall(r"<svg.*?</svg>", text, re.DOTALL)
         assert svgs, page.name
         for svg in svgs:
             ET.fromstring(svg)  # each drawing is well-formed XML
