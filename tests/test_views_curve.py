@@ -109,6 +109,10 @@ def test_non_finite_scores_are_skipped_with_a_note():
     root = ET.fromstring(score_curve_svg(make([0.6, float("nan"), float("inf"), 0.7])))
     note = root.find(f".//{NS}text[@class='note']")
     assert note is not None and note.text.startswith("2 non-finite")
+    odd = make([0.6, 0.7])
+    object.__setattr__(odd.history[1], "step", "<script>")  # e.g. from a hand-edited file
+    svg = score_curve_svg(odd)
+    assert "<script>" not in svg and "1 non-finite" in svg and "&lt;script&gt;" in odd._repr_html_()
     assert ET.fromstring(score_curve_svg(make([0.6]))).find(f".//{NS}text[@class='note']") is None
 
 

@@ -6,7 +6,8 @@ Contract of :func:`score_curve_svg`:
   x 10^k), tick labels and a title. Any number of steps (1 .. thousands) and any finite
   scores (all equal, negative, above 1) are scaled so that every mark lies inside the plot
   area, which lies inside the ``viewBox``.
-* Non-finite scores (NaN, inf) are not drawn; a note under the chart says how many.
+* Non-finite scores (NaN, inf) and unreadable step numbers are not drawn; a note under the
+  chart says how many.
 * Decisions differ by colour AND shape, explained by a legend: kept = green circle,
   reverted = orange triangle, skipped (no candidate scored) = grey square on the floor of the
   plot. The blue step line is the score of the prompts in force after each step.
@@ -111,17 +112,21 @@ def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
     if current is not None:
         line.append((0.0, current))
     for s in history:
+        if not _finite(s.step):  # a loaded result may carry anything: not drawable
+            skipped_nan += 1
+            continue
+        x = float(s.step)
         kind = decision(s)
         if kind == "skipped":
-            marks.append((float(s.step), None, kind, f"step {s.step}: skipped"))
+            marks.append((x, None, kind, f"step {x:g}: skipped"))
         elif _finite(s.score):
-            marks.append((float(s.step), float(s.score), kind, f"step {s.step}: {s.score:.4g} {kind}"))
+            marks.append((x, float(s.score), kind, f"step {x:g}: {s.score:.4g} {kind}"))
         else:
             skipped_nan += 1
         if kind == "kept" and _finite(s.score):
             current = float(s.score)
         if current is not None:
-            line.append((float(s.step), current))
+            line.append((x, current))
 
     ys = [y for _, y, _, _ in marks if y is not None]
     xs = [x for x, _, _, _ in marks] + [x for x, _ in line]
@@ -215,6 +220,6 @@ def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
     if skipped_nan:
         out.append(f'<text class="note" x="{px1:.1f}" y="{height - 8}" text-anchor="end" '
                    'fill="#b91c1c">'
-                   f"{skipped_nan} non-finite score(s) not drawn</text>")
+                   f"{skipped_nan} non-finite value(s) not drawn</text>")
     out.append("</svg>")
     return "".join(out)

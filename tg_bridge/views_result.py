@@ -59,7 +59,7 @@ def _gradients_html(history: list[Any]) -> str:
         for step, text in per_key[key]:
             shown = text if len(text) <= GRADIENT_CHARS else (
                 text[:GRADIENT_CHARS] + f"\n[... {len(text) - GRADIENT_CHARS} more characters]")
-            items.append(f"<div><b>step {step}</b><pre>{html.escape(shown)}</pre></div>")
+            items.append(f"<div><b>step {html.escape(str(step))}</b><pre>{html.escape(shown)}</pre></div>")
         blocks.append(
             f"<details class='tg-bridge-gradients'><summary><code>{html.escape(key)}</code>: "
             f"{len(per_key[key])} gradient(s)</summary>{''.join(items)}</details>"
@@ -89,7 +89,7 @@ def result_to_html(result: Any) -> str:
         calls = sum(int(c.get("calls", 0)) for c in dict(s.usage).values())
         n_grad = sum(len(t or ()) for t in dict(s.gradients).values())
         rows.append(
-            f"<tr><td>{s.step}</td><td>{s.epoch}</td><td>{_fmt(s.before)}</td>"
+            f"<tr><td>{esc(str(s.step))}</td><td>{esc(str(s.epoch))}</td><td>{_fmt(s.before)}</td>"
             f"<td>{_fmt(s.score)}</td>{_decision_cell(kind)}<td>{calls}</td><td>{n_grad}</td>"
             f"<td>{esc(str(s.reason or ''))}</td></tr>"
         )
