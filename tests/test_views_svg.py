@@ -301,6 +301,13 @@ def test_builtin_engine_never_runs_dot(tmp_path, monkeypatch):
     assert ran.exists()  # the fake was reachable: the check above means something
 
 
+def test_unknown_engine_is_a_usage_error():
+    from tg_bridge.exceptions import UsageError
+
+    with pytest.raises(UsageError, match="engine must be"):
+        build().to_svg(engine="neato")
+
+
 def test_sanitize_rejects_non_svg():
     for text in ("<html/>", "plain", "<svg><g></svg>"):
         with pytest.raises((ValueError, ET.ParseError)):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
+from .exceptions import UsageError
 from .variable import Variable
 
 if TYPE_CHECKING:
@@ -516,8 +517,11 @@ def graph_to_svg(graph: Graph, *, engine: SvgEngine = "auto", timeout: float = D
 
     ``engine="auto"`` uses Graphviz when ``dot`` is on PATH and works, else the built-in
     layout; ``"builtin"`` never runs a program; ``"dot"`` falls back too (a picture is
-    always returned). Graphs above :data:`MAX_DRAWN_NODES` nodes get a short notice instead.
+    always returned); anything else raises UsageError. Graphs above
+    :data:`MAX_DRAWN_NODES` nodes get a short notice instead.
     """
+    if engine not in ("auto", "dot", "builtin"):
+        raise UsageError(f"engine must be 'auto', 'dot' or 'builtin', got {engine!r}")
     if len(graph.nodes) > MAX_DRAWN_NODES:
         return (f'<svg xmlns="{SVG_NS}" class="tg-bridge-graph-svg" width="420" height="40" '
                 'viewBox="0 0 420 40"><text x="12" y="24" font-family="sans-serif" font-size="12" '
