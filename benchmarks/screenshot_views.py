@@ -48,6 +48,11 @@ def rag_graph() -> Graph:
     return Graph([loss])
 
 
+def merged_graph(runs: int = 4) -> Graph:
+    """A batch: ``runs`` RAG runs merged so the shared prompt is one parameter."""
+    return Graph.merge([rag_graph() for _ in range(runs)])
+
+
 def agent_graph() -> Graph:
     """Several LLM steps, a tool, two prompts per step, edges that skip layers, hostile text."""
     planner_sys = Variable("You are a planner. " * 12, role="system prompt of planner", requires_grad=True,
@@ -131,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     views = {
         "graph_rag": graph_to_html(rag_graph(), engine=args.engine),
         "graph_agent": graph_to_html(agent_graph(), engine=args.engine),
+        "graph_batch": graph_to_html(merged_graph(), engine=args.engine),
         "result_50": result(50)._repr_html_(),
         "result_500": result(500, seed=3)._repr_html_(),
         "result_1_step": result(1, seed=2)._repr_html_(),
