@@ -114,6 +114,21 @@ def test_baseline_and_final_evaluations_show_example_bars(tmp_path, capsys, fake
     assert any(line.startswith("tg_bridge optimize") and "1/1" in line for line in lines)
 
 
+def test_baseline_bar_counts_failed_examples(tmp_path, capsys, fake_app_adapter):
+    def model(prompt: str) -> str:
+        if prompt.endswith(("fig", "kiwi")):
+            raise RuntimeError("model down")
+        return polite_model(prompt)
+
+    app = FakeApp("Answer {q}", model)
+    optimize(app, TRAIN, metric=metric, engine=improving_engine(lambda old: "Answer {q}"),
+             batch_size=4, store=tmp_path / "runs.db")
+    err = capsys.readouterr().err
+    baseline = [line for chunk in err.split("\n") for line in chunk.split("\r")
+                if line.startswith("baseline")]
+    assert "4/4" in baseline[-1] and "failed=2" in baseline[-1]
+
+
 def test_no_bars_when_progress_is_off(tmp_path, capsys, fake_app_adapter):
     app = FakeApp("Answer {q}", polite_model)
     optimize(app, TRAIN, metric=metric, engine=improving_engine(lambda old: "Please answer {q}"),

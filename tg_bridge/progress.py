@@ -66,6 +66,7 @@ class Progress:
         self._bar: Any = None
         self.calls = 0
         self.tokens = 0
+        self.failed = 0
         if not enabled:
             return
         try:
@@ -109,6 +110,13 @@ class Progress:
             self._bar.update(n)
         except Exception:
             log.debug("progress update failed", exc_info=True)
+
+    def example_done(self, trial: Any = None) -> None:
+        """Count one evaluated example; one whose run raised (``trial.error``) is also
+        counted as failed, shown as ``failed=N`` after the bar."""
+        if getattr(trial, "error", None) is not None:
+            self.failed += 1
+        self.advance(**({"failed": self.failed} if self.failed else {}))
 
     def update(self, step: int, score: float | None, *, advance: int = 1) -> None:
         self.advance(advance, step=step, score="-" if score is None else f"{score:.3g}",

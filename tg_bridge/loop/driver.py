@@ -112,7 +112,7 @@ async def aoptimize(
         with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
                                              desc="baseline", unit="example") as ebar:
             baseline, trials = await evaluate(runner, scorer, val or train, label="baseline",
-                                              on_done=lambda _trial: ebar.advance())
+                                              on_done=ebar.example_done)
         failed = [t.error for t in trials if t.error is not None]
         if failed and len(failed) == len(trials):
             # nothing to learn from: the target cannot run these examples at all
@@ -170,7 +170,7 @@ async def _finish(
     with usage(meters["eval"]), Progress(len(state.trainset), enabled=progress,
                                          desc="final check", unit="example") as ebar:
         final, _ = await evaluate(state.runner, state.scorer, state.trainset, label="final",
-                                  on_done=lambda _trial: ebar.advance())
+                                  on_done=ebar.example_done)
     store.add_usage(state.run_id, -1, {p: _counters(m) for p, m in meters.items()})
     if final >= baseline:
         store.finish_run(state.run_id, final_score=final)
