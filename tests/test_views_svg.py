@@ -212,6 +212,16 @@ def test_hostile_text_is_escaped_and_shortened():
     assert xml_text("a<b>&\"'") == "a&lt;b&gt;&amp;&quot;&#39;"
 
 
+def test_wrap_is_bounded_and_marks_every_cut():
+    from tg_bridge.views_svg import wrap_text
+
+    assert wrap_text("short text", 20, 2) == ["short text"]
+    assert wrap_text("a " * 5000, 20, 2) == ["a a a a a a a a a a", "a a a a a a a a a..."]
+    assert wrap_text(" " * 10_000 + "hidden", 20, 2) == ["..."]  # cut shows, even if blank
+    lines = wrap_text("x" * 5_000_000, 34, 2)  # a huge document: only its head is looked at
+    assert lines == ["x" * 34, "x" * 31 + "..."]
+
+
 def test_wide_characters_count_double():
     graph = build("\u4f60\u597d" * 60)
     root = ET.fromstring(graph.to_svg(engine="builtin"))

@@ -116,7 +116,10 @@ def _cut(text: str, limit: int) -> str:
 def wrap_text(text: str, width: int, max_lines: int) -> list[str]:
     """``text`` on at most ``max_lines`` lines of ``width`` display units, broken at spaces
     when one is near (long words are split); the last line ends in ``...`` when cut."""
-    rest = " ".join(_XML_BAD.sub("", str(text)).split())
+    text = str(text)
+    budget = 4 * width * max_lines + 64  # a huge document costs no more than a short one
+    truncated = len(text) > budget
+    rest = " ".join(_XML_BAD.sub("", text[:budget]).split())
     lines: list[str] = []
     while rest and len(lines) < max_lines:
         if _units(rest) <= width:
@@ -135,9 +138,9 @@ def wrap_text(text: str, width: int, max_lines: int) -> list[str]:
             piece = piece[:space]
         lines.append(piece.rstrip())
         rest = rest[len(piece):].lstrip()
-    if rest and lines:
-        lines[-1] = _cut(lines[-1] + " " + rest, width)
-    return lines or [""]
+    if (rest or truncated) and lines:
+        lines[-1] = _cut(lines[-1] + " " + (rest or "..."), width)
+    return lines or ["..." if truncated else ""]
 
 
 # -- layout -------------------------------------------------------------------------------
@@ -428,7 +431,7 @@ def builtin_svg(graph: Graph) -> str:
         if node is None:
             continue
         fill, stroke, shape = _STYLE.get(node.kind, _DEFAULT_STYLE)
-        title = xml_text(f"{key} [{node.kind}] {node.role}\n" + _cut(" ".join(str(node.value).split()), 400))
+        title = xml_text(f"{key} [{node.kind}] {node.role}\n" + _cut(" ".join(str(node.value)[:2000].split()), 400))
         out.append(f'<g class="node" id="tgb-{key}" data-kind="{xml_text(node.kind)}">'
                    f"<title>{title}</title>{_shape(shape, box, fill, stroke)}")
         for i, line in enumerate(box.lines):
