@@ -3,7 +3,9 @@
 Every function is pure and deterministic: nodes are numbered ``n1, n2, ...`` in the graph's
 topological order (parents first), edges are listed child by child in parent order. Values are
 complete in JSON and shortened (whitespace collapsed, cut with ``...``) in the diagrams and
-the text view. Everything user-supplied is escaped for the target syntax.
+the text view. Everything user-supplied is escaped for the target syntax. The SVG drawing
+(:mod:`tg_bridge.views_svg`, shown by :func:`graph_to_html`) may run Graphviz ``dot`` when it
+is installed; ``engine="builtin"`` keeps it pure Python.
 """
 
 from __future__ import annotations
