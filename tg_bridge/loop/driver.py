@@ -109,8 +109,10 @@ async def aoptimize(
     state = LoopState(run_id, runner, scorer, train, val, bwd, mode, tuple(constraints), originals)
     if baseline is None:
         meters = _meters()
-        with usage(meters["eval"]):
-            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline")
+        with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
+                                             desc="baseline", unit="example") as ebar:
+            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline",
+                                              on_done=ebar.example_done)
         failed = [t.error for t in trials if t.error is not None]
         if failed and len(failed) == len(trials):
             # nothing to learn from: the target cannot run these examples at all
@@ -136,7 +138,7 @@ async def aoptimize(
             history.append(_step_result(outcome.record, outcome.candidate))
             bar.add_usage(dict(outcome.record.usage))
             bar.update(planned.number, state.current if val else outcome.record.score)
-        best = await _finish(state, run_store, baseline, history)
+        best = await _finish(state, run_store, baseline, history, progress)
     except BaseException as exc:
         if not isinstance(exc, Exception):  # KeyboardInterrupt/cancel: resumable, as a crash
             raise
@@ -155,7 +157,8 @@ async def aoptimize(
 
 
 async def _finish(
-    state: LoopState, store: RunStore, baseline: float, history: list[StepResult]
+    state: LoopState, store: RunStore, baseline: float, history: list[StepResult],
+    progress: bool = True,
 ) -> float:
     """The best score; without a valset, re-check the final prompts on the whole trainset
     and fall back to the originals if they score lower than the baseline."""
@@ -164,8 +167,10 @@ async def _finish(
         store.finish_run(state.run_id, final_score=best)
         return best
     meters = _meters()
-    with usage(meters["eval"]):
-        final, _ = await evaluate(state.runner, state.scorer, state.trainset, label="final")
+    with usage(meters["eval"]), Progress(len(state.trainset), enabled=progress,
+                                         desc="final check", unit="example") as ebar:
+        final, _ = await evaluate(state.runner, state.scorer, state.trainset, label="final",
+                                  on_done=ebar.example_done)
     store.add_usage(state.run_id, -1, {p: _counters(m) for p, m in meters.items()})
     if final >= baseline:
         store.finish_run(state.run_id, final_score=final)
