@@ -49,6 +49,15 @@ class Progress:
         except Exception:
             log.debug("progress update failed", exc_info=True)
 
+    def note(self, text: str) -> None:
+        """Print one line above the bar (e.g. why a step's candidate was not kept)."""
+        if self._bar is None:
+            return
+        try:
+            self._bar.write(text)
+        except Exception:
+            log.debug("progress note failed", exc_info=True)
+
     def close(self) -> None:
         if self._bar is not None:
             try:
