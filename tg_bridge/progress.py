@@ -50,11 +50,14 @@ class Progress:
             log.debug("progress update failed", exc_info=True)
 
     def note(self, text: str) -> None:
-        """Print one line above the bar (e.g. why a step's candidate was not kept)."""
+        """Print one line above the bar (e.g. why a step's candidate was not kept), on the
+        bar's stream (stderr)."""
         if self._bar is None:
             return
         try:
-            self._bar.write(text)
+            import sys
+
+            self._bar.write(text, file=sys.stderr)
         except Exception:
             log.debug("progress note failed", exc_info=True)
 
