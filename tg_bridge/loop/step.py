@@ -120,11 +120,9 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     except (OptimizerOutputError, PatchError) as exc:
         log.info("%s: no candidate (%s)", label, exc)
         return outcome(f"proposal rejected: {exc}", gradients=gradients)
+    refused = _refused(candidate)
     if not list(candidate.changes):
-        rejected = [r for r in candidate.metadata.get("rejected") or () if isinstance(r, dict)]
-        reason = ("the optimizer's proposal was refused: " + "; ".join(
-            str(r.get("message") or f"{r.get('target')}: {r.get('reason')}") for r in rejected)
-        ) if rejected else "the optimizer proposed no change"
+        reason = refused or "the optimizer proposed no change"
         return outcome(reason, candidate, gradients=gradients)
     try:
         candidate.apply()  # the optimizer's patch keeps its live targets in memory
@@ -154,9 +152,20 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
             state.current_failing = failing(checked)
     else:
         candidate.revert()
+    if refused:  # some prompts' proposals never made it into the candidate: say so too
+        reason = f"{reason}; {refused}"
     log.info("%s: candidate score %.4g vs %s -> %s (%s)", label, score, before,
              "kept" if accepted else "reverted", reason)
     return outcome(reason, candidate, score, accepted, gradients)
+
+
+def _refused(candidate: Any) -> str:
+    """The optimizer's refused proposals (validation failures) in words, or ""."""
+    rejected = [r for r in candidate.metadata.get("rejected") or () if isinstance(r, dict)]
+    if not rejected:
+        return ""
+    return "the optimizer's proposal was refused: " + "; ".join(
+        str(r.get("message") or f"{r.get('target')}: {r.get('reason')}") for r in rejected)
 
 
 def failing(trials: Sequence[Trial]) -> frozenset[int]:
