@@ -85,3 +85,61 @@ def test_refused_writes_and_refused_templates_leave_app_and_store_agreeing_then_
     assert re.fullmatch(r"You answer questions, version \d\.", fresh.system)
     resumed.revert()
     assert live(fresh) == {"fake:fake/system": SYSTEM, "fake:fake/template": TEMPLATE}
+
+
+def versioned_engine(start: int = 0) -> FakeEngine:
+    """Every update proposes the next version of the template (after ``start``)."""
+    count = {"n": start}
+
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            count["n"] += 1
+            return {"improved_value": f"Version {count['n']}: answer {{q}}"}
+        return "Use a higher version."
+
+    return FakeEngine(respond)
+
+
+def fig_breaks(prompt: str) -> str:
+    if prompt.endswith("fig"):
+        raise RuntimeError("fig always fails")
+    return prompt
+
+
+def version_metric(example, output):
+    found = re.search(r"Version (\d)", output)
+    return int(found.group(1)) / 9 if found else 0.0
+
+
+def test_resume_relearns_which_valset_examples_fail_so_the_gate_decides_the_same(tmp_path):
+    """The per-example failures of the current prompts are not stored; a resumed run re-checks
+    them, so an example failing under every prompt does not reject later candidates."""
+    val = [({"q": "date"}, 0), ({"q": "fig"}, 0)]
+    kwargs = dict(metric=version_metric, valset=val, batch_size=2, progress=False)
+    whole = optimize(FakeApp("Answer {q}", fig_breaks), TRAIN, engine=versioned_engine(),
+                     epochs=2, store=str(tmp_path / "a.db"), **kwargs)
+    path = str(tmp_path / "b.db")
+    first = optimize(FakeApp("Answer {q}", fig_breaks), TRAIN, engine=versioned_engine(),
+                     epochs=1, store=path, **kwargs)
+    engine = versioned_engine(start=2)  # the first process made two update calls
+    fresh = FakeApp("Answer {q}", fig_breaks)
+    resumed = optimize(fresh, TRAIN, engine=engine, epochs=2, store=path, resume=first.run_id,
+                       **kwargs)
+    decisions = [(s.step, s.accepted, s.reason) for s in resumed.history]
+    assert decisions == [(s.step, s.accepted, s.reason) for s in whole.history]
+    assert all(s.accepted for s in whole.history)
+    assert fresh.template == "Version 4: answer {q}"
+
+
+def test_resume_refuses_a_different_gate(tmp_path):
+    import pytest
+
+    from tg_bridge.exceptions import StoreError
+
+    path = str(tmp_path / "runs.db")
+    first = optimize(FakeApp("Answer {q}", polite_model), TRAIN, metric=metric,
+                     engine=versioned_engine(), store=path, progress=False)
+    with pytest.raises(StoreError, match="accept differs"):
+        optimize(FakeApp("Answer {q}", polite_model), TRAIN, metric=metric,
+                 engine=versioned_engine(), store=path, resume=first.run_id, progress=False,
+                 accept="no_drop")

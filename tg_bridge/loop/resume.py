@@ -22,15 +22,19 @@ __all__ = ["check_compatible", "restore_values"]
 log = logging.getLogger(__name__)
 
 #: Config entries a resumed run must share with the original (they decide the batches).
-_MUST_MATCH = ("trainset", "valset", "batch_size", "seed", "mode", "scoring")
+_MUST_MATCH = ("trainset", "valset", "batch_size", "seed", "mode", "scoring", "accept",
+               "min_delta")
+#: What a run stored before an entry existed used (the gate kept ties before "accept").
+_BEFORE = {"accept": "no_drop", "min_delta": 0.0}
 
 
 def check_compatible(stored: Mapping[str, Any], requested: Mapping[str, Any], run_id: str) -> None:
     """StoreError naming the first difference that would change the steps' batches or scores."""
     for name in _MUST_MATCH:
-        if stored.get(name) != requested.get(name):
+        was = stored.get(name, _BEFORE.get(name))
+        if was != requested.get(name, _BEFORE.get(name)):
             raise StoreError(
-                f"cannot resume run {run_id}: {name} differs ({stored.get(name)!r} stored,"
+                f"cannot resume run {run_id}: {name} differs ({was!r} stored,"
                 f" {requested.get(name)!r} now); start a new run instead"
             )
 
