@@ -143,3 +143,30 @@ def test_resume_refuses_a_different_gate(tmp_path):
         optimize(FakeApp("Answer {q}", polite_model), TRAIN, metric=metric,
                  engine=versioned_engine(), store=path, resume=first.run_id, progress=False,
                  accept="no_drop")
+
+
+def test_resume_replays_each_kept_version_so_growth_is_checked_per_step(tmp_path):
+    """Each kept value may be up to 4x + 2,000 characters of the one it replaced; after three
+    kept steps the template is far longer than 4x the ORIGINAL + 2,000. Resuming re-applies
+    the versions one by one (each checked against its predecessor), not in one jump."""
+    grown = ["Version 1: answer {q} " + "a" * 1_900, "Version 2: answer {q} " + "b" * 9_000,
+             "Version 3: answer {q} " + "c" * 30_000]
+    queue = list(grown)
+
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            return {"improved_value": queue.pop(0) if queue else "Version 0: answer {q}"}
+        return "Use a higher version."
+
+    path = str(tmp_path / "runs.db")
+    first = optimize(FakeApp("Answer {q}", fig_breaks), TRAIN[:2], metric=version_metric,
+                     engine=FakeEngine(respond), batch_size=1, epochs=2, store=path,
+                     valset=[({"q": "date"}, 0)], progress=False)
+    assert [s.accepted for s in first.history] == [True, True, True, False]
+    fresh = FakeApp("Answer {q}", fig_breaks)
+    resumed = optimize(fresh, TRAIN[:2], metric=version_metric, engine=FakeEngine(respond),
+                       batch_size=1, epochs=2, store=path, valset=[({"q": "date"}, 0)],
+                       resume=first.run_id, progress=False)
+    assert fresh.template == grown[2] and resumed.best_patch.applied
+    resumed.revert()
+    assert fresh.template == "Answer {q}"

@@ -134,7 +134,9 @@ async def aoptimize(
         check_compatible(info.config, config, info.id)
         run_id, originals, baseline = info.id, dict(info.originals), info.baseline_score
         done = run_store.steps(run_id)
-        await restore_values(runner, originals, run_store.values_at(run_id), train, run_id)
+        # every version in order (none when the final check restored the originals)
+        versions = [] if done and done[-1].epoch == -1 else [dict(s.values) for s in done]
+        await restore_values(runner, originals, versions, train, run_id)
     else:
         run_id = run_store.create_run(name=runner.name, config=config)
         originals, baseline = {}, None
@@ -243,9 +245,11 @@ async def _finish(
         return final
     log.warning("run %s: the kept prompts fail the final check on the trainset (%s);"
                 " restoring the originals", state.run_id, why)
-    current = _values(state)
-    undo = patch_between(current, state.originals)
-    undo.apply(resolver=resolve_targets(state.runner.bindings(), undo.changes).__getitem__)
+    # restore by reverting "originals -> current": the originals are the host's own texts,
+    # written back exactly, not a proposal to check against the current ones
+    live = patch_between(state.originals, _values(state))
+    live.adopt_live(resolve_targets(state.runner.bindings(), live.changes).__getitem__)
+    live.revert()
     step = max(s.step for s in history) + 1
     reason = (f"final check on the whole trainset against the original prompts: "
               f"{why}; the original prompts were restored")
