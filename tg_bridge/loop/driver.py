@@ -225,9 +225,10 @@ async def _finish(
     baseline_failing: frozenset[int] | None,
 ) -> float:
     """The best score. Without a valset the kept prompts were only checked on their batches:
-    re-check them on the whole trainset against the baseline with the step gate, and restore
-    the originals unless they pass (``baseline_failing`` None after a resume: examples
-    failing at baseline are unknown, so any failing example counts as new)."""
+    re-check them on the whole trainset against the baseline with the step gate (``accept``;
+    ``min_delta`` is a per-step margin and not asked again here), and restore the originals
+    unless they pass (``baseline_failing`` None after a resume: examples failing at baseline
+    are unknown, so any failing example counts as new)."""
     if any(s.epoch == -1 for s in history):  # resumed after the final check committed
         store.finish_run(state.run_id, final_score=baseline)
         return baseline
