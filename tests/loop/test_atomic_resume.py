@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 
+from tests.loop.helpers import metric, polite_model
 from tg_bridge.loop import optimize
 from tg_bridge.patching.binding import CallableBinding
 from tg_bridge.store import RunStore
 from tg_bridge.testing import FakeApp, FakeEngine
-
-from tests.loop.helpers import metric, polite_model
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 SYSTEM = "You answer questions."
@@ -115,7 +114,7 @@ def test_resume_relearns_which_valset_examples_fail_so_the_gate_decides_the_same
     """The per-example failures of the current prompts are not stored; a resumed run re-checks
     them, so an example failing under every prompt does not reject later candidates."""
     val = [({"q": "date"}, 0), ({"q": "fig"}, 0)]
-    kwargs = dict(metric=version_metric, valset=val, batch_size=2, progress=False)
+    kwargs = {"metric": version_metric, "valset": val, "batch_size": 2, "progress": False}
     whole = optimize(FakeApp("Answer {q}", fig_breaks), TRAIN, engine=versioned_engine(),
                      epochs=2, store=str(tmp_path / "a.db"), **kwargs)
     path = str(tmp_path / "b.db")

@@ -7,13 +7,12 @@ import math
 
 import pytest
 
+from tests.loop.helpers import improving_engine, metric, polite_model
 from tg_bridge.exceptions import PatchError, UsageError
 from tg_bridge.loop import Example, optimize
 from tg_bridge.loop.batching import plan_steps
 from tg_bridge.store import RunStore
 from tg_bridge.testing import FakeApp, FakeEngine
-
-from tests.loop.helpers import improving_engine, metric, polite_model
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 VAL = [Example({"q": w}, w.upper()) for w in ("lime", "date", "plum", "yam")]

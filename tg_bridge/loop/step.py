@@ -189,9 +189,10 @@ def decide(
     ``score >= before + min_delta`` (float noise of 1e-9 never decides).
     """
     known = failing_before if failing_before is not None else frozenset()
-    new_failures = [t for t in checked if t.error is not None and t.index not in known]
+    new_failures = [(t.index, t.error) for t in checked
+                    if t.error is not None and t.index not in known]
     if new_failures:
-        shown = "; ".join(f"#{t.index} {_error_text(t.error)}" for t in new_failures[:3])
+        shown = "; ".join(f"#{i} {_error_text(error)}" for i, error in new_failures[:3])
         more = f" (and {len(new_failures) - 3} more)" if len(new_failures) > 3 else ""
         count = len(new_failures)
         return False, (f"{count} example{'s' if count != 1 else ''} failed under the candidate"

@@ -64,7 +64,8 @@ def check_template(old: str, new: str, fmt: str = "f-string", *, target: str = "
     ``fmt`` is the host's template format (``f-string``, ``mustache``, ``jinja2``, ``none``);
     an unknown format raises :class:`UsageError`. Pure; never formats or executes ``new``.
     """
-    from .validate import check_placeholders  # the name-set rule lives with placeholders()
+    # the name-set rule lives with placeholders(); imported here as validate imports us
+    from .validate import check_placeholders
 
     name = target or "the prompt"
     if not isinstance(new, str) or not new.strip():
