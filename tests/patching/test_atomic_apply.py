@@ -128,3 +128,21 @@ def test_adopt_live_marks_a_patch_whose_values_are_already_written():
     with pytest.raises(PatchError):
         stale.adopt_live()
     assert not stale.applied
+
+
+def test_identical_prompts_matched_by_hash_are_all_checked_before_any_write():
+    """apply_patch writes every live prompt with the patch's old text; each host object's
+    check runs first, so one refusal leaves all of them unchanged."""
+    a, b = Host("Shared {question}"), Host("Shared {question}")
+
+    def refuse(value: str) -> None:
+        raise ValueError("this host object cannot take it")
+
+    text = Patch([change("elsewhere/key", a.text, "Shared, better {question}")]).to_json()
+    with pytest.raises(PatchValidationError, match="cannot take it"):
+        tg_bridge.apply_patch([a.binding("k/a"), b.binding("k/b", checker=refuse)], text)
+    assert (a.text, b.text, a.writes, b.writes) == ("Shared {question}",) * 2 + (0, 0)
+    applied = tg_bridge.apply_patch([a.binding("k/a"), b.binding("k/b")], text)
+    assert a.text == b.text == "Shared, better {question}"
+    applied.revert()
+    assert a.text == b.text == "Shared {question}"
