@@ -122,6 +122,18 @@ class Progress:
         self.advance(advance, step=step, score="-" if score is None else f"{score:.3g}",
                      calls=self.calls, tokens=self.tokens)
 
+    def note(self, text: str) -> None:
+        """Print one line above the bar (e.g. why a step's candidate was not kept), on the
+        bar's stream (stderr)."""
+        if self._bar is None:
+            return
+        try:
+            import sys
+
+            self._bar.write(text, file=sys.stderr)
+        except Exception:
+            log.debug("progress note failed", exc_info=True)
+
     def close(self) -> None:
         if self._bar is not None:
             try:

@@ -32,8 +32,11 @@ class OptimizationResult:
     """What :func:`tg_bridge.optimize` returns.
 
     ``best_patch`` turns the original prompts into the best accepted ones (apply it elsewhere
-    with :func:`tg_bridge.apply_patch`); ``target`` is the optimized object (the original
-    when ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
+    with :func:`tg_bridge.apply_patch`). With ``in_place=True`` it is the LIVE patch of the
+    optimized app (``applied`` true): ``best_patch.revert()`` or :meth:`revert` restores the
+    original prompts byte for byte. With ``in_place=False`` it is unapplied: the original app
+    was never written. ``target`` is the optimized object (the original when
+    ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
     update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens.
     """
 
@@ -45,6 +48,27 @@ class OptimizationResult:
     usage: dict[str, dict[str, int]]
     target: Any = None
     store_path: str = ""
+    in_place: bool = True
+
+    def revert(self) -> Any:
+        """Restore the app's original prompts byte for byte; returns the reverted patch.
+
+        Raises :class:`PatchError` when there is nothing live to revert (``in_place=False``,
+        or already reverted) and :class:`PatchConflictError` (changing nothing) when a prompt
+        was edited after the run.
+        """
+        from ..exceptions import PatchError
+
+        patch = self.best_patch
+        if not self.in_place:
+            raise PatchError(
+                "nothing to revert: this run used in_place=False, so the original app was never"
+                " changed; the optimized prompts live only in result.target (a copy)"
+            )
+        if patch is None or not getattr(patch, "applied", False):
+            raise PatchError("nothing to revert: the app already holds its original prompts"
+                             " (the result was reverted, or no prompt changed)")
+        return patch.revert()
 
     @property
     def accepted_steps(self) -> list[int]:
