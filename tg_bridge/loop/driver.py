@@ -146,7 +146,7 @@ async def aoptimize(
         bar.close()
     formats = {b.key: b.template_format for b in runner.bindings()}
     best_patch = patch_between(state.originals, run_store.values_at(run_id), formats=formats,
-                               metadata={"run_id": run_id, "score": best})
+                               bindings=runner.bindings(), metadata={"run_id": run_id, "score": best})
     return OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
