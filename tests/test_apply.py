@@ -66,7 +66,7 @@ class Located(CallableBinding):
 
     def __init__(self, key, box, path, owner_type, fmt="none"):
         super().__init__(key, lambda: box.text, lambda t: setattr(box, "text", t), fmt)
-        self.path = path
+        self.app_path = path
         self.owner_type = owner_type
 
 

@@ -71,10 +71,11 @@ def apply_patch(target: Any, patch: Any, *, dry_run: bool = False) -> Patch | di
 
 
 def binding_location(binding: Any) -> dict[str, str]:
-    """The stable location a binding reports (``path``, ``owner_type``), for a change's
-    provenance. Empty for bindings that know none (then only key and identity match)."""
+    """The stable location a binding reports (attributes ``app_path`` and ``owner_type``) as
+    provenance entries (``path``, ``owner_type``). Empty for bindings that know none (then only
+    key and identity match)."""
     out: dict[str, str] = {}
-    for attr, key in (("path", PATH_KEY), ("owner_type", OWNER_TYPE_KEY)):
+    for attr, key in (("app_path", PATH_KEY), ("owner_type", OWNER_TYPE_KEY)):
         value = getattr(binding, attr, None)
         if isinstance(value, str) and value:
             out[key] = value

@@ -20,9 +20,16 @@ log = logging.getLogger(__name__)
 
 
 class LlamaIndexAdapter:
-    """The :class:`tg_bridge.adapters.Adapter` for LlamaIndex (llama-index-core >= 0.12)."""
+    """The :class:`tg_bridge.adapters.Adapter` for LlamaIndex (llama-index-core >= 0.12).
+
+    ``tool_descriptions`` (default False) makes tool descriptions parameters too: tool spans
+    then carry ``tg_bridge.tool_bindings`` and :meth:`bindings` lists them.
+    """
 
     name = "llamaindex"
+
+    def __init__(self, *, tool_descriptions: bool = False) -> None:
+        self.tool_descriptions = tool_descriptions
 
     def instrument(self, tracer_provider: Any = None) -> None:
         """Add our span and event handlers to LlamaIndex's root dispatcher. Idempotent.
@@ -56,7 +63,7 @@ class LlamaIndexAdapter:
         from .runtime import forget
 
         forget(target)
-        return collect_bindings(target)
+        return collect_bindings(target, tool_descriptions=self.tool_descriptions)
 
     def engine(self, model: Any) -> LlamaIndexEngine:
         """A tg_bridge Engine that calls the LlamaIndex LLM ``model``."""
@@ -73,7 +80,7 @@ class LlamaIndexAdapter:
         from .runner import copy_target
 
         clone = copy_target(target)
-        collect_bindings(clone)
+        collect_bindings(clone, tool_descriptions=self.tool_descriptions)
         return clone
 
     def __repr__(self) -> str:
