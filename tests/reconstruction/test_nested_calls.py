@@ -65,3 +65,28 @@ def test_children_of_the_merged_span_move_up(make_span):
     assert "inner" not in {n.record.span_id for n in tree.nodes}
     assert outer.record.attributes["openinference.span.kind"] == "LLM"
     assert outer.record.attributes["llm.input_messages.0.message.content"] == SYSTEM
+
+
+def test_template_followed_by_format_instructions_the_framework_appended(make_span):
+    # LlamaIndex selectors / question generators: predict(template) + the output parser's
+    # format block after a line break is what the model receives
+    import json
+
+    template = "Pick the choice most relevant to the question: '{query_str}'"
+    sent = "Pick the choice most relevant to the question: 'sum up'\n\nThe output should be ONLY JSON."
+    record = [{"binding": None, "name": "selector:prompt", "role": None, "template": template,
+               "format": "f-string", "index": 0}]
+    spans = [
+        make_span("Router.query", "r", start=0, **{"openinference.span.kind": "CHAIN", "input.value": "sum up"}),
+        make_span("LLM.predict", "p", "r", start=1, **{
+            "openinference.span.kind": "CHAIN", "tg_bridge.templates": json.dumps(record),
+            "tg_bridge.template.variables": json.dumps({"query_str": "sum up"})}),
+        make_span("LLM.chat", "c", "p", start=2, **{
+            "openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "user",
+            "llm.input_messages.0.message.content": sent, "output.value": '[{"choice": 1}]'}),
+    ]
+    assert [p.value for p in reconstruct(spans).parameters()] == [template]
+    spans[2] = make_span("LLM.chat", "c", "p", start=2, **{  # glued on without a break: no claim
+        "openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": sent.replace("\n\n", " "), "output.value": "x"})
+    assert [p.value for p in reconstruct(spans).parameters()] != [template]
