@@ -13,6 +13,7 @@ from typing import Any
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.response.schema import PydanticResponse, Response
 from llama_index.core.prompts.base import BasePromptTemplate, ChatPromptTemplate, SelectorPromptTemplate
+from llama_index.core.prompts.utils import get_template_vars
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from tg_bridge import semconv as sc
@@ -152,6 +153,8 @@ def template_records(
     records: list[dict[str, Any]] = []
     if isinstance(selected, ChatPromptTemplate):
         for j, message in enumerate(selected.message_templates):
+            if not tag and _conversation_turn(message):
+                continue  # a chat template built per call around the history: turns are data
             records.append(
                 {
                     "binding": f"{tag}.messages[{j}]" if tag else None,
@@ -173,6 +176,16 @@ def template_records(
     keys = [r["binding"] for r in records if r["binding"]]
     first = records[0]["template"] if records else None
     return records, keys, first
+
+
+def _conversation_turn(message: Any) -> bool:
+    """A user/assistant message with no placeholder: a turn of the conversation, not a prompt."""
+    if _role(message) not in ("user", "assistant"):
+        return False
+    try:
+        return not get_template_vars(_content(message))
+    except Exception:
+        return False
 
 
 def template_variables(template: BasePromptTemplate, args: Mapping[str, Any] | None) -> dict[str, str]:

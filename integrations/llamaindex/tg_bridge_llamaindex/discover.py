@@ -41,6 +41,7 @@ from .bindings import (
     ReActContextBinding,
     iter_variants,
     path_suffix,
+    retag_rebuilt,
 )
 from .registry import binding_for, register
 from .tools import tool_binding
@@ -206,6 +207,8 @@ def _prompt_mixin(obj: Any, tree: set[int], chain: str) -> list[Any]:
                 obj.update_prompts({slot: template})
             except Exception:
                 log.debug("update_prompts() failed on %r for %s", obj, slot, exc_info=True)
+            else:
+                retag_rebuilt(obj, slot)
     return out
 
 
