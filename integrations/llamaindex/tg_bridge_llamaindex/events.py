@@ -102,6 +102,8 @@ def _llm_end(recorder: Any, sid: str, entry: Any, event: Any) -> None:
             role, text = "assistant", str(getattr(response, "text", "") or "")
         span.set_attribute(f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_ROLE}", role)
         span.set_attribute(f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}", text)
+        for key, value in at.tool_calls(entry.llm, response).items():
+            span.set_attribute(key, value)
         span.set_attribute(sc.OUTPUT_VALUE, text)
         for key, value in at.token_counts(response).items():
             span.set_attribute(key, value)
