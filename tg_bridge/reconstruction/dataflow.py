@@ -75,7 +75,18 @@ class Flow:
             derived = self._through_step(key, depth)
             if derived is not None:
                 return derived
-        return self._contained(text)
+        return self._contained(text) or self._extracted(text)
+
+    def _extracted(self, text: str) -> Variable | None:
+        """``text`` parsed out of ONE earlier LLM output (a structured answer's field: a
+        LlamaIndex question generator's sub-question becomes a sub engine's query)."""
+        key = _norm(text)
+        if len(key) < _MIN_CONTAINED:
+            return None
+        found = [v for v in self.produced if v.kind == "llm_output" and key in _norm(v.value)]
+        if len(found) != 1:
+            return None
+        return self.add(self.derived(text, (found[0],), "text parsed from an earlier LLM output"))
 
     def source_or_input(self, text: str, *, hint: str = "input") -> Variable:
         return self.source(text, hint=hint) or self.input_var(text, hint)

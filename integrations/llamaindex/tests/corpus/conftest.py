@@ -59,7 +59,7 @@ def responder(request: dict[str, Any]) -> str | Reply:
     tools = _tool_names(request)
     roles = [m.get("role") for m in request.get("messages") or [] if isinstance(m, dict)]
     if "SingleSelection" in tools:  # PydanticSingleSelector (function calling)
-        return tool_call("SingleSelection", {"index": 0 if "ummar" in seen else 1, "reason": "best match"})
+        return tool_call("SingleSelection", {"index": 1 if "ummar" in seen else 2, "reason": "best match"})  # 1-based
     if "multiply" in tools:  # FunctionAgent
         if "tool" not in roles:
             return tool_call("multiply", {"a": 6, "b": 7})
@@ -67,7 +67,8 @@ def responder(request: dict[str, Any]) -> str | Reply:
     if "return the choice that is most relevant" in seen:  # LLMSingleSelector
         return json.dumps([{"choice": 1 if "ummar" in seen else 2, "reason": "best match"}])
     if "sub_question" in seen:  # LLMQuestionGenerator
-        return "```json\n" + json.dumps([{"sub_question": "How tall is the Eiffel Tower?", "tool_name": SUB_TOOL}]) + "\n```"
+        question = "What is the height of the Eiffel Tower?" + (" " + MARKER if MARKER in seen else "")
+        return "```json\n" + json.dumps([{"sub_question": question, "tool_name": SUB_TOOL}]) + "\n```"
     if "rephrase the follow up question" in seen:  # condense prompts
         return "How tall is the Eiffel Tower?"
     if "Action Input" in seen:  # ReActAgent
