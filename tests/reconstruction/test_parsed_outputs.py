@@ -45,3 +45,22 @@ def test_short_texts_are_not_taken_from_outputs(make_span):
         "llm.input_messages.0.message.content": "Height", "output.value": "330 m"})
     graph = reconstruct(spans)
     assert all(p.kind != "llm_output" for p in graph.outputs[0].parents)
+
+
+def test_a_short_tool_result_pasted_into_the_next_prompt_is_consumed(make_span):
+    # ReAct: "Observation: 42" carries the tool's result; it must not stay a dangling output
+    spans = [
+        make_span("Agent.run", "r", start=0, **{"openinference.span.kind": "AGENT",
+                                               "input.value": "What is 6 * 7?", "output.value": "Answer: 42"}),
+        make_span("multiply", "t", "r", start=1, **{"openinference.span.kind": "TOOL", "tool.name": "multiply",
+                                                   "input.value": '{"a": 6, "b": 7}', "output.value": "42"}),
+        make_span("llm", "l", "r", start=2, **{
+            "openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.content": "You are designed to help with a variety of tasks.",
+            "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Observation: 42",
+            "output.value": "Answer: 42"}),
+    ]
+    graph = reconstruct(spans)
+    assert [o.kind for o in graph.outputs] == ["llm_output"]
+    [observation] = [p for p in graph.outputs[0].parents if p.value == "Observation: 42"]
+    assert [p.kind for p in observation.parents] == ["tool_result"]

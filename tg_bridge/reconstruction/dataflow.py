@@ -118,7 +118,8 @@ class Flow:
             value = _norm(var.value)
             if not value or value == _norm(text):
                 continue
-            if (var.kind == "document" or len(value) >= _MIN_CONTAINED) and value in text:
+            # a tool's result is pasted whole into what follows ("Observation: 42"), however short
+            if (var.kind in ("document", "tool_result") or len(value) >= _MIN_CONTAINED) and value in text:
                 if var not in parts:
                     parts.append(var)
                 if len(parts) >= _MAX_CONTAINED:
