@@ -35,7 +35,8 @@ class OptimizationResult:
     ``best_patch`` turns the original prompts into the best accepted ones (apply it elsewhere
     with :func:`tg_bridge.apply_patch`); ``target`` is the optimized object (the original
     when ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
-    update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens.
+    update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens. ``unbound`` names
+    the prompts that were found but could not be written (never optimized silently).
     """
 
     run_id: str
@@ -46,6 +47,8 @@ class OptimizationResult:
     usage: dict[str, dict[str, int]]
     target: Any = None
     store_path: str = ""
+    #: prompts the runs showed that tg_bridge could not write (no live binding), by name
+    unbound: tuple[str, ...] = ()
 
     @property
     def accepted_steps(self) -> list[int]:

@@ -11,10 +11,11 @@ which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TraceFormatError
+from ..exceptions import TgBridgeWarning, TraceFormatError
 from ..graph import Graph
 from ..traces.otlp_json import records_from_object
 from ..traces.records import SpanRecord
@@ -50,7 +51,8 @@ def reconstruct(
 
     Nodes: parameters (prompts; ``requires_grad=True``), inputs, documents, tool results, LLM
     outputs and the final output; ops ``format``, ``llm_call``, ``retrieval``, ``tool_call``,
-    ``function``. Graph outputs: each trace's final output first, then values nothing
+    ``function``. With ``bindings`` (a live capture), ``metadata["unbound"]`` names the
+    parameters no binding could be attached to (warned about: they cannot be written). Graph outputs: each trace's final output first, then values nothing
     consumed. Missing parents, parent cycles and duplicate span ids are logged and tolerated;
     a span whose content cannot be read is skipped and counted (``metadata["skipped_spans"]``).
     Raises TraceFormatError only for an element that is not a span at all.
@@ -93,7 +95,19 @@ def reconstruct(
     )
     if len(summaries) > 1:
         metadata["traces"] = summaries
-    return Graph(outputs, metadata=metadata)
+    graph = Graph(outputs, metadata=metadata)
+    if bindings is not None:  # a live capture: a prompt without a binding cannot be written
+        graph.metadata["unbound"] = [p.role or p.name for p in graph.parameters() if p.binding is None]
+        if graph.metadata["unbound"]:
+            _warn_unbound(graph.metadata["unbound"])
+    return graph
+
+
+def _warn_unbound(names: list[str]) -> None:
+    message = (f"{len(names)} prompt(s) of the app were found but cannot be written (no live"
+               f" binding): {names}; they are left as they are")
+    logger.warning(message)
+    warnings.warn(message, TgBridgeWarning, stacklevel=3)
 
 
 def _record(span: Any, index: int) -> SpanRecord:
