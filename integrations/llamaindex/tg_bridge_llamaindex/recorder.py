@@ -37,6 +37,7 @@ from .events import EVENT_HANDLERS as _EVENT_HANDLERS
 from .hooks import LLM_CALLS, current_run, record_hook_error, span_kind
 from .runtime import app_roots, root_bindings
 from .streaming import is_stream, wrap_stream
+from .tools import enabled as tool_descriptions_enabled
 from .tools import tool_binding_attributes
 
 __all__ = ["DEFERRED_TTL", "MAX_DEFERRED", "Recorder"]
@@ -48,13 +49,6 @@ MAX_CLOSED = 1024
 _SKIPPED_METHODS = frozenset(
     ("get_prompts", "_get_prompts", "_get_prompt_modules", "update_prompts", "_update_prompts")
 )
-
-
-def _tool_descriptions() -> bool:
-    """Whether the adapter opted tool descriptions in (read per tool span: it may change)."""
-    import tg_bridge_llamaindex
-
-    return bool(tg_bridge_llamaindex.adapter.tool_descriptions)
 
 
 class _Open:
@@ -108,7 +102,7 @@ class Recorder:
             arguments = dict(bound_args.arguments) if bound_args is not None else {}
             if kind == "TOOL":
                 attrs.update(at.tool_attributes(getattr(instance, "metadata", None)))
-                if _tool_descriptions() and current_run() is not None:
+                if tool_descriptions_enabled() and current_run() is not None:
                     attrs.update(tool_binding_attributes(instance))
                 attrs[sc.INPUT_VALUE] = json.dumps(arguments, default=str, sort_keys=True)
             else:

@@ -1,8 +1,9 @@
 """Tool descriptions as prompts (opt-in): a tool's description is what the model reads to
 decide whether and how to call it, so it can be optimized like a system prompt.
 
-Opt in with ``tg_bridge_llamaindex.adapter.tool_descriptions = True`` (before capture): tool
-spans then carry ``tg_bridge.tool_bindings`` and the adapter's ``bindings()`` lists one
+Opt in with ``tg_bridge_llamaindex.adapter.tool_descriptions = True`` or the core's
+``tool_descriptions`` setting (``tg_bridge.context(tool_descriptions=True)``, where the core
+has it): tool spans then carry ``tg_bridge.tool_bindings`` and the adapter's ``bindings()`` lists one
 :class:`ToolDescriptionBinding` per tool. Off by default: rewording a tool contract changes
 behaviour beyond one prompt.
 """
@@ -21,7 +22,21 @@ from .bindings import _OwnerRef
 from .hooks import register_binding
 from .registry import owner_key, register
 
-__all__ = ["ToolDescriptionBinding", "tool_binding", "tool_binding_attributes"]
+__all__ = ["ToolDescriptionBinding", "enabled", "tool_binding", "tool_binding_attributes"]
+
+
+def enabled() -> bool:
+    """Whether tool descriptions are parameters now: the adapter's flag or the core setting."""
+    import tg_bridge_llamaindex
+
+    if tg_bridge_llamaindex.adapter.tool_descriptions:
+        return True
+    try:
+        from tg_bridge.config import get_settings
+
+        return bool(getattr(get_settings(), "tool_descriptions", False))
+    except Exception:  # an older core without the setting
+        return False
 
 
 class ToolDescriptionBinding(_OwnerRef):
