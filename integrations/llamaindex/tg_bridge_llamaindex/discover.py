@@ -56,7 +56,7 @@ _MAX_DEPTH = 8
 _CHILD_ATTRS = ("_query_engine", "_retriever", "_llm", "llm", "_agent", "_chat_engine", "_selector_program")
 #: Attributes that hold collections of app objects (a router's and a sub-question engine's
 #: query engines, an agent's tools); items are addressed ``name[i]`` / ``name[key]``.
-_CONTAINER_ATTRS = ("_query_engines", "tools", "_tools")
+_CONTAINER_ATTRS = ("_query_engines", "tools", "_tools", "agents")
 _MAX_ITEMS = 256
 
 
