@@ -95,3 +95,28 @@ def test_hash_only_patch_with_two_candidates_is_a_conflict_naming_them(corpus, s
         apply_patch(router, patch)
     assert live[SUB_SYSTEM].key in info.value.candidates and live[OWN_SYSTEM].key in info.value.candidates
     assert live[SUB_SYSTEM].read() == old and live[OWN_SYSTEM].read() == old
+
+
+def test_captured_bindings_carry_paths_from_the_app_root(corpus, stub):
+    # the sub engine is an app object of its own too: its discovery must not re-root the paths
+    # the run (and so TGD's patches) carry
+    from tg_bridge import TGD, apply_patch
+    from tg_bridge.capturing import capture
+    from tg_bridge.testing import FakeEngine
+
+    build = build_with(LLMSingleSelector)
+    router = build(stub)
+    with capture() as run:
+        router.query("Summarize: how tall is the Eiffel Tower?")
+    paths = {getattr(b, "app_path", None) for b in run.bindings.values()}
+    assert SUB_SYSTEM in paths and "response_synthesizer:summary_template.conditionals[0].messages[0]" not in paths
+    graph = run.graph()
+    [param] = [p for p in graph.parameters() if p.binding is not None and p.binding.app_path == SUB_SYSTEM]
+    param.gradients.clear()
+    from tg_bridge.variable import Gradient
+
+    param.gradients.append(Gradient("Ask the model to cite the source."))
+    patch = TGD([param], engine=FakeEngine([{"improved_value": param.value + " Be brief."}])).propose()
+    assert patch.changes[0].provenance["path"] == SUB_SYSTEM
+    fresh = build(stub)
+    assert apply_patch(fresh, patch.to_json(), dry_run=True) == {patch.changes[0].target: SUB_SYSTEM}
