@@ -90,7 +90,7 @@ def resolve_targets(bindings: Sequence[Binding], changes: Iterable[Change]) -> d
     """
     out: dict[str, Binding] = {}
     by_key = {b.key: b for b in bindings}
-    texts: list[tuple[Binding, str]] | None = None
+    texts: list[tuple[Binding, str | None]] | None = None
     for change in changes:
         if change.target in by_key:
             out[change.target] = by_key[change.target]

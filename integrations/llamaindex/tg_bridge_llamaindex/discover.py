@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from llama_index.core.base.llms.base import BaseLLM
@@ -103,7 +104,7 @@ def _join(chain: str, name: str) -> str:
     return f"{chain}.{name}" if chain else name
 
 
-def _place(bindings: list[Any], chain: str, owner: Any, slot_of: Any) -> list[Any]:
+def _place(bindings: list[Any], chain: str, owner: Any, slot_of: Callable[[Any], str]) -> list[Any]:
     """Give each binding its stable ``app_path`` (``chain/slot``) and ``owner_type``."""
     for binding in bindings:
         slot = slot_of(binding)
