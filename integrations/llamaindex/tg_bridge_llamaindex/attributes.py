@@ -27,6 +27,7 @@ __all__ = [
     "output_text",
     "template_records",
     "token_counts",
+    "tool_call_arguments",
     "tool_attributes",
     "tool_calls",
 ]
@@ -121,6 +122,15 @@ def input_value(arguments: Mapping[str, Any]) -> str | None:
             return _clip(value.query_str)
     simple = {k: v for k, v in arguments.items() if isinstance(v, (int, float, bool))}
     return json.dumps(simple, sort_keys=True) if simple else None
+
+
+def tool_call_arguments(arguments: Mapping[str, Any]) -> Any:
+    """What the model asked the tool for: a ``call(*args, **kwargs)``'s keyword arguments when
+    that is all it got (``{"a": 6, "b": 7}``, as the model wrote them), else all arguments."""
+    rest = {k: v for k, v in arguments.items() if not (k == "args" and not v)}
+    if set(rest) == {"kwargs"} and isinstance(rest["kwargs"], Mapping):
+        return dict(rest["kwargs"])
+    return rest
 
 
 def output_text(result: Any) -> str | None:

@@ -104,7 +104,7 @@ class Recorder:
                 attrs.update(at.tool_attributes(getattr(instance, "metadata", None)))
                 if tool_descriptions_enabled() and current_run() is not None:
                     attrs.update(tool_binding_attributes(instance))
-                attrs[sc.INPUT_VALUE] = json.dumps(arguments, default=str, sort_keys=True)
+                attrs[sc.INPUT_VALUE] = json.dumps(at.tool_call_arguments(arguments), default=str, sort_keys=True)
             else:
                 value = at.input_value(arguments)
                 if value is not None:

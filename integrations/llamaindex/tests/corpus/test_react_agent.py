@@ -55,5 +55,12 @@ def test_react_agent_system_header(corpus, stub, tmp_path):
         build=build, run=run, expected=("react_header",), target="react_header",
         chosen=lambda old: old.startswith("You are designed to help with a variety of tasks"),
     ), stub, tmp_path)
-    # the tool really ran between the two model calls
-    assert any(n.op is not None and n.op.kind == "tool_call" and n.value == "42" for n in seen["graph"].nodes)
+    # the tool really ran between the two model calls, on the arguments the first call wrote
+    [tool] = [n for n in seen["graph"].nodes if n.op is not None and n.op.kind == "tool_call"]
+    assert tool.value == "42"
+    ancestors, stack = [], list(tool.parents)
+    while stack:
+        node = stack.pop()
+        ancestors.append(node)
+        stack.extend(node.parents)
+    assert any(n.kind == "llm_output" and "Action Input" in n.value for n in ancestors)
