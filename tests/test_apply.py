@@ -50,13 +50,73 @@ def test_apply_by_identity_from_json_round_trip(tmp_path):
     assert box.text == "You are a helpful assistant."
 
 
-def test_identity_matching_writes_every_identical_prompt():
+def test_identity_matching_several_identical_prompts_is_a_conflict_listing_them():
+    # default texts repeat across components: a hash alone is not an address
     one, two, other = Box("Same."), Box("Same."), Box("Different.")
     live = [binding("x/1", one, "none"), binding("x/2", two, "none"), binding("x/3", other, "none")]
-    applied = apply_patch(live, Patch([change("sys#whatever", "Same.", "Better.")]))
-    assert (one.text, two.text, other.text) == ("Better.", "Better.", "Different.")
+    with pytest.raises(PatchConflictError) as info:
+        apply_patch(live, Patch([change("sys#whatever", "Same.", "Better.")]))
+    assert info.value.candidates == ["x/1", "x/2"]
+    assert "x/1" in str(info.value) and "x/2" in str(info.value)
+    assert (one.text, two.text, other.text) == ("Same.", "Same.", "Different.")
+
+
+class Located(CallableBinding):
+    """A binding that knows where its prompt sits in the app (as adapters' bindings do)."""
+
+    def __init__(self, key, box, path, owner_type, fmt="none"):
+        super().__init__(key, lambda: box.text, lambda t: setattr(box, "text", t), fmt)
+        self.app_path = path
+        self.owner_type = owner_type
+
+
+def _router(prefix):
+    """A router whose own summarizer and sub engine 1 share one default text."""
+    own, sub0, sub1 = Box("Summarize {ctx}"), Box("Answer {ctx}"), Box("Summarize {ctx}")
+    live = [
+        Located(f"{prefix}#1/summarizer:summary_template", own, "summarizer:summary_template", "Router"),
+        Located(f"{prefix}#2/response_synthesizer:text_qa_template", sub0,
+                "query_engines[0]/response_synthesizer:text_qa_template", "Engine"),
+        Located(f"{prefix}#3/response_synthesizer:summary_template", sub1,
+                "query_engines[1]/response_synthesizer:summary_template", "Engine"),
+    ]
+    return live, own, sub1
+
+
+def test_saved_patch_applies_to_a_fresh_app_by_path_not_to_the_same_text_elsewhere():
+    made, _, _ = _router("old")
+    patch = patch_between({made[2].key: "Summarize {ctx}"}, {made[2].key: "Summarize briefly {ctx}"},
+                          bindings=made, formats={made[2].key: "f-string"})
+    assert patch.changes[0].provenance["path"] == "query_engines[1]/response_synthesizer:summary_template"
+    fresh, own, sub1 = _router("new")  # another process: other keys, same structure
+    plan = apply_patch(fresh, Patch.from_json(patch.to_json()), dry_run=True)
+    assert plan == {made[2].key: "query_engines[1]/response_synthesizer:summary_template"}
+    assert (own.text, sub1.text) == ("Summarize {ctx}", "Summarize {ctx}")  # dry run wrote nothing
+    applied = apply_patch(fresh, patch.to_json())
+    assert (own.text, sub1.text) == ("Summarize {ctx}", "Summarize briefly {ctx}")
     applied.revert()
-    assert (one.text, two.text) == ("Same.", "Same.")
+    assert sub1.text == "Summarize {ctx}"
+
+
+def test_hash_fallback_only_among_compatible_owner_type_and_slot():
+    made, _, _ = _router("old")
+    # the app was restructured: the recorded path no longer exists; the text still does twice
+    c = Change(made[2].key, "replace", "Summarize {ctx}", "Summarize briefly {ctx}", content_hash("Summarize {ctx}"),
+               {"path": "engines[7]/response_synthesizer:summary_template", "owner_type": "Engine"})
+    fresh, own, sub1 = _router("new")
+    apply_patch(fresh, Patch([c]))
+    assert (own.text, sub1.text) == ("Summarize {ctx}", "Summarize briefly {ctx}")
+
+
+def test_dry_run_runs_the_checks_of_a_real_apply():
+    a = Box("Answer {q}")
+    live = [binding("k/a", a)]
+    with pytest.raises(PatchValidationError):
+        apply_patch(live, Patch([change("k/a", a.text, "Answer")]), dry_run=True)
+    with pytest.raises(PatchConflictError):
+        apply_patch(live, Patch([change("k/a", "stale {q}", "new {q}")]), dry_run=True)
+    assert apply_patch(live, Patch([change("k/a", a.text, "Please answer {q}")]), dry_run=True) == {"k/a": "k/a"}
+    assert a.text == "Answer {q}"
 
 
 def test_conflict_changes_nothing():

@@ -194,13 +194,14 @@ async def aoptimize(
         bar.close()
     formats = {b.key: b.template_format for b in runner.bindings()}
     best_patch = patch_between(state.originals, run_store.values_at(run_id), formats=formats,
+                               bindings=runner.bindings(),
                                metadata={"run_id": run_id, "score": best, "in_place": in_place})
     if in_place:
         _adopt(best_patch, runner)
     return OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
-        store_path=run_store.path, in_place=in_place,
+        store_path=run_store.path, in_place=in_place, unbound=tuple(state.unbound),
     )
 
 

@@ -37,7 +37,8 @@ class OptimizationResult:
     original prompts byte for byte. With ``in_place=False`` it is unapplied: the original app
     was never written. ``target`` is the optimized object (the original when
     ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
-    update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens.
+    update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens. ``unbound`` names
+    the prompts that were found but could not be written (never optimized silently).
     """
 
     run_id: str
@@ -49,6 +50,8 @@ class OptimizationResult:
     target: Any = None
     store_path: str = ""
     in_place: bool = True
+    #: prompts the runs showed that tg_bridge could not write (no live binding), by name
+    unbound: tuple[str, ...] = ()
 
     def revert(self) -> Any:
         """Restore the app's original prompts byte for byte; returns the reverted patch.

@@ -55,6 +55,8 @@ class LoopState:
     accept: Accept = "improve"
     min_delta: float = 0.0
     current_failing: frozenset[int] | None = None
+    #: prompts captured but not writable (no live binding), by name, first seen first
+    unbound: dict[str, None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -83,6 +85,7 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     # under the candidate: the same examples, both ways
     before = mean([t.score for t in trials]) if not state.valset else state.current
     params = [v for v in pool.values() if v.requires_grad and v.binding is not None]
+    state.unbound.update((v.role or v.name, None) for v in pool.values() if v.requires_grad and v.binding is None)
 
     def outcome(reason: str, candidate: Any = None, score: float | None = None,
                 accepted: bool = False, gradients: Any = None) -> StepOutcome:
@@ -98,7 +101,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     if not roots:
         return outcome("no run of the batch could be turned into a graph")
     if not params:
-        return outcome("no writable prompt was found in the captured runs")
+        unbound = f" (found but not writable: {list(state.unbound)})" if state.unbound else ""
+        return outcome("no writable prompt was found in the captured runs" + unbound)
     from ..autograd import abackward
 
     try:

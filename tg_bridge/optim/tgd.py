@@ -25,6 +25,7 @@ from ..autograd.render import MAX_CONTEXT_CHARS, MAX_FEEDBACK_CHARS, clip
 from ..autograd.summarize import summarize_gradients
 from ..config import get_settings
 from ..exceptions import OptimizerOutputError, PatchValidationError, TgBridgeError, UsageError
+from ..patching.apply import binding_location
 from ..patching.patch import Change, Patch
 from ..patching.validate import placeholders, validate_value
 from ..variable import Gradient, Variable, content_hash
@@ -217,6 +218,7 @@ class TGD(Optimizer):
             exc.proposed = value  # type: ignore[attr-defined]
             raise
         provenance = {
+            **binding_location(param.binding),  # where the prompt sits: a fresh app resolves it
             "role": param.role,
             "template_format": fmt,
             "optimizer": "TGD",

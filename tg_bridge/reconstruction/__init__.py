@@ -13,12 +13,13 @@ start/success spans), :mod:`.skips` (why a span could not be used).
 from __future__ import annotations
 
 import logging
-from collections import Counter
 import os
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TraceFormatError
+from ..exceptions import TgBridgeWarning, TraceFormatError
 from ..graph import Graph, topological_order
 from ..traces import group_by_trace, iter_spans
 from ..traces.otlp_json import records_from_object
@@ -56,7 +57,8 @@ def reconstruct(
 
     Nodes: parameters (prompts; ``requires_grad=True``), inputs, documents, tool results, LLM
     outputs and the final output; ops ``format``, ``llm_call``, ``retrieval``, ``tool_call``,
-    ``function``. Graph outputs: each trace's final output first, then values nothing
+    ``function``. With ``bindings`` (a live capture), ``metadata["unbound"]`` names the
+    parameters no binding could be attached to (warned about: they cannot be written). Graph outputs: each trace's final output first, then values nothing
     consumed. Missing parents, parent cycles and duplicate span ids are logged and tolerated;
     a span that could not be used is counted by reason (``metadata["skipped_by_reason"]``,
     reasons in :mod:`.skips`; ``metadata["skipped_spans"]`` is the total). An LLM call with
@@ -109,7 +111,19 @@ def reconstruct(
     )
     if len(summaries) > 1:
         metadata["traces"] = summaries
-    return Graph(outputs, metadata=metadata)
+    graph = Graph(outputs, metadata=metadata)
+    if bindings is not None:  # a live capture: a prompt without a binding cannot be written
+        graph.metadata["unbound"] = [p.role or p.name for p in graph.parameters() if p.binding is None]
+        if graph.metadata["unbound"]:
+            _warn_unbound(graph.metadata["unbound"])
+    return graph
+
+
+def _warn_unbound(names: list[str]) -> None:
+    message = (f"{len(names)} prompt(s) of the app were found but cannot be written (no live"
+               f" binding): {names}; they are left as they are")
+    logger.warning(message)
+    warnings.warn(message, TgBridgeWarning, stacklevel=3)
 
 
 def _record(span: Any, index: int) -> SpanRecord:

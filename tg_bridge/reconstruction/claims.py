@@ -126,7 +126,16 @@ def _fits(info: TemplateInfo, text: str, values: Mapping[str, str]) -> dict[str,
     rendered = render(info.template, values, info.fmt)
     if rendered is not None and rendered.strip() == text.strip():
         return {n: values[n] for n in names}
+    if rendered is not None and _framework_suffix(rendered.strip(), text.strip()):
+        return {n: values[n] for n in names}
     return match_template(info.template, text, info.fmt)
+
+
+def _framework_suffix(rendered: str, text: str) -> bool:
+    """``text`` is ``rendered`` plus a block the framework appended after a line break (an
+    output parser's format instructions, e.g. LlamaIndex selectors and question generators)."""
+    return (len(rendered) >= _MIN_CONTAINED_CHARS and len(text) > len(rendered)
+            and text.startswith(rendered) and text[len(rendered)] in "\r\n")  # fmt: skip
 
 
 def _match_offer(

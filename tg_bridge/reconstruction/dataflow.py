@@ -75,7 +75,18 @@ class Flow:
             derived = self._through_step(key, depth)
             if derived is not None:
                 return derived
-        return self._contained(text)
+        return self._contained(text) or self._extracted(text)
+
+    def _extracted(self, text: str) -> Variable | None:
+        """``text`` parsed out of ONE earlier LLM output (a structured answer's field: a
+        LlamaIndex question generator's sub-question becomes a sub engine's query)."""
+        key = _norm(text)
+        if len(key) < _MIN_CONTAINED:
+            return None
+        found = [v for v in self.produced if v.kind == "llm_output" and key in _norm(v.value)]
+        if len(found) != 1:
+            return None
+        return self.add(self.derived(text, (found[0],), "text parsed from an earlier LLM output"))
 
     def source_or_input(self, text: str, *, hint: str = "input") -> Variable:
         return self.source(text, hint=hint) or self.input_var(text, hint)
@@ -107,7 +118,8 @@ class Flow:
             value = _norm(var.value)
             if not value or value == _norm(text):
                 continue
-            if (var.kind == "document" or len(value) >= _MIN_CONTAINED) and value in text:
+            # a tool's result is pasted whole into what follows ("Observation: 42"), however short
+            if (var.kind in ("document", "tool_result") or len(value) >= _MIN_CONTAINED) and value in text:
                 if var not in parts:
                     parts.append(var)
                 if len(parts) >= _MAX_CONTAINED:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from .. import semconv as sc
 from ..traces.records import SpanRecord
+from .nested_calls import merge_nested_calls
 
 __all__ = ["SpanNode", "SpanTree"]
 
@@ -84,6 +85,7 @@ class SpanTree:
         cycles = _break_cycles(ordered)
 
         kept, internal = _drop_internal(ordered)
+        kept, _ = merge_nested_calls(kept)  # one model call seen as nested spans: one LLM span
         for node in kept:
             if node.parent is not None:
                 node.parent.children.append(node)

@@ -43,7 +43,7 @@ async def test_react_agent_capture_tool_and_system_prompt(make_llm):
     tool = next(s for s in run.spans if s.attributes.get(sc.SPAN_KIND) == "TOOL")
     assert tool.attributes[sc.TOOL_NAME] == "add"
     assert "Add two integers." in tool.attributes[sc.TOOL_DESCRIPTION]
-    assert json.loads(tool.attributes[sc.INPUT_VALUE])["kwargs"] == {"a": 2, "b": 3}
+    assert json.loads(tool.attributes[sc.INPUT_VALUE]) == {"a": 2, "b": 3}  # as the model wrote them
     assert tool.attributes[sc.OUTPUT_VALUE] == "5"
     llm_spans = [s for s in run.spans if s.attributes.get(sc.SPAN_KIND) == "LLM"]
     assert len(llm_spans) == 2  # two agent steps, one LLM request each

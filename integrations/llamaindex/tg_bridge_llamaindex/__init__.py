@@ -20,9 +20,17 @@ log = logging.getLogger(__name__)
 
 
 class LlamaIndexAdapter:
-    """The :class:`tg_bridge.adapters.Adapter` for LlamaIndex (llama-index-core >= 0.12)."""
+    """The :class:`tg_bridge.adapters.Adapter` for LlamaIndex (llama-index-core >= 0.12).
+
+    ``tool_descriptions`` (default False) makes tool descriptions parameters too: tool spans
+    then carry ``tg_bridge.tool_bindings`` and :meth:`bindings` lists them (the core's
+    ``tool_descriptions`` setting, where it exists, turns it on as well).
+    """
 
     name = "llamaindex"
+
+    def __init__(self, *, tool_descriptions: bool = False) -> None:
+        self.tool_descriptions = tool_descriptions
 
     def instrument(self, tracer_provider: Any = None) -> None:
         """Add our span and event handlers to LlamaIndex's root dispatcher. Idempotent.
@@ -50,13 +58,18 @@ class LlamaIndexAdapter:
 
         return owns(obj)
 
-    def bindings(self, target: Any) -> list[Any]:
-        """Every live prompt of ``target`` (tags them so capture can name them; text unchanged)."""
+    def bindings(self, target: Any, *, tool_descriptions: bool | None = None) -> list[Any]:
+        """Every live prompt of ``target`` (tags them so capture can name them; text unchanged).
+
+        Tool descriptions are included when ``tool_descriptions`` is true, else when this
+        adapter's flag or the core setting is on."""
         from .discover import collect_bindings
         from .runtime import forget
+        from .tools import enabled
 
         forget(target)
-        return collect_bindings(target)
+        with_tools = enabled() if tool_descriptions is None else tool_descriptions
+        return collect_bindings(target, tool_descriptions=with_tools)
 
     def engine(self, model: Any) -> LlamaIndexEngine:
         """A tg_bridge Engine that calls the LlamaIndex LLM ``model``."""
@@ -72,8 +85,10 @@ class LlamaIndexAdapter:
         from .discover import collect_bindings
         from .runner import copy_target
 
+        from .tools import enabled
+
         clone = copy_target(target)
-        collect_bindings(clone)
+        collect_bindings(clone, tool_descriptions=enabled())
         return clone
 
     def __repr__(self) -> str:

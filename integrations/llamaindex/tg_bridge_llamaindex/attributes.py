@@ -13,6 +13,7 @@ from typing import Any
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.response.schema import PydanticResponse, Response
 from llama_index.core.prompts.base import BasePromptTemplate, ChatPromptTemplate, SelectorPromptTemplate
+from llama_index.core.prompts.utils import get_template_vars
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from tg_bridge import semconv as sc
@@ -26,7 +27,9 @@ __all__ = [
     "output_text",
     "template_records",
     "token_counts",
+    "tool_call_arguments",
     "tool_attributes",
+    "tool_calls",
 ]
 
 #: Longest text kept for input.value / output.value of non-LLM spans (documents and messages
@@ -54,7 +57,40 @@ def messages(prefix: str, items: Sequence[Any]) -> dict[str, Any]:
     for i, message in enumerate(items):
         attrs[f"{prefix}.{i}.{sc.MESSAGE_ROLE}"] = _role(message)
         attrs[f"{prefix}.{i}.{sc.MESSAGE_CONTENT}"] = _content(message)
+        for k, (name, arguments, call_id) in enumerate(_message_tool_calls(message)):
+            base = f"{prefix}.{i}.message.tool_calls.{k}.tool_call"
+            attrs[f"{base}.function.name"] = name
+            attrs[f"{base}.function.arguments"] = arguments
+            if call_id:
+                attrs[f"{base}.id"] = call_id
     return attrs
+
+
+def _message_tool_calls(message: Any) -> list[tuple[str, str, str]]:
+    """(name, JSON arguments, id) of the tool calls an assistant message carries: ToolCall
+    blocks, or OpenAI-style ``additional_kwargs["tool_calls"]`` (objects or dicts). A replayed
+    assistant turn then reads the same as the LLM output that produced it."""
+    found: list[tuple[str, str, str]] = []
+    for block in getattr(message, "blocks", None) or ():
+        if type(block).__name__ == "ToolCallBlock":
+            kwargs = getattr(block, "tool_kwargs", None)
+            arguments = kwargs if isinstance(kwargs, str) else json.dumps(kwargs, default=str, sort_keys=True)
+            found.append((str(block.tool_name), arguments, str(getattr(block, "tool_call_id", "") or "")))
+    if found:
+        return found
+    extra = getattr(message, "additional_kwargs", None)
+    for call in (extra.get("tool_calls") or ()) if isinstance(extra, Mapping) else ():
+        function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
+        get = function.get if isinstance(function, Mapping) else (lambda k, f=function: getattr(f, k, None))
+        name, arguments = get("name"), get("arguments")
+        call_id = call.get("id") if isinstance(call, Mapping) else getattr(call, "id", None)
+        if isinstance(name, str) and name:
+            try:  # the same canonical JSON as the LLM output records
+                arguments = json.dumps(json.loads(arguments), default=str, sort_keys=True)
+            except (TypeError, ValueError):
+                arguments = str(arguments or "")
+            found.append((name, arguments, str(call_id or "")))
+    return found
 
 
 def documents(nodes: Sequence[Any]) -> dict[str, Any]:
@@ -88,6 +124,15 @@ def input_value(arguments: Mapping[str, Any]) -> str | None:
     return json.dumps(simple, sort_keys=True) if simple else None
 
 
+def tool_call_arguments(arguments: Mapping[str, Any]) -> Any:
+    """What the model asked the tool for: a ``call(*args, **kwargs)``'s keyword arguments when
+    that is all it got (``{"a": 6, "b": 7}``, as the model wrote them), else all arguments."""
+    rest = {k: v for k, v in arguments.items() if not (k == "args" and not v)}
+    if set(rest) == {"kwargs"} and isinstance(rest["kwargs"], Mapping):
+        return dict(rest["kwargs"])
+    return rest
+
+
 def output_text(result: Any) -> str | None:
     """The text of a finished call's result, or None when it has no textual form."""
     if isinstance(result, str):
@@ -110,6 +155,32 @@ def output_text(result: Any) -> str | None:
     if isinstance(result, list) and result and isinstance(result[0], NodeWithScore):
         return None  # documents are recorded as retrieval.documents
     return None
+
+
+def tool_calls(llm: Any, response: Any) -> dict[str, str]:
+    """``llm.output_messages.0.message.tool_calls.{k}.tool_call.function.name|arguments`` and
+    ``.id`` for the tool calls a function-calling LLM's response asks for (so the tool span it
+    causes gets the LLM output as its parent)."""
+    getter = getattr(llm, "get_tool_calls_from_response", None)
+    if getter is None or getattr(response, "message", None) is None:
+        return {}
+    try:
+        selections = getter(response, error_on_no_tool_call=False)
+    except Exception:
+        return {}
+    attrs: dict[str, str] = {}
+    prefix = f"{sc.LLM_OUTPUT_MESSAGES}.0.message.tool_calls"
+    for k, call in enumerate(selections or ()):
+        name = getattr(call, "tool_name", None)
+        if not isinstance(name, str) or not name:
+            continue
+        kwargs = getattr(call, "tool_kwargs", None)
+        attrs[f"{prefix}.{k}.tool_call.function.name"] = name
+        attrs[f"{prefix}.{k}.tool_call.function.arguments"] = json.dumps(kwargs, default=str, sort_keys=True)
+        call_id = getattr(call, "tool_id", None)
+        if isinstance(call_id, str) and call_id:
+            attrs[f"{prefix}.{k}.tool_call.id"] = call_id
+    return attrs
 
 
 def token_counts(response: Any) -> dict[str, int]:
@@ -152,6 +223,8 @@ def template_records(
     records: list[dict[str, Any]] = []
     if isinstance(selected, ChatPromptTemplate):
         for j, message in enumerate(selected.message_templates):
+            if not tag and _conversation_turn(message):
+                continue  # a chat template built per call around the history: turns are data
             records.append(
                 {
                     "binding": f"{tag}.messages[{j}]" if tag else None,
@@ -173,6 +246,16 @@ def template_records(
     keys = [r["binding"] for r in records if r["binding"]]
     first = records[0]["template"] if records else None
     return records, keys, first
+
+
+def _conversation_turn(message: Any) -> bool:
+    """A user/assistant message with no placeholder: a turn of the conversation, not a prompt."""
+    if _role(message) not in ("user", "assistant"):
+        return False
+    try:
+        return not get_template_vars(_content(message))
+    except Exception:
+        return False
 
 
 def template_variables(template: BasePromptTemplate, args: Mapping[str, Any] | None) -> dict[str, str]:

@@ -54,6 +54,7 @@ __all__ = [
     "iter_variants",
     "path_suffix",
     "read_path",
+    "retag_rebuilt",
     "write_path",
 ]
 
@@ -145,6 +146,32 @@ def write_path(template: BasePromptTemplate, path: Path, text: str) -> None:
         template.template_vars = template.default_template.template_vars
 
 
+def retag_rebuilt(obj: Any, slot: str) -> None:
+    """Some components rebuild the template they are given in ``update_prompts`` (LlamaIndex's
+    question generator makes a new PromptTemplate from the text), dropping our metadata tag.
+    The rebuilt object is theirs alone (not a shared default), so tag it in place."""
+    live = _live_template(obj, slot)
+    if live is None:
+        return
+    for path, inner in iter_variants(live):
+        if isinstance(inner.metadata, dict) and TAG not in inner.metadata:
+            inner.metadata[TAG] = f"{owner_key(obj)}/{slot}{path_suffix(path)}"
+
+
+def _live_template(obj: Any, slot: str) -> BasePromptTemplate | None:
+    """The template object ``obj`` really holds under ``slot`` (``a:b:name`` walks prompt
+    modules ``a`` then ``b``), or None when it cannot be reached without a copy."""
+    *modules, name = slot.split(":")
+    current = obj
+    try:
+        for module in modules:
+            current = current._get_prompt_modules()[module]
+        template = current._get_prompts().get(name)
+    except Exception:
+        return None
+    return template if isinstance(template, BasePromptTemplate) else None
+
+
 def _is_rich(template: BasePromptTemplate) -> bool:
     return type(template).__name__ == "RichPromptTemplate" and hasattr(template, "template_str")
 
@@ -202,6 +229,7 @@ class PromptKeyBinding(_OwnerRef):
             self.owner.update_prompts({self.slot: template})
         except Exception as exc:
             raise BindingError(f"{self.key}: update_prompts failed: {exc}") from exc
+        retag_rebuilt(self.owner, self.slot)
 
     def __repr__(self) -> str:
         return f"<PromptKeyBinding {self.key}>"

@@ -6,6 +6,13 @@ plain attributes (chat engines), plain-text system prompts (agents' ``system_pro
 engines' system message, an LLM's ``system_prompt``), and nested app objects (a chat engine's
 query engine or retriever, an engine's LLM).
 
+Every binding gets an ``app_path``: where the prompt sits relative to ``target``, spelled with
+the attributes and prompt keys the walk followed (``query_engines[1]/response_synthesizer:
+summary_template``, ``tools[0]/description``). Built the same way, a fresh instance in another
+process yields the same paths, so a saved patch finds the same prompt (keys carry per-process
+counters; default texts repeat across components). ``owner_type`` names the class the prompt
+was found on.
+
 Side effect (why it exists): each bound template gets a ``metadata`` tag naming its binding key,
 written back into the live object through ``update_prompts`` (or by swapping the attribute for a
 tagged copy, never mutating a template that module-level defaults may share). The prompt text is
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from llama_index.core.base.llms.base import BaseLLM
@@ -33,31 +41,76 @@ from .bindings import (
     PromptKeyBinding,
     ReActContextBinding,
     iter_variants,
+    path_suffix,
+    retag_rebuilt,
 )
 from .registry import binding_for, register
+from .tools import tool_binding
 
-__all__ = ["collect_bindings"]
+__all__ = ["children", "collect_bindings"]
 
 log = logging.getLogger(__name__)
 
 _MAX_DEPTH = 8
-#: Attributes that hold nested app objects worth visiting (engines, retrievers, LLMs, tools).
-_CHILD_ATTRS = ("_query_engine", "_retriever", "_llm", "llm", "_agent", "_chat_engine")
+#: Attributes that hold nested app objects worth visiting (engines, retrievers, LLMs, a
+#: pydantic selector's program).
+_CHILD_ATTRS = ("_query_engine", "_retriever", "_llm", "llm", "_agent", "_chat_engine", "_selector_program")
+#: Attributes that hold collections of app objects (a router's and a sub-question engine's
+#: query engines, an agent's tools); items are addressed ``name[i]`` / ``name[key]``.
+_CONTAINER_ATTRS = ("_query_engines", "tools", "_tools", "agents")
+_MAX_ITEMS = 256
 
 
-def collect_bindings(target: Any) -> list[Any]:
+def collect_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
     """Every live prompt binding reachable from ``target``, in a stable order (tags them).
 
-    Blocking; calls ``get_prompts()``/``update_prompts()`` on the target (text unchanged).
-    Never raises for an unusual object: parts that cannot be read are logged and skipped.
+    ``tool_descriptions``: also bind the descriptions of the FunctionTools found (opt-in: a
+    description is the tool's contract with the model). Blocking; calls
+    ``get_prompts()``/``update_prompts()`` on the target (text unchanged). Never raises for an
+    unusual object: parts that cannot be read are logged and skipped.
     """
-    out: list[Any] = []
-    seen: set[int] = set()
-    _visit(target, out, seen, _module_tree(target), 0)
+    walk = _Walk(_module_tree(target), tool_descriptions)
+    walk.visit(target, "", 0)
     unique: dict[str, Any] = {}
-    for binding in out:
+    for binding in walk.out:
         unique.setdefault(binding.key, binding)
     return list(unique.values())
+
+
+def children(obj: Any) -> list[tuple[str, Any]]:
+    """(address, child) for the nested app objects of ``obj``, in a stable order."""
+    found: list[tuple[str, Any]] = []
+    for attr in _CHILD_ATTRS:
+        try:
+            child = getattr(obj, attr, None)
+        except Exception:
+            child = None
+        if child is not None and not isinstance(child, (str, int, float, bool)):
+            found.append((attr.lstrip("_"), child))
+    for attr in _CONTAINER_ATTRS:
+        try:
+            items = getattr(obj, attr, None)
+        except Exception:
+            items = None
+        name = attr.lstrip("_")
+        if isinstance(items, dict):
+            found.extend((f"{name}[{k}]", v) for k, v in list(items.items())[:_MAX_ITEMS] if isinstance(k, str))
+        elif isinstance(items, (list, tuple)):
+            found.extend((f"{name}[{i}]", v) for i, v in enumerate(items[:_MAX_ITEMS]))
+    return found
+
+
+def _join(chain: str, name: str) -> str:
+    return f"{chain}.{name}" if chain else name
+
+
+def _place(bindings: list[Any], chain: str, owner: Any, slot_of: Callable[[Any], str]) -> list[Any]:
+    """Give each binding its stable ``app_path`` (``chain/slot``) and ``owner_type``."""
+    for binding in bindings:
+        slot = slot_of(binding)
+        binding.app_path = f"{chain}/{slot}" if chain else slot
+        binding.owner_type = type(owner).__name__
+    return bindings
 
 
 def _module_tree(obj: Any) -> set[int]:
@@ -74,54 +127,68 @@ def _module_tree(obj: Any) -> set[int]:
                 stack.extend(current._get_prompt_modules().values())
             except Exception:
                 log.debug("cannot list prompt modules of %r", current, exc_info=True)
-        for attr in _CHILD_ATTRS:
-            child = getattr(current, attr, None)
-            if child is not None and not isinstance(child, (str, int, float)):
-                stack.append(child)
+        stack.extend(child for _, child in children(current))
     return ids
 
 
-def _visit(obj: Any, out: list[Any], seen: set[int], tree: set[int], depth: int) -> None:
-    if obj is None or id(obj) in seen or depth > _MAX_DEPTH:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, PromptMixin):
-        _prompt_mixin(obj, out, tree)
+class _Walk:
+    """One discovery: the bindings found so far and the objects already visited."""
+
+    def __init__(self, tree: set[int], tool_descriptions: bool) -> None:
+        self.out: list[Any] = []
+        self.seen: set[int] = set()
+        self.tree = tree
+        self.tool_descriptions = tool_descriptions
+
+    def visit(self, obj: Any, chain: str, depth: int) -> None:
+        if obj is None or id(obj) in self.seen or depth > _MAX_DEPTH:
+            return
+        self.seen.add(id(obj))
+        if isinstance(obj, PromptMixin):
+            self.out.extend(_prompt_mixin(obj, self.tree, chain))
+            try:
+                modules = list(obj._get_prompt_modules().items())
+            except Exception:
+                modules = []
+            for name, module in modules:
+                self.children_only(module, _join(chain, name), depth + 1)
+        elif not isinstance(obj, BaseLLM):
+            self.out.extend(_attr_templates(obj, chain))
+        self.out.extend(_text_prompts(obj, chain))
+        self._tool(obj, chain)
+        for name, child in children(obj):
+            self.visit(child, _join(chain, name), depth + 1)
+
+    def children_only(self, obj: Any, chain: str, depth: int) -> None:
+        """A prompt sub-module: its ``get_prompts`` keys are already covered by the parent."""
+        if obj is None or id(obj) in self.seen or depth > _MAX_DEPTH:
+            return
+        self.seen.add(id(obj))
+        self.out.extend(_text_prompts(obj, chain))
         try:
-            modules = list(obj._get_prompt_modules().values())
+            modules = list(obj._get_prompt_modules().items()) if isinstance(obj, PromptMixin) else []
         except Exception:
             modules = []
-        for module in modules:
-            _visit_children_only(module, out, seen, tree, depth + 1)
-    elif not isinstance(obj, BaseLLM):
-        _attr_templates(obj, out)
-    _text_prompts(obj, out)
-    for attr in _CHILD_ATTRS:
-        _visit(getattr(obj, attr, None), out, seen, tree, depth + 1)
+        for name, module in modules:
+            self.children_only(module, _join(chain, name), depth + 1)
+        for name, child in children(obj):
+            self.visit(child, _join(chain, name), depth + 1)
+
+    def _tool(self, obj: Any, chain: str) -> None:
+        if not self.tool_descriptions:
+            return
+        binding = tool_binding(obj)
+        if binding is not None:
+            self.out.extend(_place([register(binding)], chain, obj, lambda b: "description"))
 
 
-def _visit_children_only(obj: Any, out: list[Any], seen: set[int], tree: set[int], depth: int) -> None:
-    """A prompt sub-module: its ``get_prompts`` keys are already covered by the parent."""
-    if obj is None or id(obj) in seen or depth > _MAX_DEPTH:
-        return
-    seen.add(id(obj))
-    _text_prompts(obj, out)
-    try:
-        modules = list(obj._get_prompt_modules().values()) if isinstance(obj, PromptMixin) else []
-    except Exception:
-        modules = []
-    for module in modules:
-        _visit_children_only(module, out, seen, tree, depth + 1)
-    for attr in _CHILD_ATTRS:
-        _visit(getattr(obj, attr, None), out, seen, tree, depth + 1)
-
-
-def _prompt_mixin(obj: Any, out: list[Any], tree: set[int]) -> None:
+def _prompt_mixin(obj: Any, tree: set[int], chain: str) -> list[Any]:
     try:
         prompts = obj.get_prompts()
     except Exception:
         log.debug("get_prompts() failed on %r", obj, exc_info=True)
-        return
+        return []
+    out: list[Any] = []
     for slot, template in prompts.items():
         if not isinstance(template, BasePromptTemplate):
             continue
@@ -129,17 +196,21 @@ def _prompt_mixin(obj: Any, out: list[Any], tree: set[int]) -> None:
         for path, inner in iter_variants(template):
             existing = _reusable(inner, tree)
             if existing is not None:
-                out.extend(_expand(existing.owner, existing.slot, path, inner, PromptKeyBinding))
-                continue
-            base = PromptKeyBinding(obj, slot, path)
-            inner.metadata[TAG] = base.key
-            retag = True
-            out.extend(_expand(obj, slot, path, inner, PromptKeyBinding))
+                found = _expand(existing.owner, existing.slot, path, inner, PromptKeyBinding)
+            else:
+                base = PromptKeyBinding(obj, slot, path)
+                inner.metadata[TAG] = base.key
+                retag = True
+                found = _expand(obj, slot, path, inner, PromptKeyBinding)
+            out.extend(_place(found, chain, obj, lambda b, slot=slot: f"{slot}{path_suffix(b.path)}"))
         if retag:
             try:
                 obj.update_prompts({slot: template})
             except Exception:
                 log.debug("update_prompts() failed on %r for %s", obj, slot, exc_info=True)
+            else:
+                retag_rebuilt(obj, slot)
+    return out
 
 
 def _reusable(inner: BasePromptTemplate, tree: set[int]) -> Any | None:
@@ -166,12 +237,14 @@ def _expand(owner: Any, where: str, path: Path, inner: BasePromptTemplate, cls: 
     return [register(cls(owner, where, path, fmt=format_of(inner)))]
 
 
-def _attr_templates(obj: Any, out: list[Any]) -> None:
-    """Prompt templates in plain attributes (chat engines), each swapped for a tagged copy."""
+def _attr_templates(obj: Any, chain: str) -> list[Any]:
+    """Prompt templates in plain attributes (chat engines, a pydantic program's ``_prompt``),
+    each swapped for a tagged copy."""
+    out: list[Any] = []
     try:
         attrs = sorted(vars(obj).items())
     except TypeError:
-        return
+        return out
     for attr, template in attrs:
         if not isinstance(template, BasePromptTemplate):
             continue
@@ -182,21 +255,24 @@ def _attr_templates(obj: Any, out: list[Any]) -> None:
             if inner.metadata.get(TAG) != key:
                 inner.metadata[TAG] = key
                 changed = True
-            out.extend(_expand(obj, attr, path, inner, AttrTemplateBinding))
+            found = _expand(obj, attr, path, inner, AttrTemplateBinding)
+            out.extend(_place(found, chain, obj, lambda b: b.key.rsplit("/", 1)[-1]))
         if changed:
             try:
                 setattr(obj, attr, tagged)
             except Exception:
                 log.debug("cannot tag %s.%s", type(obj).__name__, attr, exc_info=True)
+    return out
 
 
-def _text_prompts(obj: Any, out: list[Any]) -> None:
+def _text_prompts(obj: Any, chain: str) -> list[Any]:
     """Plain-text system prompts: ``system_prompt``/``_system_prompt`` and prefix messages."""
+    out: list[Any] = []
     formatter = getattr(obj, "formatter", None)
     if isinstance(getattr(formatter, "context", None), str) and hasattr(obj, "system_prompt"):
         if formatter.context:
             out.append(register(ReActContextBinding(obj)))
-        return
+        return _place(out, chain, obj, lambda b: "system_prompt")
     for attr in ("system_prompt", "_system_prompt"):
         try:
             value = getattr(obj, attr, None)
@@ -210,3 +286,4 @@ def _text_prompts(obj: Any, out: list[Any]) -> None:
         role = getattr(prefix[0], "role", None)
         if getattr(role, "value", role) == "system":
             out.append(register(PrefixSystemBinding(obj)))
+    return _place(out, chain, obj, lambda b: b.key.rsplit("/", 1)[-1])

@@ -13,7 +13,8 @@ from typing import Any
 from tg_bridge import semconv as sc
 
 from . import attributes as at
-from .hooks import register_binding
+from .bindings import PromptKeyBinding
+from .hooks import current_run, register_binding
 from .registry import binding_for
 
 __all__ = ["EVENT_HANDLERS"]
@@ -22,6 +23,7 @@ __all__ = ["EVENT_HANDLERS"]
 def _predict_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
     template = event.template
     records, keys, first = at.template_records(template, entry.llm)
+    keys.extend(_bind_by_text(records))
     variables = at.template_variables(template, getattr(event, "template_args", None))
     span = entry.span
     span.set_attribute(sc.TEMPLATES, json.dumps(records, ensure_ascii=False))
@@ -35,6 +37,31 @@ def _predict_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
             binding = binding_for(key)
             if binding is not None:
                 register_binding(binding)
+
+
+def _bind_by_text(records: list[dict[str, Any]]) -> list[str]:
+    """Untagged templates a component built per call from a prompt the app owns (a chat
+    engine's context prompt copied into a fresh chat template): bound to the app prompt of the
+    running capture with exactly that text, when there is exactly one. Returns the new keys."""
+    run = current_run()
+    pending = [r for r in records if not r.get("binding")]
+    if run is None or not pending:
+        return []
+    texts: list[tuple[str, str]] = []
+    for key, binding in list(run.bindings.items()):
+        if isinstance(binding, PromptKeyBinding) or not key.startswith("llamaindex:"):
+            continue  # PromptMixin prompts carry tags; reading them copies templates
+        try:
+            texts.append((key, binding.read()))
+        except Exception:
+            continue
+    found: list[str] = []
+    for record in pending:
+        matches = [key for key, text in texts if text == record["template"]]
+        if len(matches) == 1:
+            record["binding"] = matches[0]
+            found.append(matches[0])
+    return found
 
 
 def _model_name(event: Any) -> str | None:
@@ -75,6 +102,8 @@ def _llm_end(recorder: Any, sid: str, entry: Any, event: Any) -> None:
             role, text = "assistant", str(getattr(response, "text", "") or "")
         span.set_attribute(f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_ROLE}", role)
         span.set_attribute(f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}", text)
+        for key, value in at.tool_calls(entry.llm, response).items():
+            span.set_attribute(key, value)
         span.set_attribute(sc.OUTPUT_VALUE, text)
         for key, value in at.token_counts(response).items():
             span.set_attribute(key, value)

@@ -35,6 +35,12 @@ def current_run() -> Any:
 
 
 def register_binding(binding: Any) -> None:
+    """Register ``binding`` on the current Run unless the Run has its key already: the first
+    registration comes from the outermost app object, whose ``app_path`` is the one a patch
+    must carry (a nested engine's own discovery spells paths from itself)."""
+    run = current_run()
+    if run is not None and binding.key in getattr(run, "bindings", {}):
+        return
     try:
         from tg_bridge.capturing import register_binding as _register
     except ImportError:

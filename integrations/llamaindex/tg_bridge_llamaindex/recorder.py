@@ -37,6 +37,8 @@ from .events import EVENT_HANDLERS as _EVENT_HANDLERS
 from .hooks import LLM_CALLS, current_run, record_hook_error, span_kind
 from .runtime import app_roots, root_bindings
 from .streaming import is_stream, wrap_stream
+from .tools import enabled as tool_descriptions_enabled
+from .tools import tool_binding_attributes
 
 __all__ = ["DEFERRED_TTL", "MAX_DEFERRED", "Recorder"]
 
@@ -100,7 +102,9 @@ class Recorder:
             arguments = dict(bound_args.arguments) if bound_args is not None else {}
             if kind == "TOOL":
                 attrs.update(at.tool_attributes(getattr(instance, "metadata", None)))
-                attrs[sc.INPUT_VALUE] = json.dumps(arguments, default=str, sort_keys=True)
+                if tool_descriptions_enabled() and current_run() is not None:
+                    attrs.update(tool_binding_attributes(instance))
+                attrs[sc.INPUT_VALUE] = json.dumps(at.tool_call_arguments(arguments), default=str, sort_keys=True)
             else:
                 value = at.input_value(arguments)
                 if value is not None:

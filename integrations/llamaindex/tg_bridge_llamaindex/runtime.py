@@ -49,8 +49,10 @@ def bindings_of(instance: Any) -> list[Any]:
     cached = _cache.get(oid)
     if cached is not None and cached[0]() is instance:
         return cached[1]
+    from .tools import enabled
+
     with internal_call():  # discovery calls get_prompts(): span-decorated, not app steps
-        found = collect_bindings(instance)
+        found = collect_bindings(instance, tool_descriptions=enabled())
     with _lock:
         if len(_cache) >= _MAX_CACHED:
             _cache.clear()
