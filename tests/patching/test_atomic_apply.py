@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import tg_bridge
-from tg_bridge.exceptions import BindingError, PatchError, PatchValidationError
+from tg_bridge.exceptions import BindingError, PatchError, PatchConflictError, PatchValidationError
 from tg_bridge.patching.binding import Binding, CallableBinding, CheckedBinding
 from tg_bridge.patching.patch import Change, Patch
 from tg_bridge.variable import content_hash
@@ -130,19 +130,12 @@ def test_adopt_live_marks_a_patch_whose_values_are_already_written():
     assert not stale.applied
 
 
-def test_identical_prompts_matched_by_hash_are_all_checked_before_any_write():
-    """apply_patch writes every live prompt with the patch's old text; each host object's
-    check runs first, so one refusal leaves all of them unchanged."""
+def test_identical_prompts_matched_only_by_hash_are_a_conflict_and_nothing_is_written():
+    """Two live prompts hold the patch's old text and neither key nor path matches: the
+    content hash alone is no address, so apply_patch refuses (listing both) and writes none."""
     a, b = Host("Shared {question}"), Host("Shared {question}")
-
-    def refuse(value: str) -> None:
-        raise ValueError("this host object cannot take it")
-
     text = Patch([change("elsewhere/key", a.text, "Shared, better {question}")]).to_json()
-    with pytest.raises(PatchValidationError, match="cannot take it"):
-        tg_bridge.apply_patch([a.binding("k/a"), b.binding("k/b", checker=refuse)], text)
+    with pytest.raises(PatchConflictError) as info:
+        tg_bridge.apply_patch([a.binding("k/a"), b.binding("k/b")], text)
+    assert "k/a" in str(info.value) and "k/b" in str(info.value)
     assert (a.text, b.text, a.writes, b.writes) == ("Shared {question}",) * 2 + (0, 0)
-    applied = tg_bridge.apply_patch([a.binding("k/a"), b.binding("k/b")], text)
-    assert a.text == b.text == "Shared, better {question}"
-    applied.revert()
-    assert a.text == b.text == "Shared {question}"
