@@ -57,13 +57,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
     result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
                              constraints=args.constraint)
-    text = result.patch.to_json()
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, args.out)  # never leave a half-written patch behind
+    result.patch.save(args.out)  # atomic: never a half-written patch
     rejected = result.patch.metadata.get("rejected") or []
     summary = {
         "out": args.out,
@@ -85,4 +79,18 @@ def run_optimize(args: argparse.Namespace) -> int:
         sys.stdout.write(f"  {change.target}\n")
     for item in summary["rejected"]:
         sys.stdout.write(f"  rejected: {item}\n")
+    if not result.patch.changes:
+        sys.stdout.write(f"nothing changed: {_why_no_change(result, rejected)}\n")
     return 0
+
+
+def _why_no_change(result: Any, rejected: list[Any]) -> str:
+    """One clause saying why the patch is empty."""
+    if not result.used:
+        return "no trace in the file had usable feedback"
+    if rejected:
+        reasons = sorted({str(r.get("reason", "")).split(":")[0] for r in rejected
+                          if isinstance(r, dict)} - {""})
+        return (f"every proposal was rejected ({len(rejected)}"
+                f"{': ' + ', '.join(reasons[:3]) if reasons else ''})")
+    return "the optimizer proposed no change to any prompt"
