@@ -336,3 +336,36 @@ def test_pending_records_are_written_at_interpreter_exit(tmp_path):
     root = Path(__file__).parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=root)
     assert len(RunStore(path).captures()) == 20
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_worker_keeps_recording(tmp_path):
+    """gunicorn-style: the parent recorded (so its writer thread exists), then forked; the
+    child's calls are still stored (a writer thread that did not survive the fork must not
+    leave the child's queue undrained)."""
+    import os
+
+    import tg_bridge
+    from tg_bridge.store import RunStore
+
+    path = str(tmp_path / "runs.db")
+
+    @tg_bridge.optimizable(store=path)
+    def echo(i: int) -> int:
+        return i
+
+    echo(0)
+    assert echo.flush(60)
+    pid = os.fork()
+    if pid == 0:  # the child: record, flush, report through the exit status
+        code = 1
+        try:
+            for i in range(1, 4):
+                echo(i)
+            code = 0 if echo.flush(60) and echo.recorder.recorded >= 3 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    outputs = sorted(c.output for c in RunStore(path).captures(echo.recorder.source))
+    assert outputs == ["0", "1", "2", "3"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -147,13 +148,27 @@ class CaptureWriter:
 
 
 def _watch(writer: CaptureWriter) -> None:
-    """Remember a writer for the exit flush (registering the atexit hook once, lazily)."""
+    """Remember a writer for the exit flush (registering the atexit and fork hooks once,
+    lazily)."""
     global _atexit_registered
     with _atexit_lock:
         _live.add(writer)
         if not _atexit_registered:
             atexit.register(_flush_at_exit)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_reset_after_fork)
             _atexit_registered = True
+
+
+def _reset_after_fork() -> None:
+    """In a forked child (gunicorn/uwsgi workers): the writer threads did not survive the
+    fork and their locks may be held by them. Start clean; the parent writes what it had
+    queued, so the child drops its copy instead of storing it twice."""
+    for writer in list(_live):
+        writer._cond = threading.Condition(threading.Lock())
+        writer._queue.clear()
+        writer._in_flight = 0
+        writer._thread = None
 
 
 def _flush_at_exit() -> None:

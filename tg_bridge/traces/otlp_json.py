@@ -16,10 +16,13 @@ Ids may be lowercase/uppercase hex, ``0x``-prefixed hex or base64 (protobuf-JSON
 normalized to lowercase hex. Attribute values are OTLP ``AnyValue`` objects (``stringValue``,
 ``intValue`` as string or number, ``doubleValue``, ``boolValue``, ``arrayValue`` -> tuple,
 ``kvlistValue`` -> JSON string, ``bytesValue`` -> base64 string kept as text). Unknown
-attributes are kept; values of an unexpected type are skipped, never fatal.
+attributes are kept; values of an unexpected type are skipped, never fatal. Timestamps are
+strict (:func:`tg_bridge.traces.checks.timestamp_ns`): non-finite, negative, beyond 64 bits
+or of another type is a TraceFormatError naming the field.
 
 Errors: :class:`TraceFormatError` naming the file and the place (line, span index) for
-malformed, truncated or binary input. Blocking file I/O; no other side effects; thread-safe.
+malformed, truncated, binary, non-UTF-8 or too deeply nested input — never a bare
+UnicodeDecodeError, RecursionError, OverflowError or ValueError. Blocking file I/O; no other side effects; thread-safe.
 """
 
 from __future__ import annotations
