@@ -369,3 +369,42 @@ def test_failing_input_reader_never_reaches_the_host(tmp_path, monkeypatch):
 
     assert f(21) == 42
     assert f.recorder.errors == 1
+
+
+def test_inputs_are_recorded_as_they_were_at_call_time(tmp_path):
+    """The writer stores later; what it stores is the call-time snapshot, not a host object
+    the app mutated in the meantime (the store is write-locked so the order is certain)."""
+    import sqlite3
+
+    path = str(tmp_path / "r.db")
+    RunStore(path).runs()
+
+    @tg_bridge.optimizable(store=path)
+    def f(payload: dict) -> str:
+        return "ok"
+
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        payload = {"q": "original"}
+        assert f(payload) == "ok"
+        payload["q"] = "mutated after the call"
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    assert f.flush(60)
+    (cap,) = RunStore(path).captures(f.recorder.source)
+    assert cap.inputs == {"payload": {"q": "original"}}
+
+
+def test_a_dropped_call_has_no_run_id(tmp_path):
+    @tg_bridge.optimizable(store=str(tmp_path / "r.db"))
+    def f(x):
+        return x
+
+    assert f(1) == 1 and f.last_run_id()
+    assert f.recorder.close(30)
+    assert f(2) == 2  # after close every record is dropped...
+    assert f.recorder.dropped == 1
+    kept = f.last_run_id()  # still the first call's id: the dropped one was never named
+    assert kept == RunStore(tmp_path / "r.db").captures(f.recorder.source)[0].id  # ...and not named

@@ -28,12 +28,14 @@ import inspect
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._internal import is_internal
 from .exceptions import UsageError
 from .patching.binding import Binding
+from .store._schema import dumps as store_json
 
 __all__ = ["Recorder", "last_run_id", "optimizable"]
 
@@ -152,16 +154,18 @@ class Recorder:
             with self._lock:
                 for key, binding in run.bindings.items():
                     self.bindings[key] = binding
+            # Everything is snapshotted here, on the host's thread (inputs encoded now): the
+            # writer must not read host objects the app may be mutating meanwhile.
             record = {
-                "capture_id": run.id, "source": self.source,
-                "inputs": inputs(),
+                "capture_id": run.id, "source": self.source, "created": time.time(),
+                "inputs_json": store_json(inputs()),
                 "output": None if error is not None else output_text(output),
                 "spans": run.snapshot(), "bindings": list(run.bindings),
                 "error": None if error is None else f"{type(error).__name__}: {error}",
             }
-            self.writer.submit(record)
-            self._last.set(run.id)
-            _last_any.set(run.id)
+            if self.writer.submit(record):  # a dropped call has no id to give feedback to
+                self._last.set(run.id)
+                _last_any.set(run.id)
         except Exception:
             self._failed("save")
 

@@ -117,8 +117,11 @@ class CaptureWriter:
                 self._write(record)
             except Exception:
                 ok = False
-                log.warning("tg_bridge %s could not store a recorded call", self.name,
-                            exc_info=True)
+                # the first failure is a warning, the rest debug: a broken store must not
+                # flood the host's logs
+                level = logging.WARNING if not self.failed else logging.DEBUG
+                log.log(level, "tg_bridge %s could not store a recorded call", self.name,
+                        exc_info=True)
             with self._cond:
                 self._in_flight -= 1
                 if ok:
