@@ -150,3 +150,29 @@ async def test_connection_error_names_the_url():
         await engine.acomplete(MSG)
     assert url in str(info.value)
     assert info.value.retryable is True
+
+
+async def test_waiting_for_a_concurrency_slot_counts_against_the_deadline(fault_server):
+    import asyncio
+
+    from tests.support.fault_server import slow
+
+    import threading
+
+    arrived = threading.Event()
+
+    def hold(request):  # the first call holds the only slot for as long as the test runs
+        arrived.set()
+        return slow(30)
+
+    fault_server.responder = hold
+    holder = make(fault_server, max_retries=0)
+    waiter = make(fault_server, deadline=0.5, max_retries=0)
+    with context(max_concurrency=1):
+        first = asyncio.ensure_future(holder.acomplete(MSG))
+        assert await asyncio.to_thread(arrived.wait, 30)
+        with pytest.raises(EngineDeadlineError) as info:
+            await waiter.acomplete(MSG)
+        first.cancel()
+    assert info.value.attempts == 0  # it never got a slot, so it never sent a request
+    assert len(fault_server.requests) == 1
