@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tg_bridge  # noqa: E402
-from tg_bridge.store import RunStore  # noqa: E402
+import tg_bridge
+from tg_bridge.store import RunStore
 
 
 def locked_store_calls(n: int, **kw) -> tuple[float, object]:

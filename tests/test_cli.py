@@ -251,7 +251,7 @@ def test_malformed_feedback_files_exit_2_naming_file_and_line(tmp_path, trace_fi
     feedback.write_bytes(b"\n" + data.encode("latin-1"))
     code, out, err = run(["optimize", "--traces", str(trace_file), "--feedback", str(feedback),
                           "--engine", "openai:m", "--out", str(tmp_path / "p.json")], capsys)
-    assert code == 2, err
+    assert code == 2 and out == "", err
     assert f"{feedback}:2" in err and fragment in err and "internal error" not in err
 
 
@@ -280,11 +280,10 @@ def test_connection_error_names_the_url(tmp_path, trace_file, capsys, monkeypatc
 
 
 def _stored_run(tmp_path, monkeypatch):
-    from tg_bridge.testing import FakeApp, FakeEngine
+    import tg_bridge.adapters
+    from tg_bridge.testing import FakeApp, FakeAppAdapter, FakeEngine
 
-    monkeypatch.setattr(tg_bridge.adapters, "load_adapters",
-                        lambda: [__import__("tg_bridge.testing", fromlist=["FakeAppAdapter"])
-                                 .FakeAppAdapter()])
+    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
     app = FakeApp("Answer {q}", lambda p: "Yes " + p.rsplit(" ", 1)[-1] if "please" in p.lower()
                   else p.rsplit(" ", 1)[-1])
 
@@ -302,8 +301,6 @@ def _stored_run(tmp_path, monkeypatch):
 
 
 def test_unknown_run_id_exits_2(tmp_path, monkeypatch, capsys):
-    import tg_bridge.adapters
-
     store, _ = _stored_run(tmp_path, monkeypatch)
     for argv in (["show", "nope", "--store", store],
                  ["export", "nope", "--out", str(tmp_path / "p.json"), "--store", store]):
@@ -312,7 +309,6 @@ def test_unknown_run_id_exits_2(tmp_path, monkeypatch, capsys):
 
 
 def test_export_writes_the_runs_patch(tmp_path, monkeypatch, capsys):
-    import tg_bridge.adapters
     from tg_bridge.patching.patch import Patch
 
     store, result = _stored_run(tmp_path, monkeypatch)

@@ -105,16 +105,15 @@ async def test_the_deadline_counts_every_retry_and_wait(fault_server):
 async def test_deadline_from_context_and_per_engine_wins(fault_server):
     fault_server.default = error(503, retry_after=1)
     fake = FakeTime()
-    with context(deadline=1.5):
-        with pytest.raises(EngineDeadlineError):
-            await make(fault_server, fake, max_retries=100).acomplete(MSG)
+    with context(deadline=1.5), pytest.raises(EngineDeadlineError):
+        await make(fault_server, fake, max_retries=100).acomplete(MSG)
     assert len(fault_server.requests) == 2  # t=0 and t~1
     fault_server.reset()
     fault_server.default = error(503, retry_after=1)
     fake = FakeTime()
-    with context(deadline=1.5):  # the engine's own deadline wins over the context
-        with pytest.raises(EngineDeadlineError):
-            await make(fault_server, fake, deadline=3.5, max_retries=100).acomplete(MSG)
+    # the engine's own deadline wins over the context
+    with context(deadline=1.5), pytest.raises(EngineDeadlineError):
+        await make(fault_server, fake, deadline=3.5, max_retries=100).acomplete(MSG)
     assert len(fault_server.requests) == 4
 
 
@@ -133,9 +132,8 @@ async def test_exhausted_retries_keep_the_servers_error(fault_server):
 def test_bad_deadline_values_are_configuration_errors(bad):
     with pytest.raises(ConfigurationError):
         OpenAIEngine("m", base_url="http://127.0.0.1:9/v1", deadline=bad)
-    with pytest.raises(ConfigurationError):
-        with context(max_retry_after=bad):
-            pass
+    with pytest.raises(ConfigurationError), context(max_retry_after=bad):
+        pass
 
 
 async def test_connection_error_names_the_url():
@@ -154,10 +152,9 @@ async def test_connection_error_names_the_url():
 
 async def test_waiting_for_a_concurrency_slot_counts_against_the_deadline(fault_server):
     import asyncio
+    import threading
 
     from tests.support.fault_server import slow
-
-    import threading
 
     arrived = threading.Event()
 

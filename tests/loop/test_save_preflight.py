@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 import tg_bridge
@@ -89,16 +87,16 @@ def test_patch_save_load_and_apply_by_run_id(tmp_path):
      "not UTF-8"),
     ("deep.json", b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
     ("not_result.json", b'{"schema": "other"}', "not a tg_bridge.result file"),
-    ("nan.json", b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
-                 b' "baseline_score": NaN}', "baseline_score must be a finite number"),
-    ("inf.json", b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
-                 b' "best_score": 1e400}', "best_score must be a finite number"),
+    ("nan.json", (b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
+                  b' "baseline_score": NaN}'), "baseline_score must be a finite number"),
+    ("inf.json", (b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
+                  b' "best_score": 1e400}'), "best_score must be a finite number"),
     ("types.json", b'{"schema": "tg_bridge.result", "version": 1, "run_id": 5}',
      "run_id must be a string"),
-    ("step.json", b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
-                  b' "history": [{"step": "1"}]}', "history[0].step must be an integer"),
-    ("patch.json", b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
-                   b' "best_patch": {"schema": "nope"}}', "best_patch"),
+    ("step.json", (b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
+                   b' "history": [{"step": "1"}]}'), "history[0].step must be an integer"),
+    ("patch.json", (b'{"schema": "tg_bridge.result", "version": 1, "run_id": "r",'
+                    b' "best_patch": {"schema": "nope"}}'), "best_patch"),
 ])
 def test_malformed_result_files_are_usage_errors_naming_the_file(tmp_path, name, data, fragment):
     path = tmp_path / name

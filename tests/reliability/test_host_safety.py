@@ -9,8 +9,8 @@ exactly what it returns without tg_bridge, and the failures must be counted on t
 from __future__ import annotations
 
 import gc
-import threading
 import inspect
+import threading
 import tracemalloc
 import types
 from typing import Any
@@ -139,7 +139,8 @@ def _li_engine():
 async def test_llamaindex_handler_failures_never_reach_the_query_engine(monkeypatch, failure):
     engine = _li_engine()
     expected = str(engine.query("what colour?"))
-    from tg_bridge_llamaindex import handlers, recorder as recorder_mod
+    from tg_bridge_llamaindex import handlers
+    from tg_bridge_llamaindex import recorder as recorder_mod
 
     with capture("li") as run:
         rec = handlers.installed()

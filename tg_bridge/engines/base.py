@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -333,7 +334,7 @@ def _retry_after_of(error: EngineError) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
-    return value if value >= 0 and value == value else None  # NaN is not a wish
+    return value if math.isfinite(value) and value >= 0 else None  # NaN/inf are not wishes
 
 
 def _backoff(attempt: int, error: EngineError, cap: float = 30.0) -> float:

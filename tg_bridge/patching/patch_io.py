@@ -11,6 +11,7 @@ raises :class:`PatchValidationError` (reason ``schema``), never a bare JSON/Key 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -122,7 +123,7 @@ def write_text_file(path: str | os.PathLike[str], text: str) -> str:
                 fh.write(text if text.endswith("\n") else text + "\n")
             os.replace(tmp, target)
         except BaseException:
-            with _suppress_os_error():
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
     except OSError as exc:
@@ -145,11 +146,3 @@ def read_patch_file(path: str | os.PathLike[str]) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise schema_error(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-class _suppress_os_error:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        return exc_type is not None and issubclass(exc_type, OSError)
