@@ -408,3 +408,14 @@ def test_a_dropped_call_has_no_run_id(tmp_path):
     assert f.recorder.dropped == 1
     kept = f.last_run_id()  # still the first call's id: the dropped one was never named
     assert kept == RunStore(tmp_path / "r.db").captures(f.recorder.source)[0].id  # ...and not named
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), -float("inf"), 10**400, True, "1"])
+def test_feedback_rejects_non_finite_or_non_numeric_scores(tmp_path, score):
+    @tg_bridge.optimizable(store=str(tmp_path / "r.db"))
+    def f(x):
+        return x
+
+    f(1)
+    with pytest.raises(UsageError, match="finite number"):
+        f.feedback(f.last_run_id(), score=score)

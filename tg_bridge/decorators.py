@@ -36,6 +36,7 @@ from ._internal import is_internal
 from .exceptions import UsageError
 from .patching.binding import Binding
 from .store._schema import dumps as store_json
+from .traces.checks import finite_number
 
 __all__ = ["Recorder", "last_run_id", "optimizable"]
 
@@ -204,8 +205,8 @@ class Recorder:
             raise UsageError("feedback needs the run id of a recorded call")
         if score is None and not text:
             raise UsageError("feedback needs a score, a text, or both")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-            raise UsageError(f"score must be a number, got {score!r}")
+        if score is not None and finite_number(score) is None:
+            raise UsageError(f"score must be a finite number, got {score!r}")
         self.flush(_FEEDBACK_FLUSH_SECONDS)  # the call may still be in the write queue
         self.store.add_feedback(run_id, score=None if score is None else float(score), text=text)
 

@@ -310,6 +310,38 @@ def test_malformed_numbers_nesting_and_types_raise_trace_format_error(tmp_path, 
         assert where in str(result), (name, str(result))
 
 
+_JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+                 | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30))
+_JSON_VALUES = st.recursive(_JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                            max_leaves=8)
+
+
+@CI
+@given(start=_JSON_VALUES, end=_JSON_VALUES)
+def test_any_timestamp_value_reads_in_range_or_raises_trace_format_error(tmp_path_factory, start,
+                                                                          end):
+    path = tmp_path_factory.mktemp("ts") / "t.jsonl"
+    path.write_bytes(_one_span_line(startTimeUnixNano=start, endTimeUnixNano=end)
+                     if not _has_non_finite(start, end)
+                     else _one_span_line().replace(b'"name"', b'"startTimeUnixNano": '
+                                                   + json.dumps(start).encode() + b', "name"'))
+    try:
+        (span,) = read_spans(path)
+    except TraceFormatError as exc:
+        _assert_located(exc, path)
+        return
+    assert 0 <= span.start_ns < 2**64 and 0 <= span.end_ns < 2**64
+
+
+def _has_non_finite(*values: Any) -> bool:
+    try:
+        json.dumps(values, allow_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
 def test_finite_numbers_and_iso_dates_still_read(tmp_path):
     path = tmp_path / "ok.jsonl"
     path.write_bytes(_one_span_line(startTimeUnixNano="1700000000000000000", endTimeUnixNano=1.7e18)
