@@ -57,6 +57,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
     result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
                              constraints=args.constraint)
+    if not result.patch.changes:  # an empty patch must not look like success
+        sys.stderr.write(f"tg-bridge optimize: nothing to change: {_why_unchanged(result)}\n")
+        return 1
     result.patch.save(args.out)  # atomic: never a half-written patch
     rejected = result.patch.metadata.get("rejected") or []
     summary = {
@@ -79,18 +82,17 @@ def run_optimize(args: argparse.Namespace) -> int:
         sys.stdout.write(f"  {change.target}\n")
     for item in summary["rejected"]:
         sys.stdout.write(f"  rejected: {item}\n")
-    if not result.patch.changes:
-        sys.stdout.write(f"nothing changed: {_why_no_change(result, rejected)}\n")
     return 0
 
 
-def _why_no_change(result: Any, rejected: list[Any]) -> str:
-    """One clause saying why the patch is empty."""
-    if not result.used:
-        return "no trace in the file had usable feedback"
+def _why_unchanged(result: Any) -> str:
+    """One line saying why a run with feedback proposed no change."""
+    reached = sum(1 for texts in result.gradients.values() if texts)
+    rejected = result.patch.metadata.get("rejected") or []
+    if not reached:
+        return (f"the feedback on {result.used} trace(s) reached none of the {len(result.gradients)} "
+                "prompt(s) found (no output with feedback is connected to an LLM call that used "
+                "them; `tg-bridge graph` shows the skipped spans)")
     if rejected:
-        reasons = sorted({str(r.get("reason", "")).split(":")[0] for r in rejected
-                          if isinstance(r, dict)} - {""})
-        return (f"every proposal was rejected ({len(rejected)}"
-                f"{': ' + ', '.join(reasons[:3]) if reasons else ''})")
-    return "the optimizer proposed no change to any prompt"
+        return f"all {len(rejected)} proposed change(s) were rejected by the checks"
+    return f"the optimizer kept the {reached} prompt(s) that got feedback unchanged"
