@@ -203,12 +203,12 @@ def test_console_script_runs_in_a_subprocess(trace_file):
 # -- papercuts and malformed input (issue 17 item 5, issue 11 item 12) ------------------------
 
 def test_debug_is_accepted_after_the_subcommand(monkeypatch, trace_file, capsys):
-    import tg_bridge.traces
+    import tg_bridge.reconstruction
 
     def bug(path):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(tg_bridge.traces, "load_traces", bug)
+    monkeypatch.setattr(tg_bridge.reconstruction, "load_traces", bug)
     code, _, err = run(["graph", str(trace_file), "--debug"], capsys)
     assert code == 1 and "Traceback" in err
     code, _, err = run(["graph", "--debug", str(trace_file)], capsys)
