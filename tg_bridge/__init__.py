@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "DisconnectedParameterWarning": ".exceptions",
     "DroppedDataWarning": ".exceptions",
     "Engine": ".engines.base",
+    "EngineDeadlineError": ".exceptions",
     "EngineError": ".exceptions",
     "EngineTimeoutError": ".exceptions",
     "Example": ".loop",

@@ -60,13 +60,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     if not result.patch.changes:  # an empty patch must not look like success
         sys.stderr.write(f"tg-bridge optimize: nothing to change: {_why_unchanged(result)}\n")
         return 1
-    text = result.patch.to_json()
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, args.out)  # never leave a half-written patch behind
+    result.patch.save(args.out)  # atomic: never a half-written patch
     rejected = result.patch.metadata.get("rejected") or []
     summary = {
         "out": args.out,

@@ -23,6 +23,8 @@ from ..store import RunStore
 from ..store.records import StepRecord
 from .batching import as_examples, fingerprint, plan_steps
 from .evaluation import Scorer, evaluate, resolve_runner
+from .outcome import announce
+from .preflight import check_optimizable
 from .result import OptimizationResult, StepResult
 from .resume import check_compatible, restore_values
 from .step import (
@@ -120,6 +122,7 @@ async def aoptimize(
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()
+    check_optimizable(runner)  # before any engine call or store write
     run_store = store if isinstance(store, RunStore) else RunStore(store)
     config = {
         "trainset": fingerprint(train), "valset": fingerprint(val) if val else None,
@@ -198,11 +201,11 @@ async def aoptimize(
                                metadata={"run_id": run_id, "score": best, "in_place": in_place})
     if in_place:
         _adopt(best_patch, runner)
-    return OptimizationResult(
+    return announce(OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
         store_path=run_store.path, in_place=in_place, unbound=tuple(state.unbound),
-    )
+    ), progress)
 
 
 def _adopt(patch: Any, runner: Any) -> None:
