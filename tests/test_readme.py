@@ -37,15 +37,37 @@ def _respond(messages, fmt):
     return "Lumen was founded in Tampere."
 
 
+def _respond_better_after_update(messages, fmt):
+    """Like _respond, but the app only answers well under the updated system prompt, so the
+    quickstart's candidate is a strict improvement (0 -> 1) and is kept."""
+    if fmt is None and "one short sentence" not in messages[0]["content"]:
+        return "I cannot say."
+    return _respond(messages, fmt)
+
+
+def _install_fake(monkeypatch, respond):
+    engine = FakeEngine(respond)
+    real = tg_bridge.engines.engine
+    fake = lambda spec=None, **kw: engine if isinstance(spec, (str, type(None))) else real(spec, **kw)  # noqa: E731
+    monkeypatch.setattr(tg_bridge.engines, "engine", fake)
+    # EngineChatModel bound the builder at import: patch its reference too, so the README's
+    # app never reaches the real embedded model in this test
+    import tg_bridge_langchain.chat_model
+
+    monkeypatch.setattr(tg_bridge_langchain.chat_model, "build_engine", fake)
+    tg_bridge.configure(engine=engine)
+    return engine
+
+
 @pytest.fixture
 def fake_local(monkeypatch):
     """Every engine spec (``"local"`` in the README) resolves to one FakeEngine."""
-    engine = FakeEngine(_respond)
-    real = tg_bridge.engines.engine
-    monkeypatch.setattr(tg_bridge.engines, "engine",
-                        lambda spec=None, **kw: engine if isinstance(spec, (str, type(None))) else real(spec, **kw))
-    tg_bridge.configure(engine=engine)
-    return engine
+    return _install_fake(monkeypatch, _respond)
+
+
+@pytest.fixture
+def fake_local_improving(monkeypatch):
+    return _install_fake(monkeypatch, _respond_better_after_update)
 
 
 def test_langchain_quickstart_and_autograd_by_hand(fake_local, capsys):
@@ -92,7 +114,7 @@ def python_blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text[start:end if end > 0 else None], re.S)
 
 
-def test_save_review_apply_in_another_process_revert(fake_local, tmp_path, monkeypatch):
+def test_save_review_apply_in_another_process_revert(fake_local_improving, tmp_path, monkeypatch):
     import subprocess
     import sys
 
