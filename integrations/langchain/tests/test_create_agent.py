@@ -208,7 +208,7 @@ def test_langgraph_loaded_after_instrument_is_hooked_at_the_first_run():
     from pathlib import Path
 
     script = (
-        "import sys, tg_bridge.capture as tgc\n"
+        "import sys, tg_bridge.capturing as tgc\n"
         "tgc.instrument()\n"
         "assert 'langgraph._internal._runnable' not in sys.modules\n"
         "import lc_apps\n"

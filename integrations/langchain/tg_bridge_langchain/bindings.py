@@ -32,7 +32,11 @@ from langchain_core.prompts import (
     MessagesPlaceholder,
     PromptTemplate,
 )
-from langchain_core.prompts.chat import BaseChatPromptTemplate, ChatMessagePromptTemplate
+from langchain_core.prompts.chat import (
+    BaseChatPromptTemplate,
+    BaseMessagePromptTemplate,
+    ChatMessagePromptTemplate,
+)
 from langchain_core.prompts.string import get_template_variables
 from tg_bridge.exceptions import BindingError
 
@@ -214,13 +218,16 @@ def _refresh(obj: Any) -> None:
     elif isinstance(obj, FewShotChatMessagePromptTemplate):
         _refresh(obj.example_prompt)
     elif isinstance(obj, ChatPromptTemplate):
+        # the same rule as ChatPromptTemplate's own validator: every message's variables,
+        # a required MessagesPlaceholder's name included (RunnableWithMessageHistory calls the
+        # prompt with a bare message list, which needs exactly one input variable), minus the
+        # partial and optional ones
         names: set[str] = set()
         for message in obj.messages:
-            _refresh(message)
-            if isinstance(message, MessagesPlaceholder):
-                continue
-            if isinstance(message, BaseChatPromptTemplate) or hasattr(message, "input_variables"):
-                names.update(getattr(message, "input_variables", ()) or ())
+            if not isinstance(message, MessagesPlaceholder):
+                _refresh(message)
+            if isinstance(message, (BaseChatPromptTemplate, BaseMessagePromptTemplate)):
+                names.update(message.input_variables or ())
         names -= set(obj.partial_variables or {})
         names -= set(obj.optional_variables or ())
         obj.input_variables = sorted(names)

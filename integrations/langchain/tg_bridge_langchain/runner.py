@@ -9,7 +9,9 @@ anything else JSON.
 schemas) but SHARES models, retrievers, vector stores and embeddings (they hold clients and
 locks that cannot be copied, and hold no prompt), and gives each tool a shallow copy (its
 description is then independent). The copy's prompts get binding keys of their own, and a
-``create_agent`` graph's copy gets its own system prompt cell (:func:`.agent_prompt.detach`).
+``create_agent`` graph's copy gets its own system prompt cell (:func:`.agent_prompt.detach`);
+function runnables whose closures hold runnables get closures of their own (see
+:func:`_detach_closures`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +34,7 @@ from tg_bridge.exceptions import UsageError
 
 from . import agent_prompt, registry
 from .attributes import message_content, to_json
-from .walk import _walk
+from .walk import _holds_prompts, _walk
 
 __all__ = ["copy_target", "output_text", "run_target"]
 
@@ -120,6 +123,7 @@ def copy_target(target: Any) -> Any:
             f"cannot copy {type(target).__name__} for optimize(in_place=False): {exc}; "
             "optimize in place (and revert the patch) instead"
         ) from exc
+    _detach_closures(target, duplicate, memo)
     for obj in _walk(duplicate):
         if agent_prompt.is_model_node(obj):
             try:
@@ -133,3 +137,64 @@ def copy_target(target: Any) -> Any:
             registry.forget(obj)
             registry.ensure_key(obj, "tool:" if isinstance(obj, BaseTool) else "")
     return duplicate
+
+
+def _detach_closures(original: Any, duplicate: Any, memo: dict[int, Any]) -> None:
+    """Give the copy's function runnables closures of their own.
+
+    ``copy.deepcopy`` keeps functions as they are, so a copied ``RunnableLambda`` (e.g. inside
+    ``RunnableWithMessageHistory``, which holds the wrapped chain only in a closure) would
+    still call the ORIGINAL chain. Each function of a copied object whose closure holds an
+    object of the original is rebuilt over cells holding deep copies (with the same ``memo``,
+    so a prompt reachable both ways is copied once and shared models stay shared). Raises
+    UsageError when a function cannot be rebuilt.
+    """
+    from_original = {id(obj) for obj in _walk(original)}
+    for _ in range(8):  # each round may uncover copies nested one closure deeper
+        changed = False
+        for obj in _walk(duplicate):
+            if id(obj) in from_original:
+                continue
+            attrs = getattr(obj, "__dict__", None)
+            if not isinstance(attrs, dict):
+                continue
+            for attr in ("func", "afunc"):
+                fn = attrs.get(attr)
+                if isinstance(fn, types.FunctionType) and _rebuild(obj, attr, fn, from_original, memo):
+                    changed = True
+        if not changed:
+            return
+
+
+def _rebuild(obj: Any, attr: str, fn: types.FunctionType, shared: set[int], memo: dict[int, Any]) -> bool:
+    cells = fn.__closure__ or ()
+    contents: list[Any] = []
+    for cell in cells:
+        try:
+            contents.append(cell.cell_contents)
+        except ValueError:
+            contents.append(_EMPTY)
+    if not any(id(v) in shared and _holds_prompts(v) for v in contents):
+        return False
+    try:
+        closure = tuple(
+            cell if value is _EMPTY or not (id(value) in shared and _holds_prompts(value))
+            else types.CellType(copy.deepcopy(value, memo))
+            for cell, value in zip(cells, contents)
+        )
+        clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, closure)
+        clone.__kwdefaults__ = fn.__kwdefaults__
+        clone.__qualname__ = fn.__qualname__
+        clone.__annotations__ = dict(fn.__annotations__)
+        clone.__dict__.update(fn.__dict__)
+        obj.__dict__[attr] = clone
+        obj.__dict__.pop("deps", None)  # RunnableLambda caches the runnables of its closure
+    except Exception as exc:
+        raise UsageError(
+            f"cannot copy the function {fn.__qualname__} for optimize(in_place=False): {exc};"
+            " optimize in place (and revert the patch) instead"
+        ) from exc
+    return True
+
+
+_EMPTY = object()

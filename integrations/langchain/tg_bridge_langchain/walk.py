@@ -6,12 +6,15 @@ Walks the runnable graph: sequences (``steps``), parallels (``steps__``), branch
 fallbacks, prompts nested in message lists, chains holding prompts in fields (legacy chains,
 user classes with ``prompt``/``llm_chain`` attributes), and compiled agent graphs (their nodes'
 runnables; the system prompt ``create_agent`` keeps in a closure of its model node is bound
-through :mod:`.agent_prompt`; tools held in closures are not visible). Iterative, cycle-safe,
+through :mod:`.agent_prompt`), configurable alternatives, and runnables, prompts and tools held
+in the closures of function runnables (``RunnableLambda``, langgraph's ``RunnableCallable``:
+``RunnableWithMessageHistory`` keeps the wrapped chain only there). Iterative, cycle-safe,
 deterministic (document order). Never raises: unknown objects are skipped.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,7 +43,12 @@ _CHILD_ATTRS = (
     "retriever", "question_generator",
     "default_prompt", "conditionals",  # ConditionalPromptSelector
     "builder", "nodes",  # langgraph compiled graphs
+    "alternatives",  # configurable_alternatives (the ``default`` is visited above)
 )
+# attributes holding plain functions whose closures may hold runnables: RunnableLambda and
+# langgraph's RunnableCallable. RunnableWithMessageHistory keeps the wrapped chain ONLY in
+# the closure of its ``_call_runnable_sync`` / ``_call_runnable_async`` lambdas.
+_FUNC_ATTRS = ("func", "afunc")
 _MAX_NODES = 10_000
 
 
@@ -66,7 +74,42 @@ def _children(obj: Any) -> list[Any]:
         else:
             out.append(value)
     # langgraph's PregelNode holds the node's runnable in ``bound``; StateNodeSpec in ``runnable``
+    out.extend(_closure_children(obj))
     return out
+
+
+def _closure_children(obj: Any) -> list[Any]:
+    """Runnables, prompts and tools held in the closure cells of ``obj``'s functions (and of
+    ``functools.partial`` wrappers around them), in cell order."""
+    out: list[Any] = []
+    attrs = getattr(obj, "__dict__", None)
+    if not isinstance(attrs, dict):
+        return out
+    for attr in _FUNC_ATTRS:
+        fn = attrs.get(attr)
+        for _ in range(4):  # unwrap a few partial layers, never loop
+            inner = getattr(fn, "func", None)
+            if not isinstance(fn, functools.partial) or inner is None:
+                break
+            out.extend(v for v in (*fn.args, *fn.keywords.values()) if _holds_prompts(v))
+            fn = inner
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell (a variable assigned later)
+                continue
+            if _holds_prompts(value):
+                out.append(value)
+    return out
+
+
+def _holds_prompts(value: Any) -> bool:
+    """Worth walking into: a runnable (chains, prompts, models), a tool, or a list of them."""
+    if isinstance(value, (Runnable, BaseTool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, (Runnable, BaseTool)) for v in value[:50])
+    return False
 
 
 def _walk(target: Any) -> list[Any]:
