@@ -28,6 +28,7 @@ from typing import Any
 from ._internal import is_internal
 from .exceptions import UsageError
 from .patching.binding import Binding
+from .run_config import with_config
 
 __all__ = ["Recorder", "last_run_id", "optimizable"]
 
@@ -214,8 +215,8 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             recorder.stop(cap, _inputs(signature, args, kwargs), result, None)
             return result
 
-        async def invoke(inputs: Mapping[str, Any]) -> Any:
-            return await fn(**inputs)
+        async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
+            return await fn(**with_config(fn, inputs, config))
 
     else:
 
@@ -232,9 +233,9 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             recorder.stop(cap, _inputs(signature, args, kwargs), result, None)
             return result
 
-        async def invoke(inputs: Mapping[str, Any]) -> Any:
+        async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
             # to_thread copies the context, so the caller's capture() sees the call
-            return await asyncio.to_thread(fn, **inputs)
+            return await asyncio.to_thread(fn, **with_config(fn, inputs, config))
 
     _attach(wrapper, recorder, invoke)
     return wrapper

@@ -56,6 +56,7 @@ async def aoptimize(
     progress: bool = True,
     seed: int = 0,
     constraints: Sequence[str] = (),
+    config: Any = None,
 ) -> OptimizationResult:
     """Optimize the prompts of ``target`` on ``trainset``; returns an OptimizationResult.
 
@@ -66,6 +67,9 @@ async def aoptimize(
     the live app, scored on ``valset`` (the batch when there is none), and kept only if the
     score does not drop; otherwise reverted. ``in_place=False`` optimizes an adapter copy
     (``result.target``). ``resume=RUN_ID`` continues a crashed run from ``store``.
+    ``config``: the host's run config for every call (a LangChain ``RunnableConfig`` such as
+    ``{"configurable": {"session_id": "s1"}}``) or ``callable(example) -> config``; an
+    example's own ``"config"`` is merged over it.
 
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
@@ -89,6 +93,7 @@ async def aoptimize(
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()
+    runner.run_config = config
     run_store = store if isinstance(store, RunStore) else RunStore(store)
     config = {
         "trainset": fingerprint(train), "valset": fingerprint(val) if val else None,

@@ -84,9 +84,12 @@ class LangChainAdapter:
                 raise UsageError(f"not a LangChain language model: {type(model).__name__}")
         return LangChainEngine(model, **kwargs)
 
-    async def ainvoke(self, target: Any, inputs: Mapping[str, Any]) -> str:
-        """Run ``target`` on one example's inputs; its output as text."""
-        return await run_target(target, inputs)
+    async def ainvoke(
+        self, target: Any, inputs: Mapping[str, Any], *, config: Mapping[str, Any] | None = None
+    ) -> str:
+        """Run ``target`` on one example's inputs (with ``config`` as its RunnableConfig);
+        its output as text."""
+        return await run_target(target, inputs, config=config)
 
     def copy(self, target: Any) -> Any:
         """An independent copy whose prompts can be written without touching ``target``."""

@@ -16,6 +16,7 @@ function runnables whose closures hold runnables get closures of their own (see
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import sys
@@ -56,15 +57,38 @@ def takes_single_value(target: Any) -> bool:
     return True
 
 
-async def run_target(target: Any, inputs: Mapping[str, Any]) -> str:
-    """``target.ainvoke`` on ``inputs``; the output as text. Raises what the target raises."""
+async def run_target(
+    target: Any, inputs: Mapping[str, Any], *, config: Mapping[str, Any] | None = None
+) -> str:
+    """``target.ainvoke`` on ``inputs`` with ``config`` (a RunnableConfig, e.g. the session id
+    a message-history wrapper needs); the output as text. Raises what the target raises."""
     if not isinstance(inputs, Mapping):
         raise UsageError(f"inputs must be a mapping, got {type(inputs).__name__}")
+    if config is not None and not isinstance(config, Mapping):
+        raise UsageError(f"config must be a mapping (a RunnableConfig), got {type(config).__name__}")
     payload: Any = dict(inputs)
     if len(inputs) == 1 and takes_single_value(target):
         payload = next(iter(inputs.values()))
-    result = await target.ainvoke(payload)
+    run_config = dict(config) if config is not None else None
+    if _async_only(target):
+        result = await target.ainvoke(payload, run_config)
+    else:
+        # the sync path in a worker thread (the context, hence the capture, is copied): model
+        # classes cache async HTTP clients bound to the FIRST event loop they ran on
+        # (langchain-openai's default httpx client), and each blocking tg_bridge call runs
+        # its own loop, so a second optimize()/refine() through ainvoke would fail with
+        # "Event loop is closed"
+        result = await asyncio.to_thread(target.invoke, payload, run_config)
     return output_text(result)
+
+
+def _async_only(target: Any) -> bool:
+    """True when some function runnable of ``target`` has only an async implementation."""
+    for obj in _walk(target):
+        attrs = getattr(obj, "__dict__", None)
+        if isinstance(attrs, dict) and "afunc" in attrs and attrs.get("func") is None:
+            return True
+    return False
 
 
 def output_text(value: Any) -> str:
