@@ -57,6 +57,7 @@ async def aoptimize(
     seed: int = 0,
     constraints: Sequence[str] = (),
     config: Any = None,
+    tool_descriptions: bool = False,
 ) -> OptimizationResult:
     """Optimize the prompts of ``target`` on ``trainset``; returns an OptimizationResult.
 
@@ -69,7 +70,8 @@ async def aoptimize(
     (``result.target``). ``resume=RUN_ID`` continues a crashed run from ``store``.
     ``config``: the host's run config for every call (a LangChain ``RunnableConfig`` such as
     ``{"configurable": {"session_id": "s1"}}``) or ``callable(example) -> config``; an
-    example's own ``"config"`` is merged over it.
+    example's own ``"config"`` is merged over it. ``tool_descriptions=True``: the descriptions
+    of the agent's tools are parameters too (default off).
 
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
@@ -94,6 +96,7 @@ async def aoptimize(
     if not in_place:
         runner = runner.copy()
     runner.run_config = config
+    runner.tool_descriptions = bool(tool_descriptions)
     run_store = store if isinstance(store, RunStore) else RunStore(store)
     config = {
         "trainset": fingerprint(train), "valset": fingerprint(val) if val else None,

@@ -8,6 +8,7 @@ feedback text, with the user's metric or an LLM judge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -54,6 +55,9 @@ class Runner:
         self.name = name or type(target).__name__
         self.seen: dict[str, Binding] = seen if seen is not None else {}
         self._run_config: Mapping[str, Any] | Callable[[Example], Any] | None = None
+        #: ``optimize(tool_descriptions=True)``: the target's tool descriptions are parameters
+        #: too (the ``tool_descriptions`` setting, in force while listing bindings and running)
+        self.tool_descriptions = False
 
     async def ainvoke(self, inputs: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Any:
         """Run the target once; ``config`` (when given) goes to the host as its run config."""
@@ -94,11 +98,21 @@ class Runner:
         """Known live bindings: the adapter's view of the target, then those seen in runs."""
         found: dict[str, Binding] = {}
         if self.adapter is not None:
-            for b in self.adapter.bindings(self.target):
+            with self.settings():
+                listed = self.adapter.bindings(self.target)
+            for b in listed:
                 found.setdefault(b.key, b)
         for key, b in self.seen.items():
             found.setdefault(key, b)
         return list(found.values())
+
+    def settings(self) -> contextlib.AbstractContextManager[Any]:
+        """The settings this runner's target runs under (a :func:`tg_bridge.config.context`)."""
+        if not self.tool_descriptions:
+            return contextlib.nullcontext()
+        from ..config import context
+
+        return context(tool_descriptions=True)
 
     def note(self, bindings: Mapping[str, Binding]) -> None:
         for key, b in bindings.items():
@@ -167,13 +181,14 @@ async def run_examples(
     async def one(i: int) -> Trial:
         example = examples[i]
         config = runner.config_for(example)  # a bad config is the caller's error: raise
-        async with capture(f"{label}[{i}]") as run:
-            try:
-                output = await runner.ainvoke(example.inputs, config)
-                error = None
-            except Exception as exc:  # the app failed on this example; keep going
-                log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
-                output, error = None, exc
+        with runner.settings():  # each gather task has its own context: this run only
+            async with capture(f"{label}[{i}]") as run:
+                try:
+                    output = await runner.ainvoke(example.inputs, config)
+                    error = None
+                except Exception as exc:  # the app failed on this example; keep going
+                    log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
+                    output, error = None, exc
         runner.note(run.bindings)
         return Trial(i, example, run, output, error)
 

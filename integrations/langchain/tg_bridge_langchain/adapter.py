@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from tg_bridge.config import get_settings
 from tg_bridge.exceptions import UsageError
 
 from . import hooks
@@ -70,8 +71,12 @@ class LangChainAdapter:
         return isinstance(obj, (Runnable, BaseLanguageModel, BaseTool))
 
     def bindings(self, target: Any, *, tool_descriptions: bool | None = None) -> list[Any]:
-        """Every live binding reachable from ``target``, in document order."""
-        with_tools = self.tool_descriptions if tool_descriptions is None else tool_descriptions
+        """Every live binding reachable from ``target``, in document order. Tool descriptions
+        are included when ``tool_descriptions`` is true, else when this adapter's flag or the
+        ``tool_descriptions`` setting (:func:`tg_bridge.context`) is on."""
+        with_tools = tool_descriptions
+        if with_tools is None:
+            with_tools = self.tool_descriptions or get_settings().tool_descriptions
         return find_bindings(target, tool_descriptions=with_tools)
 
     def engine(self, model: Any, **kwargs: Any) -> LangChainEngine:
