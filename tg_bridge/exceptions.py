@@ -24,7 +24,8 @@ raises: it logs on the ``tg_bridge`` logger and counts the failure on the Run.
 
     TgBridgeWarning (UserWarning)
     ├── DisconnectedParameterWarning   a trainable parameter cannot reach the loss
-    └── DroppedDataWarning             capture dropped spans/attributes to stay bounded
+    ├── DroppedDataWarning             capture dropped spans/attributes to stay bounded
+    └── UnwritablePromptWarning        a prompt of the app cannot be written (named)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "StoreError",
     "TgBridgeError",
     "TgBridgeWarning",
+    "UnwritablePromptWarning",
     "TraceFormatError",
     "UsageError",
 ]
@@ -183,3 +185,8 @@ class DisconnectedParameterWarning(TgBridgeWarning):
 
 class DroppedDataWarning(TgBridgeWarning):
     """Capture dropped spans or attributes to keep memory bounded."""
+
+
+class UnwritablePromptWarning(TgBridgeWarning):
+    """A prompt of the app cannot be bound for writing (e.g. an agent prompt given as a
+    function); it is named, and optimization leaves it as it is."""

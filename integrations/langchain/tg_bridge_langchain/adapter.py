@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,13 +12,13 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from tg_bridge.config import get_settings
-from tg_bridge.exceptions import UsageError
+from tg_bridge.exceptions import UnwritablePromptWarning, UsageError
 
 from . import hooks
 from .engine import LangChainEngine
 from .handler import SpanHandler
 from .runner import copy_target, run_target
-from .walk import find_bindings
+from .walk import find_bindings, find_unwritable
 
 __all__ = ["LangChainAdapter"]
 
@@ -77,7 +78,18 @@ class LangChainAdapter:
         with_tools = tool_descriptions
         if with_tools is None:
             with_tools = self.tool_descriptions or get_settings().tool_descriptions
-        return find_bindings(target, tool_descriptions=with_tools)
+        found = find_bindings(target, tool_descriptions=with_tools)
+        for name in self.unwritable(target):
+            message = (f"the prompt {name} of {type(target).__name__} is a function: tg_bridge"
+                       " cannot write it and leaves it as it is (pass a str or SystemMessage)")
+            log.warning(message)
+            warnings.warn(message, UnwritablePromptWarning, stacklevel=2)
+        return found
+
+    def unwritable(self, target: Any) -> list[str]:
+        """Names of the prompts of ``target`` that cannot be written (e.g. a callable
+        ``prompt=`` of ``create_react_agent``). Never raises."""
+        return find_unwritable(target)
 
     def engine(self, model: Any, **kwargs: Any) -> LangChainEngine:
         """A tg_bridge Engine calling ``model`` (a chat model or LLM)."""

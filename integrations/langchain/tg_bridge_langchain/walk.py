@@ -27,7 +27,7 @@ from . import agent_prompt, registry
 from .bindings import prompt_bindings
 from .tools import bound_tool_bindings, tool_binding
 
-__all__ = ["find_bindings", "find_prompts"]
+__all__ = ["find_bindings", "find_prompts", "find_unwritable"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ _CHILD_ATTRS = (
     "mapper",  # RunnableAssign
     "prompt", "llm", "llm_chain", "chain", "combine_documents_chain", "agent", "tools",
     "retriever", "question_generator",
+    "_tools_by_name",  # langgraph's ToolNode
     "default_prompt", "conditionals",  # ConditionalPromptSelector
     "builder", "nodes",  # langgraph compiled graphs
     "alternatives",  # configurable_alternatives (the ``default`` is visited above)
@@ -141,8 +142,13 @@ def find_prompts(target: Any) -> list[Any]:
 
 def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
     """Every binding reachable from ``target``: prompt texts, plus tool descriptions when
-    ``tool_descriptions`` (BaseTool objects and tool schemas bound to models)."""
+    ``tool_descriptions``. A tool's description is ONE binding: its ``BaseTool`` (which
+    ``create_agent`` binds on every call and tool spans report) linked to the schema dicts a
+    model already holds for a tool of that name (``bind_tools`` in ``create_react_agent``),
+    so a write reaches both; schemas of tools with no BaseTool in reach get their own."""
     found: list[Any] = []
+    tools: list[Any] = []
+    schemas: list[tuple[str, list[Any]]] = []
     for obj in _walk(target):
         if isinstance(obj, BasePromptTemplate):
             found.extend(prompt_bindings(obj))
@@ -154,10 +160,31 @@ def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
             binding = tool_binding(obj)
             if binding is not None:
                 found.append(binding)
+                tools.append(binding)
         elif tool_descriptions and isinstance(obj, Runnable):
             kwargs = getattr(obj, "__dict__", {}).get("kwargs")
             if isinstance(kwargs, Mapping) and isinstance(kwargs.get("tools"), list):
                 key = registry.ensure_key(obj, "bound:")
                 if key is not None:
-                    found.extend(bound_tool_bindings(key, kwargs["tools"]))
+                    schemas.append((key, kwargs["tools"]))
+    by_name = {b.tool.name: b for b in tools}
+    for key, listed in schemas:
+        for schema_binding in bound_tool_bindings(key, listed):
+            owner = by_name.get(schema_binding.name)
+            if owner is not None:
+                owner.link(schema_binding.schema)
+            else:
+                found.append(schema_binding)
     return found
+
+
+def find_unwritable(target: Any) -> list[str]:
+    """Names of the prompts reachable from ``target`` that cannot be written (an agent
+    prompt given as a function), in document order. Never raises."""
+    names: list[str] = []
+    for obj in _walk(target):
+        if agent_prompt.is_model_node(obj):
+            name = agent_prompt.unwritable_prompt(obj)
+            if name is not None and name not in names:
+                names.append(name)
+    return names
