@@ -33,6 +33,7 @@ from .patch_io import (  # the schema constants are re-exported: they were defin
 )
 from .patch_render import diff_html, unified_diff
 from .validate import check_placeholders
+from .write_group import hold
 
 __all__ = ["Change", "Patch"]
 
@@ -156,15 +157,16 @@ class Patch:
             check_placeholders(change.old, change.new, _format_of(target, change), target=change.target)
             plan.append((target, live, change))
         written: list[tuple[Any, str, str]] = []
-        for target, before, change in plan:
-            try:
-                _write(target, change.new, change.target)
-            except Exception as exc:
-                _rollback(written)
-                if isinstance(exc, BindingError):
-                    raise
-                raise BindingError(f"cannot write prompt {change.target!r}: {exc}") from exc
-            written.append((target, before, change.new))
+        with hold(t for t, _, _ in plan):  # concurrent host calls see the patch whole
+            for target, before, change in plan:
+                try:
+                    _write(target, change.new, change.target)
+                except Exception as exc:
+                    _rollback(written)
+                    if isinstance(exc, BindingError):
+                        raise
+                    raise BindingError(f"cannot write prompt {change.target!r}: {exc}") from exc
+                written.append((target, before, change.new))
         self._written = written
         self.applied = True
         log.info("applied patch with %d change(s)", len(written))
@@ -186,13 +188,14 @@ class Patch:
                 )
         restores = [(t, after, before) for t, before, after in reversed(self._written)]
         done: list[tuple[Any, str, str]] = []
-        for target, after, before in restores:
-            try:
-                _write(target, before, _key_of(target))
-            except Exception as exc:
-                _rollback(done)
-                raise BindingError(f"cannot restore prompt {_key_of(target)!r}: {exc}") from exc
-            done.append((target, after, before))
+        with hold(t for t, _, _ in restores):
+            for target, after, before in restores:
+                try:
+                    _write(target, before, _key_of(target))
+                except Exception as exc:
+                    _rollback(done)
+                    raise BindingError(f"cannot restore prompt {_key_of(target)!r}: {exc}") from exc
+                done.append((target, after, before))
         self._written = []
         self.applied = False
         return self

@@ -12,12 +12,14 @@ A prompt with key ``K`` (see :mod:`.registry`) yields:
 ``write()`` edits the live object in place (identity is kept, so every chain holding the
 prompt sees the change), recomputes ``input_variables`` on the way up, and drops the cached
 ``_serialized`` dict so tracers see the new text. It validates nothing about placeholders:
-that is the patch validator's job. Not thread-safe against a concurrent invoke of the same
-prompt (a run may see the old or the new text, never a mix of fields within one message).
+that is the patch validator's job. Writes take the prompt's lock (``write_lock``), which
+LangChain's formatting of the prompt takes too (:mod:`.format_lock`): a host call sees the
+old or the new text, and a whole patch held under the lock is seen whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -41,6 +43,7 @@ from langchain_core.prompts.string import get_template_variables
 from tg_bridge.exceptions import BindingError
 
 from . import registry
+from .format_lock import lock_for
 
 __all__ = ["PromptBinding", "prompt_bindings", "template_records"]
 
@@ -79,14 +82,22 @@ class PromptBinding:
         except Exception as exc:
             raise BindingError(f"cannot read {self.key}: {exc}") from exc
 
+    @property
+    def write_lock(self) -> Any:
+        """The prompt's lock, also taken by LangChain's formatting of it (see
+        :mod:`.format_lock`): a patch holding it is seen whole by concurrent host calls."""
+        return lock_for(self.root)
+
     def write(self, value: str) -> None:
         if not isinstance(value, str):
             raise BindingError(f"{self.key}: a prompt text must be a str, got {type(value)!r}")
-        try:
-            self._set(value)
-        except Exception as exc:
-            raise BindingError(f"cannot write {self.key}: {exc}") from exc
-        refresh(self.root)
+        lock = lock_for(self.root)
+        with lock if lock is not None else contextlib.nullcontext():
+            try:
+                self._set(value)
+            except Exception as exc:
+                raise BindingError(f"cannot write {self.key}: {exc}") from exc
+            refresh(self.root)
 
     def record(self) -> dict[str, Any]:
         """The ``tg_bridge.templates`` record of this text (current live value)."""
