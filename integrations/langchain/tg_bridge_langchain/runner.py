@@ -86,7 +86,7 @@ def _async_only(target: Any) -> bool:
     """True when some function runnable of ``target`` has only an async implementation."""
     for obj in _walk(target):
         attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict) and "afunc" in attrs and attrs.get("func") is None:
+        if isinstance(attrs, dict) and attrs.get("afunc") is not None and attrs.get("func") is None:
             return True
     return False
 
