@@ -27,7 +27,7 @@ from . import agent_prompt, registry
 from .bindings import prompt_bindings
 from .tools import bound_tool_bindings, tool_binding
 
-__all__ = ["find_bindings", "find_prompts", "find_unwritable"]
+__all__ = ["find_bindings", "find_prompts", "find_unwritable", "walk_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,13 @@ _FUNC_ATTRS = ("func", "afunc")
 _MAX_NODES = 10_000
 
 
-def _children(obj: Any) -> list[Any]:
-    out: list[Any] = []
+def _children(obj: Any) -> list[tuple[str, Any]]:
+    """``obj``'s children with their labels (attribute, index, key or closure cell name)."""
+    out: list[tuple[str, Any]] = []
     if isinstance(obj, Mapping):
-        return list(obj.values())
+        return [(f"[{k}]", v) for k, v in obj.items()]
     if isinstance(obj, (list, tuple)):
-        return list(obj)
+        return [(f"[{i}]", v) for i, v in enumerate(obj)]
     for attr in _CHILD_ATTRS:
         try:
             value = obj.__dict__.get(attr) if hasattr(obj, "__dict__") else None
@@ -67,22 +68,25 @@ def _children(obj: Any) -> list[Any]:
         if value is None:
             continue
         if isinstance(value, (list, tuple)):
-            for item in value:
+            for i, item in enumerate(value):
                 # RunnableBranch keeps (condition, runnable) pairs
-                out.extend(item if isinstance(item, tuple) else (item,))
+                if isinstance(item, tuple):
+                    out.extend((f"{attr}[{i}][{j}]", part) for j, part in enumerate(item))
+                else:
+                    out.append((f"{attr}[{i}]", item))
         elif isinstance(value, Mapping):
-            out.extend(value.values())
+            out.extend((f"{attr}[{k}]", v) for k, v in value.items())
         else:
-            out.append(value)
+            out.append((attr, value))
     # langgraph's PregelNode holds the node's runnable in ``bound``; StateNodeSpec in ``runnable``
     out.extend(_closure_children(obj))
     return out
 
 
-def _closure_children(obj: Any) -> list[Any]:
+def _closure_children(obj: Any) -> list[tuple[str, Any]]:
     """Runnables, prompts and tools held in the closure cells of ``obj``'s functions (and of
-    ``functools.partial`` wrappers around them), in cell order."""
-    out: list[Any] = []
+    ``functools.partial`` wrappers around them), in cell order, labelled by variable name."""
+    out: list[tuple[str, Any]] = []
     attrs = getattr(obj, "__dict__", None)
     if not isinstance(attrs, dict):
         return out
@@ -92,15 +96,18 @@ def _closure_children(obj: Any) -> list[Any]:
             inner = getattr(fn, "func", None)
             if not isinstance(fn, functools.partial) or inner is None:
                 break
-            out.extend(v for v in (*fn.args, *fn.keywords.values()) if _holds_prompts(v))
+            out.extend((f"{attr}.args", v) for v in (*fn.args, *fn.keywords.values())
+                       if _holds_prompts(v))
             fn = inner
-        for cell in getattr(fn, "__closure__", None) or ():
+        code = getattr(fn, "__code__", None)
+        names = code.co_freevars if code is not None else ()
+        for name, cell in zip(names, getattr(fn, "__closure__", None) or ()):
             try:
                 value = cell.cell_contents
             except ValueError:  # an empty cell (a variable assigned later)
                 continue
             if _holds_prompts(value):
-                out.append(value)
+                out.append((f"{attr}.{name}", value))
     return out
 
 
@@ -115,15 +122,23 @@ def _holds_prompts(value: Any) -> bool:
 
 def _walk(target: Any) -> list[Any]:
     """Every object reachable from ``target`` (pre-order, each once)."""
+    return [obj for obj, _ in walk_paths(target)]
+
+
+def walk_paths(target: Any) -> list[tuple[Any, str]]:
+    """Every object reachable from ``target`` with the path it was first reached by
+    (pre-order, each object once). A path is made of attribute names, indexes, mapping keys
+    and closure variable names (``bound/first/messages[0]``): the same for every instance the
+    app's code builds, hence usable by a fresh process."""
     seen: set[int] = set()
-    order: list[Any] = []
-    stack = [target]
+    order: list[tuple[Any, str]] = []
+    stack: list[tuple[Any, str]] = [(target, "")]
     while stack and len(order) < _MAX_NODES:
-        obj = stack.pop()
+        obj, path = stack.pop()
         if obj is None or isinstance(obj, (str, bytes, int, float, bool)) or id(obj) in seen:
             continue
         seen.add(id(obj))
-        order.append(obj)
+        order.append((obj, path))
         if isinstance(obj, BasePromptTemplate):
             continue  # a prompt's insides are its bindings, not further runnables
         try:
@@ -131,7 +146,10 @@ def _walk(target: Any) -> list[Any]:
         except Exception:
             log.debug("cannot walk into %r", type(obj).__name__, exc_info=True)
             continue
-        stack.extend(reversed(kids))
+        stack.extend(
+            (child, f"{path}/{label}" if path and not label.startswith("[") else f"{path}{label}")
+            for label, child in reversed(kids)
+        )
     return order
 
 
@@ -149,17 +167,19 @@ def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
     found: list[Any] = []
     tools: list[Any] = []
     schemas: list[tuple[str, list[Any]]] = []
-    for obj in _walk(target):
+    for obj, path in walk_paths(target):
         if isinstance(obj, BasePromptTemplate):
-            found.extend(prompt_bindings(obj))
+            for binding in prompt_bindings(obj):
+                _locate(binding, f"{path}/{binding.name}", obj)
+                found.append(binding)
         elif agent_prompt.is_model_node(obj):
             binding = agent_prompt.agent_prompt_binding(obj)
             if binding is not None:
-                found.append(binding)
+                found.append(_locate(binding, f"{path}/system_prompt", obj))
         elif tool_descriptions and isinstance(obj, BaseTool):
             binding = tool_binding(obj)
             if binding is not None:
-                found.append(binding)
+                found.append(_locate(binding, f"{path}/description", obj))
                 tools.append(binding)
         elif tool_descriptions and isinstance(obj, Runnable):
             kwargs = getattr(obj, "__dict__", {}).get("kwargs")
@@ -176,6 +196,18 @@ def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
             else:
                 found.append(schema_binding)
     return found
+
+
+def _locate(binding: Any, path: str, owner: Any) -> Any:
+    """Record where ``binding`` sits in the app walked (``app_path``, ``owner_type``): a saved
+    patch records them and ``apply_patch`` on a fresh instance matches by them, so two
+    prompts with the same text are never confused."""
+    try:
+        binding.app_path = path.lstrip("/")
+        binding.owner_type = type(owner).__name__
+    except Exception:  # a binding type that takes no attributes: it matches by key and text
+        log.debug("cannot locate %r", binding, exc_info=True)
+    return binding
 
 
 def find_unwritable(target: Any) -> list[str]:

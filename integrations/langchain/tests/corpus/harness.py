@@ -157,6 +157,10 @@ def check_app(spec: CorpusApp, stub: OpenAIStub, store: str) -> None:
 
     # the saved patch applies to a freshly built instance, onto the same prompt
     fresh = spec.build(chat_model(stub))
+    # every prompt has a stable path, the same in a fresh instance, unique in the app
+    paths = [b.app_path for b in adapter.bindings(app)]
+    assert all(paths) and len(set(paths)) == len(paths)
+    assert [b.app_path for b in adapter.bindings(fresh)] == paths
     before = live_texts(fresh)
     applied = tg_bridge.apply_patch(fresh, Patch.from_json(saved))
     after = live_texts(fresh)
