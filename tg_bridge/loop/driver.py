@@ -158,7 +158,7 @@ async def aoptimize(
     return OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
-        store_path=run_store.path,
+        store_path=run_store.path, unwritable=runner.unwritable(),
     )
 
 

@@ -114,6 +114,12 @@ class Runner:
 
         return context(tool_descriptions=True)
 
+    def unwritable(self) -> list[str]:
+        """Names of the target's prompts its adapter cannot write (``adapter.unwritable``,
+        when the adapter has it); [] otherwise."""
+        finder = getattr(self.adapter, "unwritable", None)
+        return list(finder(self.target)) if callable(finder) else []
+
     def note(self, bindings: Mapping[str, Binding]) -> None:
         for key, b in bindings.items():
             self.seen.setdefault(key, b)

@@ -46,6 +46,9 @@ class OptimizationResult:
     usage: dict[str, dict[str, int]]
     target: Any = None
     store_path: str = ""
+    #: prompts of the target that cannot be written (named by its adapter, e.g. an agent
+    #: prompt given as a function): left as they are, never silently skipped
+    unwritable: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def accepted_steps(self) -> list[int]:

@@ -132,3 +132,17 @@ def test_tool_descriptions_are_opt_in_parameters(stub, kind):
     assert "weather tool" in _ask(agent)
     offered = stub.chat_requests[0]["tools"][0]["function"]["description"]
     assert offered == DESCRIPTION + " Say you checked with the weather tool."
+
+
+def test_optimize_result_names_the_unwritable_prompt(stub):
+    def build_messages(state):
+        return [SystemMessage("Dynamic prompt.")] + state["messages"]
+
+    agent = _react(_model(stub), build_messages)
+    train = [({"messages": [{"role": "user", "content": "weather in sf?"}]}, None)]
+    with pytest.warns(UnwritablePromptWarning):
+        result = tg_bridge.optimize(agent, train, metric=lambda ex, out: 0.0,
+                                    backward_engine=_describe_engine(), progress=False,
+                                    store=":memory:")
+    assert result.unwritable == [f"{__name__}.test_optimize_result_names_the_unwritable_prompt"
+                                 ".<locals>.build_messages"]
