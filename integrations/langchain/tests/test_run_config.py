@@ -137,3 +137,33 @@ def test_refine_passes_config(stub):
                            engine=FakeEngine(lambda m: "fine"),
                            config={"configurable": {"session_id": "r1"}})
     assert sessions == ["r1"] and out is not None
+
+
+def test_async_only_apps_still_run_through_ainvoke():
+    """The adapter runs apps through sync invoke in a worker thread (ChatOpenAI's cached
+    async client dies with each blocking call's event loop); an app with async-only parts
+    (``RunnableLambda(async fn)``) still runs, through ainvoke."""
+    from langchain_core.runnables import RunnableLambda
+
+    prompt = ChatPromptTemplate.from_messages([("system", "Be terse."), ("human", "{q}")])
+
+    async def shout(text: str) -> str:
+        return text.upper()
+
+    chain = prompt | FakeListChatModel(responses=["fine"] * 10) | StrOutputParser() | RunnableLambda(shout)
+    result = tg_bridge.optimize(chain, [({"q": "hi"}, "FINE")], metric=_metric,
+                                backward_engine=_engine("Be short."), progress=False,
+                                store=":memory:")
+    assert result.baseline_score == 1.0
+
+
+def test_two_blocking_calls_with_chat_openai(stub):
+    """Two optimize() calls in a row on a ChatOpenAI app: the second used to fail with
+    "Event loop is closed" when the adapter ran the app through ainvoke."""
+    prompt, app = _history_app(stub, [])
+    train = [{"inputs": {"messages": [("human", "Bob")]}, "expected": "Ahoy Bob",
+              "config": {"configurable": {"session_id": "x"}}}]
+    for _ in range(2):
+        result = tg_bridge.optimize(app, train, metric=_metric, backward_engine=_engine(SYSTEM),
+                                    progress=False, store=":memory:")
+        assert result.baseline_score == 0.0  # ran (Arr), not "failed on every example"

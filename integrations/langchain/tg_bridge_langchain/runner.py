@@ -83,10 +83,13 @@ async def run_target(
 
 
 def _async_only(target: Any) -> bool:
-    """True when some function runnable of ``target`` has only an async implementation."""
+    """True when some function runnable (``afunc`` without ``func``) or tool (``coroutine``
+    without ``func``) of ``target`` has only an async implementation."""
     for obj in _walk(target):
         attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict) and attrs.get("afunc") is not None and attrs.get("func") is None:
+        if not isinstance(attrs, dict) or attrs.get("func") is not None:
+            continue
+        if attrs.get("afunc") is not None or attrs.get("coroutine") is not None:
             return True
     return False
 
