@@ -39,6 +39,19 @@ class Adapter(Protocol):
       its output as text (the optimize loop calls this under capture).
     - ``copy(target)``: an independent copy whose prompts can be written without touching
       ``target`` (``optimize(in_place=False)``).
+
+    Optional (looked up with ``getattr``/signature, so older adapters keep working):
+
+    - ``ainvoke(target, inputs, *, config=None)``: the host's run config for the call
+      (``optimize(config=...)``); an adapter without the parameter cannot take one and
+      ``optimize`` says so (UsageError) instead of dropping it.
+    - ``unwritable(target) -> list[str]``: names of prompts that cannot be bound for writing
+      (reported in a warning and ``OptimizationResult.unwritable``).
+    - Bindings may expose ``write_lock`` (a lock the host's formatting path takes; see
+      :mod:`tg_bridge.patching.write_group`) and ``app_path`` / ``owner_type`` (where the
+      prompt sits in the app, stable across processes).
+    - The ``tool_descriptions`` setting (:func:`tg_bridge.context`) asks adapters to list tool
+      descriptions as parameters too.
     """
 
     name: str
