@@ -39,6 +39,7 @@ class LangChainAdapter:
         self.tool_descriptions = tool_descriptions
         self._lock = threading.Lock()
         self._handler: SpanHandler | None = None
+        self._reported: set[tuple[int, str]] = set()
 
     # -- capture ----------------------------------------------------------------------------
     def instrument(self, tracer_provider: Any = None) -> None:
@@ -80,6 +81,11 @@ class LangChainAdapter:
             with_tools = self.tool_descriptions or get_settings().tool_descriptions
         found = find_bindings(target, tool_descriptions=with_tools)
         for name in self.unwritable(target):
+            if (id(target), name) in self._reported:  # once per app object, not per listing
+                continue
+            if len(self._reported) > 1000:  # bounded: ids of dead apps can be reused
+                self._reported.clear()
+            self._reported.add((id(target), name))
             message = (f"the prompt {name} of {type(target).__name__} is a function: tg_bridge"
                        " cannot write it and leaves it as it is (pass a str or SystemMessage)")
             log.warning(message)
