@@ -3,8 +3,9 @@
 
 Threads format the prompt (through a chain, as the app does) while the main thread applies
 and reverts a two-message patch; every formatted call must carry ONE version. No timing: a
-barrier starts everyone together, the writer does a fixed number of cycles, readers stop on
-an event; a tiny switch interval makes thread switches between the two writes likely.
+barrier starts everyone together, the writer waits for new reader calls after each apply and
+revert (a condition on a counter), readers stop on an event; a tiny switch interval makes
+thread switches between the two writes likely.
 """
 
 from __future__ import annotations
@@ -52,22 +53,34 @@ def test_concurrent_calls_never_see_a_mixed_patch(fast_switching):
     patch = _two_message_patch(prompt)
     start = threading.Barrier(READERS + 1)
     stop = threading.Event()
+    progress = threading.Condition()
     seen: list[tuple[str, str]] = []
     errors: list[BaseException] = []
+
+    def record(version: tuple[str, str]) -> None:
+        with progress:
+            seen.append(version)
+            progress.notify_all()
 
     def reader() -> None:
         start.wait()
         try:
             while not stop.is_set():
-                seen.append(chain.invoke({"q": "x"}))
+                record(chain.invoke({"q": "x"}))
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
     async def async_reader() -> None:
         while not stop.is_set():
             value = await prompt.ainvoke({"q": "y"})
-            seen.append(_versions(value.to_messages()))
+            record(_versions(value.to_messages()))
             await asyncio.sleep(0)
+
+    def calls_after(count: int) -> None:
+        # the writer goes on only after the readers made more calls: they run during the
+        # writes by construction, not by timing (the timeout only guards a hung reader)
+        with progress:
+            assert progress.wait_for(lambda: len(seen) > count or errors, timeout=60)
 
     threads = [threading.Thread(target=reader) for _ in range(READERS - 1)]
     threads.append(threading.Thread(target=lambda: (start.wait(), asyncio.run(async_reader()))))
@@ -77,14 +90,16 @@ def test_concurrent_calls_never_see_a_mixed_patch(fast_switching):
     try:
         for _ in range(CYCLES):
             applied = tg_bridge.apply_patch(prompt, patch)
+            calls_after(len(seen))
             applied.revert()
+            calls_after(len(seen))
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
     assert not errors
-    assert len(seen) > CYCLES  # the readers really ran during the writes
+    assert len(seen) >= 2 * CYCLES
     mixed = [v for v in seen if v[0] != v[1]]
     assert len(mixed) == 0, f"{len(mixed)} of {len(seen)} calls saw a mixed patch"
-    assert {v[0] for v in seen} <= {"A", "B"}
+    assert {v[0] for v in seen} == {"A", "B"}
     assert prompt.messages[0].prompt.template == OLD[0]
