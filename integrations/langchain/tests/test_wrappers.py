@@ -148,3 +148,19 @@ def test_copy_of_history_wrapper_is_independent():
         app.invoke([HumanMessage("y")], config)
         assert stub.chat_requests[-1]["messages"][0]["content"] == SYSTEM
         assert prompt.messages[0].prompt.template == SYSTEM
+
+
+def test_check_formats_the_new_text_like_the_host():
+    """``binding.check(text)`` formats a copy the way LangChain will (Patch.apply calls it
+    before writing) and never touches the live prompt."""
+    from tg_bridge.exceptions import BindingError
+
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Be kind."), MessagesPlaceholder("history"), ("human", "Answer {q}.")])
+    binding = adapter.bindings(prompt)[1]
+    binding.check("Answer {q} now.")
+    for broken in ("Answer {q now.", "Answer {q} {0}."):
+        with pytest.raises(BindingError, match="does not format"):
+            binding.check(broken)
+    assert prompt.messages[2].prompt.template == "Answer {q}."
+    assert prompt.input_variables == ["history", "q"]
