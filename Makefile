@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-long install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Soaks (marker `long`): more kill points, threads and examples than `make test` can afford.
+test-long: $(STAMP)
+	$(PY) -m pytest -q -m long $(PYTEST_ARGS)
 
 # The measurements behind BENCHMARKS.md (step_cost.py creates its own TextGrad venv).
 bench: $(STAMP)

@@ -25,6 +25,23 @@ def test_the_documented_entry_points_are_exported():
     assert documented <= set(tg_bridge.__all__)
 
 
+def test_every_error_class_and_warning_is_exported():
+    import inspect
+
+    from tg_bridge import exceptions
+
+    defined = {name for name, obj in vars(exceptions).items()
+               if inspect.isclass(obj) and issubclass(obj, (exceptions.TgBridgeError,
+                                                            exceptions.TgBridgeWarning))}
+    assert defined <= set(tg_bridge.__all__), sorted(defined - set(tg_bridge.__all__))
+    for name in defined:
+        assert getattr(tg_bridge, name) is getattr(exceptions, name)
+
+
+def test_async_twins_are_exported():
+    assert {"aoptimize", "abackward", "arefine"} <= set(tg_bridge.__all__)
+
+
 def test_unknown_names_raise_attribute_error():
     try:
         tg_bridge.no_such_name  # noqa: B018
@@ -36,9 +53,11 @@ def test_unknown_names_raise_attribute_error():
 
 def test_functions_keep_their_names_after_their_modules_are_imported():
     code = (
-        "import tg_bridge, tg_bridge.refinement, tg_bridge.capture;"
+        "import tg_bridge, tg_bridge.refinement, tg_bridge.capturing, tg_bridge.reconstruction;"
+        "import tg_bridge.traces; tg_bridge.load_traces;"
         "from tg_bridge.refinement import refine;"
+        "from types import FunctionType as F;"
         "assert tg_bridge.refine is refine;"
-        "assert callable(tg_bridge.capture)"
+        "assert isinstance(tg_bridge.capture, F) and isinstance(tg_bridge.reconstruct, F)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

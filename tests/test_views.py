@@ -156,8 +156,10 @@ def test_diagrams_shorten_long_values():
 def test_html_is_escaped_and_self_contained():
     page = graph_to_html(build(HOSTILE))
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert "http" not in page  # nothing fetched by default
-    assert "<pre class='mermaid'>flowchart TD" in page
+    # nothing fetched by default: the only URL is the SVG namespace name (never loaded)
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "<svg" in page and "src=" not in page
+    assert "<pre class='mermaid'>flowchart TD" in page  # the source, kept as text
     assert "app:system" in page
     with_js = graph_to_html(build(), mermaid_js="https://example.invalid/mermaid.esm.mjs")
     assert '<script type="module">' in with_js and "example.invalid" in with_js

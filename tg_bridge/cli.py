@@ -75,7 +75,8 @@ def run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, expected a trace file")
-    from .traces import load_traces
+    from .reconstruction.skips import describe_skipped
+    from .reconstruction import load_traces
     from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
 
     graphs = load_traces(path)
@@ -99,6 +100,8 @@ def run_graph(args: argparse.Namespace) -> int:
         trace_id = graph.metadata.get("trace_id", "")
         root = graph.metadata.get("root", "")
         out.write(f"\n{comment} trace {i}/{len(graphs)} {trace_id} {root}".rstrip() + "\n")
+        if graph.metadata.get("skipped_spans"):  # spans that could not be used, by reason
+            out.write(f"{comment} {describe_skipped(graph.metadata.get('skipped_by_reason') or {})}\n")
         out.write(render(graph))
     return 0
 

@@ -57,6 +57,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
     result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
                              constraints=args.constraint)
+    if not result.patch.changes:  # an empty patch must not look like success
+        sys.stderr.write(f"tg-bridge optimize: nothing to change: {_why_unchanged(result)}\n")
+        return 1
     text = result.patch.to_json()
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
@@ -86,3 +89,16 @@ def run_optimize(args: argparse.Namespace) -> int:
     for item in summary["rejected"]:
         sys.stdout.write(f"  rejected: {item}\n")
     return 0
+
+
+def _why_unchanged(result: Any) -> str:
+    """One line saying why a run with feedback proposed no change."""
+    reached = sum(1 for texts in result.gradients.values() if texts)
+    rejected = result.patch.metadata.get("rejected") or []
+    if not reached:
+        return (f"the feedback on {result.used} trace(s) reached none of the {len(result.gradients)} "
+                "prompt(s) found (no output with feedback is connected to an LLM call that used "
+                "them; `tg-bridge graph` shows the skipped spans)")
+    if rejected:
+        return f"all {len(rejected)} proposed change(s) were rejected by the checks"
+    return f"the optimizer kept the {reached} prompt(s) that got feedback unchanged"

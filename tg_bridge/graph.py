@@ -7,7 +7,7 @@ parents before children, ties broken by first discovery from ``outputs`` in pare
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from .exceptions import GraphError, UsageError
 from .variable import Variable
@@ -162,6 +162,13 @@ class Graph:
         from .views import graph_to_dot
 
         return graph_to_dot(self)
+
+    def to_svg(self, *, engine: Literal["auto", "dot", "builtin"] = "auto") -> str:
+        """The graph drawn as one ``<svg>`` element, without network: Graphviz ``dot`` when
+        installed (``engine="auto"``), else a built-in layered layout."""
+        from .views_svg import graph_to_svg
+
+        return graph_to_svg(self, engine=engine)
 
     def __str__(self) -> str:
         from .views import graph_to_text

@@ -147,7 +147,7 @@ async def afrom_graphs(
     for graph, output, texts in items:
         target = output if output is not None else (graph.outputs[0] if graph.outputs else None)
         texts = [t for t in texts if t and t.strip()]
-        if target is None or not texts:
+        if target is None or target.requires_grad or not texts:  # a prompt kept alone is no output
             skipped += 1
             continue
         for text in texts:
@@ -191,7 +191,7 @@ def optimize_traces(
     Feedback for trace ids absent from the file is logged and ignored. Raises UsageError /
     TraceFormatError for bad files, EngineError from the engine.
     """
-    from .traces import load_traces
+    from .reconstruction import load_traces
 
     entries = list(feedback) if not isinstance(feedback, (str, os.PathLike)) else read_feedback(feedback)
     by_trace: dict[str, list[str]] = {}

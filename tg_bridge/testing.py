@@ -29,7 +29,10 @@ class FakeEngine(BaseEngine):
 
     An answer may be a str, a dict/list (sent as JSON text), a Completion, or an Exception
     instance (raised). ``calls`` records every request as ``(messages, response_format,
-    params)``. ``delay`` adds latency per call. Token usage is counted as whitespace-separated
+    params)``. ``delay`` adds latency per call. ``in_flight`` / ``max_in_flight`` count calls
+    running at once (to test concurrency without a clock); ``hold_until(n)`` makes every call
+    wait until ``n`` calls are in flight at the same time (or until ``hold_timeout``), so a
+    test proves "these calls overlap" by counting, not by timing. Token usage is counted as whitespace-separated
     words so accounting tests have real numbers. Running out of scripted answers raises
     :class:`EngineError` (not retryable).
     """
@@ -61,6 +64,16 @@ class FakeEngine(BaseEngine):
         elif responses is not None:
             self._script = list(responses)
         self.calls: list[tuple[list[dict[str, str]], Any, dict[str, Any]]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._hold: int | None = None
+        self.hold_timeout = 30.0
+        self._hold_event: asyncio.Event | None = None
+
+    def hold_until(self, n: int | None) -> None:
+        """Hold each call until ``n`` calls are in flight at once (``None`` turns it off)."""
+        self._hold = n
+        self._hold_event = None
 
     @property
     def call_count(self) -> int:
@@ -77,8 +90,14 @@ class FakeEngine(BaseEngine):
         self, messages: list[dict[str, str]], response_format: Any, params: dict[str, Any]
     ) -> Completion:
         self.calls.append((messages, response_format, params))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await self._wait_for_company()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         answer = self._next(messages, response_format)
         if isinstance(answer, BaseException):
             raise answer
@@ -92,6 +111,19 @@ class FakeEngine(BaseEngine):
             completion_tokens=len(text.split()),
             model=self.model,
         )
+
+    async def _wait_for_company(self) -> None:
+        # one Event per event loop: released for good once enough calls overlapped
+        if self._hold is None:
+            return
+        if self._hold_event is None:
+            self._hold_event = asyncio.Event()
+        if self.in_flight >= self._hold:
+            self._hold_event.set()
+        try:
+            await asyncio.wait_for(self._hold_event.wait(), self.hold_timeout)
+        except asyncio.TimeoutError:
+            pass  # never enough company: the test's max_in_flight assertion reports it
 
     def _next(self, messages: Sequence[dict[str, str]], response_format: Any) -> Any:
         if self._fn is not None:

@@ -1,9 +1,11 @@
-"""Renderings of a :class:`~tg_bridge.graph.Graph`: JSON, Mermaid, Graphviz DOT, text, HTML.
+"""Renderings of a :class:`~tg_bridge.graph.Graph`: JSON, Mermaid, Graphviz DOT, text, SVG, HTML.
 
 Every function is pure and deterministic: nodes are numbered ``n1, n2, ...`` in the graph's
 topological order (parents first), edges are listed child by child in parent order. Values are
 complete in JSON and shortened (whitespace collapsed, cut with ``...``) in the diagrams and
-the text view. Everything user-supplied is escaped for the target syntax.
+the text view. Everything user-supplied is escaped for the target syntax. The SVG drawing
+(:mod:`tg_bridge.views_svg`, shown by :func:`graph_to_html`) may run Graphviz ``dot`` when it
+is installed; ``engine="builtin"`` keeps it pure Python.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .variable import Variable
+from .views_svg import SvgEngine, graph_to_svg
 
 if TYPE_CHECKING:
     from .graph import Graph
 
-__all__ = ["graph_to_dot", "graph_to_html", "graph_to_json", "graph_to_mermaid", "graph_to_text", "shorten"]
+__all__ = [
+    "graph_to_dot", "graph_to_html", "graph_to_json", "graph_to_mermaid", "graph_to_svg",
+    "graph_to_text", "shorten",
+]
 
 DIAGRAM_VALUE_CHARS = 60
 TEXT_VALUE_CHARS = 100
@@ -152,8 +158,12 @@ def _dot_escape(text: str) -> str:
     return re.sub(r"[\r\n\t]", " ", text)
 
 
-def graph_to_dot(graph: Graph) -> str:
-    """A Graphviz ``digraph`` (parents above children); parameters drawn bold."""
+def graph_to_dot(graph: Graph, *, wrap: int | None = None) -> str:
+    """A Graphviz ``digraph`` (parents above children); parameters drawn bold.
+
+    With ``wrap`` (characters per line) values are shown on up to two wrapped lines instead
+    of one line of :data:`DIAGRAM_VALUE_CHARS` (used for the SVG drawing: narrower boxes).
+    """
     ids = _ids(graph)
     lines = [
         "digraph tg_bridge {",
@@ -163,7 +173,11 @@ def graph_to_dot(graph: Graph) -> str:
     for node in graph.nodes:
         _, _, shape, fill = _SHAPES.get(node.kind, _DEFAULT_SHAPE)
         head, value = _label_parts(node)
-        label = _dot_escape(head) + "\\n" + _dot_escape(value)
+        if wrap is not None:
+            from .views_svg import wrap_text
+
+            value = "\n".join(wrap_text(str(node.value), wrap, 2))
+        label = "\\n".join(_dot_escape(part) for part in [head, *value.split("\n")])
         bold = ", penwidth=2" if _is_parameter(node) else ""
         lines.append(f'  {ids[id(node)]} [label="{label}", shape={shape}, fillcolor="{fill}"{bold}];')
     for source, target in _edges(graph, ids):
@@ -204,12 +218,13 @@ def graph_to_text(graph: Graph) -> str:
 
 
 # -- HTML ---------------------------------------------------------------------------------
-def graph_to_html(graph: Graph, *, mermaid_js: str | None = None) -> str:
-    """Self-contained HTML for notebooks: the parameter table, the Mermaid source in a
-    ``<pre class="mermaid">`` block and the text listing. Everything is HTML-escaped.
+def graph_to_html(graph: Graph, *, mermaid_js: str | None = None, engine: SvgEngine = "auto") -> str:
+    """Self-contained HTML for notebooks: the graph drawn as SVG (:func:`graph_to_svg`:
+    Graphviz when installed, else the built-in layered layout), the parameter table, and in
+    collapsed blocks the text listing and the Mermaid source. Everything is escaped.
 
     Nothing is fetched by default. Pass ``mermaid_js`` (a URL of the mermaid ESM bundle) to add
-    a script that renders the diagram where scripts may run.
+    a script that also renders the Mermaid source where scripts may run.
     """
     esc = html.escape
     ids = _ids(graph)
@@ -234,7 +249,10 @@ def graph_to_html(graph: Graph, *, mermaid_js: str | None = None) -> str:
     return (
         "<div class='tg-bridge-graph'>"
         f"<p><b>Graph</b>: {len(graph.nodes)} nodes, {len(graph.parameters())} parameters</p>"
-        f"{table}<pre class='mermaid'>{esc(graph_to_mermaid(graph))}</pre>"
+        f"<div style='overflow:auto;max-width:100%'>{graph_to_svg(graph, engine=engine)}</div>"
+        f"{table}"
         f"<details><summary>nodes</summary><pre>{esc(graph_to_text(graph))}</pre></details>"
+        f"<details><summary>Mermaid source</summary><pre class='mermaid'>"
+        f"{esc(graph_to_mermaid(graph))}</pre></details>"
         f"{script}</div>"
     )

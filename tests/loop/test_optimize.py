@@ -42,7 +42,7 @@ def test_worse_candidate_is_reverted_and_recorded(store_path):
     step = result.history[0]
     assert not step.accepted and step.score == 0.0 and step.before == 1.0
     assert [c.new for c in step.candidate.changes] == ["Answer {q}"]
-    assert "reverted" in step.reason
+    assert step.reason == "score dropped (1 -> 0)"
     assert len(result.best_patch.changes) == 0 and result.best_score == 1.0
 
 

@@ -67,7 +67,7 @@ def test_wrong_attribute_types_are_skipped(make_span):
     ]
     g = reconstruct(spans)
     assert [n.value for n in g.nodes if n.kind == "llm_output"] == ["A."]
-    assert g.metadata["skipped_spans"] == 0
+    assert g.metadata["skipped_by_reason"] == {"tool_without_result": 1}  # no result: counted, not an error
 
 
 def test_huge_values_are_fine_and_fast(make_span):
@@ -106,3 +106,18 @@ def test_deep_chain_is_iterative(make_span):
     spans.append(_llm(make_span, "leaf", "s2999", 5000))
     g = reconstruct(spans)
     assert g.metadata["spans"] == 3001 and len([n for n in g.nodes if n.kind == "llm_output"]) == 1
+
+
+def test_json_nested_too_deep_is_read_as_text_not_a_crash(make_span):
+    deep = "[" * 200_000 + "]" * 200_000  # json.loads raises RecursionError on this
+    spans = [
+        make_span("root", "r", **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: deep, sc.OUTPUT_VALUE: deep}),
+        make_span("llm", "l", "r", start=1, **{
+            sc.SPAN_KIND: "LLM", sc.INPUT_VALUE: deep, sc.OUTPUT_VALUE: deep, sc.TEMPLATES: deep,
+            "pydantic_ai.all_messages": deep, "ai.operationId": "ai.generateText", "ai.prompt.messages": deep}),
+        make_span("step", "c", "r", start=2, **{sc.SPAN_KIND: "CHAIN", sc.INPUT_VALUE: deep, sc.OUTPUT_VALUE: "x"}),
+    ]
+    g = reconstruct(spans)
+    assert g.metadata["skipped_by_reason"] == {}  # every span read; the deep values are plain text
+    (out,) = [n for n in g.nodes if n.kind == "llm_output"]
+    assert out.value == deep

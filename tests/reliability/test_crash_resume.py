@@ -67,8 +67,11 @@ def events(tmp_path_factory) -> int:
     return int(out.split()[-1])
 
 
+SOAK_SEEDS = [pytest.param(seed, marks=pytest.mark.long) for seed in range(100, 120)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize("seed", [11, 12, 13, *SOAK_SEEDS])
 def test_many_random_sigkills_lose_and_repeat_nothing(tmp_path, expected, events, seed):
     rng = random.Random(seed)
     path = str(tmp_path / "runs.db")

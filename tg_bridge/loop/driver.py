@@ -9,14 +9,15 @@ a final check and the result.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..engines.sync import run_sync
 from ..engines.usage import usage
-from ..exceptions import UsageError
-from ..patching.apply import patch_between
+from ..exceptions import PatchError, UsageError
+from ..patching.apply import patch_between, resolve_targets
 from ..progress import Progress
 from ..store import RunStore
 from ..store.records import StepRecord
@@ -24,7 +25,19 @@ from .batching import as_examples, fingerprint, plan_steps
 from .evaluation import Scorer, evaluate, resolve_runner
 from .result import OptimizationResult, StepResult
 from .resume import check_compatible, restore_values
-from .step import PHASES, LoopState, _counters, _meters, _remember_originals, _values, run_step
+from .step import (
+    ACCEPT_RULES,
+    PHASES,
+    Accept,
+    LoopState,
+    _counters,
+    _meters,
+    _remember_originals,
+    _values,
+    decide,
+    failing,
+    run_step,
+)
 
 __all__ = ["aoptimize", "optimize"]
 
@@ -56,6 +69,8 @@ async def aoptimize(
     progress: bool = True,
     seed: int = 0,
     constraints: Sequence[str] = (),
+    accept: Accept = "improve",
+    min_delta: float = 0.0,
     config: Any = None,
     tool_descriptions: bool = False,
 ) -> OptimizationResult:
@@ -65,13 +80,24 @@ async def aoptimize(
     per run sharing one parameter per prompt, computes the loss (``metric(example, output)``
     -> score or (score, feedback); else the LLM ``judge`` instruction), runs backward
     (``mode`` "edge" or "fused") and has TGD propose a Patch. The candidate is written into
-    the live app, scored on ``valset`` (the batch when there is none), and kept only if the
-    score does not drop; otherwise reverted. ``in_place=False`` optimizes an adapter copy
-    (``result.target``). ``resume=RUN_ID`` continues a crashed run from ``store``.
-    ``config``: the host's run config for every call (a LangChain ``RunnableConfig`` such as
-    ``{"configurable": {"session_id": "s1"}}``) or ``callable(example) -> config``; an
-    example's own ``"config"`` is merged over it. ``tool_descriptions=True``: the descriptions
-    of the agent's tools are parameters too (default off).
+    the live app (all targets or none), scored on ``valset`` (the batch when there is none)
+    and kept only if it passes the gate, else reverted: with ``accept="improve"`` (default)
+    its score must beat the current one by more than ``min_delta`` (0: strictly greater);
+    ``accept="no_drop"`` keeps it unless it scores below current + ``min_delta``. An example
+    that raises under the candidate but not under the current prompts rejects it, whatever
+    the mean. Each step's ``reason`` says why, in words (also on the progress output).
+    Without a valset, the kept prompts are re-checked on the whole trainset at the end and
+    the originals restored unless they pass the same gate against the baseline.
+
+    ``in_place=True`` (default): the app keeps the best prompts, ``result.best_patch`` is
+    the live patch and ``result.revert()`` restores the originals byte for byte.
+    ``in_place=False`` optimizes an adapter copy (``result.target``); the original app is
+    never written and ``result.best_patch`` is unapplied. ``resume=RUN_ID`` continues a
+    crashed run from ``store``. ``config``: the host's run config for every call (a LangChain
+    ``RunnableConfig`` such as ``{"configurable": {"session_id": "s1"}}``) or
+    ``callable(example) -> config``; an example's own ``"config"`` is merged over it.
+    ``tool_descriptions=True``: the descriptions of the agent's tools are parameters too
+    (default off).
 
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
@@ -85,6 +111,11 @@ async def aoptimize(
             raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
     if mode not in MODES:
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+    if accept not in ACCEPT_RULES:
+        raise UsageError(f"accept must be one of {ACCEPT_RULES}, got {accept!r}")
+    if (isinstance(min_delta, bool) or not isinstance(min_delta, (int, float))
+            or not math.isfinite(min_delta) or min_delta < 0):
+        raise UsageError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
     if isinstance(constraints, str):
         constraints = (constraints,)
     from ..engines import resolve_engine
@@ -103,6 +134,7 @@ async def aoptimize(
         "batch_size": batch_size, "seed": seed, "mode": mode, "epochs": epochs,
         "scoring": "metric" if metric is not None else f"judge:{judge}",
         "target": runner.name, "n_train": len(train), "n_val": len(val),
+        "accept": accept, "min_delta": float(min_delta),
     }
     done: list[StepRecord] = []
     if resume:
@@ -110,15 +142,22 @@ async def aoptimize(
         check_compatible(info.config, config, info.id)
         run_id, originals, baseline = info.id, dict(info.originals), info.baseline_score
         done = run_store.steps(run_id)
-        await restore_values(runner, originals, run_store.values_at(run_id), train, run_id)
+        # every version in order (none when the final check restored the originals)
+        versions = [] if done and done[-1].epoch == -1 else [dict(s.values) for s in done]
+        await restore_values(runner, originals, versions, train, run_id)
     else:
         run_id = run_store.create_run(name=runner.name, config=config)
         originals, baseline = {}, None
-    state = LoopState(run_id, runner, scorer, train, val, bwd, mode, tuple(constraints), originals)
+    state = LoopState(run_id, runner, scorer, train, val, bwd, mode, tuple(constraints), originals,
+                      accept=accept, min_delta=float(min_delta))
+    baseline_failing: frozenset[int] | None = None
     if baseline is None:
         meters = _meters()
-        with usage(meters["eval"]):
-            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline")
+        with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
+                                             desc="baseline", unit="example") as ebar:
+            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline",
+                                              on_done=ebar.example_done)
+        baseline_failing = state.current_failing = failing(trials)
         failed = [t.error for t in trials if t.error is not None]
         if failed and len(failed) == len(trials):
             # nothing to learn from: the target cannot run these examples at all
@@ -131,6 +170,12 @@ async def aoptimize(
         run_store.add_usage(run_id, 0, {p: _counters(m) for p, m in meters.items()})
     accepted_scores = [s.score for s in done if s.accepted and s.score is not None]
     state.current = accepted_scores[-1] if (val and accepted_scores) else baseline
+    if val and state.current_failing is None:
+        # resumed: which valset examples raise under the restored prompts is not stored;
+        # learn it again (errors only; the stored score stands) so the gate decides as the
+        # uninterrupted run would have
+        _, trials = await evaluate(runner, scorer, val, label="resume check")
+        state.current_failing = failing(trials)
     plan = plan_steps(len(train), batch_size=batch_size, epochs=epochs, seed=seed)
     last_done = max((s.step for s in done), default=0)
     bar = Progress(len(plan), enabled=progress, initial=min(last_done, len(plan)))
@@ -143,8 +188,11 @@ async def aoptimize(
             run_store.commit_step(outcome.record, originals=state.originals)
             history.append(_step_result(outcome.record, outcome.candidate))
             bar.add_usage(dict(outcome.record.usage))
+            bar.note(_decision_line(history[-1]))
             bar.update(planned.number, state.current if val else outcome.record.score)
-        best = await _finish(state, run_store, baseline, history)
+        best = await _finish(state, run_store, baseline, history, baseline_failing, progress)
+        if history and history[-1].epoch == -1:
+            bar.note(_decision_line(history[-1]))
     except BaseException as exc:
         if not isinstance(exc, Exception):  # KeyboardInterrupt/cancel: resumable, as a crash
             raise
@@ -154,43 +202,77 @@ async def aoptimize(
         bar.close()
     formats = {b.key: b.template_format for b in runner.bindings()}
     best_patch = patch_between(state.originals, run_store.values_at(run_id), formats=formats,
-                               metadata={"run_id": run_id, "score": best})
+                               metadata={"run_id": run_id, "score": best, "in_place": in_place})
+    if in_place:
+        _adopt(best_patch, runner)
     return OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
-        store_path=run_store.path, unwritable=runner.unwritable(),
+        store_path=run_store.path, in_place=in_place, unwritable=runner.unwritable(),
     )
 
 
+def _adopt(patch: Any, runner: Any) -> None:
+    """Make ``patch`` the live patch of the app (its values are written already), so that
+    ``revert()`` restores the originals."""
+    try:
+        patch.adopt_live(resolve_targets(runner.bindings(), patch.changes).__getitem__)
+    except PatchError as exc:  # the app was changed behind our back: say so, change nothing
+        log.warning("the best prompts are not what the app holds now (%s); result.best_patch"
+                    " is left unapplied", exc)
+
+
+def _decision_line(step: StepResult) -> str:
+    if step.epoch == -1:
+        return f"final check: {step.reason}"
+    verdict = "kept" if step.accepted else "not kept"
+    return f"step {step.step}: {verdict} - {step.reason}" if step.reason else (
+        f"step {step.step}: {verdict}")
+
+
 async def _finish(
-    state: LoopState, store: RunStore, baseline: float, history: list[StepResult]
+    state: LoopState, store: RunStore, baseline: float, history: list[StepResult],
+    baseline_failing: frozenset[int] | None, progress: bool = True,
 ) -> float:
-    """The best score; without a valset, re-check the final prompts on the whole trainset
-    and fall back to the originals if they score lower than the baseline."""
+    """The best score. Without a valset the kept prompts were only checked on their batches:
+    re-check them on the whole trainset against the baseline with the step gate (``accept``;
+    ``min_delta`` is a per-step margin and not asked again here), and restore the originals
+    unless they pass (``baseline_failing`` None after a resume: examples failing at baseline
+    are unknown, so any failing example counts as new)."""
+    if any(s.epoch == -1 for s in history):  # resumed after the final check committed
+        store.finish_run(state.run_id, final_score=baseline)
+        return baseline
     if state.valset or not any(s.accepted for s in history):
         best = state.current if state.valset else baseline
         store.finish_run(state.run_id, final_score=best)
         return best
     meters = _meters()
-    with usage(meters["eval"]):
-        final, _ = await evaluate(state.runner, state.scorer, state.trainset, label="final")
+    with usage(meters["eval"]), Progress(len(state.trainset), enabled=progress,
+                                         desc="final check", unit="example") as ebar:
+        final, trials = await evaluate(state.runner, state.scorer, state.trainset, label="final",
+                                       on_done=ebar.example_done)
     store.add_usage(state.run_id, -1, {p: _counters(m) for p, m in meters.items()})
-    if final >= baseline:
+    kept, why = decide(final, baseline, trials, baseline_failing, state.accept, 0.0)
+    if kept:
         store.finish_run(state.run_id, final_score=final)
         return final
-    log.warning("run %s: final prompts score %.4g < baseline %.4g on the trainset; restoring"
-                " the originals", state.run_id, final, baseline)
-    current = _values(state)
-    undo = patch_between(current, state.originals)
-    from ..patching.apply import resolve_targets
-
-    undo.apply(resolver=resolve_targets(state.runner.bindings(), undo.changes).__getitem__)
+    log.warning("run %s: the kept prompts fail the final check on the trainset (%s);"
+                " restoring the originals", state.run_id, why)
+    # restore by reverting "originals -> current": the originals are the host's own texts,
+    # written back exactly, not a proposal to check against the current ones
+    live = patch_between(state.originals, _values(state))
+    live.adopt_live(resolve_targets(state.runner.bindings(), live.changes).__getitem__)
+    live.revert()
     step = max(s.step for s in history) + 1
-    store.commit_step(StepRecord(
+    reason = (f"final check on the whole trainset against the original prompts: "
+              f"{why}; the original prompts were restored")
+    record = StepRecord(
         run_id=state.run_id, step=step, epoch=-1, batch=(), candidate=None, score=final,
         before=baseline, accepted=False, values=dict(state.originals),
-        usage={p: {} for p in PHASES}, reason="final check below baseline: originals restored",
-    ))
+        usage={p: {} for p in PHASES}, reason=reason,
+    )
+    store.commit_step(record)
+    history.append(_step_result(record))
     store.finish_run(state.run_id, final_score=baseline)
     return baseline
 

@@ -176,11 +176,13 @@ class Trial:
 
 
 async def run_examples(
-    runner: Runner, examples: Sequence[Example], indices: Sequence[int], *, label: str
+    runner: Runner, examples: Sequence[Example], indices: Sequence[int], *, label: str,
+    on_done: Callable[[Trial], None] | None = None,
 ) -> list[Trial]:
     """Run the examples concurrently, each in its own capture block (so runs stay apart).
 
     An exception from the app does not stop the batch: the trial keeps it (score 0).
+    ``on_done(trial)`` is called as each example finishes (progress display).
     """
     from ..capturing import capture
 
@@ -196,7 +198,10 @@ async def run_examples(
                     log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
                     output, error = None, exc
         runner.note(run.bindings)
-        return Trial(i, example, run, output, error)
+        trial = Trial(i, example, run, output, error)
+        if on_done is not None:
+            on_done(trial)
+        return trial
 
     return list(await asyncio.gather(*(one(i) for i in indices)))
 
@@ -301,10 +306,12 @@ async def evaluate(
     *,
     indices: Sequence[int] | None = None,
     label: str = "eval",
+    on_done: Callable[[Trial], None] | None = None,
 ) -> tuple[float, list[Trial]]:
-    """Run and score ``examples`` (all, or ``indices``); returns (mean score, trials)."""
+    """Run and score ``examples`` (all, or ``indices``); returns (mean score, trials).
+    ``on_done(trial)`` is called as each example's run finishes."""
     chosen = list(range(len(examples))) if indices is None else list(indices)
-    trials = await run_examples(runner, examples, chosen, label=label)
+    trials = await run_examples(runner, examples, chosen, label=label, on_done=on_done)
     await asyncio.gather(*(scorer.score(t) for t in trials))
     return mean([t.score for t in trials]), trials
 

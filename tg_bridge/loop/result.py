@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,8 +32,11 @@ class OptimizationResult:
     """What :func:`tg_bridge.optimize` returns.
 
     ``best_patch`` turns the original prompts into the best accepted ones (apply it elsewhere
-    with :func:`tg_bridge.apply_patch`); ``target`` is the optimized object (the original
-    when ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
+    with :func:`tg_bridge.apply_patch`). With ``in_place=True`` it is the LIVE patch of the
+    optimized app (``applied`` true): ``best_patch.revert()`` or :meth:`revert` restores the
+    original prompts byte for byte. With ``in_place=False`` it is unapplied: the original app
+    was never written. ``target`` is the optimized object (the original when
+    ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
     update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens.
     """
 
@@ -46,9 +48,30 @@ class OptimizationResult:
     usage: dict[str, dict[str, int]]
     target: Any = None
     store_path: str = ""
+    in_place: bool = True
     #: prompts of the target that cannot be written (named by its adapter, e.g. an agent
     #: prompt given as a function): left as they are, never silently skipped
     unwritable: list[str] = dataclasses.field(default_factory=list)
+
+    def revert(self) -> Any:
+        """Restore the app's original prompts byte for byte; returns the reverted patch.
+
+        Raises :class:`PatchError` when there is nothing live to revert (``in_place=False``,
+        or already reverted) and :class:`PatchConflictError` (changing nothing) when a prompt
+        was edited after the run.
+        """
+        from ..exceptions import PatchError
+
+        patch = self.best_patch
+        if not self.in_place:
+            raise PatchError(
+                "nothing to revert: this run used in_place=False, so the original app was never"
+                " changed; the optimized prompts live only in result.target (a copy)"
+            )
+        if patch is None or not getattr(patch, "applied", False):
+            raise PatchError("nothing to revert: the app already holds its original prompts"
+                             " (the result was reverted, or no prompt changed)")
+        return patch.revert()
 
     @property
     def accepted_steps(self) -> list[int]:
@@ -85,73 +108,16 @@ class OptimizationResult:
                 f"best={_fmt(self.best_score)} steps={len(self.history)}>")
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        rows = []
-        for s in self.history:
-            colour = "#2e7d32" if s.accepted else "#c62828"
-            decision = "kept" if s.accepted else ("reverted" if s.score is not None else "skipped")
-            calls = sum(int(c.get("calls", 0)) for c in s.usage.values())
-            rows.append(
-                f"<tr><td>{s.step}</td><td>{s.epoch}</td><td>{_fmt(s.before)}</td>"
-                f"<td>{_fmt(s.score)}</td><td style='color:{colour}'>{decision}</td>"
-                f"<td>{calls}</td><td>{esc(s.reason)}</td></tr>"
-            )
-        usage_rows = "".join(
-            f"<tr><td>{esc(p)}</td><td>{c.get('calls', 0)}</td><td>{c.get('cached_calls', 0)}</td>"
-            f"<td>{c.get('prompt_tokens', 0) + c.get('completion_tokens', 0)}</td></tr>"
-            for p, c in self.usage.items()
-        )
-        return (
-            f"<div class='tg-bridge-result'><b>Optimization run {esc(self.run_id)}</b>: "
-            f"{_fmt(self.baseline_score)} &rarr; {_fmt(self.best_score)}"
-            f"{score_curve_svg(self)}"
-            "<table><tr><th>step</th><th>epoch</th><th>before</th><th>candidate</th>"
-            f"<th>decision</th><th>calls</th><th>note</th></tr>{''.join(rows)}</table>"
-            "<table><tr><th>phase</th><th>calls</th><th>cached</th><th>tokens</th></tr>"
-            f"{usage_rows}</table></div>"
-        )
+        from ..views_result import result_to_html
+
+        return result_to_html(self)
 
 
-def score_curve_svg(result: OptimizationResult, width: int = 360, height: int = 120) -> str:
-    """An inline SVG: the accepted score over steps (line) and every candidate (dots)."""
-    points: list[tuple[int, float, str]] = []
-    if result.baseline_score is not None:
-        points.append((0, result.baseline_score, "#555"))
-    for s in result.history:
-        if s.score is not None:
-            points.append((s.step, s.score, "#2e7d32" if s.accepted else "#c62828"))
-    if not points:
-        return "<svg width='0' height='0'></svg>"
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    lo, hi = min(ys), max(ys)
-    span_y = (hi - lo) or 1.0
-    span_x = (max(xs) - min(xs)) or 1
-    pad = 10
+def score_curve_svg(result: OptimizationResult, width: int = 640, height: int = 260) -> str:
+    """An inline SVG chart of the scores per step (see :mod:`tg_bridge.views_curve`)."""
+    from ..views_curve import score_curve_svg as draw
 
-    def sx(x: float) -> float:
-        return pad + (x - min(xs)) / span_x * (width - 2 * pad)
-
-    def sy(y: float) -> float:
-        return height - pad - (y - lo) / span_y * (height - 2 * pad)
-
-    current = result.baseline_score
-    line = []
-    if current is not None:
-        line.append(f"{sx(0):.1f},{sy(current):.1f}")
-    for s in result.history:
-        if s.accepted and s.score is not None:
-            current = s.score
-        if current is not None:
-            line.append(f"{sx(s.step):.1f},{sy(current):.1f}")
-    dots = "".join(
-        f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='3' fill='{c}'/>" for x, y, c in points
-    )
-    return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"class='tg-bridge-score-curve'><polyline fill='none' stroke='#1565c0' stroke-width='2' "
-        f"points='{' '.join(line)}'/>{dots}</svg>"
-    )
+    return draw(result, width, height)
 
 
 def _fmt(value: float | None) -> str:

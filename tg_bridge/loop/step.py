@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ..engines.usage import Usage, usage
 from ..exceptions import OptimizerOutputError, PatchError, TgBridgeError
@@ -20,19 +20,27 @@ from ..variable import Variable
 from .batching import Example, PlannedStep
 from .evaluation import Runner, Scorer, Trial, evaluate, mean, run_examples
 
-__all__ = ["PHASES", "LoopState", "StepOutcome", "run_step"]
+__all__ = ["ACCEPT_RULES", "PHASES", "Accept", "LoopState", "StepOutcome", "decide", "failing",
+           "run_step"]
 
 log = logging.getLogger(__name__)
 
 PHASES = ("forward", "backward", "update", "eval")
 
-#: Scores may differ by float noise on equal quality; do not reject on that.
+#: Scores may differ by float noise on equal quality: never decide on that.
 _TOLERANCE = 1e-9
+
+Accept = Literal["improve", "no_drop"]
+#: "improve": keep a candidate only if it beats the current score by more than min_delta;
+#: "no_drop": keep it unless it scores below the current score plus min_delta.
+ACCEPT_RULES: tuple[Accept, ...] = ("improve", "no_drop")
 
 
 @dataclasses.dataclass
 class LoopState:
-    """What the steps of one run share. ``current`` is the score to match on the valset."""
+    """What the steps of one run share. ``current`` is the score to beat on the valset and
+    ``current_failing`` the valset examples that raise under the current prompts (None when
+    unknown); ``accept``/``min_delta`` are the gate (see :func:`decide`)."""
 
     run_id: str
     runner: Runner
@@ -44,6 +52,9 @@ class LoopState:
     constraints: Sequence[str]
     originals: dict[str, str]
     current: float | None = None
+    accept: Accept = "improve"
+    min_delta: float = 0.0
+    current_failing: frozenset[int] | None = None
 
 
 @dataclasses.dataclass
@@ -68,6 +79,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         pool: dict[str, Variable] = {}
         roots = await _losses(state, trials, pool)
     _remember_originals(state)
+    # without a valset the batch is scored under the current prompts here, then re-run
+    # under the candidate: the same examples, both ways
     before = mean([t.score for t in trials]) if not state.valset else state.current
     params = [v for v in pool.values() if v.requires_grad and v.binding is not None]
 
@@ -107,41 +120,102 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     except (OptimizerOutputError, PatchError) as exc:
         log.info("%s: no candidate (%s)", label, exc)
         return outcome(f"proposal rejected: {exc}", gradients=gradients)
+    refused = _refused(candidate)
     if not list(candidate.changes):
-        rejected = [r for r in candidate.metadata.get("rejected") or () if isinstance(r, dict)]
-        reason = ("proposal rejected: " + ", ".join(
-            f"{r.get('target')} ({r.get('reason')})" for r in rejected)) if rejected else (
-            "the optimizer proposed no change")
+        reason = refused or "the optimizer proposed no change"
         return outcome(reason, candidate, gradients=gradients)
     try:
         candidate.apply()  # the optimizer's patch keeps its live targets in memory
     except PatchError as exc:
         log.info("%s: candidate not applied (%s)", label, exc)
-        return outcome(f"candidate not applied: {exc}", candidate, gradients=gradients)
+        return outcome(f"the candidate could not be written into the app: {exc}", candidate,
+                       gradients=gradients)
     try:
         with usage(meters["eval"]):
             if state.valset:
-                score, _ = await evaluate(state.runner, state.scorer, state.valset,
-                                          label=label + " val")
+                score, checked = await evaluate(state.runner, state.scorer, state.valset,
+                                                label=label + " val")
             else:
-                score, _ = await evaluate(state.runner, state.scorer, state.trainset,
-                                          indices=planned.batch, label=label + " check")
+                score, checked = await evaluate(state.runner, state.scorer, state.trainset,
+                                                indices=planned.batch, label=label + " check")
     except BaseException:
         # Scoring failed (engine error, broken metric, cancellation): an unvalidated
         # candidate must not stay live in the app.
         candidate.revert()
         raise
-    accepted = before is None or score + _TOLERANCE >= before
+    passed_before = (failing(trials) if not state.valset else state.current_failing)
+    accepted, reason = decide(score, before, checked, passed_before, state.accept,
+                              state.min_delta)
     if accepted:
         if state.valset:
             state.current = score
-        reason = ""
+            state.current_failing = failing(checked)
     else:
         candidate.revert()
-        reason = f"score dropped ({score:.4g} < {before:.4g}); reverted"
-    log.info("%s: candidate score %.4g vs %s -> %s", label, score, before,
-             "kept" if accepted else "reverted")
+    if refused:  # some prompts' proposals never made it into the candidate: say so too
+        reason = f"{reason}; {refused}"
+    log.info("%s: candidate score %.4g vs %s -> %s (%s)", label, score, before,
+             "kept" if accepted else "reverted", reason)
     return outcome(reason, candidate, score, accepted, gradients)
+
+
+def _refused(candidate: Any) -> str:
+    """The optimizer's refused proposals (validation failures) in words, or ""."""
+    rejected = [r for r in candidate.metadata.get("rejected") or () if isinstance(r, dict)]
+    if not rejected:
+        return ""
+    return "the optimizer's proposal was refused: " + "; ".join(
+        str(r.get("message") or f"{r.get('target')}: {r.get('reason')}") for r in rejected)
+
+
+def failing(trials: Sequence[Trial]) -> frozenset[int]:
+    """The indices of the trials whose example raised."""
+    return frozenset(t.index for t in trials if t.error is not None)
+
+
+def decide(
+    score: float,
+    before: float | None,
+    checked: Sequence[Trial],
+    failing_before: frozenset[int] | None,
+    accept: Accept = "improve",
+    min_delta: float = 0.0,
+) -> tuple[bool, str]:
+    """The gate: (keep?, why in plain words).
+
+    An example that raises under the candidate but did not under the current prompts
+    rejects the candidate whatever the mean (``failing_before`` None: no example may raise).
+    Then ``"improve"`` keeps it only if ``score > before + min_delta``; ``"no_drop"`` if
+    ``score >= before + min_delta`` (float noise of 1e-9 never decides).
+    """
+    known = failing_before if failing_before is not None else frozenset()
+    new_failures = [(t.index, t.error) for t in checked
+                    if t.error is not None and t.index not in known]
+    if new_failures:
+        shown = "; ".join(f"#{i} {_error_text(error)}" for i, error in new_failures[:3])
+        more = f" (and {len(new_failures) - 3} more)" if len(new_failures) > 3 else ""
+        count = len(new_failures)
+        return False, (f"{count} example{'s' if count != 1 else ''} failed under the candidate"
+                       f" that passed before: {shown}{more}")
+    if before is None:
+        return True, f"first score {score:.4g}"
+    change = f"({before:.4g} -> {score:.4g})"
+    if accept == "improve" and score - before > min_delta + _TOLERANCE:
+        return True, f"score improved {change}"
+    if accept == "no_drop" and score - before >= min_delta - _TOLERANCE:
+        return True, f"score did not drop {change}"
+    if score < before - _TOLERANCE:
+        return False, f"score dropped {change}"
+    if min_delta:
+        return False, f"score did not improve by more than {min_delta:.4g} {change}"
+    return False, f"score did not improve {change}"
+
+
+def _error_text(error: BaseException) -> str:
+    # the app's exception text is hostile data: one short line, no control characters
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 async def _losses(state: LoopState, trials: Sequence[Trial], pool: dict[str, Variable]) -> list[Variable]:

@@ -132,6 +132,12 @@ class _FanOut:
     def read(self) -> str:
         return self._bindings[0].read()
 
+    def check(self, value: str) -> None:
+        for b in self._bindings:  # each host object may format differently
+            check = getattr(b, "check", None)
+            if callable(check):
+                check(value)
+
     def write(self, value: str) -> None:
         done: list[tuple[Binding, str]] = []
         try:
@@ -147,7 +153,8 @@ class _FanOut:
 
 def _as_patch(patch: Any) -> Patch:
     if isinstance(patch, Patch):
-        return patch
+        # a live patch (optimize()'s result.best_patch) can still be deployed elsewhere
+        return Patch(patch.changes, patch.metadata) if patch.applied else patch
     if isinstance(patch, (str, os.PathLike)):
         text = os.fspath(patch)
         if not text.lstrip().startswith("{"):

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Binding", "CallableBinding"]
+__all__ = ["Binding", "CallableBinding", "CheckedBinding"]
 
 
 @runtime_checkable
@@ -24,6 +24,12 @@ class Binding(Protocol):
     ``"mustache"``, ``"jinja2"`` or ``"none"`` (plain text such as a system prompt or a tool
     description). ``read()`` returns the current live text; ``write(text)`` replaces it so the
     next run uses it, or raises :class:`tg_bridge.exceptions.BindingError`.
+
+    Optional (not part of the structural check, found with ``getattr``): ``check(value) ->
+    None`` raises :class:`BindingError` / :class:`PatchValidationError` when the host could
+    not use ``value`` — ideally by formatting it the way the host will, with the original
+    variables — and changes nothing. :meth:`Patch.apply` calls it for every target before
+    writing any (see :class:`CheckedBinding`).
     """
 
     key: str
@@ -34,17 +40,32 @@ class Binding(Protocol):
     def write(self, value: str) -> None: ...
 
 
+@runtime_checkable
+class CheckedBinding(Binding, Protocol):
+    """A :class:`Binding` that also implements the optional pre-write ``check(value)``."""
+
+    def check(self, value: str) -> None: ...
+
+
 @dataclasses.dataclass
 class CallableBinding:
-    """A binding made of two callables; handy for plain Python objects and tests."""
+    """A binding made of two callables; handy for plain Python objects and tests.
+
+    ``checker`` (optional) is the binding's ``check(value)``: it raises when the host could
+    not use ``value`` (see :class:`Binding`)."""
 
     key: str
     getter: Callable[[], str]
     setter: Callable[[str], None]
     template_format: str = "none"
+    checker: Callable[[str], None] | None = None
 
     def read(self) -> str:
         return self.getter()
 
     def write(self, value: str) -> None:
         self.setter(value)
+
+    def check(self, value: str) -> None:
+        if self.checker is not None:
+            self.checker(value)

@@ -19,7 +19,13 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import BindingError, PatchConflictError, PatchError, UsageError
+from ..exceptions import (
+    BindingError,
+    PatchConflictError,
+    PatchError,
+    PatchValidationError,
+    UsageError,
+)
 from ..variable import Variable, content_hash
 from .binding import Binding
 from .patch_io import (  # the schema constants are re-exported: they were defined here
@@ -32,7 +38,7 @@ from .patch_io import (  # the schema constants are re-exported: they were defin
     schema_error,
 )
 from .patch_render import diff_html, unified_diff
-from .validate import check_placeholders
+from .template_rules import check_template
 from .write_group import hold
 
 __all__ = ["Change", "Patch"]
@@ -137,11 +143,15 @@ class Patch:
     def apply(self, resolver: Resolver | None = None) -> Patch:
         """Write every change into its live target, all or nothing; returns ``self``.
 
-        Before writing anything: each target is resolved (``resolver`` first, else the
-        targets kept in memory; :class:`BindingError` when not found), its live text must hash
-        to ``old_hash`` (:class:`PatchConflictError`) and the new text must keep the
-        placeholders (:class:`PatchValidationError`). If a write then fails, the targets
-        already written are restored and :class:`BindingError` is raised. Blocking.
+        First, for EVERY change and before anything is written: the target is resolved
+        (``resolver`` first, else the targets kept in memory; :class:`BindingError` when not
+        found), its live text must hash to ``old_hash`` (:class:`PatchConflictError`), the new
+        text must obey the template rules against the live text
+        (:func:`~tg_bridge.patching.template_rules.check_template`) and the binding's optional
+        ``check(value)`` — the host formatting it the way it will at its next call
+        (:class:`PatchValidationError`). Only then are the values written; if a write fails,
+        every target already written is restored and :class:`BindingError` is raised. So on
+        any error the live prompts are what they were. Blocking.
         """
         if self.applied:
             raise PatchError("this patch is already applied; revert() it first")
@@ -154,7 +164,10 @@ class Patch:
                     f"prompt {change.target!r} changed since the patch was made",
                     target=change.target,
                 )
-            check_placeholders(change.old, change.new, _format_of(target, change), target=change.target)
+            # the live text, not change.old, is the reference: a hand-edited patch file could
+            # carry an ``old`` with fields the host never had
+            check_template(live, change.new, _format_of(target, change), target=change.target)
+            _host_check(target, change.new, change.target)
             plan.append((target, live, change))
         written: list[tuple[Any, str, str]] = []
         with hold(t for t, _, _ in plan):  # concurrent host calls see the patch whole
@@ -162,14 +175,39 @@ class Patch:
                 try:
                     _write(target, change.new, change.target)
                 except Exception as exc:
-                    _rollback(written)
-                    if isinstance(exc, BindingError):
-                        raise
-                    raise BindingError(f"cannot write prompt {change.target!r}: {exc}") from exc
+                    if _peek(target) != before:  # a partial write (e.g. fanned out) is undone too
+                        written.append((target, before, change.new))
+                    failed = _rollback(written)
+                    note = f"; could NOT restore {failed}" if failed else "; nothing changed"
+                    raise BindingError(
+                        f"cannot write prompt {change.target!r}: {type(exc).__name__}: {exc}{note}"
+                    ) from exc
                 written.append((target, before, change.new))
         self._written = written
         self.applied = True
         log.info("applied patch with %d change(s)", len(written))
+        return self
+
+    def adopt_live(self, resolver: Resolver | None = None) -> Patch:
+        """Mark this patch applied when its new values are ALREADY live (e.g. an optimize()
+        run wrote them); ``revert()`` then restores each ``old`` text. Writes nothing.
+
+        Raises :class:`PatchError` if already applied, :class:`BindingError` for a target not
+        found and :class:`PatchConflictError` if a live text is not the change's ``new``.
+        """
+        if self.applied:
+            raise PatchError("this patch is already applied")
+        written: list[tuple[Any, str, str]] = []
+        for change in self.changes:
+            target = self._resolve(change.target, resolver)
+            if _read(target, change.target) != change.new:
+                raise PatchConflictError(
+                    f"prompt {change.target!r} does not hold this patch's new value",
+                    target=change.target,
+                )
+            written.append((target, change.old, change.new))
+        self._written = written
+        self.applied = True
         return self
 
     def revert(self) -> Patch:
@@ -179,7 +217,11 @@ class Patch:
         (changing nothing) if a target was modified after apply.
         """
         if not self.applied:
-            raise PatchError("this patch is not applied; nothing to revert")
+            raise PatchError(
+                "this patch is not applied to any live app (it was never written, or already"
+                " reverted); nothing to revert. To use it, apply it: tg_bridge.apply_patch(app,"
+                " patch)"
+            )
         for target, _before, after in self._written:
             key = _key_of(target)
             if _read(target, key) != after:
@@ -193,6 +235,7 @@ class Patch:
                 try:
                     _write(target, before, _key_of(target))
                 except Exception as exc:
+                    done.append((target, after, before))
                     _rollback(done)
                     raise BindingError(f"cannot restore prompt {_key_of(target)!r}: {exc}") from exc
                 done.append((target, after, before))
@@ -256,9 +299,37 @@ def _write(target: Any, text: str, key: str) -> None:
         target.write(text)
 
 
-def _rollback(written: list[tuple[Any, str, str]]) -> None:
+def _peek(target: Any) -> str | None:
+    try:
+        return _read(target, _key_of(target))
+    except PatchError:
+        return None
+
+
+def _host_check(target: Any, value: str, key: str) -> None:
+    """Run the binding's optional ``check(value)`` (the host's own formatting of ``value``)."""
+    binding = target.binding if isinstance(target, Variable) else target
+    check = getattr(binding, "check", None) if binding is not None else None
+    if not callable(check):
+        return
+    try:
+        check(value)
+    except PatchError:
+        raise
+    except Exception as exc:  # an adapter's own error: typed, with the target named
+        raise PatchValidationError(
+            f"the host refuses the new value of {key!r}: {type(exc).__name__}: {exc}",
+            target=key, reason="host_check",
+        ) from exc
+
+
+def _rollback(written: list[tuple[Any, str, str]]) -> list[str]:
+    """Restore ``written`` in reverse order; returns the keys that could not be restored."""
+    failed: list[str] = []
     for target, before, _after in reversed(written):
         try:
             _write(target, before, _key_of(target))
-        except Exception:  # keep restoring the others; the caller reports the first failure
+        except Exception:  # keep restoring the others; the caller reports every failure
             log.exception("could not restore prompt %s", _key_of(target))
+            failed.append(_key_of(target))
+    return failed

@@ -6,7 +6,9 @@
 - :func:`check_copy_guard`: the new value must not copy a long run of untrusted span content
   (documents, tool results, user inputs) that was not already in the old value — the signature
   of a prompt injection that travelled through the optimizer into the app's own prompt.
-- :func:`validate_value` runs every check (empty, size, placeholders, copy guard).
+- :func:`check_template`: the template rules every written value obeys (see its docstring):
+  the original's fields exactly as written, no control characters, not blank, bounded length.
+- :func:`validate_value` runs every check (empty, size, template rules, copy guard).
 
 Every check is pure and raises :class:`PatchValidationError` with a ``reason`` code.
 """
@@ -18,11 +20,13 @@ import string
 from collections.abc import Iterable
 
 from ..exceptions import PatchValidationError, UsageError
+from .template_rules import check_template
 
 __all__ = [
     "MAX_VALUE_CHARS",
     "check_copy_guard",
     "check_placeholders",
+    "check_template",
     "placeholders",
     "validate_value",
 ]
@@ -225,5 +229,5 @@ def validate_value(
             target=target,
             reason="size",
         )
-    check_placeholders(old, new, fmt, target=target)
+    check_template(old, new, fmt, target=target)
     check_copy_guard(new, untrusted_texts, min_words, old=old, target=target)

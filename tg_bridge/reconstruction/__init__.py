@@ -5,28 +5,34 @@ parameter pool, which it fills): no I/O, no global state, no host-framework impo
 Modules: :mod:`.tree` (span tree), :mod:`.messages` (reading OpenInference / OTel GenAI /
 OpenLLMetry / tg_bridge attributes), :mod:`.templates` (render, match, recover templates),
 :mod:`.claims` (which template rendered which message), :mod:`.dataflow` (which output fed
-which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the walk).
+which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the walk),
+:mod:`.conventions` (third-party exporters' conventions, one module each; BeeAI's split
+start/success spans), :mod:`.skips` (why a span could not be used).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TraceFormatError
-from ..graph import Graph
+from ..graph import Graph, topological_order
+from ..traces import group_by_trace, iter_spans
 from ..traces.otlp_json import records_from_object
 from ..traces.records import SpanRecord
 from ..variable import Variable
 from .build import TraceBuilder
+from .conventions.start_success import pair_halves
 from .messages import SpanView, view_of
 from .tree import SpanNode, SpanTree
 
 if TYPE_CHECKING:
     from ..patching.binding import Binding
 
-__all__ = ["reconstruct"]
+__all__ = ["load_traces", "reconstruct"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,29 +58,38 @@ def reconstruct(
     outputs and the final output; ops ``format``, ``llm_call``, ``retrieval``, ``tool_call``,
     ``function``. Graph outputs: each trace's final output first, then values nothing
     consumed. Missing parents, parent cycles and duplicate span ids are logged and tolerated;
-    a span whose content cannot be read is skipped and counted (``metadata["skipped_spans"]``).
+    a span that could not be used is counted by reason (``metadata["skipped_by_reason"]``,
+    reasons in :mod:`.skips`; ``metadata["skipped_spans"]`` is the total). An LLM call with
+    messages but no output keeps its prompts as parameters (extra graph outputs).
     Raises TraceFormatError only for an element that is not a span at all.
     """
     records = [_record(s, i) for i, s in enumerate(spans)]
     tree = SpanTree.build(records)
     views: dict[int, SpanView] = {}
+    unreadable: set[int] = set()
     for node in tree.nodes:
-        views[id(node)] = _view(node)
+        views[id(node)] = _view(node, unreadable)
+    pair_halves(tree.nodes, views)
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
     outputs: list[Variable] = []
     traces: dict[str, list[SpanNode]] = {}
     for root in tree.roots:
         trace_key = tree.roots[0].record.trace_id if one_flow else root.record.trace_id
         traces.setdefault(trace_key, []).append(root)
-    skipped = 0
+    skipped: Counter[str] = Counter()
     summaries = []
     for trace_id, roots in traces.items():
         builder = TraceBuilder(tree, roots, views, pool, bindings)
         final, sinks = builder.run()
-        skipped += builder.skipped
+        skipped.update(builder.skipped)
+        skipped["unreadable_attributes"] += sum(
+            1 for r in roots for n in (r, *tree.descendants(r)) if id(n) in unreadable)
         for var in ([final] if final is not None else []) + sinks:
             if all(var is not o for o in outputs):
                 outputs.append(var)
+        if builder.unanswered:  # prompts of calls without output: shown, not connected
+            reached = {id(v) for v in topological_order(outputs)}
+            outputs.extend(p for p in builder.unanswered if id(p) not in reached)
         summaries.append({
             "trace_id": trace_id,
             "root": builder.root.name,
@@ -89,7 +104,8 @@ def reconstruct(
         duplicates=tree.duplicates,
         missing_parents=tree.missing_parents,
         cycles=tree.cycles,
-        skipped_spans=skipped,
+        skipped_spans=sum(skipped.values()),
+        skipped_by_reason={k: n for k, n in sorted(skipped.items()) if n},
     )
     if len(summaries) > 1:
         metadata["traces"] = summaries
@@ -106,9 +122,34 @@ def _record(span: Any, index: int) -> SpanRecord:
     raise TraceFormatError(f"not a span record: {type(span).__name__}", where=f"span {index}")
 
 
-def _view(node: SpanNode) -> SpanView:
+def _view(node: SpanNode, unreadable: set[int]) -> SpanView:
     try:
         return view_of(node.name, node.record.attributes, node.record.events)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         logger.warning("span %r: unreadable attributes (%s); treated as a plain step", node.name, exc)
+        unreadable.add(id(node))
         return SpanView(name=node.name)
+
+
+def load_traces(
+    path: str | os.PathLike[str],
+    *,
+    parameters: MutableMapping[str, Variable] | None = None,
+    bindings: Mapping[str, Binding] | None = None,
+) -> list[Graph]:
+    """One :class:`Graph` per trace of the file, in order of first appearance.
+
+    The same prompt seen in several traces is ONE parameter Variable shared by their graphs
+    (pass ``parameters`` to share them with graphs built elsewhere; it is filled in place).
+    Each graph's metadata holds ``trace_id``, ``root`` (root span name), ``input``,
+    ``output`` and ``spans`` (span count). Blocking; raises TraceFormatError for bad files.
+    Memory is proportional to the file's spans (traces may interleave across lines, so all
+    are grouped before graphs are built).
+    """
+    pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
+    grouped = group_by_trace(iter_spans(path))
+    graphs = []
+    for trace_id in list(grouped):
+        spans = grouped.pop(trace_id)  # free each trace's records once graphed
+        graphs.append(reconstruct(spans, bindings=bindings, parameters=pool))
+    return graphs

@@ -11,6 +11,7 @@ in :mod:`.build_steps`. Pure; one builder per call.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from .build_steps import RetrievalToolSteps
 from .dataflow import Flow
 from .messages import Message, SpanView, view_of
 from .params import get_parameter, parameter_role
+from .skips import SkipReason
 from .templates import recover_template
 from .tree import SpanNode, SpanTree
 
@@ -57,7 +59,8 @@ class TraceBuilder(RetrievalToolSteps):
         self.done_kinds: dict[int, str] = {}  # id(node) -> kind handled there
         self.llm_outputs: list[Variable] = []
         self.claimed: list[Any] = []  # TemplateInfos claimed exactly by the current LLM call
-        self.skipped = 0
+        self.skipped: Counter[str] = Counter()  # SkipReason -> spans
+        self.unanswered: list[Variable] = []  # parameters of LLM calls that have no output
 
     # -- driver ---------------------------------------------------------------------------
     def run(self) -> tuple[Variable | None, list[Variable]]:
@@ -68,7 +71,7 @@ class TraceBuilder(RetrievalToolSteps):
                 self._step(node)
             except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
                 # odd span content must not stop reconstruction of the rest of the trace
-                self.skipped += 1
+                self.skip(node, "unreadable_content")
                 logger.warning("skipped span %r: %s: %s", node.name, type(exc).__name__, exc)
         final = self._final_output()
         sinks = [
@@ -102,11 +105,17 @@ class TraceBuilder(RetrievalToolSteps):
         return next(iter(self.flow.inputs), None)
 
     # -- helpers --------------------------------------------------------------------------
+    def skip(self, node: SpanNode, reason: SkipReason) -> None:
+        """Count a span that could not be used (see :mod:`.skips`)."""
+        self.skipped[reason] += 1
+        logger.debug("span %r not used: %s", node.name, reason)
+
     def chain_name(self, node: SpanNode) -> str:
         # a named sub-chain ("rewrite"); generic runnables and Class.method spans say nothing
         for anc in node.ancestors():
-            if not anc.name.startswith(_GENERIC_PREFIXES) and "." not in anc.name:
-                return anc.name
+            name = self.views[id(anc)].name or anc.name  # a convention may give a stabler name
+            if not name.startswith(_GENERIC_PREFIXES) and "." not in name:
+                return name
         return self.root.name
 
     # -- LLM ------------------------------------------------------------------------------
@@ -125,7 +134,12 @@ class TraceBuilder(RetrievalToolSteps):
         if not messages and view.input_text:
             messages, view.completion = [Message("user", view.input_text)], True
         output_text = view.output_value
-        if not messages or output_text is None:
+        if not messages:
+            self.skip(node, "llm_without_input" if output_text is not None else "llm_empty")
+            return
+        if output_text is None:
+            self._keep_prompts(node, view, messages)
+            self.skip(node, "llm_without_output")
             return
         self.done_kinds[id(node)] = "llm"
         chain = self.chain_name(node)
@@ -145,12 +159,28 @@ class TraceBuilder(RetrievalToolSteps):
             metadata={"span_id": node.record.span_id},
         )
         sent = [{"role": m.role, "content": m.text} for m in messages]
-        out.op = Operation("llm_call", tuple(inputs), out,
-                           {"messages": sent, "model": view.model or "", "name": node.name}, node.name)  # fmt: skip
+        attrs = {"messages": sent, "model": view.model or "", "name": node.name}
+        if view.tool_definitions:
+            attrs["tools"] = [dict(t) for t in view.tool_definitions]
+        out.op = Operation("llm_call", tuple(inputs), out, attrs, node.name)
         self.flow.add(out)
         self.llm_outputs.append(out)
         for reply in view.output_messages[:1]:
             self.tool_calls.extend((out, call) for call in reply.tool_calls)
+
+    def _keep_prompts(self, node: SpanNode, view: SpanView, messages: list[Message]) -> None:
+        """An LLM call without an output still shows its prompts: system messages and
+        claimed templates become parameters (kept as graph outputs), nothing else is made."""
+        chain = self.chain_name(node)
+        claims = prompts_match.claim(self.offers, self.views, node, messages, view.completion)
+        self.claimed = [c[0] for c in claims.values()]
+        for k, message in enumerate(messages):
+            if message.role != "system" and k not in claims:
+                continue
+            var = self._message_var(node, chain, k, message, claims.get(k))
+            found = [var] if var.op is None else list(var.parents)
+            self.unanswered.extend(v for v in found if v.requires_grad and v.op is None
+                                   and all(v is not u for u in self.unanswered))  # fmt: skip
 
     def _message_var(
         self, node: SpanNode, chain: str, k: int, message: Message, claim: Any
@@ -167,10 +197,11 @@ class TraceBuilder(RetrievalToolSteps):
         if found is not None:
             return found
         if message.role == "system":
-            name = f"{self.chain_name(node)}/{node.name}/system[{k}]"
+            step = self.views[id(node)].name or node.name  # a convention may give a stabler name
+            name = f"{self.chain_name(node)}/{step}/system[{k}]"
             return get_parameter(
                 self.pool, template=message.text, name=name, fmt="none", binding_key=None,
-                bindings=self.bindings, role=parameter_role("system", node.name, chain, fixed=True),
+                bindings=self.bindings, role=parameter_role("system", step, chain, fixed=True),
                 metadata={"message_role": "system", "index": k},
             )  # fmt: skip
         if message.role in ("assistant", "ai"):

@@ -10,7 +10,7 @@ descriptions an adapter opted in as parameters. The mixin uses the builder's sta
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv as sc
@@ -20,6 +20,7 @@ from .params import get_parameter
 if TYPE_CHECKING:
     from ..patching.binding import Binding
     from .dataflow import Flow
+    from .skips import SkipReason
     from .spanview import SpanView
     from .tree import SpanNode
 
@@ -34,13 +35,17 @@ class RetrievalToolSteps:
     bindings: Mapping[str, Binding] | None
     done_kinds: dict[int, str]
     tool_calls: list[tuple[Variable, Any]]
+    skip: Callable[[SpanNode, SkipReason], None]  # the builder's skipped-span counter
 
     def _inside(self, node: SpanNode, kind: str) -> bool:
         return any(self.done_kinds.get(id(a)) == kind for a in node.ancestors())
 
     # -- retrieval and tools ----------------------------------------------------------------
     def _retriever(self, node: SpanNode, view: SpanView) -> None:
-        if not view.documents or self._inside(node, "retriever"):
+        if self._inside(node, "retriever"):
+            return
+        if not view.documents:
+            self.skip(node, "retriever_without_documents")
             return
         self.done_kinds[id(node)] = "retriever"
         query = self.flow.use(self.flow.source_or_input(view.input_text or "", hint="query"))
@@ -52,14 +57,18 @@ class RetrievalToolSteps:
             self.flow.add(var)
 
     def _tool(self, node: SpanNode, view: SpanView) -> None:
-        if self._inside(node, "tool") or view.tool_result is None:
+        if self._inside(node, "tool"):
+            return
+        if view.tool_result is None:
+            self.skip(node, "tool_without_result")
             return
         self.done_kinds[id(node)] = "tool"
         name = view.tool_name or node.name
         args = view.tool_args or ""
         source = None
         for i, (llm_out, call) in enumerate(self.tool_calls):
-            if call.name == name:
+            # requested by name, or (exporters that name tools differently) by identical arguments
+            if call.name == name or (view.tool_args and call.arguments.strip() == view.tool_args.strip()):
                 source = llm_out
                 args = call.arguments or args
                 del self.tool_calls[i]
@@ -90,7 +99,7 @@ class RetrievalToolSteps:
         raw = node.record.attributes.get(sc.TOOL_BINDINGS)
         try:
             records = json.loads(raw) if isinstance(raw, str) else []
-        except ValueError:
+        except (ValueError, RecursionError):
             records = []
         params = []
         for rec in records if isinstance(records, list) else []:

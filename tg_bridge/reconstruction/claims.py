@@ -181,7 +181,7 @@ def _rendered_contents(output: str | None) -> list[str] | None:
         return None
     try:
         obj: Any = json.loads(output)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return None
     items = obj.get("messages") if isinstance(obj, Mapping) else None
     if not isinstance(items, list):

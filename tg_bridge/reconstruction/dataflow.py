@@ -136,7 +136,7 @@ def _unwrap(text: str) -> str:
     """A step's JSON input with one string value (``{"input": "x"}``) is that string."""
     try:
         obj: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return text
     if isinstance(obj, str):
         return obj
@@ -152,7 +152,7 @@ def _root_inputs(text: str | None) -> dict[str, str]:
         return {}
     try:
         obj: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return {"input": text}
     if isinstance(obj, str):
         return {"input": obj}

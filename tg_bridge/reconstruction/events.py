@@ -129,5 +129,5 @@ def _tool_call_parts(raw: Any) -> list[dict[str, Any]]:
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return None

@@ -6,7 +6,9 @@ Understood: OpenInference (``openinference.span.kind``, ``llm.input_messages.{i}
 ``output.messages`` / ``system_instructions`` JSON, ``gen_ai.tool.*``, and the older event form: ``gen_ai.*.message`` / ``gen_ai.choice`` span
 events, see :mod:`.events`), OpenLLMetry
 (``gen_ai.prompt.{i}.role|content``, ``gen_ai.completion.{i}.*``, ``traceloop.*``) and our own
-``tg_bridge.templates`` / ``tg_bridge.template.variables``. Attributes of the wrong type are
+``tg_bridge.templates`` / ``tg_bridge.template.variables``; then the third-party conventions of
+:mod:`.conventions` (Langfuse, Vercel AI SDK, Pydantic AI, deprecated GenAI strings, GenAI
+details events and tool definitions, raw OpenAI responses) fill what is still empty. Attributes of the wrong type are
 ignored one by one; nothing here raises on odd input. Pure. The types it fills live in
 :mod:`.spanview` and are re-exported here.
 """
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .conventions import enrich
 from .events import event_messages
 from .spanview import Document, Message, SpanView, TemplateInfo, ToolCall, _json, _str
 from .templates import placeholders
@@ -81,17 +84,22 @@ def _oi_message(fields: Mapping[str, Any], pre: str = "message.") -> Message:
 
 def _genai_messages(raw: Any) -> list[Message]:
     parsed = _json(raw) if isinstance(raw, str) else raw
+    if isinstance(parsed, tuple):
+        parsed = list(parsed)
     if not isinstance(parsed, list):
         return []
     out = []
     for item in parsed:
+        item = _json(item) if isinstance(item, str) else item  # OTLP kvlist values arrive as JSON
         if not isinstance(item, Mapping):
             continue
         role = _str(item.get("role")) or "user"
         texts, calls, call_id = [], [], ""
         if isinstance(item.get("content"), str):
             texts.append(item["content"])
-        for part in item.get("parts") or ():
+        parts = item.get("parts")
+        for part in parts if isinstance(parts, (list, tuple)) else ():
+            part = _json(part) if isinstance(part, str) else part
             if not isinstance(part, Mapping):
                 continue
             ptype = part.get("type")
@@ -101,7 +109,7 @@ def _genai_messages(raw: Any) -> list[Message]:
                 calls.append(ToolCall(str(part.get("name", "")), args, str(part.get("id") or "")))
             elif ptype == "tool_call_response":
                 call_id = str(part.get("id") or "")
-                resp = part.get("response")
+                resp = part.get("response", part.get("result"))  # Pydantic AI says "result"
                 texts.append(resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False))
             elif isinstance(part.get("content"), str):
                 texts.append(part["content"])
@@ -112,9 +120,10 @@ def _genai_messages(raw: Any) -> list[Message]:
 def _system_instructions(raw: Any) -> Message | None:
     if isinstance(raw, str) and _json(raw) is None:
         return Message("system", raw) if raw.strip() else None
-    parsed = _json(raw)
+    parsed = list(raw) if isinstance(raw, (list, tuple)) else _json(raw)  # OTLP array or JSON
     if isinstance(parsed, list):
-        texts = [p.get("content") for p in parsed if isinstance(p, Mapping)]
+        parts = [_json(p) if isinstance(p, str) else p for p in parsed]  # kvlist parts: JSON
+        texts = [p.get("content") for p in parts if isinstance(p, Mapping)]
         text = "\n".join(t for t in texts if isinstance(t, str))
         return Message("system", text) if text.strip() else None
     return None
@@ -195,6 +204,7 @@ def view_of(name: str, attrs: Mapping[str, Any], events: Sequence[Any] = ()) -> 
     _llm_content(attrs, groups, view, ev_in, ev_out)
     _retrieval(attrs, groups, view)
     _tool(attrs, view)
+    enrich(attrs, events, view)  # third-party conventions fill what is still empty
     return view
 
 

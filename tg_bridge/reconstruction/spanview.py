@@ -77,6 +77,7 @@ class SpanView:
     tool_args: str | None = None
     tool_result: str | None = None
     model: str | None = None
+    tool_definitions: list[dict[str, str]] = dataclasses.field(default_factory=list)  # name, description
 
     @property
     def output_value(self) -> str | None:
@@ -98,7 +99,7 @@ def _json(value: Any) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return None
 
 

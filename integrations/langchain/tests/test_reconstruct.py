@@ -9,7 +9,7 @@ from tg_bridge_langchain.bindings import PromptBinding
 
 import lc_apps
 
-pytest.importorskip("tg_bridge.reconstruct")
+pytest.importorskip("tg_bridge.reconstruction")
 pytestmark = pytest.mark.usefixtures("instrumented")
 
 

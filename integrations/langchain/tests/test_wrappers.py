@@ -151,8 +151,8 @@ def test_copy_of_history_wrapper_is_independent():
 
 
 def test_check_formats_the_new_text_like_the_host():
-    """``binding.check(text)`` formats a copy the way LangChain will (Patch.apply calls it
-    before writing) and never touches the live prompt."""
+    """``binding.check(text)`` formats the new text the way LangChain will (Patch.apply calls
+    it before writing) and never touches the live prompt."""
     from tg_bridge.exceptions import BindingError
 
     prompt = ChatPromptTemplate.from_messages(

@@ -20,7 +20,6 @@ old or the new text, and a whole patch held under the lock is seen whole.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -84,22 +83,22 @@ class PromptBinding:
             raise BindingError(f"cannot read {self.key}: {exc}") from exc
 
     def check(self, value: str) -> None:
-        """Raise :class:`BindingError` unless the prompt, with ``value`` in this slot, formats
-        the way the host will format it (on a copy, with placeholder values for its
-        variables and empty message lists for its placeholders). Writes nothing."""
+        """Raise :class:`BindingError` unless ``value`` formats the way LangChain will format
+        this slot (a fresh template of the slot's format, with a stand-in value for each of
+        its variables). Reads nothing from the live prompt, so concurrent host calls do not
+        matter; writes nothing. Fixed texts (format ``"none"``) always pass."""
         if not isinstance(value, str):
             raise BindingError(f"{self.key}: a prompt text must be a str, got {type(value)!r}")
+        if self.template_format == "none":
+            return
         try:
-            trial = copy.deepcopy(self.root)
-            slots: list[PromptBinding] = []
-            _collect(trial, trial, self.key, "", 0, None, slots)
-            [slot] = [b for b in slots if b.name == self.name]
-            slot._set(value)
-            _refresh(trial)
-            _format_trial(trial)
+            names = get_template_variables(value, self.template_format)
+            trial = PromptTemplate(template=value, template_format=self.template_format,
+                                   input_variables=names)
+            trial.format(**{name: "x" for name in names})
         except Exception as exc:
             raise BindingError(
-                f"{self.key}: the new text does not format as a {type(self.root).__name__}:"
+                f"{self.key}: the new text does not format as a {self.template_format} template:"
                 f" {type(exc).__name__}: {exc}"
             ) from exc
 
@@ -226,21 +225,6 @@ def _collect(
                     _collect(root, part, key, f"{path}/prompt[{j}]", index, msg_role, out)
         elif isinstance(inner, PromptTemplate):
             _collect(root, inner, key, path, index, msg_role, out)
-
-
-def _format_trial(prompt: Any) -> None:
-    """Format ``prompt`` once with stand-in values: "x" per variable, [] per placeholder."""
-    lists = {
-        m.variable_name for m in getattr(prompt, "messages", ()) or ()
-        if isinstance(m, MessagesPlaceholder)
-    }
-    values: dict[str, Any] = {
-        name: [] if name in lists else "x" for name in prompt.input_variables
-    }
-    if isinstance(prompt, BaseChatPromptTemplate):
-        prompt.format_messages(**values)
-    else:
-        prompt.format(**values)
 
 
 def refresh(prompt: Any) -> None:
