@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import tg_bridge
-from tg_bridge.patching.patch import Change, Patch
+from tg_bridge.patching.patch import Patch
 from tg_bridge.testing import FakeEngine
-from tg_bridge.variable import content_hash
 from tg_bridge_langchain import adapter
 
 from tests.support.openai_stub import OpenAIStub, last_user_text, message_texts, tool_call
@@ -103,18 +102,6 @@ def chat_model(stub: OpenAIStub, **kwargs: Any) -> Any:
                       max_retries=0, **kwargs)
 
 
-def revert(app: Any, patch: Patch) -> None:
-    """``patch.revert()`` when it is the live patch; else apply its inverse."""
-    if patch.applied:
-        patch.revert()
-        return
-    inverse = Patch([
-        Change(c.target, "replace", c.new, c.old, content_hash(c.new), dict(c.provenance))
-        for c in patch.changes
-    ])
-    tg_bridge.apply_patch(app, inverse)
-
-
 def live_texts(app: Any) -> dict[str, str]:
     return {b.key: b.read() for b in adapter.bindings(app)}
 
@@ -151,7 +138,8 @@ def check_app(spec: CorpusApp, stub: OpenAIStub, store: str) -> None:
 
     # revert restores every prompt byte for byte
     saved = result.best_patch.to_json()
-    revert(app, result.best_patch)
+    assert result.best_patch.applied  # the live patch
+    result.best_patch.revert()
     assert live_texts(app) == originals
     assert not spec.run(app, "After revert?").endswith("DONE")
 
