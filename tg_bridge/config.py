@@ -42,6 +42,8 @@ class Settings:
         store: path of the SQLite run store.
         max_gradients: more gradients than this on one variable are summarized first.
         max_spans: capture keeps at most this many spans per Run (the rest are counted).
+        tool_descriptions: the descriptions of an agent's tools are parameters too (opt-in;
+            ``optimize(..., tool_descriptions=True)`` turns it on for one run).
     """
 
     engine: Any = None
@@ -56,6 +58,7 @@ class Settings:
     store: str = ".tg_bridge/runs.db"
     max_gradients: int = 8
     max_spans: int = 20_000
+    tool_descriptions: bool = False
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}

@@ -35,6 +35,7 @@ from typing import Any
 from ._internal import is_internal
 from .exceptions import UsageError
 from .patching.binding import Binding
+from .run_config import with_config
 from .store._schema import dumps as store_json
 from .traces.checks import finite_number
 
@@ -284,8 +285,8 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             recorder.stop(cap, inputs, result, None)
             return result
 
-        async def invoke(inputs: Mapping[str, Any]) -> Any:
-            return await fn(**inputs)
+        async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
+            return await fn(**with_config(fn, inputs, config))
 
     else:
 
@@ -303,9 +304,9 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             recorder.stop(cap, inputs, result, None)
             return result
 
-        async def invoke(inputs: Mapping[str, Any]) -> Any:
+        async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
             # to_thread copies the context, so the caller's capture() sees the call
-            return await asyncio.to_thread(fn, **inputs)
+            return await asyncio.to_thread(fn, **with_config(fn, inputs, config))
 
     _attach(wrapper, recorder, invoke)
     return wrapper

@@ -25,7 +25,8 @@ raises: it logs on the ``tg_bridge`` logger and counts the failure on the Run.
 
     TgBridgeWarning (UserWarning)
     ├── DisconnectedParameterWarning   a trainable parameter cannot reach the loss
-    └── DroppedDataWarning             capture dropped spans/attributes to stay bounded
+    ├── DroppedDataWarning             capture dropped spans/attributes to stay bounded
+    └── UnwritablePromptWarning        a prompt of the app cannot be written (named)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "StoreError",
     "TgBridgeError",
     "TgBridgeWarning",
+    "UnwritablePromptWarning",
     "TraceFormatError",
     "UsageError",
 ]
@@ -199,3 +201,8 @@ class EngineDeadlineError(EngineTimeoutError):
         self.attempts = attempts
         kwargs.setdefault("retryable", True)
         super().__init__(message, **kwargs)
+
+
+class UnwritablePromptWarning(TgBridgeWarning):
+    """A prompt of the app cannot be bound for writing (e.g. an agent prompt given as a
+    function); it is named, and optimization leaves it as it is."""

@@ -54,8 +54,10 @@ class OptimizableProxy:
         object.__setattr__(proxy, "_tg_recorder", recorder)
         object.__setattr__(proxy, "_tg_api", api)
 
-        async def invoke(inputs: Mapping[str, Any]) -> Any:
-            return await adapter.ainvoke(obj, inputs)
+        async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
+            if config is None:
+                return await adapter.ainvoke(obj, inputs)
+            return await adapter.ainvoke(obj, inputs, config=config)
 
         _attach(proxy, recorder, invoke, setter=api.__setitem__)
 

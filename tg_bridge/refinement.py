@@ -32,6 +32,7 @@ from .engines.sync import run_sync
 from .engines.usage import Usage, usage
 from .exceptions import TgBridgeError, UsageError
 from .losses import MetricLoss, TextLoss
+from .run_config import takes_config
 from .safety import delimit, mask_secrets
 from .variable import Variable
 
@@ -116,8 +117,10 @@ async def arefine(
     vote: int = 1,
     normalize: Callable[[str], str] | None = None,
     constraints: tuple[str, ...] = (),
+    config: Mapping[str, Any] | None = None,
 ) -> Refinement:
     """Run ``target`` on ``inputs`` once, then refine its answer (see the module docstring).
+    ``config``: the host's run config for that call (a LangChain ``RunnableConfig``).
 
     ``loss``: a metric ``fn(answer, inputs) -> score | (score, feedback)`` or any loss object
     with ``acall`` (a MetricLoss, TextLoss, UnitTestLoss, ...). ``judge``: an instruction
@@ -134,7 +137,7 @@ async def arefine(
     chosen = _loss_of(loss, judge, resolved)
     key = normalize or normalize_answer
     with usage() as meter:
-        answer = await _run_target(target, inputs)
+        answer = await _run_target(target, inputs, config)
         question = _render_inputs(inputs)
         rules = (prompts.ANSWER_CONSTRAINT.format(question=delimit(mask_secrets(question), "request")), *constraints)
 
@@ -201,15 +204,21 @@ def _loss_of(loss: Any, judge: Any, engine: Any) -> Any:
     raise UsageError("judge must be an instruction string or a TextLoss")
 
 
-async def _run_target(target: Any, inputs: Any) -> str:
+async def _run_target(target: Any, inputs: Any, config: Mapping[str, Any] | None = None) -> str:
     # plain functions need no adapter, and looking one up would import the host frameworks
     plain = inspect.isfunction(target) or inspect.ismethod(target) or inspect.isbuiltin(target)
     adapter = None if plain else adapter_for(target)
+    if config is not None and not isinstance(config, Mapping):
+        raise UsageError(f"config must be a mapping (a RunnableConfig), got {type(config).__name__}")
+    if config is not None and not takes_config(adapter.ainvoke if adapter is not None else target):
+        raise UsageError("a config was given but the target cannot receive one (no `config` parameter)")
     try:
         if adapter is not None:
-            result = await adapter.ainvoke(target, inputs if isinstance(inputs, Mapping) else {"input": inputs})
+            mapping = inputs if isinstance(inputs, Mapping) else {"input": inputs}
+            result = await (adapter.ainvoke(target, mapping) if config is None
+                            else adapter.ainvoke(target, mapping, config=config))
         elif callable(target):
-            result = await _call_plain(target, inputs)
+            result = await _call_plain(target, inputs, config)
         else:
             raise UsageError(
                 f"cannot run {type(target).__qualname__}: give a callable, a LangChain runnable or a "
@@ -225,12 +234,13 @@ async def _run_target(target: Any, inputs: Any) -> str:
     return text
 
 
-async def _call_plain(target: Callable[..., Any], inputs: Any) -> Any:
+async def _call_plain(target: Callable[..., Any], inputs: Any, config: Any = None) -> Any:
     fn = target
-    if isinstance(inputs, Mapping) and _accepts_keywords(target, inputs):
-        call = lambda: fn(**inputs)  # noqa: E731
+    extra = {} if config is None else {"config": config}
+    if isinstance(inputs, Mapping) and _accepts_keywords(target, {**inputs, **extra}):
+        call = lambda: fn(**inputs, **extra)  # noqa: E731
     else:
-        call = lambda: fn(inputs)  # noqa: E731
+        call = lambda: fn(inputs, **extra)  # noqa: E731
     if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None)):
         return await call()
     result = await asyncio.to_thread(call)  # a sync app may block (its own LLM calls)

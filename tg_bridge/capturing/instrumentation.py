@@ -20,20 +20,27 @@ log = logging.getLogger("tg_bridge.capture")
 
 _lock = threading.RLock()
 _active: list[object] | None = None  # adapters whose instrument() succeeded; None = not done
+_frameworks: tuple[str, ...] = ()  # the frameworks in use when _active was computed
 
 
 def instrument() -> list[str]:
-    """Install the capture hooks of every installed adapter (once). Thread-safe, never raises
-    for a failing adapter. Returns the names of the adapters now instrumented."""
-    global _active
+    """Install the capture hooks of every adapter whose framework is in use (see
+    :func:`tg_bridge.adapters.load_adapters`); a framework imported later is instrumented at
+    the next call. Thread-safe, never raises for a failing adapter. Returns the names of the
+    adapters now instrumented."""
+    global _active, _frameworks
     active = _active
-    if active is not None:  # fast path: capture() calls this on every block
+    # fast path: capture() calls this on every block
+    if active is not None and _adapters.frameworks_in_use() == _frameworks:
         return _names(active)
     with _lock:
-        if _active is None:
+        frameworks = _adapters.frameworks_in_use()
+        if _active is None or frameworks != _frameworks:
             provider = tracer_provider()
-            done: list[object] = []
+            done: list[object] = list(_active or [])
             for adapter in _adapters.load_adapters():
+                if any(adapter is a for a in done):
+                    continue
                 name = getattr(adapter, "name", repr(adapter))
                 try:
                     adapter.instrument(provider)
@@ -42,7 +49,7 @@ def instrument() -> list[str]:
                     continue
                 done.append(adapter)
                 log.debug("tg_bridge adapter %s instrumented", name)
-            _active = done
+            _active, _frameworks = done, frameworks
         return _names(_active)
 
 

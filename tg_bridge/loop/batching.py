@@ -26,8 +26,11 @@ class Example:
     inputs: Mapping[str, Any]
     expected: Any = None
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: the host's run config for this example (a LangChain ``RunnableConfig``, e.g.
+    #: ``{"configurable": {"session_id": "s1"}}``); merged over ``optimize(config=...)``
+    config: Mapping[str, Any] | None = None
 
-    _FIELDS = ("inputs", "expected", "metadata")
+    _FIELDS = ("inputs", "expected", "metadata", "config")
 
     # Metrics written for the dict form (example["expected"]) work unchanged on Examples.
     def __getitem__(self, key: str) -> Any:
@@ -48,6 +51,8 @@ class Example:
         for key in self.inputs:
             if not isinstance(key, str):
                 raise UsageError(f"Example.inputs keys must be str, got {key!r}")
+        if self.config is not None and not isinstance(self.config, Mapping):
+            raise UsageError(f"Example.config must be a mapping, got {type(self.config).__name__}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +84,14 @@ def _one(item: Any) -> Example:
     if isinstance(item, Example):
         return item
     if isinstance(item, Mapping):
-        unknown = sorted(set(item) - {"inputs", "expected", "metadata"})
+        unknown = sorted(set(item) - {"inputs", "expected", "metadata", "config"})
         if "inputs" not in item or unknown:
             raise UsageError(
-                'an example dict needs an "inputs" mapping and may have "expected" and'
-                f' "metadata" (got keys {sorted(item)})'
+                'an example dict needs an "inputs" mapping and may have "expected",'
+                f' "metadata" and "config" (got keys {sorted(item)})'
             )
-        return Example(item["inputs"], item.get("expected"), item.get("metadata") or {})
+        return Example(item["inputs"], item.get("expected"), item.get("metadata") or {},
+                       item.get("config"))
     if isinstance(item, (tuple, list)) and len(item) == 2:
         return Example(item[0], item[1])
     raise UsageError(

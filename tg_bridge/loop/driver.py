@@ -73,6 +73,8 @@ async def aoptimize(
     constraints: Sequence[str] = (),
     accept: Accept = "improve",
     min_delta: float = 0.0,
+    config: Any = None,
+    tool_descriptions: bool = False,
 ) -> OptimizationResult:
     """Optimize the prompts of ``target`` on ``trainset``; returns an OptimizationResult.
 
@@ -93,7 +95,11 @@ async def aoptimize(
     the live patch and ``result.revert()`` restores the originals byte for byte.
     ``in_place=False`` optimizes an adapter copy (``result.target``); the original app is
     never written and ``result.best_patch`` is unapplied. ``resume=RUN_ID`` continues a
-    crashed run from ``store``.
+    crashed run from ``store``. ``config``: the host's run config for every call (a LangChain
+    ``RunnableConfig`` such as ``{"configurable": {"session_id": "s1"}}``) or
+    ``callable(example) -> config``; an example's own ``"config"`` is merged over it.
+    ``tool_descriptions=True``: the descriptions of the agent's tools are parameters too
+    (default off).
 
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
@@ -122,6 +128,8 @@ async def aoptimize(
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()
+    runner.run_config = config
+    runner.tool_descriptions = bool(tool_descriptions)
     check_optimizable(runner)  # before any engine call or store write
     run_store = store if isinstance(store, RunStore) else RunStore(store)
     config = {
@@ -205,6 +213,7 @@ async def aoptimize(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
         store_path=run_store.path, in_place=in_place, unbound=tuple(state.unbound),
+        unwritable=runner.unwritable(),
     ), progress)
 
 

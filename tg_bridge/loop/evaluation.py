@@ -8,6 +8,7 @@ feedback text, with the user's metric or an LLM judge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..exceptions import UsageError
 from ..patching.binding import Binding
+from ..run_config import base_config, merge_configs, takes_config
 from .batching import Example
 
 __all__ = ["Runner", "Scorer", "Trial", "evaluate", "mean", "resolve_runner", "run_examples"]
@@ -52,19 +54,71 @@ class Runner:
         self._copier = copier
         self.name = name or type(target).__name__
         self.seen: dict[str, Binding] = seen if seen is not None else {}
+        self._run_config: Mapping[str, Any] | Callable[[Example], Any] | None = None
+        #: ``optimize(tool_descriptions=True)``: the target's tool descriptions are parameters
+        #: too (the ``tool_descriptions`` setting, in force while listing bindings and running)
+        self.tool_descriptions = False
 
-    async def ainvoke(self, inputs: Mapping[str, Any]) -> Any:
-        return await self._invoke(inputs)
+    async def ainvoke(self, inputs: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Any:
+        """Run the target once; ``config`` (when given) goes to the host as its run config."""
+        if config is None:
+            return await self._invoke(inputs)
+        return await self._invoke(inputs, config)
+
+    @property
+    def run_config(self) -> Mapping[str, Any] | Callable[[Example], Any] | None:
+        """``optimize(config=...)``: a host run config mapping, or callable(example) -> one.
+        Setting it checks that the target can receive one (UsageError otherwise), so a bad
+        config fails before any example runs, not as app failures."""
+        return self._run_config
+
+    @run_config.setter
+    def run_config(self, config: Mapping[str, Any] | Callable[[Example], Any] | None) -> None:
+        if config is not None:
+            if not (isinstance(config, Mapping) or callable(config)):
+                raise UsageError(
+                    "config must be a mapping (a RunnableConfig) or callable(example) ->"
+                    f" mapping, got {type(config).__name__}"
+                )
+            receiver = self.adapter.ainvoke if self.adapter is not None else self.target
+            if not takes_config(receiver):
+                raise UsageError(
+                    f"a config was given but {self.name or type(self.target).__name__} cannot"
+                    " receive one (its adapter or function has no `config` parameter)"
+                )
+        self._run_config = config
+
+    def config_for(self, example: Example) -> dict[str, Any] | None:
+        """The run config of one example: :attr:`run_config` (called with the example when
+        callable), with the example's own ``config`` merged over it (its ``configurable``
+        entries too). None when neither gives one. Raises UsageError for a non-mapping."""
+        return merge_configs(base_config(self.run_config, example), example.config)
 
     def bindings(self) -> list[Binding]:
         """Known live bindings: the adapter's view of the target, then those seen in runs."""
         found: dict[str, Binding] = {}
         if self.adapter is not None:
-            for b in self.adapter.bindings(self.target):
+            with self.settings():
+                listed = self.adapter.bindings(self.target)
+            for b in listed:
                 found.setdefault(b.key, b)
         for key, b in self.seen.items():
             found.setdefault(key, b)
         return list(found.values())
+
+    def settings(self) -> contextlib.AbstractContextManager[Any]:
+        """The settings this runner's target runs under (a :func:`tg_bridge.config.context`)."""
+        if not self.tool_descriptions:
+            return contextlib.nullcontext()
+        from ..config import context
+
+        return context(tool_descriptions=True)
+
+    def unwritable(self) -> list[str]:
+        """Names of the target's prompts its adapter cannot write (``adapter.unwritable``,
+        when the adapter has it); [] otherwise."""
+        finder = getattr(self.adapter, "unwritable", None)
+        return list(finder(self.target)) if callable(finder) else []
 
     def note(self, bindings: Mapping[str, Binding]) -> None:
         for key, b in bindings.items():
@@ -95,8 +149,10 @@ def resolve_runner(target: Any) -> Runner:
             " tg-bridge-llamaindex installed) or a function decorated with @tg_bridge.optimizable"
         )
 
-    async def invoke(inputs: Mapping[str, Any]) -> Any:
-        return await adapter.ainvoke(target, inputs)
+    async def invoke(inputs: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Any:
+        if config is None:
+            return await adapter.ainvoke(target, inputs)
+        return await adapter.ainvoke(target, inputs, config=config)
 
     return Runner(target, invoke, adapter=adapter, copier=adapter.copy,
                   name=getattr(adapter, "name", ""))
@@ -132,13 +188,15 @@ async def run_examples(
 
     async def one(i: int) -> Trial:
         example = examples[i]
-        async with capture(f"{label}[{i}]") as run:
-            try:
-                output = await runner.ainvoke(example.inputs)
-                error = None
-            except Exception as exc:  # the app failed on this example; keep going
-                log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
-                output, error = None, exc
+        config = runner.config_for(example)  # a bad config is the caller's error: raise
+        with runner.settings():  # each gather task has its own context: this run only
+            async with capture(f"{label}[{i}]") as run:
+                try:
+                    output = await runner.ainvoke(example.inputs, config)
+                    error = None
+                except Exception as exc:  # the app failed on this example; keep going
+                    log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
+                    output, error = None, exc
         runner.note(run.bindings)
         trial = Trial(i, example, run, output, error)
         if on_done is not None:

@@ -53,6 +53,9 @@ class OptimizationResult:
     in_place: bool = True
     #: prompts the runs showed that tg_bridge could not write (no live binding), by name
     unbound: tuple[str, ...] = ()
+    #: prompts of the target that cannot be written (named by its adapter, e.g. an agent
+    #: prompt given as a function): left as they are, never silently skipped
+    unwritable: list[str] = dataclasses.field(default_factory=list)
 
     def revert(self) -> Any:
         """Restore the app's original prompts byte for byte; returns the reverted patch.

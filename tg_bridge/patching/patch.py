@@ -42,6 +42,7 @@ from .patch_io import (  # the schema constants are re-exported: they were defin
 )
 from .patch_render import diff_html, unified_diff
 from .template_rules import check_template
+from .write_group import hold
 
 __all__ = ["Change", "Patch"]
 
@@ -189,18 +190,19 @@ class Patch:
             _host_check(target, change.new, change.target)
             plan.append((target, live, change))
         written: list[tuple[Any, str, str]] = []
-        for target, before, change in plan:
-            try:
-                _write(target, change.new, change.target)
-            except Exception as exc:
-                if _peek(target) != before:  # a partial write (e.g. fanned out) is undone too
-                    written.append((target, before, change.new))
-                failed = _rollback(written)
-                note = f"; could NOT restore {failed}" if failed else "; nothing changed"
-                raise BindingError(
-                    f"cannot write prompt {change.target!r}: {type(exc).__name__}: {exc}{note}"
-                ) from exc
-            written.append((target, before, change.new))
+        with hold(t for t, _, _ in plan):  # concurrent host calls see the patch whole
+            for target, before, change in plan:
+                try:
+                    _write(target, change.new, change.target)
+                except Exception as exc:
+                    if _peek(target) != before:  # a partial write (e.g. fanned out) is undone too
+                        written.append((target, before, change.new))
+                    failed = _rollback(written)
+                    note = f"; could NOT restore {failed}" if failed else "; nothing changed"
+                    raise BindingError(
+                        f"cannot write prompt {change.target!r}: {type(exc).__name__}: {exc}{note}"
+                    ) from exc
+                written.append((target, before, change.new))
         self._written = written
         self.applied = True
         log.info("applied patch with %d change(s)", len(written))
@@ -248,14 +250,15 @@ class Patch:
                 )
         restores = [(t, after, before) for t, before, after in reversed(self._written)]
         done: list[tuple[Any, str, str]] = []
-        for target, after, before in restores:
-            try:
-                _write(target, before, _key_of(target))
-            except Exception as exc:
+        with hold(t for t, _, _ in restores):
+            for target, after, before in restores:
+                try:
+                    _write(target, before, _key_of(target))
+                except Exception as exc:
+                    done.append((target, after, before))
+                    _rollback(done)
+                    raise BindingError(f"cannot restore prompt {_key_of(target)!r}: {exc}") from exc
                 done.append((target, after, before))
-                _rollback(done)
-                raise BindingError(f"cannot restore prompt {_key_of(target)!r}: {exc}") from exc
-            done.append((target, after, before))
         self._written = []
         self.applied = False
         return self

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from tg_bridge.exceptions import UsageError
+from tg_bridge.config import get_settings
+from tg_bridge.exceptions import UnwritablePromptWarning, UsageError
 
 from . import hooks
 from .engine import LangChainEngine
 from .handler import SpanHandler
 from .runner import copy_target, run_target
-from .walk import find_bindings
+from .walk import find_bindings, find_unwritable
 
 __all__ = ["LangChainAdapter"]
 
@@ -37,6 +39,7 @@ class LangChainAdapter:
         self.tool_descriptions = tool_descriptions
         self._lock = threading.Lock()
         self._handler: SpanHandler | None = None
+        self._reported: set[tuple[int, str]] = set()
 
     # -- capture ----------------------------------------------------------------------------
     def instrument(self, tracer_provider: Any = None) -> None:
@@ -70,9 +73,29 @@ class LangChainAdapter:
         return isinstance(obj, (Runnable, BaseLanguageModel, BaseTool))
 
     def bindings(self, target: Any, *, tool_descriptions: bool | None = None) -> list[Any]:
-        """Every live binding reachable from ``target``, in document order."""
-        with_tools = self.tool_descriptions if tool_descriptions is None else tool_descriptions
-        return find_bindings(target, tool_descriptions=with_tools)
+        """Every live binding reachable from ``target``, in document order. Tool descriptions
+        are included when ``tool_descriptions`` is true, else when this adapter's flag or the
+        ``tool_descriptions`` setting (:func:`tg_bridge.context`) is on."""
+        with_tools = tool_descriptions
+        if with_tools is None:
+            with_tools = self.tool_descriptions or get_settings().tool_descriptions
+        found = find_bindings(target, tool_descriptions=with_tools)
+        for name in self.unwritable(target):
+            if (id(target), name) in self._reported:  # once per app object, not per listing
+                continue
+            if len(self._reported) > 1000:  # bounded: ids of dead apps can be reused
+                self._reported.clear()
+            self._reported.add((id(target), name))
+            message = (f"the prompt {name} of {type(target).__name__} is a function: tg_bridge"
+                       " cannot write it and leaves it as it is (pass a str or SystemMessage)")
+            log.warning(message)
+            warnings.warn(message, UnwritablePromptWarning, stacklevel=2)
+        return found
+
+    def unwritable(self, target: Any) -> list[str]:
+        """Names of the prompts of ``target`` that cannot be written (e.g. a callable
+        ``prompt=`` of ``create_react_agent``). Never raises."""
+        return find_unwritable(target)
 
     def engine(self, model: Any, **kwargs: Any) -> LangChainEngine:
         """A tg_bridge Engine calling ``model`` (a chat model or LLM)."""
@@ -84,9 +107,12 @@ class LangChainAdapter:
                 raise UsageError(f"not a LangChain language model: {type(model).__name__}")
         return LangChainEngine(model, **kwargs)
 
-    async def ainvoke(self, target: Any, inputs: Mapping[str, Any]) -> str:
-        """Run ``target`` on one example's inputs; its output as text."""
-        return await run_target(target, inputs)
+    async def ainvoke(
+        self, target: Any, inputs: Mapping[str, Any], *, config: Mapping[str, Any] | None = None
+    ) -> str:
+        """Run ``target`` on one example's inputs (with ``config`` as its RunnableConfig);
+        its output as text."""
+        return await run_target(target, inputs, config=config)
 
     def copy(self, target: Any) -> Any:
         """An independent copy whose prompts can be written without touching ``target``."""

@@ -1,4 +1,11 @@
-"""The system prompt of a LangChain 1.x ``create_agent`` graph as a live binding.
+"""The system prompt of a ``create_agent`` / ``create_react_agent`` graph as a live binding.
+
+``langgraph.prebuilt.create_react_agent(model, tools, prompt=...)`` keeps a str or
+``SystemMessage`` prompt the same way, one level down: the agent node's ``call_model`` reads
+``static_model`` (``prompt_runnable | model``) from its closure, and the prompt runnable's
+lambda holds the message in a closure cell; the same binding reads and writes that cell. A
+callable prompt computes its text at call time: it cannot be written, and
+:func:`unwritable_prompt` names it so the adapter can report it.
 
 Where LangChain keeps it (langchain 1.x, ``langchain/agents/factory.py``): ``create_agent``
 turns ``system_prompt`` into a ``SystemMessage`` held in the local variable ``system_message``,
@@ -46,7 +53,9 @@ __all__ = [
     "enter",
     "is_model_node",
     "leave",
+    "react_prompt_runnable",
     "template_record",
+    "unwritable_prompt",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,14 @@ log = logging.getLogger(__name__)
 _MODULE = "langchain.agents.factory"
 _NODE_FUNCS = ("create_agent.<locals>.model_node", "create_agent.<locals>.amodel_node")
 _CELL = "system_message"
+# langgraph.prebuilt.create_react_agent: the "agent" node's call_model reads ``static_model``
+# (``prompt_runnable | model``) from its closure; the prompt runnable is a RunnableCallable
+# over a lambda holding the SystemMessage in a closure cell (``_system_message`` for a str
+# prompt, ``prompt`` for a SystemMessage)
+_REACT_MODULE = "langgraph.prebuilt.chat_agent_executor"
+_REACT_FUNCS = ("create_react_agent.<locals>.call_model", "create_react_agent.<locals>.acall_model")
+_REACT_PROMPT = "_get_prompt_runnable.<locals>.<lambda>"
+_REACT_CELLS = ("_system_message", "prompt")
 #: the binding of the create_agent model node currently running in this context
 _current: contextvars.ContextVar[AgentPromptBinding | None] = contextvars.ContextVar(
     "tg_bridge_agent_prompt", default=None
@@ -67,30 +84,106 @@ def _is_node_func(fn: Any) -> bool:
     )
 
 
-def is_model_node(obj: Any) -> bool:
-    """True for the ``RunnableCallable`` of a ``create_agent`` graph's model node. Cheap."""
+def _is_react_func(fn: Any) -> bool:
+    return (
+        getattr(fn, "__module__", None) == _REACT_MODULE
+        and getattr(fn, "__qualname__", None) in _REACT_FUNCS
+    )
+
+
+def _funcs(obj: Any) -> list[Any]:
     try:
         attrs = obj.__dict__
     except AttributeError:
-        return False
-    return _is_node_func(attrs.get("func")) or _is_node_func(attrs.get("afunc"))
+        return []
+    return [attrs.get("func"), attrs.get("afunc")]
+
+
+def is_model_node(obj: Any) -> bool:
+    """True for the ``RunnableCallable`` of a ``create_agent`` graph's model node or of a
+    ``create_react_agent`` graph's agent node. Cheap."""
+    return any(_is_node_func(fn) or _is_react_func(fn) for fn in _funcs(obj))
+
+
+def _cell_named(fn: Any, names: tuple[str, ...]) -> types.CellType | None:
+    code = getattr(fn, "__code__", None)
+    closure = getattr(fn, "__closure__", None)
+    if code is None or closure is None:
+        return None
+    for name in names:
+        if name in code.co_freevars:
+            return closure[code.co_freevars.index(name)]
+    return None
+
+
+def react_prompt_runnable(node: Any) -> Any:
+    """The prompt runnable (first step of ``static_model``) of a create_react_agent agent
+    node, or None (a dynamic model, another langgraph version)."""
+    for fn in _funcs(node):
+        if not _is_react_func(fn):
+            continue
+        cell = _cell_named(fn, ("static_model",))
+        try:
+            model = cell.cell_contents if cell is not None else None
+        except ValueError:
+            continue
+        first = getattr(model, "first", None)
+        if first is not None:
+            return first
+    return None
+
+
+def _is_react_prompt_func(fn: Any) -> bool:
+    return (
+        getattr(fn, "__module__", None) == _REACT_MODULE
+        and getattr(fn, "__qualname__", None) == _REACT_PROMPT
+    )
+
+
+def _cell_owners(node: Any) -> tuple[Any, tuple[str, ...]] | None:
+    """The object whose functions hold the system message, and the cell names."""
+    if any(_is_node_func(fn) for fn in _funcs(node)):
+        return node, (_CELL,)
+    prompt = react_prompt_runnable(node)
+    if prompt is not None and any(_is_react_prompt_func(fn) for fn in _funcs(prompt)):
+        return prompt, _REACT_CELLS
+    return None
 
 
 def _cells(node: Any) -> list[types.CellType]:
-    """The distinct ``system_message`` cells of the node's functions (one in langchain 1.x:
-    both closures share it)."""
+    """The distinct cells holding the agent's system message (one in langchain 1.x and
+    langgraph 1.x: a node's sync and async functions share it)."""
+    owner = _cell_owners(node)
+    if owner is None:
+        return []
+    obj, names = owner
     found: list[types.CellType] = []
-    for attr in ("func", "afunc"):
-        fn = node.__dict__.get(attr)
-        if not _is_node_func(fn):
+    for fn in _funcs(obj):
+        if not (_is_node_func(fn) or _is_react_prompt_func(fn)):
             continue
-        names = fn.__code__.co_freevars
-        if _CELL not in names or fn.__closure__ is None:
-            continue
-        cell = fn.__closure__[names.index(_CELL)]
-        if all(cell is not c for c in found):
+        cell = _cell_named(fn, names)
+        if cell is not None and all(cell is not c for c in found):
             found.append(cell)
     return found
+
+
+def unwritable_prompt(node: Any) -> str | None:
+    """The name of a create_react_agent prompt that tg_bridge cannot write (a callable
+    ``prompt=``: its text is computed at call time), else None. Never raises."""
+    try:
+        if not any(_is_react_func(fn) for fn in _funcs(node)):
+            return None
+        prompt = react_prompt_runnable(node)
+        if prompt is None or type(prompt).__name__ != "RunnableCallable":
+            return None
+        fns = [fn for fn in _funcs(prompt) if fn is not None]
+        if not fns or any(_is_react_prompt_func(fn) for fn in fns):
+            return None
+        fn = fns[0]
+        return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    except Exception:
+        log.debug("could not inspect the agent prompt", exc_info=True)
+        return None
 
 
 @dataclasses.dataclass(eq=False)
@@ -208,11 +301,12 @@ def detach(node: Any) -> None:
     cells = _cells(node)
     if not cells:
         return
+    owner, _names = _cell_owners(node)  # type: ignore[misc]
     fresh = types.CellType(cells[0].cell_contents)
     try:
         for attr in ("func", "afunc"):
-            fn = node.__dict__.get(attr)
-            if not _is_node_func(fn) or fn.__closure__ is None:
+            fn = owner.__dict__.get(attr)
+            if not (_is_node_func(fn) or _is_react_prompt_func(fn)) or fn.__closure__ is None:
                 continue
             closure = tuple(fresh if any(c is old for old in cells) else c for c in fn.__closure__)
             clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, closure)
@@ -220,6 +314,6 @@ def detach(node: Any) -> None:
             clone.__qualname__ = fn.__qualname__
             clone.__annotations__ = dict(fn.__annotations__)
             clone.__dict__.update(fn.__dict__)
-            setattr(node, attr, clone)
+            setattr(owner, attr, clone)
     except Exception as exc:
         raise BindingError(f"cannot separate the copied agent's system prompt: {exc}") from exc

@@ -12,12 +12,14 @@ A prompt with key ``K`` (see :mod:`.registry`) yields:
 ``write()`` edits the live object in place (identity is kept, so every chain holding the
 prompt sees the change), recomputes ``input_variables`` on the way up, and drops the cached
 ``_serialized`` dict so tracers see the new text. It validates nothing about placeholders:
-that is the patch validator's job. Not thread-safe against a concurrent invoke of the same
-prompt (a run may see the old or the new text, never a mix of fields within one message).
+that is the patch validator's job. Writes take the prompt's lock (``write_lock``), which
+LangChain's formatting of the prompt takes too (:mod:`.format_lock`): a host call sees the
+old or the new text, and a whole patch held under the lock is seen whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -32,11 +34,16 @@ from langchain_core.prompts import (
     MessagesPlaceholder,
     PromptTemplate,
 )
-from langchain_core.prompts.chat import BaseChatPromptTemplate, ChatMessagePromptTemplate
+from langchain_core.prompts.chat import (
+    BaseChatPromptTemplate,
+    BaseMessagePromptTemplate,
+    ChatMessagePromptTemplate,
+)
 from langchain_core.prompts.string import get_template_variables
 from tg_bridge.exceptions import BindingError
 
 from . import registry
+from .format_lock import lock_for
 
 __all__ = ["PromptBinding", "prompt_bindings", "template_records"]
 
@@ -75,14 +82,42 @@ class PromptBinding:
         except Exception as exc:
             raise BindingError(f"cannot read {self.key}: {exc}") from exc
 
+    def check(self, value: str) -> None:
+        """Raise :class:`BindingError` unless ``value`` formats the way LangChain will format
+        this slot (a fresh template of the slot's format, with a stand-in value for each of
+        its variables). Reads nothing from the live prompt, so concurrent host calls do not
+        matter; writes nothing. Fixed texts (format ``"none"``) always pass."""
+        if not isinstance(value, str):
+            raise BindingError(f"{self.key}: a prompt text must be a str, got {type(value)!r}")
+        if self.template_format == "none":
+            return
+        try:
+            names = get_template_variables(value, self.template_format)
+            trial = PromptTemplate(template=value, template_format=self.template_format,
+                                   input_variables=names)
+            trial.format(**{name: "x" for name in names})
+        except Exception as exc:
+            raise BindingError(
+                f"{self.key}: the new text does not format as a {self.template_format} template:"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+
+    @property
+    def write_lock(self) -> Any:
+        """The prompt's lock, also taken by LangChain's formatting of it (see
+        :mod:`.format_lock`): a patch holding it is seen whole by concurrent host calls."""
+        return lock_for(self.root)
+
     def write(self, value: str) -> None:
         if not isinstance(value, str):
             raise BindingError(f"{self.key}: a prompt text must be a str, got {type(value)!r}")
-        try:
-            self._set(value)
-        except Exception as exc:
-            raise BindingError(f"cannot write {self.key}: {exc}") from exc
-        refresh(self.root)
+        lock = lock_for(self.root)
+        with lock if lock is not None else contextlib.nullcontext():
+            try:
+                self._set(value)
+            except Exception as exc:
+                raise BindingError(f"cannot write {self.key}: {exc}") from exc
+            refresh(self.root)
 
     def record(self) -> dict[str, Any]:
         """The ``tg_bridge.templates`` record of this text (current live value)."""
@@ -214,13 +249,16 @@ def _refresh(obj: Any) -> None:
     elif isinstance(obj, FewShotChatMessagePromptTemplate):
         _refresh(obj.example_prompt)
     elif isinstance(obj, ChatPromptTemplate):
+        # the same rule as ChatPromptTemplate's own validator: every message's variables,
+        # a required MessagesPlaceholder's name included (RunnableWithMessageHistory calls the
+        # prompt with a bare message list, which needs exactly one input variable), minus the
+        # partial and optional ones
         names: set[str] = set()
         for message in obj.messages:
-            _refresh(message)
-            if isinstance(message, MessagesPlaceholder):
-                continue
-            if isinstance(message, BaseChatPromptTemplate) or hasattr(message, "input_variables"):
-                names.update(getattr(message, "input_variables", ()) or ())
+            if not isinstance(message, MessagesPlaceholder):
+                _refresh(message)
+            if isinstance(message, (BaseChatPromptTemplate, BaseMessagePromptTemplate)):
+                names.update(message.input_variables or ())
         names -= set(obj.partial_variables or {})
         names -= set(obj.optional_variables or ())
         obj.input_variables = sorted(names)

@@ -32,6 +32,7 @@ from opentelemetry.trace import Status, StatusCode
 from tg_bridge import semconv as sc
 from tg_bridge._internal import is_internal
 from tg_bridge.capturing import record_hook_error
+from tg_bridge.config import get_settings
 
 from . import hooks
 from .attributes import message_attributes, to_json, value_attributes
@@ -294,7 +295,8 @@ class SpanHandler(BaseCallbackHandler):
             attrs[sc.TOOL_NAME] = str(serialized.get("name") or name)
             if serialized.get("description"):
                 attrs[sc.TOOL_DESCRIPTION] = str(serialized["description"])
-            attrs.update(tool_attributes(metadata, self.tool_descriptions))
+            with_tools = self.tool_descriptions or get_settings().tool_descriptions
+            attrs.update(tool_attributes(metadata, with_tools))
             self._start(run_id, parent_run_id, str(name), "TOOL", "tool", tags, attrs)
         except Exception as exc:
             record_hook_error(exc, where="on_tool_start")

@@ -33,22 +33,36 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(eq=False)
 class ToolDescriptionBinding:
-    """The ``description`` of a live ``BaseTool``."""
+    """The ``description`` of a live ``BaseTool``, and of the schema dicts of the same tool
+    already bound to a model (:meth:`link`): a write updates them together."""
 
     key: str
     tool: Any
     template_format: str = "none"
+    linked: list[MutableMapping[str, Any]] = dataclasses.field(default_factory=list, repr=False)
 
     def read(self) -> str:
         return str(self.tool.description)
+
+    def link(self, schema: MutableMapping[str, Any]) -> None:
+        """Also write ``schema``'s description (a bound copy of this tool's schema)."""
+        if all(schema is not s for s in self.linked):
+            self.linked.append(schema)
 
     def write(self, value: str) -> None:
         if not isinstance(value, str):
             raise BindingError(f"{self.key}: a description must be a str")
         try:
             self.tool.description = value
+            for schema in self.linked:
+                _slot(schema)["description"] = value
         except Exception as exc:
             raise BindingError(f"cannot write {self.key}: {exc}") from exc
+
+
+def _slot(schema: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    inner = schema.get("function")
+    return inner if isinstance(inner, MutableMapping) else schema
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,9 +74,13 @@ class BoundToolBinding:
     schema: MutableMapping[str, Any]
     template_format: str = "none"
 
+    @property
+    def name(self) -> str:
+        """The tool's name in the schema ('' when it has none)."""
+        return str(self._slot().get("name", ""))
+
     def _slot(self) -> MutableMapping[str, Any]:
-        inner = self.schema.get("function")
-        return inner if isinstance(inner, MutableMapping) else self.schema
+        return _slot(self.schema)
 
     def read(self) -> str:
         return str(self._slot().get("description", ""))

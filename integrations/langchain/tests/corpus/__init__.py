@@ -1,0 +1,1 @@
+"""The LangChain / LangGraph corpus: apps written the way public tutorials write them."""
