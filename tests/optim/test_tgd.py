@@ -135,7 +135,7 @@ def test_momentum_shows_past_values():
     engine = FakeEngine(lambda m: {"improved_value": "v" + str(int(m[1]["content"].split("<current_value>\n")[1][1]) + 1)})
     opt = TGD([p], engine=engine, momentum=2)
     for i in range(3):
-        feedback(p, f"feedback round {i}")
+        feedback(p, f"feedback round {i}", trusted=True)  # developer feedback: verbatim
         opt.step()
         opt.zero_grad()
     assert p.value == "v4"
