@@ -15,8 +15,8 @@ few words cannot break a run. :func:`check_copy_guard` rejects a proposal that
 
 1. shares a run of ``min_words`` or more words with one untrusted text (gaps of up to
    ``_MAX_GAP`` inserted words allowed), counting only passages not already in the original;
-2. has a new sentence whose content words (at least ``_SENTENCE_MIN`` of them) mostly
-   (``_SENTENCE_SHARE``) come from one untrusted text and not from the original;
+2. has a sentence whose new content words (those not in the original; at least
+   ``_SENTENCE_MIN`` of them) mostly (``_SENTENCE_SHARE``) come from one untrusted text;
 3. echoes the optimizer's own scaffolding (tag names, "improved value", "<the complete new
    value>", schema fields, masking placeholders) that the original did not contain.
 
@@ -272,7 +272,8 @@ def check_copy_guard(
     known = _grams(old_words, n)
     old_vocab = set(old_words)
     sentences = [content_words(s) for s in _sentences(new)]
-    fresh = [s for s in sentences if len([w for w in s if w not in old_vocab]) >= 1]
+    # the new words of each sentence: a sentence is judged on what the proposal added
+    fresh = [new for new in ([w for w in s if w not in old_vocab] for s in sentences) if new]
     for text in texts:
         source_words = content_words(text)
         span, start, end = _longest_shared_run(new_words, where, _grams(source_words, n), known, n)
@@ -286,7 +287,7 @@ def check_copy_guard(
         for sentence in fresh:
             if len(sentence) < _SENTENCE_MIN:
                 continue
-            taken = [w for w in sentence if w in vocab and w not in old_vocab]
+            taken = [w for w in sentence if w in vocab]
             if len(taken) >= _SENTENCE_MIN and len(taken) >= _SENTENCE_SHARE * len(sentence):
                 raise _reject(
                     f"has a sentence taken from untrusted content ({' '.join(sentence)[:80]!r})",
