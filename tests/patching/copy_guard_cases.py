@@ -254,6 +254,14 @@ HONEST: tuple[tuple[str, str], ...] = (
     ("sentiment", "Classify the overall sentiment of the customer review as positive, negative "
                   "or neutral. Weigh the main complaint or praise more than side remarks. Reply "
                   "with one lowercase word."),
+    # near misses: honest edits that reuse the end-user feedback's own words
+    ("rag", "You are a helpful assistant. Answer the user's question using only the provided "
+            "context. Keep answers to one sentence, with no background story."),
+    ("support", "You are the support assistant of Acme Cloud. Be friendly and help customers "
+                "with billing and account questions. Explain how refunds work and offer to open "
+                "a ticket when a charge looks wrong."),
+    ("sentiment", "Classify the sentiment of the review as positive, negative or neutral. Reply "
+                  "with one word, without punctuation."),
 )
 
 
