@@ -153,3 +153,15 @@ def test_large_inputs_are_bounded():
     assert len(huge) > 1_000_000
     assert reason("Summarize reports. " * 500, texts=[huge]) is None
     assert reason("lorem ipsum dolor sit amet consectetur lorem ipsum dolor", texts=[huge]) == "copy_guard"
+
+
+def test_an_instruction_answering_a_complaint_with_its_words_in_another_order_passes():
+    """The quickstart notebook's case: feedback "state the city in a short sentence quoting
+    the context" answered by "Answer by quoting the sentence of the context ..." shares words,
+    not a passage; the same words in the feedback's own order are a copy."""
+    old = "Context:\n{context_str}\n\nQuestion: {query_str}\n"
+    complaint = "The answer should state the city in a short sentence quoting the context."
+    check_copy_guard("Answer by quoting the sentence of the context that answers the question.\n"
+                     + old, [complaint], old=old)
+    with pytest.raises(PatchValidationError):
+        check_copy_guard("State the city in a short sentence.\n" + old, [complaint], old=old)

@@ -16,7 +16,9 @@ few words cannot break a run. :func:`check_copy_guard` rejects a proposal that
 1. shares a run of ``min_words`` or more words with one untrusted text (gaps of up to
    ``_MAX_GAP`` inserted words allowed), counting only passages not already in the original;
 2. has a sentence whose new content words (those not in the original; at least
-   ``_SENTENCE_MIN`` of them) mostly (``_SENTENCE_SHARE``) come from one untrusted text;
+   ``_SENTENCE_MIN`` of them) mostly (``_SENTENCE_SHARE``) come from one untrusted text in
+   the same order (word pairs, a filler between them allowed) — the same words in another
+   order, as when an instruction answers a complaint, do not count;
 3. echoes the optimizer's own scaffolding (tag names, "improved value", "<the complete new
    value>", schema fields, masking placeholders) that the original did not contain.
 
@@ -271,9 +273,9 @@ def check_copy_guard(
     n = min(_GRAM, min_words)
     known = _grams(old_words, n)
     old_vocab = set(old_words)
-    sentences = [content_words(s) for s in _sentences(new)]
-    # the new words of each sentence: a sentence is judged on what the proposal added
-    fresh = [new for new in ([w for w in s if w not in old_vocab] for s in sentences) if new]
+    # sentences with at least _SENTENCE_MIN words the proposal added (not in the original)
+    sentences = [s for s in (content_words(t) for t in _sentences(new))
+                 if sum(w not in old_vocab for w in s) >= _SENTENCE_MIN]
     for text in texts:
         source_words = content_words(text)
         span, start, end = _longest_shared_run(new_words, where, _grams(source_words, n), known, n)
@@ -283,16 +285,37 @@ def check_copy_guard(
                 f"copies a run of {span} words of untrusted content (e.g. {sample[:80]!r})",
                 target, "copy_guard",
             )
-        vocab = set(source_words)
-        for sentence in fresh:
-            if len(sentence) < _SENTENCE_MIN:
-                continue
-            taken = [w for w in sentence if w in vocab]
-            if len(taken) >= _SENTENCE_MIN and len(taken) >= _SENTENCE_SHARE * len(sentence):
+        pairs = _pairs(source_words) if sentences else set()
+        for sentence in sentences:
+            added = [i for i, w in enumerate(sentence) if w not in old_vocab]
+            taken = _paired(sentence, pairs)
+            hits = sum(i in taken for i in added)
+            if hits >= _SENTENCE_MIN and hits >= _SENTENCE_SHARE * len(added):
                 raise _reject(
                     f"has a sentence taken from untrusted content ({' '.join(sentence)[:80]!r})",
                     target, "copy_guard",
                 )
+
+
+def _pairs(words: Sequence[str]) -> set[tuple[str, str]]:
+    """Ordered word pairs of ``words``: neighbours and neighbours-but-one (skips a filler)."""
+    out = set()
+    for i in range(len(words) - 1):
+        out.add((words[i], words[i + 1]))
+        if i + 2 < len(words):
+            out.add((words[i], words[i + 2]))
+    return out
+
+
+def _paired(sentence: Sequence[str], pairs: set[tuple[str, str]]) -> set[int]:
+    """Positions of ``sentence`` that take part in a pair (as in :func:`_pairs`) also found,
+    in the same order, in the untrusted text: words shared in sequence, not just shared."""
+    hit: set[int] = set()
+    for i in range(len(sentence)):
+        for j in (i + 1, i + 2):
+            if j < len(sentence) and (sentence[i], sentence[j]) in pairs:
+                hit.update((i, j))
+    return hit
 
 
 def check_scaffolding(new: str, *, old: str = "", target: str = "") -> None:
