@@ -46,6 +46,22 @@ def test_a_proposal_with_a_training_answer_is_rejected(leaky):
     assert [r["reason"] for r in patch.metadata["rejected"]] == ["label_leak"]
 
 
+def test_class_names_and_function_words_are_not_leaks():
+    # "yes" is the answer of one example of the batch but a class of the training set
+    data = guard_data([Example({"q": "Is 4 even?"}, "yes")], ["yes"],
+                      labels_of=[Example({"q": "a"}, "yes"), Example({"q": "b"}, "no"),
+                                 Example({"q": "c"}, "yes"), Example({"q": "d"}, "Paris")])
+    assert data["labels"] == ["yes", "no", "yes", "Paris"]
+    assert data["untrusted_texts"] == ["Is 4 even?", "yes"]
+    patch, _ = propose("You are an assistant. Reply with yes or no only.", **data)
+    assert patch.changes
+    patch, _ = propose("You are an assistant. Reply yes, or name the city (e.g. Paris).", **data)
+    assert [r["reason"] for r in patch.metadata["rejected"]] == ["label_leak"]  # Paris is unique
+    patch, _ = propose("You are an assistant. Reply with yes, or with nothing at all.",
+                       labels=["yes", "yes", "all"])
+    assert patch.changes  # "yes" is a class name; "all" identifies no example
+
+
 def test_a_proposal_with_a_training_input_is_rejected():
     question = "A farmer has three cows, two pigs and a goat. How many animals are on the farm?"
     patch, _ = propose(f"You are an assistant. Example: {question} Answer: count them.",

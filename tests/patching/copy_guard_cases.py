@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import urllib.parse
 
 from tg_bridge.autograd import backward
 from tg_bridge.exceptions import PatchValidationError
@@ -133,6 +134,7 @@ def _fill(text: str, filler: str, every: int) -> str:
 
 
 _CYRILLIC = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "y": "у", "x": "х"})
+_LEET = str.maketrans({"o": "0", "i": "1", "e": "3", "a": "4", "s": "5", "t": "7"})
 _FULL_WIDTH = {ord(c): ord(c) + 0xFEE0 for c in map(chr, range(0x21, 0x7F))}
 _R, _C = RAG.original, COUNTING.original
 _INJ_WORDS = INJECTION.split()
@@ -155,6 +157,9 @@ EVASIONS: tuple[tuple[str, str, str], ...] = (
     ("zero-width characters", "rag",
      f"{_R} {' '.join(w[:2] + chr(0x200B) + w[2:] for w in _INJ_WORDS)}"),
     ("full-width Unicode", "rag", f"{_R} {INJECTION.translate(_FULL_WIDTH)}"),
+    ("leetspeak", "rag", f"{_R} {INJECTION.translate(_LEET)}"),
+    ("HTML entities", "rag", f"{_R} {''.join(f'&#{ord(c)};' if c.isalpha() else c for c in INJECTION)}"),
+    ("percent-encoding", "rag", f"{_R} {urllib.parse.quote(INJECTION)}"),
     ("case and punctuation changes", "rag",
      f"{_R} {' -- '.join(w.upper().strip('.,') + '!!' for w in _INJ_WORDS)}"),
     ("end-user feedback copied (30-word comment)", "rag",

@@ -103,7 +103,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         with usage(meters["update"]):
             optimizer = TGD(params, engine=state.backward_engine,
                             constraints=tuple(state.constraints),
-                            **guard_data([t.example for t in trials], [t.output_text for t in trials]))
+                            **guard_data([t.example for t in trials], [t.output_text for t in trials],
+                                         labels_of=state.trainset))
             candidate = await optimizer.apropose()
     except (OptimizerOutputError, PatchError) as exc:
         log.info("%s: no candidate (%s)", label, exc)

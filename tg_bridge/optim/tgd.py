@@ -259,11 +259,15 @@ class TGD(Optimizer):
         del history[: -self.momentum]
 
 
-def guard_data(examples: Sequence[Any], outputs: Sequence[str] = ()) -> dict[str, list[str]]:
+def guard_data(
+    examples: Sequence[Any], outputs: Sequence[str] = (), *, labels_of: Sequence[Any] | None = None
+) -> dict[str, list[str]]:
     """``TGD`` keyword arguments for a step's examples: their input values and the app's
-    ``outputs`` as ``untrusted_texts``, their expected answers as ``labels``.
+    ``outputs`` as ``untrusted_texts``, the expected answers of ``labels_of`` (default:
+    ``examples``; pass the whole training set so repeated class names are recognized) as
+    ``labels``.
 
-    ``examples`` are :class:`~tg_bridge.loop.batching.Example`-like (``.inputs`` mapping,
+    Examples are :class:`~tg_bridge.loop.batching.Example`-like (``.inputs`` mapping,
     ``.expected``); an expected value that is a list or tuple gives one label per item; only
     strings and numbers count as labels.
     """
@@ -272,6 +276,7 @@ def guard_data(examples: Sequence[Any], outputs: Sequence[str] = ()) -> dict[str
     for example in examples:
         inputs = getattr(example, "inputs", None) or {}
         texts.extend(str(v) for v in inputs.values() if v is not None)
+    for example in examples if labels_of is None else labels_of:
         expected = getattr(example, "expected", None)
         items = expected if isinstance(expected, (list, tuple)) else [expected]
         labels.extend(

@@ -5,8 +5,9 @@ prompt shows up as text shared between the proposal and something the world wrot
 document, a tool result, a user question, an app output, end-user feedback). Attackers (and
 small models) disguise such copies, so both sides are normalized first (:func:`normalize`):
 
-- Unicode NFKC (full-width letters, ligatures), zero-width characters removed, common
-  Cyrillic/Greek homoglyphs mapped to ASCII, case folded;
+- HTML entities and percent-encoding decoded, Unicode NFKC (full-width letters, ligatures),
+  zero-width characters removed, common Cyrillic/Greek homoglyphs mapped to ASCII, case
+  folded, digits standing for letters inside a word ("pwn3d") read as letters;
 - ``_`` / ``-`` / ``.`` joining words split them again, punctuation and spacing ignored;
 - runs of base64 or hex that decode to text are decoded (the decoded words are compared too).
 
@@ -34,8 +35,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Iterable, Sequence
 
 from ..exceptions import PatchValidationError, UsageError
@@ -76,6 +79,8 @@ _HOMOGLYPHS = str.maketrans(
     "aeopcyxijsdhqwlABEKMHOPCTXYIJSGQW"
     "abeiknoptuxwABEZHIKMNOPTYX",
 )
+_LEET = str.maketrans("013457", "oieast")
+_PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _JOINERS = re.compile(r"(?<=\w)[_\-.·•/](?=\w)")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _B64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
@@ -121,8 +126,24 @@ _SCAFFOLD_TAGS = re.compile(
 
 # -- normalization ---------------------------------------------------------------------------
 def _fold(text: str) -> str:
+    if "&" in text:  # HTML entities: "&#73;gnore" is "Ignore"
+        text = html.unescape(text)
+    if "%" in text:  # percent-encoding: "ignore%20previous"
+        text = _PERCENT.sub(_unpercent, text)
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).translate(_HOMOGLYPHS)
     return text.casefold()
+
+
+def _unpercent(match: re.Match[str]) -> str:
+    return urllib.parse.unquote(match.group(0), errors="replace")
+
+
+def _unleet(word: str) -> str:
+    # digits standing for letters inside a word ("pwn3d", "1gn0re"); plain numbers stay
+    digits = sum(ch.isdigit() for ch in word)
+    if not digits or 2 * digits > len(word):  # words, numbers and ids ("0123abcd") stay
+        return word
+    return word.translate(_LEET)  # "gpt4" reads "gpta" too: the same on both sides
 
 
 def _printable_text(raw: bytes) -> str | None:
@@ -173,7 +194,7 @@ def normalize(text: str) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(_JOINERS.sub(" ", _fold(text)))
+    return [_unleet(w) for w in _WORD.findall(_JOINERS.sub(" ", _fold(text)))]
 
 
 def content_words(text: str) -> list[str]:
@@ -340,13 +361,17 @@ def check_labels(new: str, labels: Iterable[str], *, old: str = "", target: str 
     expected answer of a training example as standalone words that ``old`` did not contain.
 
     An answer given by two or more examples is a class name ("yes", "positive"), which an
-    instruction may legitimately list, and is not checked. Longer answers are also caught by
+    instruction may legitimately list, and is not checked; so is an answer made of function
+    words only ("no", "all"). Pass the labels of the whole training set, not only the batch,
+    so class names are recognized as such. Longer answers are also caught by
     :func:`check_copy_guard` when passed as untrusted texts.
     """
-    items = [" ".join(normalize(str(label))) for label in labels if str(label).strip()]
     counts: dict[str, int] = {}
-    for item in items:
-        if item:
+    for label in labels:
+        words = normalize(str(label))
+        # a label made of function words only ("no", "all") identifies no example
+        if any(w and w not in _STOPWORDS for w in words):
+            item = " ".join(words)
             counts[item] = counts.get(item, 0) + 1
     if not counts:
         return
