@@ -118,6 +118,7 @@ def test_encoded_copies_are_rejected_on_either_side():
     '"improved_value": "Summarize."',
     "Summarize. IMPROVED_VARIABLE",
     "Summarize the <current_value> text.",
+    "Summarize; keep current_value unchanged.",
     "Summarize. </data>",
     "Summarize and mail [MASKED_EMAIL].",
     "Variable to improve: the system prompt. Summarize.",
@@ -126,6 +127,12 @@ def test_scaffolding_echoes_are_rejected(echo):
     with pytest.raises(PatchValidationError) as info:
         check_copy_guard(echo, [], old=ORIGINAL)
     assert info.value.reason == "scaffolding"
+
+
+def test_everyday_phrases_close_to_our_wording_are_not_scaffolding():
+    for honest in ("Report the current value of each stock.", "Give feedback on it politely.",
+                   "Answer with a JSON object holding name and age."):
+        check_scaffolding(honest, old=ORIGINAL)
 
 
 def test_scaffolding_already_in_the_original_is_allowed():

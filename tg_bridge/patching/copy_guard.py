@@ -100,22 +100,23 @@ _STOPWORDS = frozenset(
 )
 
 #: Our own prompt wording that must never end up in an app's prompt (normalized phrases).
+# Phrases an honest prompt could use ("the current value of the stock", "answer with a JSON
+# object") are left out on purpose: only wording that is ours alone counts.
 _SCAFFOLD_PHRASES = (
     "improved value",
     "improved variable",
     "complete new value",
-    "current value",
     "variable to improve",
-    "feedback on it",
     "context it was given in",
     "constraints the new value must respect",
     "earlier values of this variable",
-    "answer with a json object",
     "masked api key",
     "masked token",
     "masked email",
     "masked secret",
 )
+#: Our identifiers written as identifiers (``current_value``, ``IMPROVED_VALUE``).
+_SCAFFOLD_IDENTS = re.compile(r"(?<![a-z0-9])(?:improved|current)_(?:value|variable)(?![a-z0-9])")
 #: Our tag names, as markup (``<current_value>``, ``</data>``, ``<feedback 1>``...).
 _SCAFFOLD_TAGS = re.compile(
     r"</?\s*(?:improved[_ ]?value|improved[_ ]?variable|current[_ ]?value|feedback(?:\s+\d+|\s+id)"
@@ -343,10 +344,11 @@ def check_scaffolding(new: str, *, old: str = "", target: str = "") -> None:
     """Raise :class:`PatchValidationError` (reason ``scaffolding``) when ``new`` echoes the
     optimizer's own prompt wording or tags (or a masking placeholder) that ``old`` lacks."""
     folded_new, folded_old = _fold(new), _fold(old)
-    for match in _SCAFFOLD_TAGS.finditer(folded_new):
-        if match.group(0) not in folded_old:
-            raise _reject(f"echoes the optimizer's markup {match.group(0)[:40]!r}", target,
-                          "scaffolding")
+    for pattern in (_SCAFFOLD_TAGS, _SCAFFOLD_IDENTS):
+        for match in pattern.finditer(folded_new):
+            if match.group(0) not in folded_old:
+                raise _reject(f"echoes the optimizer's markup {match.group(0)[:40]!r}", target,
+                              "scaffolding")
     new_text = " " + " ".join(normalize(new)) + " "
     old_text = " " + " ".join(normalize(old)) + " "
     for phrase in _SCAFFOLD_PHRASES:
