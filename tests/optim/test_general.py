@@ -95,3 +95,21 @@ def test_optimize_never_keeps_a_prompt_that_memorized_a_label(fake_app_adapter, 
                       engine=FakeEngine(respond), store=str(tmp_path / "r.db"), progress=False)
     assert app.template == ORIGINAL
     assert not result.history[0].accepted and "label_leak" in result.history[0].reason
+
+
+def test_text_of_the_apps_other_prompts_is_not_a_copy():
+    """The conversation a gradient shows holds the human template filled with user data, as a
+    data block; moving one of the template's instructions into the system prompt is fair."""
+    from tg_bridge.safety import delimit
+
+    template = Variable("Use only the context below to answer, and cite the passage you used.\n"
+                        "Context: {context}\nQuestion: {q}", role="human template",
+                        requires_grad=True, kind="parameter", name="human")
+    sys_prompt = system("You are helpful.")
+    filled = template.value.replace("{context}", "Paris is in France.").replace("{q}", "Where?")
+    sys_prompt.add_gradient("Cite sources.", context=delimit(filled, "message 1 (user)"))
+    moved = "You are helpful. Use only the context below to answer, and cite the passage you used."
+    engine = FakeEngine(lambda m, fmt: {"improved_value": moved})
+    assert TGD([sys_prompt], engine=engine).propose().metadata["rejected"]  # alone: a copy
+    patch = TGD([sys_prompt, template], engine=engine).propose()
+    assert [c.new for c in patch.changes if c.target == sys_prompt.key] == [moved]

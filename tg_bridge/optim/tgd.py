@@ -11,6 +11,8 @@ Every proposed value is validated (not empty, same placeholders) and passes the 
 (:mod:`tg_bridge.patching.copy_guard`): it may not carry text the world wrote (documents, tool
 results, inputs, app outputs, end-user feedback, the step's example inputs and outputs), the
 optimizer's own scaffolding, or an expected answer of a training example (``labels``).
+Text already in any of the optimizer's parameters (the app's own prompts) never counts as a
+copy.
 A rejected parameter stays as it was and is listed in ``patch.metadata["rejected"]`` as
 ``{"target", "role", "reason", "message", "proposed"}``; with ``strict=True`` the first
 rejection is raised as :class:`PatchValidationError` instead.
@@ -28,7 +30,7 @@ from ..autograd.render import MAX_CONTEXT_CHARS, MAX_FEEDBACK_CHARS, clip
 from ..autograd.summarize import summarize_gradients
 from ..config import get_settings
 from ..exceptions import OptimizerOutputError, PatchValidationError, TgBridgeError, UsageError
-from ..patching.copy_guard import DEFAULT_MIN_WORDS, check_labels
+from ..patching.copy_guard import DEFAULT_MIN_WORDS, check_copy_guard, check_labels
 from ..patching.patch import Change, Patch
 from ..patching.validate import placeholders, validate_value
 from ..safety import guarded_texts
@@ -219,15 +221,12 @@ class TGD(Optimizer):
             return None
         fmt = template_format_of(param)
         try:
-            validate_value(
-                param.value,
-                value,
-                fmt,
-                untrusted_texts=untrusted,
-                min_words=self.copy_guard_words,
-                target=param.key,
-            )
-            check_labels(value, self.labels, old=param.value, target=param.key)
+            validate_value(param.value, value, fmt, target=param.key)
+            # text of ANY of the app's own prompts is not a copy: the conversation shown as
+            # data also holds the other templates, and moving an instruction is fair
+            own = "\n\n".join(p.value for p in self.parameters)
+            check_copy_guard(value, untrusted, self.copy_guard_words, old=own, target=param.key)
+            check_labels(value, self.labels, old=own, target=param.key)
         except PatchValidationError as exc:
             exc.proposed = value  # type: ignore[attr-defined]
             raise
