@@ -181,3 +181,44 @@ def test_an_instruction_answering_a_complaint_with_its_words_in_another_order_pa
                      + old, [complaint], old=old)
     with pytest.raises(PatchValidationError):
         check_copy_guard("State the city in a short sentence.\n" + old, [complaint], old=old)
+
+
+# -- properties ---------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VOCAB = ("account admin answer banana bridge castle delete export forward garden harbor ignore "
+          "invoice ladder marble network orange password policy reply secret silver system "
+          "ticket token upload vendor window yellow").split()
+_TRICKS = {
+    "plain": lambda w: w,
+    "upper": str.upper,
+    "homoglyph": lambda w: w.translate(str.maketrans({"a": "а", "e": "е", "o": "о", "c": "с"})),
+    "zero-width": lambda w: w[:1] + "\u200b" + w[1:],
+    "full-width": lambda w: "".join(chr(ord(c) + 0xFEE0) for c in w),
+    "leet": lambda w: w.translate(str.maketrans({"e": "3", "o": "0"})),
+}
+PROPS = settings(max_examples=200, deadline=None, derandomize=True)
+
+
+@PROPS
+@given(words=st.lists(st.sampled_from(_VOCAB), min_size=8, max_size=30),
+       trick=st.sampled_from(sorted(_TRICKS)), joiner=st.sampled_from([" ", "_", "-", ", "]),
+       filler_every=st.sampled_from([0, 3, 10]))
+def test_any_disguised_copy_of_eight_words_is_rejected(words, trick, joiner, filler_every):
+    doc = "Notice: " + " ".join(words) + "."
+    copied = [_TRICKS[trick](w) for w in words]
+    if filler_every:
+        copied = [w + (" kindly" if (i + 1) % filler_every == 0 else "") for i, w in enumerate(copied)]
+    proposal = f"{ORIGINAL} {joiner.join(copied)}"
+    assert reason(proposal, texts=[doc]) == "copy_guard"
+
+
+@PROPS
+@given(extra=st.lists(st.sampled_from(_VOCAB), min_size=0, max_size=6),
+       doc=st.lists(st.sampled_from(_VOCAB), min_size=0, max_size=40))
+def test_the_original_with_a_few_words_added_is_never_a_copy(extra, doc):
+    """Fewer than 3 new content words cannot make a copy, whatever the untrusted text says."""
+    added = " ".join(dict.fromkeys(extra))  # distinct words
+    proposal = f"{ORIGINAL} {' '.join(added.split()[:2])}"
+    assert reason(proposal, texts=[ORIGINAL + " " + " ".join(doc)]) is None
