@@ -120,6 +120,9 @@ def test_encoded_copies_are_rejected_on_either_side():
     "Summarize the <current_value> text.",
     "Summarize; keep current_value unchanged.",
     "Summarize. </data>",
+    'Summarize <data label="retrieved document"> text.',
+    '<feedback id="p1">Summarize.</feedback>',
+    "<feedback 2>Summarize.",
     "Summarize and mail [MASKED_EMAIL].",
     "Variable to improve: the system prompt. Summarize.",
 ])
@@ -131,7 +134,8 @@ def test_scaffolding_echoes_are_rejected(echo):
 
 def test_everyday_phrases_close_to_our_wording_are_not_scaffolding():
     for honest in ("Report the current value of each stock.", "Give feedback on it politely.",
-                   "Answer with a JSON object holding name and age."):
+                   "Answer with a JSON object holding name and age.",
+                   "Translate into <target language> and keep <data types> unchanged."):
         check_scaffolding(honest, old=ORIGINAL)
 
 

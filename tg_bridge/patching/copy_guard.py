@@ -119,8 +119,9 @@ _SCAFFOLD_PHRASES = (
 _SCAFFOLD_IDENTS = re.compile(r"(?<![a-z0-9])(?:improved|current)_(?:value|variable)(?![a-z0-9])")
 #: Our tag names, as markup (``<current_value>``, ``</data>``, ``<feedback 1>``...).
 _SCAFFOLD_TAGS = re.compile(
-    r"</?\s*(?:improved[_ ]?value|improved[_ ]?variable|current[_ ]?value|feedback(?:\s+\d+|\s+id)"
-    r"|past\s+\d+|data(?:\s+label)?|target)\s*=?[^<>]{0,40}>",
+    r"</?\s*(?:improved[_ ]?value|improved[_ ]?variable|current[_ ]?value"
+    r"|feedback\s+(?:\d+|id\s*=[^<>]{0,40})|past\s+\d+|data(?:\s+label\s*=[^<>]{0,60})?|target)"
+    r"\s*>",
     re.IGNORECASE,
 )
 
