@@ -139,10 +139,12 @@ def untrusted_feedback(text: str) -> str:
 
 
 def remember_feedback(var: Variable, text: str) -> None:
-    """Keep the (capped) raw feedback ``text`` on ``var`` for the copy guard."""
+    """Keep feedback ``text`` on ``var`` (``metadata[FEEDBACK_KEY]``) for the copy guard:
+    capped, and masked when the setting is on (metadata shows up in graph views)."""
     kept = var.metadata.setdefault(FEEDBACK_KEY, [])
     if isinstance(kept, list):
-        kept.append(_cap(text, MAX_FEEDBACK_CHARS))
+        text = _cap(text, MAX_FEEDBACK_CHARS)
+        kept.append(mask_secrets(text) if get_settings().mask_secrets else text)
 
 
 def data_blocks(text: str) -> list[str]:
