@@ -58,9 +58,10 @@ DEFAULT_MIN_WORDS = 8
 _GRAM = 3
 #: Inserted words (fillers) tolerated inside one shared run.
 _MAX_GAP = 2
-#: A new sentence needs this many content words before the "most of a sentence" rule applies.
+#: A sentence needs this many added content words before the "most of a sentence" rule applies.
 _SENTENCE_MIN = 3
-#: Share of a new sentence's content words that, taken from one untrusted text, rejects it.
+#: Share of a sentence's added content words that, taken in order from one untrusted text,
+#: rejects it.
 _SENTENCE_SHARE = 0.75
 #: Texts beyond this size are compared on their first part only (bounds the work per proposal).
 _MAX_TEXT_CHARS = 200_000
@@ -95,8 +96,8 @@ _STOPWORDS = frozenset(
     his she her they them their what which who whom whose when where why how all any each
     every some such no not only own same too very can will just should would could may might
     must shall also s t don't isn't aren't up down out off again further once both few more
-    most other just really basically actually literally simply please well oh um uh like
-    okay ok""".split()
+    most other really basically actually literally simply please well oh um uh like okay
+    ok""".split()
 )
 
 #: Our own prompt wording that must never end up in an app's prompt (normalized phrases).
