@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.patching.copy_guard_cases import EVASIONS, HONEST, SCENARIOS, run_case  # noqa: E402
-from tg_bridge.patching.copy_guard import check_copy_guard  # noqa: E402
+from tests.patching.copy_guard_cases import EVASIONS, HONEST, SCENARIOS, run_case
+from tg_bridge.patching.copy_guard import check_copy_guard
 
 
 def main() -> int:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tg_bridge import configure
 from tg_bridge.config import context
-from tg_bridge.safety import delimit, is_untrusted, mask_secrets, render_value
+from tg_bridge.losses import feedback
+from tg_bridge.safety import (
+    MAX_FEEDBACK_CHARS,
+    data_blocks,
+    delimit,
+    guarded_texts,
+    is_untrusted,
+    mask_secrets,
+    render_value,
+    untrusted_feedback,
+)
 from tg_bridge.variable import Operation, Variable
 
 
@@ -45,15 +57,6 @@ def test_render_value_rules():
 
 
 # -- secrets of every kind, end-user feedback, what the copy guard compares against ----------------
-import pytest  # noqa: E402
-
-from tg_bridge.losses import feedback  # noqa: E402
-from tg_bridge.safety import (  # noqa: E402
-    MAX_FEEDBACK_CHARS,
-    data_blocks,
-    guarded_texts,
-    untrusted_feedback,
-)
 
 
 @pytest.mark.parametrize("secret, text", [

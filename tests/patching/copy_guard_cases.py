@@ -19,8 +19,8 @@ import urllib.parse
 
 from tg_bridge.autograd import backward
 from tg_bridge.exceptions import PatchValidationError
-from tg_bridge.losses import feedback
 from tg_bridge.loop.batching import Example
+from tg_bridge.losses import feedback
 from tg_bridge.optim.tgd import TGD, guard_data
 from tg_bridge.testing import FakeEngine
 from tg_bridge.variable import Operation, Variable

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tg_bridge.exceptions import PatchValidationError, UsageError
 from tg_bridge.patching import validate
@@ -188,8 +190,6 @@ def test_an_instruction_answering_a_complaint_with_its_words_in_another_order_pa
 
 
 # -- properties ---------------------------------------------------------------------------------
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _VOCAB = ("account admin answer banana bridge castle delete export forward garden harbor ignore "
           "invoice ladder marble network orange password policy reply secret silver system "

@@ -278,9 +278,9 @@ def test_feedback_through_the_decorator_never_reaches_the_live_prompt(tmp_path, 
 
 def test_feedback_file_of_the_cli_never_reaches_the_patch(tmp_path, fake_adapter, monkeypatch, capsys):
     import tg_bridge.engines
+    from tests.test_offline import _otlp_line
     from tg_bridge.capturing import capture
     from tg_bridge.cli import main
-    from tests.test_offline import _otlp_line
 
     app = FakeApp("Answer {q}", str.upper, name="prod")
     lines, ids = [], []
