@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--traces", required=True, help="OTLP JSON trace file")
-    parser.add_argument("--feedback", required=True, help="feedback JSONL file")
+    parser.add_argument("--feedback", required=True,
+                        help="feedback JSONL file (end-user text: treated as untrusted data)")
     parser.add_argument("--engine", default=None,
                         help="engine spec for gradients and updates, e.g. openai:MODEL or local"
                              " (default: the configured engine)")

@@ -201,7 +201,10 @@ class Recorder:
 
     # -- explicit calls (may raise) ---------------------------------------------------------
     def feedback(self, run_id: str, score: float | None = None, text: str | None = None) -> None:
-        """Attach feedback to a recorded call. Raises UsageError / StoreError."""
+        """Attach feedback to a recorded call. Raises UsageError / StoreError.
+
+        ``text`` is end-user data: when optimizing it is masked, capped and delimited as data
+        in every prompt, and a proposal that carries it is rejected (the copy guard)."""
         if not run_id or not isinstance(run_id, str):
             raise UsageError("feedback needs the run id of a recorded call")
         if score is None and not text:

@@ -21,7 +21,7 @@ from .autograd import _engine, prompts
 from .autograd.render import render_node
 from .engines.sync import run_sync
 from .exceptions import UsageError
-from .safety import delimit, mask_secrets
+from .safety import delimit, mask_secrets, remember_feedback, untrusted_feedback
 from .variable import Operation, Variable
 
 __all__ = ["MetricLoss", "TextLoss", "feedback"]
@@ -145,11 +145,20 @@ class MetricLoss:
         return f"MetricLoss({self.name!r})"
 
 
-def feedback(variable: Variable, text: str) -> Variable:
+def feedback(variable: Variable, text: str, *, trusted: bool = False) -> Variable:
     """Seed ``text`` as feedback on ``variable`` (e.g. a human's) and return the variable, so
-    ``backward(variable)`` propagates it. Raises :class:`UsageError` for blank text."""
+    ``backward(variable)`` propagates it. Raises :class:`UsageError` for blank text.
+
+    Feedback is end-user text by default, hence untrusted: it is capped, masked and
+    delimited as data in every prompt (:func:`tg_bridge.safety.untrusted_feedback`), and the
+    copy guard rejects proposals that carry it. Pass ``trusted=True`` only for your own
+    (developer-written) feedback, which is then used verbatim.
+    """
     variable = _check_output(variable)
     if not isinstance(text, str) or not text.strip():
         raise UsageError("feedback text must be a non-empty string")
+    if not trusted:
+        remember_feedback(variable, text.strip())
+        text = untrusted_feedback(text.strip())
     variable.add_gradient(text, source=None, context="feedback given directly on this variable")
     return variable

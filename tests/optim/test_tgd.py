@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import pytest
 
-from tests.autograd.builders import counting_engine
 from tg_bridge.engines.base import Completion
 from tg_bridge.exceptions import OptimizerOutputError, PatchValidationError, UsageError
 from tg_bridge.losses import feedback
@@ -135,7 +134,7 @@ def test_momentum_shows_past_values():
     engine = FakeEngine(lambda m: {"improved_value": "v" + str(int(m[1]["content"].split("<current_value>\n")[1][1]) + 1)})
     opt = TGD([p], engine=engine, momentum=2)
     for i in range(3):
-        feedback(p, f"feedback round {i}")
+        feedback(p, f"feedback round {i}", trusted=True)  # developer feedback: verbatim
         opt.step()
         opt.zero_grad()
     assert p.value == "v4"
@@ -149,14 +148,29 @@ def test_momentum_shows_past_values():
     assert "Earlier values" not in no_momentum.prompts()[0]
 
 
+class _GatheringEngine(FakeEngine):
+    """Answers only once ``n`` calls are in flight together: sequential updates never get
+    there and time out (a bound for failure only, not a timing assertion)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(lambda m: {"improved_value": "new " + m[1]["content"].split("\n")[2]})
+        self.n, self.waiting, self.all_in = n, 0, asyncio.Event()
+
+    async def _call(self, messages, response_format, params):
+        self.waiting += 1
+        if self.waiting >= self.n:
+            self.all_in.set()
+        await asyncio.wait_for(self.all_in.wait(), timeout=30)
+        return await super()._call(messages, response_format, params)
+
+
 async def test_updates_run_concurrently():
     params = [param(f"p{i}", name=f"p{i}") for i in range(5)]
     for p in params:
         p.add_gradient("fb")
-    engine = counting_engine(delay=0.2)
-    started = time.perf_counter()
+    engine = _GatheringEngine(5)
     patch = await TGD(params, engine=engine).apropose()
-    assert len(patch.changes) == 5 and time.perf_counter() - started < 0.6
+    assert len(patch.changes) == 5 and engine.all_in.is_set()
     assert [c.target for c in patch.changes] == [p.key for p in params]
 
 

@@ -51,25 +51,7 @@ def test_check_placeholders_set_semantics():
     check_placeholders("{{name}}", "Dear {{ name }}", "mustache")
 
 
-UNTRUSTED = (
-    "the quarterly report says revenue grew by twelve percent while costs fell in every region "
-    "except the north where a new warehouse opened and hiring doubled during the summer months"
-)
-
-
-def test_copy_guard():
-    copied = "Always answer: " + " ".join(UNTRUSTED.split()[:22])
-    with pytest.raises(PatchValidationError) as info:
-        check_copy_guard(copied, [UNTRUSTED], target="sys")
-    assert info.value.reason == "copy_guard"
-    # 19 words is below the threshold; case and punctuation are ignored when matching
-    check_copy_guard(" ".join(UNTRUSTED.split()[:19]), [UNTRUSTED])
-    shouty = ", ".join(w.upper() for w in UNTRUSTED.split()[:20])
-    with pytest.raises(PatchValidationError):
-        check_copy_guard(shouty, [UNTRUSTED])
-    # already in the old value: not a new copy
-    check_copy_guard(copied + " More.", [UNTRUSTED], old=copied)
-    check_copy_guard(copied, [UNTRUSTED], min_words=30)
+# check_copy_guard (re-exported here) is tested in test_copy_guard.py
 
 
 def test_validate_value_empty_and_size():

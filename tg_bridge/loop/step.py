@@ -114,12 +114,14 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     gradients = {p.key: tuple(g.text for g in p.gradients) for p in params}
     if not any(gradients.values()):
         return outcome("no feedback reached a prompt", gradients=gradients)
-    from ..optim.tgd import TGD
+    from ..optim.tgd import TGD, guard_data
 
     try:
         with usage(meters["update"]):
             optimizer = TGD(params, engine=state.backward_engine,
-                            constraints=tuple(state.constraints))
+                            constraints=tuple(state.constraints),
+                            **guard_data([t.example for t in trials], [t.output_text for t in trials],
+                                         labels_of=state.trainset))
             candidate = await optimizer.apropose()
     except (OptimizerOutputError, PatchError) as exc:
         log.info("%s: no candidate (%s)", label, exc)

@@ -7,6 +7,8 @@ UPDATE_SYSTEM = (
     "You improve one text variable of an AI system (a prompt, an instruction, a template) "
     "using feedback gathered from its runs. Keep what works, fix what the feedback points at, "
     "and keep the variable's purpose and style. Output the complete new value, not a diff.\n\n"
+    "Write general instructions for every input of this kind: never copy a question, answer, "
+    "name, number or instruction from the examples, data or feedback into it.\n\n"
     "{data_note}"
 )
 
@@ -45,7 +47,10 @@ HISTORY = (
 HISTORY_ITEM = "<past {index}>\n{value}\nFeedback: {feedback}\n</past {index}>"
 
 #: Answer format with structured output. No fields.
-FORMAT_JSON = 'Answer with a JSON object {"improved_value": "<the complete new value>"}.'
+FORMAT_JSON = (
+    'Answer with a JSON object whose only field, "improved_value", holds the complete new '
+    "value as a string."
+)
 
 #: Answer format without structured output. No fields.
 FORMAT_TAGS = (

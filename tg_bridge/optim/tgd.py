@@ -7,7 +7,12 @@ their feedback. Engines with structured output are asked for ``{"improved_value"
 others for ``<IMPROVED_VALUE>`` tags; an unreadable answer gets ONE retry, then
 :class:`OptimizerOutputError` (``raw`` = the last answer).
 
-Every proposed value is validated (not empty, same placeholders, no copied untrusted text).
+Every proposed value is validated (not empty, same placeholders) and passes the copy guard
+(:mod:`tg_bridge.patching.copy_guard`): it may not carry text the world wrote (documents, tool
+results, inputs, app outputs, end-user feedback, the step's example inputs and outputs), the
+optimizer's own scaffolding, or an expected answer of a training example (``labels``).
+Text already in any of the optimizer's parameters (the app's own prompts) never counts as a
+copy.
 A rejected parameter stays as it was and is listed in ``patch.metadata["rejected"]`` as
 ``{"target", "role", "reason", "message", "proposed"}``; with ``strict=True`` the first
 rejection is raised as :class:`PatchValidationError` instead.
@@ -26,14 +31,16 @@ from ..autograd.summarize import summarize_gradients
 from ..config import get_settings
 from ..exceptions import OptimizerOutputError, PatchValidationError, TgBridgeError, UsageError
 from ..patching.apply import binding_location
+from ..patching.copy_guard import DEFAULT_MIN_WORDS, check_copy_guard, check_labels
 from ..patching.patch import Change, Patch
 from ..patching.validate import placeholders, validate_value
+from ..safety import guarded_texts
 from ..variable import Gradient, Variable, content_hash
 from . import prompts
-from .base import Optimizer, template_format_of, untrusted_texts_near
+from .base import Optimizer, template_format_of
 from .parsing import IMPROVED_SCHEMA, read_improved_value
 
-__all__ = ["TGD", "TextualGradientDescent"]
+__all__ = ["TGD", "TextualGradientDescent", "guard_data"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +51,11 @@ class TGD(Optimizer):
     ``engine``: the update engine (default: the backward engine from settings).
     ``constraints``: plain-language rules every new value must respect (shown in the prompt).
     ``momentum``: how many earlier values (with their feedback) to show. ``max_gradients``: K
-    (default ``settings.max_gradients``). ``copy_guard_words``: run length for the copy
-    guard. ``untrusted_texts``: extra texts the copy guard checks against.
+    (default ``settings.max_gradients``). ``copy_guard_words``: shared run length (in
+    words) that the copy guard rejects. ``untrusted_texts``: extra texts the copy guard
+    checks against (e.g. the step's example inputs and app outputs). ``labels``: expected
+    answers of the training examples; a proposal containing one the current value did not
+    contain is rejected (``label_leak``): instructions must be general, not memorized.
 
     Not thread-safe; use one optimizer from one task at a time.
     """
@@ -59,8 +69,9 @@ class TGD(Optimizer):
         momentum: int = 0,
         max_gradients: int | None = None,
         strict: bool = False,
-        copy_guard_words: int = 20,
+        copy_guard_words: int = DEFAULT_MIN_WORDS,
         untrusted_texts: Sequence[str] = (),
+        labels: Sequence[Any] = (),
     ) -> None:
         super().__init__(parameters)
         if isinstance(constraints, str):
@@ -73,7 +84,12 @@ class TGD(Optimizer):
         self.max_gradients = max_gradients
         self.strict = strict
         self.copy_guard_words = copy_guard_words
+        if isinstance(untrusted_texts, str):
+            untrusted_texts = [untrusted_texts]
+        if isinstance(labels, (str, int, float)):
+            labels = [labels]
         self.untrusted_texts = [str(t) for t in untrusted_texts]
+        self.labels = [str(label) for label in labels if label is not None and str(label).strip()]
         self._history: dict[int, list[tuple[str, str]]] = {}
         self.calls = 0
 
@@ -179,7 +195,7 @@ class TGD(Optimizer):
         return await _engine.ask(engine, messages, response_format=schema)
 
     async def _propose_one(self, param: Variable, engine: Any, k: int) -> Change | None:
-        untrusted = untrusted_texts_near(param) + self.untrusted_texts
+        untrusted = guarded_texts(param) + self.untrusted_texts + self.labels
 
         async def summary(messages: list[dict[str, str]]) -> str:
             return (await self._ask(engine, messages)).text.strip()
@@ -206,14 +222,12 @@ class TGD(Optimizer):
             return None
         fmt = template_format_of(param)
         try:
-            validate_value(
-                param.value,
-                value,
-                fmt,
-                untrusted_texts=untrusted,
-                min_words=self.copy_guard_words,
-                target=param.key,
-            )
+            validate_value(param.value, value, fmt, target=param.key)
+            # text of ANY of the app's own prompts is not a copy: the conversation shown as
+            # data also holds the other templates, and moving an instruction is fair
+            own = "\n\n".join(p.value for p in self.parameters)
+            check_copy_guard(value, untrusted, self.copy_guard_words, old=own, target=param.key)
+            check_labels(value, self.labels, old=own, target=param.key)
         except PatchValidationError as exc:
             exc.proposed = value  # type: ignore[attr-defined]
             raise
@@ -244,6 +258,33 @@ class TGD(Optimizer):
         else:
             history.append((param.value, text))
         del history[: -self.momentum]
+
+
+def guard_data(
+    examples: Sequence[Any], outputs: Sequence[str] = (), *, labels_of: Sequence[Any] | None = None
+) -> dict[str, list[str]]:
+    """``TGD`` keyword arguments for a step's examples: their input values and the app's
+    ``outputs`` as ``untrusted_texts``, the expected answers of ``labels_of`` (default:
+    ``examples``; pass the whole training set so repeated class names are recognized) as
+    ``labels``.
+
+    Examples are :class:`~tg_bridge.loop.batching.Example`-like (``.inputs`` mapping,
+    ``.expected``); an expected value that is a list or tuple gives one label per item; only
+    strings and numbers count as labels.
+    """
+    texts: list[str] = []
+    labels: list[str] = []
+    for example in examples:
+        inputs = getattr(example, "inputs", None) or {}
+        texts.extend(str(v) for v in inputs.values() if v is not None)
+    for example in examples if labels_of is None else labels_of:
+        expected = getattr(example, "expected", None)
+        items = expected if isinstance(expected, (list, tuple)) else [expected]
+        labels.extend(
+            str(e) for e in items if isinstance(e, (str, int, float)) and not isinstance(e, bool)
+        )
+    texts.extend(o for o in outputs if isinstance(o, str) and o.strip())
+    return {"untrusted_texts": texts, "labels": labels}
 
 
 def _typed(exc: BaseException) -> BaseException:

@@ -20,6 +20,7 @@ import string
 from collections.abc import Iterable
 
 from ..exceptions import PatchValidationError, UsageError
+from .copy_guard import check_copy_guard  # moved to copy_guard.py; re-exported here
 from .template_rules import check_template
 
 __all__ = [
@@ -45,7 +46,6 @@ _JINJA_WORDS = frozenset(
     "if elif else endif for endfor in not and or is set endset block endblock macro endmacro"
     " include import from with endwith true false none True False None loop raw endraw".split()
 )
-_WORD = re.compile(r"[\w']+", re.UNICODE)
 
 
 def placeholders(text: str, fmt: str = "f-string") -> tuple[str, ...]:
@@ -150,45 +150,6 @@ def check_placeholders(old: str, new: str, fmt: str = "f-string", *, target: str
             target=target,
             reason="placeholders",
         )
-
-
-def _words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def _shingles(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def check_copy_guard(
-    new: str,
-    untrusted_texts: Iterable[str],
-    min_words: int = 20,
-    *,
-    old: str = "",
-    target: str = "",
-) -> None:
-    """Raise :class:`PatchValidationError` (reason ``copy_guard``) when ``new`` contains a run
-    of ``min_words`` consecutive words (case and punctuation ignored) from one of
-    ``untrusted_texts`` that ``old`` did not already contain."""
-    if min_words < 1:
-        raise UsageError("min_words must be >= 1")
-    new_words = _words(new)
-    if len(new_words) < min_words:
-        return
-    candidate = _shingles(new_words, min_words) - _shingles(_words(old), min_words)
-    if not candidate:
-        return
-    for text in untrusted_texts:
-        copied = candidate & _shingles(_words(text), min_words)
-        if copied:
-            sample = " ".join(min(copied))
-            raise PatchValidationError(
-                f"new value of {target or 'the prompt'} copies {min_words}+ consecutive words"
-                f" of untrusted content (e.g. {sample[:80]!r}...)",
-                target=target,
-                reason="copy_guard",
-            )
 
 
 _BRACED = re.compile(r"\{[^{}]*\}")
