@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long install bench clean
+.PHONY: demo test test-long lint install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The house rules: layers follow the data, the core never imports a host framework.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 # Soaks (marker `long`): more kill points, threads and examples than `make test` can afford.
 test-long: $(STAMP)

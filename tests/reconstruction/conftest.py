@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tg_bridge.graph import Graph
-from tg_bridge.traces.records import SpanRecord
+from tg_bridge.spans import SpanRecord
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -7,7 +7,7 @@ import json
 from tg_bridge.reconstruction import reconstruct
 from tg_bridge.reconstruction.events import event_messages
 from tg_bridge.reconstruction.messages import view_of
-from tg_bridge.traces.records import SpanRecord
+from tg_bridge.spans import SpanRecord
 
 SYSTEM = "You are a terse assistant. Answer with one word."
 

@@ -28,7 +28,7 @@ from tg_bridge.patching.patch import Change, Patch
 from tg_bridge.reconstruction import reconstruct
 from tg_bridge.reconstruction import load_traces
 from tg_bridge.traces import read_spans
-from tg_bridge.traces.records import SpanRecord
+from tg_bridge.spans import SpanRecord
 from tg_bridge.variable import content_hash
 
 ROOT = Path(__file__).resolve().parents[2]

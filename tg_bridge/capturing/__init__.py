@@ -5,7 +5,8 @@
     with tg_bridge.capture("rag") as run:      # or: async with
         chain.invoke({"question": "..."})
     run.spans        # SpanRecords, in end order
-    run.graph()      # the text computation graph (tg_bridge.reconstruct)
+    run.graph()      # the text computation graph (tg_bridge.capture() returns the
+                     # reconstruction layer's Run; this package's Run has no graph methods)
 
 Spans go through tg_bridge's own SDK TracerProvider (:func:`tracer_provider`), with raised
 attribute limits. Add exporters to it to see the same spans in Phoenix, Jaeger or a collector::

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .. import semconv
 from .._internal import is_internal
-from ..traces.records import SpanRecord
+from ..spans import SpanRecord
 from .run import Run
 from .state import context_run, record_hook_error
 

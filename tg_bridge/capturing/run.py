@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import get_settings
 from ..exceptions import DroppedDataWarning
-from ..traces.records import SpanRecord
+from ..spans import SpanRecord
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -138,42 +138,6 @@ class Run:
         for span in self.snapshot():
             seen.setdefault(span.trace_id, None)
         return list(seen)
-
-    def graph(self, parameters: dict[str, Variable] | None = None) -> Graph:
-        """The graph of every span of this Run: all its traces as ONE flow in start order
-        (what ran inside one capture block is one app run, even when a hand-written loop makes
-        each model and tool call its own root trace). :meth:`graphs` keeps traces apart.
-
-        ``parameters`` is a shared pool (key -> Variable) so several runs of a batch share one
-        Variable per prompt. Raises what :func:`tg_bridge.reconstruction.reconstruct` raises.
-        """
-        from ..reconstruction import reconstruct
-
-        graph = reconstruct(self.snapshot(), bindings=dict(self.bindings), parameters=parameters,
-                            one_flow=True)
-        self._stamp(graph)
-        return graph
-
-    def graphs(self, parameters: dict[str, Variable] | None = None) -> list[Graph]:
-        """One graph per trace, in order of first appearance; the traces share ``parameters``
-        (a fresh pool when None, so one prompt used by several traces is one Variable)."""
-        from ..reconstruction import reconstruct
-
-        pool: dict[str, Variable] = {} if parameters is None else parameters
-        by_trace: dict[str, list[SpanRecord]] = {}
-        for span in self.snapshot():
-            by_trace.setdefault(span.trace_id, []).append(span)
-        bindings = dict(self.bindings)
-        graphs = []
-        for spans in by_trace.values():
-            graph = reconstruct(spans, bindings=bindings, parameters=pool)
-            self._stamp(graph)
-            graphs.append(graph)
-        return graphs
-
-    def _stamp(self, graph: Graph) -> None:
-        graph.metadata.setdefault("run_id", self.id)
-        graph.metadata.setdefault("run_name", self.name)
 
     # -- display --------------------------------------------------------------------------
     def _summary(self) -> dict[str, Any]:

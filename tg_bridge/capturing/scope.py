@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Callable
 from types import TracebackType
 
 from ..exceptions import CaptureError
@@ -20,8 +21,11 @@ class Capture:
     """A capture block (returned by :func:`capture`). Single use: entering it twice raises
     :class:`CaptureError`. The Run is available as ``.run`` before, during and after the block."""
 
-    def __init__(self, name: str | None = None, *, instrument: bool = True, max_spans: int | None = None) -> None:
-        self.run = Run(name, max_spans=max_spans)
+    def __init__(self, name: str | None = None, *, instrument: bool = True, max_spans: int | None = None,
+                 run_factory: Callable[..., Run] = Run) -> None:
+        # run_factory: the Run class to record into (tg_bridge.capture() passes the
+        # reconstruction layer's Run, which adds graph(); this layer cannot import it)
+        self.run = run_factory(name, max_spans=max_spans)
         self._instrument = instrument
         self._token: contextvars.Token[Run | None] | None = None
         self._previous: Run | None = None
@@ -70,9 +74,9 @@ class Capture:
 def capture(name: str | None = None, *, instrument: bool = True, max_spans: int | None = None) -> Capture:
     """Record what runs inside the block into a new :class:`Run`::
 
-        with tg_bridge.capture("rag") as run:
+        with tg_bridge.capturing.capture("rag") as run:
             chain.invoke({"question": "..."})
-        graph = run.graph()
+        run.spans    # the records; tg_bridge.capture() gives a Run that also has .graph()
 
     Also ``async with``. ``instrument=True`` installs the adapters' hooks on first use
     (:func:`tg_bridge.capturing.instrument`, idempotent). Nested blocks and concurrent blocks in

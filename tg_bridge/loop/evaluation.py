@@ -184,7 +184,7 @@ async def run_examples(
     An exception from the app does not stop the batch: the trial keeps it (score 0).
     ``on_done(trial)`` is called as each example finishes (progress display).
     """
-    from ..capturing import capture
+    from ..reconstruction.live import capture
 
     async def one(i: int) -> Trial:
         example = examples[i]

@@ -44,22 +44,15 @@ OWNER_TYPE_KEY = "owner_type"
 
 
 @overload
-def apply_patch(target: Any, patch: Any = None, *, run_id: str | None = None, store: Any = None,
-                step: int | None = None, dry_run: Literal[False] = False) -> Patch: ...
+def apply_patch(target: Any, patch: Any, *, dry_run: Literal[False] = False) -> Patch: ...
 @overload
-def apply_patch(target: Any, patch: Any = None, *, run_id: str | None = None, store: Any = None,
-                step: int | None = None, dry_run: Literal[True]) -> dict[str, str]: ...
+def apply_patch(target: Any, patch: Any, *, dry_run: Literal[True]) -> dict[str, str]: ...
 
 
-def apply_patch(target: Any, patch: Any = None, *, run_id: str | None = None, store: Any = None,
-                step: int | None = None, dry_run: bool = False) -> Patch | dict[str, str]:
+def apply_patch(target: Any, patch: Any, *, dry_run: bool = False) -> Patch | dict[str, str]:
     """Write ``patch`` into the live prompts of ``target``; returns the applied Patch
-    (call ``.revert()`` on it to restore the previous prompts exactly).
-
-    Instead of ``patch``, ``run_id=`` takes the latest accepted version (or the one after
-    ``step``) of a run in the run store ``store`` (a RunStore or its path; default
-    ``settings.store``) — e.g. in another process than the one that optimized. Give one of
-    ``patch`` and ``run_id`` (UsageError otherwise; StoreError for an unknown run).
+    (call ``.revert()`` on it to restore the previous prompts exactly). The public
+    :func:`tg_bridge.apply_patch` (tg_bridge.loop.deploy) adds ``run_id=`` on top of this.
 
     ``target``: an app object an installed adapter owns, an ``@optimizable`` function or proxy,
     a mapping key -> Binding, or a sequence of Bindings. ``patch``: a Patch, its JSON text or
@@ -71,7 +64,7 @@ def apply_patch(target: Any, patch: Any = None, *, run_id: str | None = None, st
     live prompts could be the target: ``.candidates`` lists them), :class:`PatchValidationError`
     (bad placeholders or bad JSON) — and then nothing was changed.
     """
-    patch = _patch_of_run(run_id, store, step) if _one_source(patch, run_id) else _as_patch(patch)
+    patch = _as_patch(patch)
     resolved = resolve_targets(live_bindings(target), patch.changes)
     if dry_run:
         return _plan(patch, resolved)
@@ -235,23 +228,6 @@ def patch_between(
                 provenance["template_format"] = formats[key]
             changes.append(Change(key, "replace", old, new, content_hash(old), provenance))
     return Patch(changes, metadata=dict(metadata or {}))
-
-
-def _one_source(patch: Any, run_id: str | None) -> bool:
-    """True when the patch comes from ``run_id``; UsageError unless exactly one is given."""
-    if (patch is None) == (run_id is None):
-        raise UsageError("apply_patch needs either a patch (a Patch, its JSON or a file path)"
-                         " or run_id=... (with store=...), not both or neither")
-    return run_id is not None
-
-
-def _patch_of_run(run_id: Any, store: Any, step: int | None) -> Patch:
-    from ..store import RunStore
-
-    if not isinstance(run_id, str) or not run_id:
-        raise UsageError(f"run_id must be a non-empty string, got {run_id!r}")
-    run_store = store if isinstance(store, RunStore) else RunStore(store)
-    return run_store.version(run_id, step)
 
 
 def _as_patch(patch: Any) -> Patch:

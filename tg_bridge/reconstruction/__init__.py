@@ -23,7 +23,7 @@ from ..exceptions import TgBridgeWarning, TraceFormatError
 from ..graph import Graph, topological_order
 from ..traces import group_by_trace, iter_spans
 from ..traces.otlp_json import records_from_object
-from ..traces.records import SpanRecord
+from ..spans import SpanRecord
 from ..variable import Variable
 from .build import TraceBuilder
 from .conventions.start_success import pair_halves

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from .. import semconv as sc
-from ..traces.records import SpanRecord
+from ..spans import SpanRecord
 from .nested_calls import merge_nested_calls
 
 __all__ = ["SpanNode", "SpanTree"]

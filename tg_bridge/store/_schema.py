@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..traces.records import SpanRecord
+from ..spans import SpanRecord
 
 SCHEMA_VERSION = 1
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..exceptions import StoreError
-from ..traces.records import SpanRecord
+from ..spans import SpanRecord
 from . import _schema as S
 from .records import CaptureRecord, FeedbackRecord
 

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from .otlp_json import iter_spans
-from .records import SpanRecord
+from ..spans import SpanRecord
 
 __all__ = ["SpanRecord", "group_by_trace", "iter_spans", "read_spans"]
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..exceptions import TraceFormatError
 from .checks import decode_utf8, parse_json, timestamp_ns, too_deep
-from .records import SpanRecord
+from ..spans import SpanRecord
 
 __all__ = ["decode_any_value", "iter_spans", "normalize_id", "records_from_object"]
 

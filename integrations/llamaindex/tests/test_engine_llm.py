@@ -12,7 +12,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 import tg_bridge
 from tg_bridge import semconv as sc
-from tg_bridge.capturing import capture
+from tg_bridge import capture
 from tg_bridge.exceptions import EngineError
 from tg_bridge.testing import FakeEngine
 from tg_bridge_llamaindex import EngineLLM, LlamaIndexEngine

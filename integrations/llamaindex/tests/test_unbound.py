@@ -7,7 +7,7 @@ import pytest
 from llama_index.core import PromptTemplate
 from llama_index.core.query_engine import CustomQueryEngine
 
-from tg_bridge.capturing import capture
+from tg_bridge import capture
 from tg_bridge.exceptions import TgBridgeWarning
 from tg_bridge.loop import optimize
 
@@ -36,13 +36,18 @@ def test_unbindable_prompt_is_reported_on_graph_and_warned(llm):
     assert "ScriptedLLM" in param.role
 
 
-def test_unbindable_prompt_is_named_on_the_result(llm, tmp_path):
+def test_an_app_whose_only_prompt_is_unbindable_is_refused_before_any_call(llm, tmp_path):
+    """Nothing writable: optimize() says what it found and runs nothing (no baseline spent);
+    prompts seen only at run time are named on the graph (above) and, for apps with some
+    writable prompts, on ``result.unbound``."""
+    from tg_bridge.exceptions import UsageError
+
     engine = OneShotEngine(llm=llm)
-    with pytest.warns(TgBridgeWarning):
-        result = optimize(engine, [({"query": "How tall?"}, "x")], metric=lambda e, o: 0.0,
-                          engine=_never_called(), store=str(tmp_path / "r.db"), progress=False)
-    assert len(result.unbound) == 1 and "ScriptedLLM" in result.unbound[0]
-    assert "found but not writable" in result.history[0].reason
+    never = _never_called()
+    with pytest.raises(UsageError, match="nothing to optimize") as info:
+        optimize(engine, [({"query": "How tall?"}, "x")], metric=lambda e, o: 0.0,
+                 engine=never, store=str(tmp_path / "r.db"), progress=False)
+    assert "OneShotEngine" in str(info.value) and never.call_count == 0
 
 
 def _never_called():

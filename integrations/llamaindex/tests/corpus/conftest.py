@@ -121,7 +121,7 @@ def paths_of(app: Any) -> dict[str, Any]:
 
 def captured_paths(app: Any, run_once: Callable[[], Any]) -> tuple[list[str], Any]:
     """Run once under capture; the app paths of the bound parameters, and the graph."""
-    from tg_bridge.capturing import capture
+    from tg_bridge import capture
 
     with capture() as run:
         run_once()

@@ -1,7 +1,9 @@
 """SpanRecord: the framework-free, immutable form of one finished span.
 
 Live capture converts OTel ``ReadableSpan`` objects to SpanRecords; trace files are read into
-SpanRecords; :func:`tg_bridge.reconstruct` is a pure function of a sequence of them.
+SpanRecords; :func:`tg_bridge.reconstruct` is a pure function of a sequence of them. A shared
+value type at the bottom of the layers: the producers (capturing, traces) and the consumer
+(reconstruction) all import it from here, so none of them imports another.
 """
 
 from __future__ import annotations
