@@ -124,7 +124,7 @@ class MetricLoss:
         score = float(result)
         text = "" if text is None else str(text)
         attrs = {"metric": self.name, "score": score, "feedback": text}
-        op = Operation("loss", (output,), attrs=attrs, name=self.name)
+        op = Operation("loss", (output,), attrs=attrs, name=str(self.name))
         value = f"score: {score:g}" + (f"\n{text}" if text.strip() else "")
         loss = Variable(
             value,

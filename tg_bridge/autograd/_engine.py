@@ -26,8 +26,8 @@ def resolve(engine: Any = None, *, backward: bool = True) -> Any:
     try:
         from ..engines import resolve_engine
     except ImportError:
-        resolve_engine = None
-    if resolve_engine is not None:
+        pass
+    else:
         return resolve_engine(engine, backward=backward)
     if engine is None:
         settings = get_settings()

@@ -186,7 +186,7 @@ class OpenAIEngine(BaseEngine):
                     "json_schema": {"name": _schema_name(schema), "schema": schema},
                 }
             else:
-                msgs = _with_json_instruction(messages, schema)
+                msgs = list(_with_json_instruction(messages, schema))
                 if mode == "json_object":
                     kwargs["response_format"] = {"type": "json_object", "schema": schema}
         timeout = attempt_timeout(get_settings(timeout=self._timeout).timeout)

@@ -79,33 +79,33 @@ def load_result(path: str | os.PathLike[str]) -> Any:
             raise UsageError(f"{name}: {where}: {exc}") from None
 
     history = []
-    for i, item in enumerate(field.list(doc, "history")):
+    for i, item in enumerate(field.as_list(doc, "history")):
         where = f"history[{i}]"
         if not isinstance(item, dict):
             raise UsageError(f"{name}: {where} is not an object")
         history.append(StepResult(
-            step=field.int(item, "step", where), epoch=field.int(item, "epoch", where),
-            batch=tuple(field.int(b, None, f"{where}.batch") for b in field.list(item, "batch", where)),
+            step=field.as_int(item, "step", where), epoch=field.as_int(item, "epoch", where),
+            batch=tuple(field.as_int(b, None, f"{where}.batch") for b in field.as_list(item, "batch", where)),
             candidate=patch(item.get("candidate"), f"{where}.candidate"),
             score=field.score(item, "score", where), before=field.score(item, "before", where),
-            accepted=field.bool(item, "accepted", where),
+            accepted=field.as_bool(item, "accepted", where),
             gradients={k: tuple(field.strs(v, f"{where}.gradients.{k}"))
-                       for k, v in field.dict(item, "gradients", where).items()},
+                       for k, v in field.as_dict(item, "gradients", where).items()},
             usage=field.usage(item.get("usage", {}), f"{where}.usage"),
-            reason=field.str(item, "reason", where),
+            reason=field.as_str(item, "reason", where),
         ))
     best_patch = patch(doc.get("best_patch"), "best_patch")
     if best_patch is None:
-        best_patch = Patch([], metadata={"run_id": field.str(doc, "run_id")})
+        best_patch = Patch([], metadata={"run_id": field.as_str(doc, "run_id")})
     return OptimizationResult(
-        run_id=field.str(doc, "run_id"),
+        run_id=field.as_str(doc, "run_id"),
         baseline_score=field.score(doc, "baseline_score"),
         best_score=field.score(doc, "best_score"),
         best_patch=best_patch,
         history=history,
         usage=field.usage(doc.get("usage", {}), "usage"),
         target=None,
-        store_path=field.str(doc, "store_path"),
+        store_path=field.as_str(doc, "store_path"),
     )
 
 
@@ -136,19 +136,19 @@ class _Fields:
     def _get(self, obj: Any, key: str | None) -> Any:
         return obj if key is None else obj.get(key)
 
-    def int(self, obj: Any, key: str | None, where: str = "") -> int:
+    def as_int(self, obj: Any, key: str | None, where: str = "") -> int:
         value = self._get(obj, key)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._bad(where, key, "an integer")
         return value
 
-    def bool(self, obj: Any, key: str, where: str = "") -> bool:
+    def as_bool(self, obj: Any, key: str, where: str = "") -> bool:
         value = obj.get(key)
         if not isinstance(value, bool):
             raise self._bad(where, key, "true or false")
         return value
 
-    def str(self, obj: Any, key: str, where: str = "") -> str:
+    def as_str(self, obj: Any, key: str, where: str = "") -> str:
         value = obj.get(key, "")
         if not isinstance(value, str):
             raise self._bad(where, key, "a string")
@@ -162,13 +162,13 @@ class _Fields:
             raise self._bad(where, key, "a finite number or null")
         return float(value)
 
-    def list(self, obj: Any, key: str, where: str = "") -> list[Any]:
+    def as_list(self, obj: Any, key: str, where: str = "") -> list[Any]:
         value = obj.get(key, [])
         if not isinstance(value, list):
             raise self._bad(where, key, "a list")
         return value
 
-    def dict(self, obj: Any, key: str, where: str = "") -> dict[str, Any]:
+    def as_dict(self, obj: Any, key: str, where: str = "") -> dict[str, Any]:
         value = obj.get(key, {})
         if not isinstance(value, dict):
             raise self._bad(where, key, "an object")
@@ -186,5 +186,5 @@ class _Fields:
         for phase, counters in value.items():
             if not isinstance(counters, Mapping):
                 raise UsageError(f"{self.name}: {where}.{phase} must be an object")
-            out[phase] = {k: self.int(counters, k, f"{where}.{phase}") for k in counters}
+            out[phase] = {k: self.as_int(counters, k, f"{where}.{phase}") for k in counters}
         return out

@@ -275,6 +275,7 @@ class TraceBuilder(RetrievalToolSteps):
     # -- output ---------------------------------------------------------------------------
     def _final_output(self) -> Variable | None:
         text = self.root_view.output_value if self.root_view.kind == "llm" else self.root_view.output_text
+        final: Variable | None
         if self.done_kinds.get(id(self.root)) == "llm" and self.llm_outputs:
             final = self.llm_outputs[-1]
         elif text is None or not text.strip():

@@ -115,7 +115,8 @@ def _tool_call_parts(raw: Any) -> list[dict[str, Any]]:
     for call in calls if isinstance(calls, (list, tuple)) else ():
         if not isinstance(call, Mapping):
             continue
-        fn = call.get("function") if isinstance(call.get("function"), Mapping) else call
+        inner = call.get("function")
+        fn: Mapping[str, Any] = inner if isinstance(inner, Mapping) else call
         args = fn.get("arguments", "")
         parts.append({
             "type": "tool_call",

@@ -198,7 +198,8 @@ def _pick(span: Mapping[str, Any], *names: str) -> Any:
 def _span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
     if not isinstance(span, Mapping):
         raise TraceFormatError(f"a span must be a JSON object, got {type(span).__name__}", where=where)
-    context = span.get("context") if isinstance(span.get("context"), Mapping) else {}
+    raw_context = span.get("context")
+    context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
     trace_id = normalize_id(_pick(span, "traceId", "trace_id") or context.get("trace_id"), 16)
     span_id = normalize_id(_pick(span, "spanId", "span_id") or context.get("span_id"), 8)
     if not trace_id or not span_id:
