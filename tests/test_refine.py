@@ -72,7 +72,7 @@ def test_metric_keeps_best_by_score_not_last():
     # the update goes 3 -> 4 -> 5; the metric prefers 4
     engine = scripted(["4 fruits", "5 fruits"])
 
-    def metric(answer, inputs):
+    def metric(inputs, answer):
         assert inputs == QUESTION
         good = answer.startswith("4")
         return (1.0 if good else 0.0), ("METRIC-SAYS: correct" if good else "METRIC-SAYS: expected 4")
@@ -88,7 +88,7 @@ def test_metric_keeps_best_by_score_not_last():
 
 def test_metric_loss_object_is_accepted():
     engine = scripted(["4"])
-    loss = MetricLoss(lambda answer, _ex: float(answer.strip() == "4"), name="exact")
+    loss = MetricLoss(lambda _ex, answer: float(answer.strip() == "4"), name="exact")
     result = refine(lambda question: "3", QUESTION, loss=loss, steps=1, engine=engine)
     assert result.best == "4" and [s.score for s in result.history] == [0.0, 1.0]
 

@@ -96,7 +96,8 @@ class TextLoss:
 
 
 class MetricLoss:
-    """A metric as a loss: ``fn(output_text, example)`` returns a score or ``(score, feedback)``.
+    """A metric as a loss: ``fn(example, output_text)`` returns a score or ``(score, feedback)``
+    — the same argument order as ``optimize(metric=...)``, everywhere in tg_bridge.
 
     No LLM call. The loss Variable's value states the score and the feedback; its
     ``metadata["score"]`` holds the score (a number). Exceptions from ``fn`` propagate.
@@ -104,13 +105,13 @@ class MetricLoss:
 
     def __init__(self, fn: Callable[[str, Any], Any], *, name: str | None = None) -> None:
         if not callable(fn):
-            raise UsageError("MetricLoss needs a callable fn(output_text, example)")
+            raise UsageError("MetricLoss needs a callable fn(example, output_text)")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "metric")
 
     def __call__(self, output: Variable, example: Any = None) -> Variable:
         output = _check_output(output)
-        result = self.fn(output.value, example)
+        result = self.fn(example, output.value)
         text = ""
         if isinstance(result, tuple):
             if len(result) != 2:

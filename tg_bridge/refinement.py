@@ -122,7 +122,8 @@ async def arefine(
     """Run ``target`` on ``inputs`` once, then refine its answer (see the module docstring).
     ``config``: the host's run config for that call (a LangChain ``RunnableConfig``).
 
-    ``loss``: a metric ``fn(answer, inputs) -> score | (score, feedback)`` or any loss object
+    ``loss``: a metric ``fn(inputs, answer) -> score | (score, feedback)`` (example first, as
+    everywhere in tg_bridge) or any loss object
     with ``acall`` (a MetricLoss, TextLoss, UnitTestLoss, ...). ``judge``: an instruction
     string or a TextLoss; the default judge when neither is given is a critical reviewer.
     Blocking until done; raises UsageError for bad arguments (``loss`` and ``judge`` together,

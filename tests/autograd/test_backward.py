@@ -119,7 +119,7 @@ def test_no_warning_when_all_connected():
 def test_metric_loss_seeds_without_a_call():
     engine = counting_engine()
     out, params = chain(engine, 1)
-    loss = MetricLoss(lambda text, ex: (0.25, f"expected {ex}"), name="exact")(out, "4")
+    loss = MetricLoss(lambda ex, text: (0.25, f"expected {ex}"), name="exact")(out, "4")
     assert loss.metadata["score"] == 0.25 and loss.op.kind == "loss" and loss.parents == (out,)
     before = engine.call_count
     report = backward(loss, engine=engine)

@@ -84,7 +84,7 @@ def run_all_calls(graphs, engine, *, mode: str = "edge", judge: bool = False):
     for graph in graphs:
         output = graph.outputs[0]
         loss = (TextLoss("Is the answer correct and grounded?", engine=engine)(output) if judge
-                else MetricLoss(lambda out, ex: (0.0, "Wrong: it must cite the context."))(output))
+                else MetricLoss(lambda ex, out: (0.0, "Wrong: it must cite the context."))(output))
         backward(loss, engine=engine, mode=mode)
         params = [p for p in graph.parameters()]
         patch = TGD(params, engine=engine).propose()
@@ -299,9 +299,11 @@ def test_feedback_file_of_the_cli_never_reaches_the_patch(tmp_path, fake_adapter
     out = tmp_path / "patch.json"
     code = main(["optimize", "--traces", str(traces), "--feedback", str(fb), "--engine", "fake:x",
                  "--out", str(out)])
-    assert code == 0, capsys.readouterr().err
-    patch = Patch.from_json(out.read_text())
-    assert not patch.changes and "PWNED" not in out.read_text().split('"rejected"')[0]
+    # every proposal carried the feedback's order: all refused, so nothing to change (exit 1,
+    # one line saying why) and no patch file at all
+    err = capsys.readouterr().err
+    assert code == 1 and "rejected by the checks" in err and "PWNED" not in err, err
+    assert not out.exists()
     for prompt in engine.prompts():
         assert "PWNED" not in outside_data_blocks(prompt)
         for secret in FEEDBACK_SECRETS:

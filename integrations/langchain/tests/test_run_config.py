@@ -133,7 +133,7 @@ def test_refine_passes_config(stub):
     sessions: list[str] = []
     _, app = _history_app(stub, sessions)
     out = tg_bridge.refine(app, {"messages": [("human", "Bob")]}, steps=1,
-                           loss=lambda answer, inputs: (1.0, "fine"),
+                           loss=lambda inputs, answer: (1.0, "fine"),
                            engine=FakeEngine(lambda m: "fine"),
                            config={"configurable": {"session_id": "r1"}})
     assert sessions == ["r1"] and out is not None
