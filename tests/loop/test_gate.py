@@ -26,9 +26,11 @@ def run(app, new_value, **kwargs):
 
 
 def test_a_tie_is_not_kept_by_default(store_path):
-    """Issue 11, item 1: "score 1 -> 1 (1/1 steps kept)" with junk written into the app."""
+    """Issue 11, item 1: "score 1 -> 1 (1/1 steps kept)" with a change written into the app.
+    (The issue's junk, "The improved value is: ...", is now refused earlier as an echo of the
+    optimizer's scaffolding: tests/patching/test_copy_guard*.py.)"""
     app = FakeApp("Please answer {q}", polite_model)
-    result = run(app, "The improved value is: please answer {q}", store=store_path)
+    result = run(app, "Kindly, please answer {q}", store=store_path)
     step = result.history[0]
     assert (step.before, step.score, step.accepted) == (1.0, 1.0, False)
     assert step.reason == "score did not improve (1 -> 1)"

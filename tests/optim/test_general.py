@@ -94,7 +94,7 @@ def test_optimize_never_keeps_a_prompt_that_memorized_a_label(fake_app_adapter, 
     result = optimize(app, [({"q": "3+4"}, "7")], metric=lambda ex, out: float(out == ex.expected),
                       engine=FakeEngine(respond), store=str(tmp_path / "r.db"), progress=False)
     assert app.template == ORIGINAL
-    assert not result.history[0].accepted and "label_leak" in result.history[0].reason
+    assert not result.history[0].accepted and "expected answer" in result.history[0].reason
 
 
 def test_text_of_the_apps_other_prompts_is_not_a_copy():

@@ -27,6 +27,15 @@ def check_optimizable(runner: Any) -> None:
     if runner.bindings():
         return
     kind = getattr(adapter, "name", "") or type(adapter).__name__
+    finder = getattr(runner, "unwritable", None)
+    unwritable = list(finder()) if callable(finder) else []
+    if unwritable:  # prompts exist, but none can be written (e.g. a callable agent prompt)
+        raise UsageError(
+            f"nothing to optimize: {describe_target(runner.target)} has no prompt tg_bridge can"
+            f" write; the {kind} adapter found only prompts it cannot write: "
+            f"{', '.join(unwritable)} (a prompt computed by a function is rebuilt on every"
+            " call: give the prompt as a string, a message or a template). Nothing was run."
+        )
     raise UsageError(
         f"nothing to optimize: {describe_target(runner.target)} has no prompt tg_bridge can"
         f" edit (the {kind} adapter found 0 prompt templates, chat prompts or system prompts)."

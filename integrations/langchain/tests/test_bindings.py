@@ -11,6 +11,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, FewShotPromptTemplate, PromptTemplate
 from langchain_core.runnables import RunnableBranch, RunnableLambda
 
+import tg_bridge
 import tg_bridge.capturing as tgc
 from tg_bridge import semconv as sc
 from tg_bridge.exceptions import BindingError
@@ -43,7 +44,7 @@ def test_write_reaches_the_next_invoke_and_revert_is_exact(instrumented):
     assert sent[-1].startswith("Reply in one sentence, citing the context.\nContext:\nParis")
     # tracers see the new text too (the cached serialization was dropped)
     assert "Reply in one sentence" in json.dumps(answer_prompt._serialized)
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         chain.invoke({"question": "What is the capital of France?"})
     records = [r for s in run.spans for r in json.loads(s.attributes.get(sc.TEMPLATES, "[]"))]
     assert new_text in [r["template"] for r in records]
@@ -121,7 +122,7 @@ def test_copies_get_their_own_keys(instrumented):
     prompt = ChatPromptTemplate.from_messages([("human", "hello {x}")])
     clone = prompt.model_copy()
     key = adapter.bindings(prompt)[0].key
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         clone.invoke({"x": "1"})
         prompt.invoke({"x": "2"})
     keys = [json.loads(s.attributes[sc.BINDING_IDS])[0] for s in run.spans]

@@ -21,6 +21,7 @@ from langchain_core.prompts import (
 )
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
 
+import tg_bridge
 import tg_bridge.capturing as tgc
 from tg_bridge import semconv as sc
 from tg_bridge_langchain import adapter
@@ -55,7 +56,7 @@ def assert_tree(spans):
 
 def test_rag_with_query_rewriting():
     chain, parts = lc_apps.make_rag()
-    with tgc.capture("rag") as run:
+    with tg_bridge.capture("rag") as run:
         out = chain.invoke({"question": "What is the capital of France?"})
     assert out == "Answer: Paris is the capital of France."
     assert run.hook_errors == 0
@@ -103,7 +104,7 @@ def test_chat_prompt_two_templated_messages_give_two_parameters():
         [("system", "You are a {persona}."), ("human", "Tell me about {topic}.")]
     )
     chain = prompt | GenericFakeChatModel(messages=cycle([AIMessage("fine")]))
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         chain.invoke({"persona": "poet", "topic": "rain"})
     (span,) = by_kind(run, "PROMPT")
     records = json.loads(span.attributes[sc.TEMPLATES])
@@ -141,7 +142,7 @@ def test_fixed_system_message_and_few_shot_records():
             ("human", "{input}"),
         ]
     )
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         fixed.invoke({"q": "hi"})
         few.invoke({"input": "2+2"})
         few_chat.invoke({"input": "3+3"})
@@ -176,7 +177,7 @@ def test_lcel_parallel_branch_lambda_passthrough():
         | RunnableBranch((lambda d: d["size"] < 5, short), long)
         | StrOutputParser()
     )
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         assert chain.invoke({"text": "abc"}) == "x"
         assert chain.invoke({"text": "abcdefgh"}) == "x"
     assert run.hook_errors == 0
@@ -206,7 +207,7 @@ def test_batch_stream_and_async_variants():
         chunks = [c async for c in chain.astream({"q": "e"})]
         return out, chunks
 
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         assert chain.batch([{"q": "a"}, {"q": "b"}]) == ["one two three"] * 2
         chunks = list(chain.stream({"q": "s"}))
         out, achunks = asyncio.run(async_part())
@@ -237,7 +238,7 @@ def _check_separate_traces(run, n):
 
 def test_thread_pool_parenting():
     chain = _simple_chain()
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         with ThreadPoolExecutor(max_workers=4) as pool:
             futures = [
                 pool.submit(contextvars.copy_context().run, chain.invoke, {"q": f"t{i}"})
@@ -249,7 +250,7 @@ def test_thread_pool_parenting():
 
 async def test_asyncio_gather_parenting():
     chain = _simple_chain()
-    async with tgc.capture() as run:
+    async with tg_bridge.capture() as run:
         outs = await asyncio.gather(*(chain.ainvoke({"q": f"g{i}"}) for i in range(8)))
     assert outs == ["one two three"] * 8
     _check_separate_traces(run, 8)
@@ -259,7 +260,7 @@ async def test_concurrent_captures_keep_runs_apart():
     chain = _simple_chain()
 
     async def one(i):
-        async with tgc.capture(f"c{i}") as run:
+        async with tg_bridge.capture(f"c{i}") as run:
             await chain.ainvoke({"q": f"c{i}"})
             await asyncio.sleep(0)
             await chain.ainvoke({"q": f"c{i}"})
@@ -274,7 +275,7 @@ async def test_concurrent_captures_keep_runs_apart():
 
 def test_tool_calling_agent_loop():
     run_agent, parts = lc_apps.make_agent_loop()
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         assert run_agent("capital of France") == "Final: Paris is the capital of France."
     assert run.hook_errors == 0
     assert kinds(run)["LLM"] == 2 and kinds(run)["TOOL"] == 1 and kinds(run)["PROMPT"] == 2
@@ -297,7 +298,7 @@ def test_tool_descriptions_opt_in():
     tgc.uninstrument()
     tgc.instrument()
     try:
-        with tgc.capture() as run:
+        with tg_bridge.capture() as run:
             run_agent("capital of France")
     finally:
         adapter.tool_descriptions = False
@@ -318,7 +319,7 @@ def test_create_agent_offline():
     agents = pytest.importorskip("langchain.agents")
     model = lc_apps.ScriptedChatModel(reply=lc_apps.agent_reply)
     agent = agents.create_agent(model, tools=[lc_apps.search], system_prompt=lc_apps.AGENT_SYSTEM)
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         state = agent.invoke({"messages": [{"role": "user", "content": "capital of France"}]})
     assert state["messages"][-1].content == "Final: Paris is the capital of France."
     assert run.hook_errors == 0
@@ -331,7 +332,7 @@ def test_create_agent_offline():
 def test_own_engine_calls_are_not_captured():
     model = lc_apps.ScriptedChatModel(reply=lambda msgs: AIMessage("internal"))
     engine = adapter.engine(model)
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         assert engine.complete([{"role": "user", "content": "hi"}]).text == "internal"
     assert run.spans == [] and len(model.requests) == 1
 
@@ -347,7 +348,7 @@ def test_failing_hook_never_breaks_the_chain(monkeypatch):
     chain = _simple_chain()
     # other suites in this process may hold spans open on purpose (LlamaIndex streams)
     open_before = tgc.span_processor().open_span_count()
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         assert chain.invoke({"q": "a"}) == "one two three"
     assert run.hook_errors >= 3
     # spans whose end hook failed are still ended: nothing leaks
@@ -366,7 +367,7 @@ def test_errors_are_recorded_and_reach_the_caller_unchanged():
         raise Boom("nope")
 
     chain = _simple_chain() | RunnableLambda(explode)
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         with pytest.raises(Boom):
             chain.invoke({"q": "a"})
     failed = [s for s in run.spans if s.status == "ERROR"]

@@ -86,7 +86,7 @@ def test_calls_are_captured_as_the_apps_llm_step():
         [("system", "Answer in one word."), ("human", "Question: {question}")]
     )
     chain = prompt | EngineChatModel(engine=engine, max_tokens=8) | StrOutputParser()
-    with tg_bridge.usage() as meter, tgc.capture("app") as run:
+    with tg_bridge.usage() as meter, tg_bridge.capture("app") as run:
         assert chain.invoke({"question": "Capital of France?"}) == "Paris"
     llm_spans = [s for s in run.spans if s.attributes.get("openinference.span.kind") == "LLM"]
     assert [s.name for s in llm_spans] == ["EngineChatModel"]
@@ -107,7 +107,7 @@ def test_engine_calls_made_by_tg_bridge_itself_stay_invisible():
     from tg_bridge._internal import internal_call
 
     model = EngineChatModel(engine=FakeEngine(lambda msgs: "x"))
-    with tgc.capture("ours") as run:
+    with tg_bridge.capture("ours") as run:
         with internal_call():
             model.invoke("gradient please")
     assert run.spans == []
@@ -118,7 +118,7 @@ def test_embedded_model_answers_through_a_chain():
     pytest.importorskip("llama_cpp")
     prompt = ChatPromptTemplate.from_messages([("human", "Say hello.")])
     model = EngineChatModel(max_tokens=8)
-    with tgc.capture("local") as run:
+    with tg_bridge.capture("local") as run:
         reply = (prompt | model).invoke({})
     assert reply.content.strip()
     assert 0 < reply.usage_metadata["output_tokens"] <= 8

@@ -8,6 +8,7 @@ import json
 import pytest
 from langchain_core.messages import SystemMessage
 
+import tg_bridge
 import tg_bridge.capturing as tgc
 from tg_bridge import apply_patch
 from tg_bridge import semconv as sc
@@ -60,7 +61,7 @@ def test_binding_is_listed_with_a_stable_key():
 def test_agent_without_system_prompt_has_no_binding():
     agent, model = make_agent(system_prompt=None)
     assert agent_bindings(agent) == []
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         agent.invoke(QUESTION)
     assert run.hook_errors == 0
     assert not any(sc.TEMPLATES in s.attributes for s in run.spans)
@@ -69,7 +70,7 @@ def test_agent_without_system_prompt_has_no_binding():
 def test_capture_records_the_prompt_and_the_graph_parameter_is_bound():
     agent, model = make_agent()
     (binding,) = agent_bindings(agent)
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         state = agent.invoke(QUESTION)
     assert state["messages"][-1].content == "Final: Paris is the capital of France."
     assert run.hook_errors == 0
@@ -89,7 +90,7 @@ def test_capture_records_the_prompt_and_the_graph_parameter_is_bound():
 def test_capture_binds_without_calling_bindings_first():
     # the hook finds the prompt on its own: no adapter.bindings() call before the run
     agent, _ = make_agent()
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         agent.invoke(QUESTION)
     (param,) = [p for p in run.graph().parameters() if p.value == lc_apps.AGENT_SYSTEM]
     assert isinstance(param.binding, AgentPromptBinding)
@@ -100,7 +101,7 @@ async def test_async_capture_and_write():
     agent, model = make_agent()
     (binding,) = agent_bindings(agent)
     binding.write(NEW_SYSTEM)
-    async with tgc.capture() as run:
+    async with tg_bridge.capture() as run:
         await asyncio.gather(agent.ainvoke(QUESTION), agent.ainvoke(QUESTION))
     assert sent_systems(model) == [NEW_SYSTEM] * 4
     assert run.hook_errors == 0
@@ -156,7 +157,7 @@ def test_apply_patch_by_key_writes_and_reverts():
 
 def test_patch_from_a_captured_graph_applies_through_the_parameter():
     agent, model = make_agent()
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         agent.invoke(QUESTION)
     (param,) = [p for p in run.graph().parameters() if p.value == lc_apps.AGENT_SYSTEM]
     change = Change(param.key, "replace", param.value, NEW_SYSTEM, content_hash(param.value),
@@ -208,14 +209,14 @@ def test_langgraph_loaded_after_instrument_is_hooked_at_the_first_run():
     from pathlib import Path
 
     script = (
-        "import sys, tg_bridge.capturing as tgc\n"
+        "import sys, tg_bridge, tg_bridge.capturing as tgc\n"
         "tgc.instrument()\n"
         "assert 'langgraph._internal._runnable' not in sys.modules\n"
         "import lc_apps\n"
         "from langchain.agents import create_agent\n"
         "m = lc_apps.ScriptedChatModel(reply=lc_apps.agent_reply)\n"
         "a = create_agent(m, tools=[lc_apps.search], system_prompt=lc_apps.AGENT_SYSTEM)\n"
-        "with tgc.capture() as run:\n"
+        "with tg_bridge.capture() as run:\n"
         "    a.invoke({'messages': [{'role': 'user', 'content': 'x'}]})\n"
         "print([p.binding.key for p in run.graph().parameters() if p.binding])\n"
     )

@@ -13,7 +13,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import SystemMessage
 
 import tg_bridge
-from tg_bridge.exceptions import UnwritablePromptWarning
+from tg_bridge.exceptions import UnwritablePromptWarning, UsageError
 from tg_bridge.testing import FakeEngine
 from tg_bridge_langchain import adapter
 from tg_bridge_langchain.runner import copy_target
@@ -134,15 +134,16 @@ def test_tool_descriptions_are_opt_in_parameters(stub, kind):
     assert offered == DESCRIPTION + " Say you checked with the weather tool."
 
 
-def test_optimize_result_names_the_unwritable_prompt(stub):
+def test_optimize_names_the_unwritable_prompt_before_spending_anything(stub):
     def build_messages(state):
         return [SystemMessage("Dynamic prompt.")] + state["messages"]
 
     agent = _react(_model(stub), build_messages)
     train = [({"messages": [{"role": "user", "content": "weather in sf?"}]}, None)]
-    with pytest.warns(UnwritablePromptWarning):
-        result = tg_bridge.optimize(agent, train, metric=lambda ex, out: 0.0,
-                                    backward_engine=_describe_engine(), progress=False,
-                                    store=":memory:")
-    assert result.unwritable == [f"{__name__}.test_optimize_result_names_the_unwritable_prompt"
-                                 ".<locals>.build_messages"]
+    before = len(stub.chat_requests)
+    with pytest.warns(UnwritablePromptWarning), pytest.raises(UsageError) as info:
+        tg_bridge.optimize(agent, train, metric=lambda ex, out: 0.0,
+                           backward_engine=_describe_engine(), progress=False, store=":memory:")
+    assert ("test_optimize_names_the_unwritable_prompt_before_spending_anything.<locals>"
+            ".build_messages") in str(info.value)
+    assert len(stub.chat_requests) == before  # refused before the baseline

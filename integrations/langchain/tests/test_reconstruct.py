@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import tg_bridge
 import tg_bridge.capturing as tgc
 from tg_bridge_langchain.bindings import PromptBinding
 
@@ -27,7 +28,7 @@ def ancestors(node):
 
 def test_rag_graph_parameters_and_data_flow():
     chain, parts = lc_apps.make_rag()
-    with tgc.capture("rag") as run:
+    with tg_bridge.capture("rag") as run:
         chain.invoke({"question": "What is the capital of France?"})
     graph = run.graph()
     params = {p.value: p for p in graph.parameters()}
@@ -54,7 +55,7 @@ def test_rag_graph_parameters_and_data_flow():
 
 def test_batch_runs_share_one_parameter_per_prompt():
     chain, parts = lc_apps.make_rag()
-    with tgc.capture() as run:
+    with tg_bridge.capture() as run:
         chain.batch([{"question": "What is the capital of France?"}, {"question": "Where is the Seine?"}])
     graphs = run.graphs()
     assert len(graphs) == 2
