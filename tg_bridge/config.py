@@ -38,6 +38,9 @@ class Settings:
         store: path of the SQLite run store.
         max_gradients: more gradients than this on one variable are summarized first.
         max_spans: capture keeps at most this many spans per Run (the rest are counted).
+        host_feedback: with no engine configured, let the target's own host model (e.g. a
+            ChatOpenAI in the chain) write feedback and updates; False keeps them on the
+            embedded model.
     """
 
     engine: Any = None
@@ -50,6 +53,7 @@ class Settings:
     store: str = ".tg_bridge/runs.db"
     max_gradients: int = 8
     max_spans: int = 20_000
+    host_feedback: bool = True
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
@@ -82,6 +86,8 @@ def _check(kwargs: dict[str, Any]) -> None:
         not isinstance(kwargs["max_gradients"], int) or kwargs["max_gradients"] < 1
     ):
         raise ConfigurationError("max_gradients must be an integer >= 1")
+    if "host_feedback" in kwargs and not isinstance(kwargs["host_feedback"], bool):
+        raise ConfigurationError("host_feedback must be True or False")
 
 
 def configure(**kwargs: Any) -> Settings:

@@ -82,9 +82,10 @@ async def aoptimize(
     if isinstance(constraints, str):
         constraints = (constraints,)
     from ..engines import resolve_engine
+    from ..engines.host import choose_backward_engine
 
-    bwd = resolve_engine(backward_engine if backward_engine is not None else engine,
-                         backward=True)
+    feedback = choose_backward_engine(target, engine=engine, backward_engine=backward_engine)
+    bwd = feedback.engine
     scorer = Scorer(metric, judge, resolve_engine(engine) if metric is None else None)
     runner = resolve_runner(target)
     if not in_place:
@@ -150,7 +151,7 @@ async def aoptimize(
     return OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
-        store_path=run_store.path,
+        store_path=run_store.path, feedback_engine=feedback.describe(),
     )
 
 

@@ -36,6 +36,8 @@ class OptimizationResult:
     with :func:`tg_bridge.apply_patch`); ``target`` is the optimized object (the original
     when ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
     update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens.
+    ``feedback_engine`` names the model that wrote feedback and updates, and why it was
+    chosen (argument, configured, host, embedded).
     """
 
     run_id: str
@@ -46,6 +48,7 @@ class OptimizationResult:
     usage: dict[str, dict[str, int]]
     target: Any = None
     store_path: str = ""
+    feedback_engine: str = ""
 
     @property
     def accepted_steps(self) -> list[int]:
