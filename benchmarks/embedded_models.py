@@ -99,6 +99,19 @@ def format_suite(engine: Any) -> dict[str, Any]:
             "seconds_per_answer": round(sum(seconds) / len(seconds), 2), "replies": replies}
 
 
+def leaks(new: str, examples: list[tuple[str, str, str]], feedback: str) -> bool:
+    """True when ``new`` copies an example's question, the start of its reply, or its answer
+    (an answer word the feedback itself uses, like "yes or no", is not a leak)."""
+    lowered = new.lower()
+    for question, reply, answer in examples:
+        if question.lower() in lowered or reply.lower()[:25] in lowered:
+            return True
+        in_feedback = re.search(rf"\b{re.escape(answer)}\b", feedback, re.I)
+        if not in_feedback and re.search(rf"\b{re.escape(answer)}\b", new, re.I):
+            return True
+    return False
+
+
 def optimizer_probe(engine: Any) -> dict[str, Any]:
     usable, seconds, proposals = 0, [], []
     for old, examples, feedback, word in OPTIMIZER_PROBE:
@@ -110,10 +123,7 @@ def optimizer_probe(engine: Any) -> dict[str, Any]:
         patch = TGD([param], engine=engine).propose()
         seconds.append(time.perf_counter() - started)
         new = patch.changes[0].new if patch.changes else None
-        leaked = new is not None and any(
-            (a.lower() != word and re.search(rf"\b{re.escape(a)}\b", new, re.I))
-            or q.lower() in new.lower() or r.lower()[:25] in new.lower()
-            for q, r, a in examples)
+        leaked = new is not None and leaks(new, examples, feedback)
         ok = bool(new) and new != old and not leaked and word in (new or "").lower()
         usable += ok
         proposals.append({"old": old, "new": (new or "")[:200], "usable": ok,

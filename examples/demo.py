@@ -13,8 +13,8 @@ keeps its original prompt.
     make demo                      # or: python examples/demo.py [--steps N --batch B ...]
     python examples/demo.py --engine openai:MODEL     # app and feedback on an endpoint
 
-The metric's feedback never contains the expected answer (only "reply with the bare number"
-or "the number is wrong"), so what helps is a general instruction, not a memorized label.
+The metric's feedback states the app's requirement (every reply must be only the number) and
+never the expected answer, so what helps is a general instruction, not a memorized label.
 """
 
 from __future__ import annotations
@@ -97,10 +97,11 @@ def exact_number(example: dict[str, Any], output: Any) -> tuple[float, str]:
     if text == expected:
         return 1.0, "Correct: the reply is exactly the bare number."
     if expected in _NUMBER.findall(text):
-        return 0.0, ("Wrong format: a program reads this app's replies and accepts only a bare "
-                     "number (digits only) for every question; this reply had words around it.")
-    return 0.0, ("Wrong: the number in the reply is incorrect or missing; a program reads this "
-                 "app's replies and accepts only the correct bare number (digits only).")
+        return 0.0, ("Wrong format: every reply of this app must be only the number (digits "
+                     "only), never a sentence. The system prompt must tell the assistant this "
+                     "for all questions.")
+    return 0.0, ("Wrong: the number is incorrect or missing. Every reply of this app must be "
+                 "only the correct number (digits only), never a sentence.")
 
 
 def splits(seed: int, train: int, val: int,
