@@ -96,12 +96,13 @@ def exact_number(example: dict[str, Any], output: Any) -> tuple[float, str]:
     expected = str(example["expected"])
     if text == expected:
         return 1.0, "Correct: the reply is exactly the bare number."
+    rule = ("Every reply of this app must be only the number (digits only), never a "
+            "sentence. The system prompt must tell the assistant this for all questions.")
     if expected in _NUMBER.findall(text):
-        return 0.0, ("Wrong format: every reply of this app must be only the number (digits "
-                     "only), never a sentence. The system prompt must tell the assistant this "
-                     "for all questions.")
-    return 0.0, ("Wrong: the number is incorrect or missing. Every reply of this app must be "
-                 "only the correct number (digits only), never a sentence.")
+        return 0.0, f"Wrong format: {rule}"
+    # same rule first: a number written as a word ("six") is a format error too, and feedback
+    # that only says "wrong" makes a small critic fix this one question instead of the rule
+    return 0.0, f"Wrong format or wrong number: {rule}"
 
 
 def splits(seed: int, train: int, val: int,
