@@ -44,8 +44,8 @@ SYSTEM_PROMPT = "You are an assistant."
 #: Rules every proposed prompt must respect (shown to the optimizer): a prompt that quotes a
 #: training question or answer would not generalize.
 CONSTRAINTS = (
-    "The prompt must stay general and work for any question: never include a specific "
-    "question, number or answer from the examples.",
+    ("The prompt must stay general and work for any question: never include a specific "
+     "question, number or answer from the examples."),
 )
 
 #: Short questions with one numeric answer, answerable by a 0.5B model when it is told to

@@ -61,7 +61,7 @@ def fake_model(tmp_path, monkeypatch):
 
 
 def test_parts_are_concatenated_in_order_into_the_cache(fake_model, tmp_path):
-    spec, _, blob, _ = fake_model
+    _, _, blob, _ = fake_model
     path = Path(models.model_path("fake-model"))
     assert path == tmp_path / "cache" / "models" / "fake-model.gguf"
     assert path.read_bytes() == blob
@@ -88,7 +88,7 @@ def test_a_corrupt_cached_file_is_rebuilt(fake_model):
 
 
 def test_a_corrupt_part_is_a_clear_error_and_leaves_no_file(fake_model, tmp_path):
-    spec, parts, _, _ = fake_model
+    _, parts, _, _ = fake_model
     parts[1].write_bytes(b"x" * len(parts[1].read_bytes()))
     with pytest.raises(ConfigurationError) as info:
         models.model_path("fake-model")
