@@ -155,3 +155,24 @@ def test_optimize_uses_the_host_model_and_says_so_on_the_result(tmp_path):
     kinds = {"update" for m, f, _ in app.calls if isinstance(f, dict)
              and "improved_value" in f.get("properties", {})}
     assert kinds == {"update"}  # the host model wrote the update
+
+
+def test_with_a_judge_the_host_model_judges_too(tmp_path):
+    """No metric: the judge instruction runs on the same host model (not the embedded one)."""
+
+    def respond(messages: list[dict[str, str]], response_format: Any) -> Any:
+        props = response_format.get("properties", {}) if isinstance(response_format, dict) else {}
+        if "improved_value" in props:
+            return {"improved_value": "Be nice. Be brief."}
+        if "score" in props:
+            return {key: (0.0 if key == "score" else "too long") for key in props}
+        return "Well, I would say yes."
+
+    app = FakeEngine(respond, id="openai", model="gpt-x")
+    chain = chain_over(EngineChatModel(engine=app))
+    train = [{"inputs": {"q": "question?"}}]
+    result = tg_bridge.optimize(chain, train, judge="Is the answer one word?", batch_size=1,
+                                progress=False, store=str(tmp_path / "runs.db"))
+    assert result.feedback_engine == "openai:gpt-x (host)"
+    judged = [f for _, f, _ in app.calls if isinstance(f, dict) and "score" in f.get("properties", {})]
+    assert judged  # the judge calls went to the host model

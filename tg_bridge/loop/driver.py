@@ -86,7 +86,10 @@ async def aoptimize(
 
     feedback = choose_backward_engine(target, engine=engine, backward_engine=backward_engine)
     bwd = feedback.engine
-    scorer = Scorer(metric, judge, resolve_engine(engine) if metric is None else None)
+    judge_engine = None
+    if metric is None:  # the app's own host model judges too when it writes the feedback
+        judge_engine = bwd if feedback.source == "host" else resolve_engine(engine)
+    scorer = Scorer(metric, judge, judge_engine)
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()
