@@ -1,9 +1,9 @@
 """What ``make demo`` runs: a LangChain app gets a measurably better prompt, offline.
 
 The app is an ordinary LCEL chain — a system prompt ("You are an assistant.") and the user's
-question -> the embedded Qwen2.5-Coder-0.5B model -> text. Its users need the bare number
-(a downstream program parses it), but the model answers in sentences ("There are 7 days in
-a week"), so the exact-match score is near 0. tg_bridge runs a few training questions,
+arithmetic question -> the embedded Qwen2.5-Coder-0.5B model -> text. Its users need the bare
+number (a downstream program parses it), but the model answers in sentences ("6 times 7 is
+42."), so the exact-match score is near 0. tg_bridge runs a few training questions,
 the embedded Qwen2.5-Coder-1.5B writes feedback and a new system prompt, the candidate is
 kept only if it scores strictly better on a validation set, and the kept prompt is written
 back into the live chain. The demo then measures the app on a TEST set the optimizer never
@@ -48,41 +48,43 @@ CONSTRAINTS = (
      "question, number or answer from the examples."),
 )
 
-#: Short questions with one numeric answer, answerable by a 0.5B model when it is told to
-#: give only the number (measured: 10 of 16 then, 0 of 16 with SYSTEM_PROMPT alone).
+#: Small arithmetic questions (one numeric answer each). Arithmetic on purpose: on trivia
+#: questions ("How many sides does a hexagon have?") the 1.5B critic was measured to ask for
+#: that one fact ("ask for the number of sides of a hexagon") and the update copied it into the
+#: prompt; on arithmetic its feedback was the general rule 5 times out of 5.
 QUESTIONS: tuple[tuple[str, str], ...] = (
-    ("How many legs does a spider have?", "8"),
-    ("How many days are in a week?", "7"),
     ("What is 12 plus 9?", "21"),
-    ("How many minutes are in an hour?", "60"),
     ("What is 6 times 7?", "42"),
-    ("How many sides does a hexagon have?", "6"),
-    ("How many months are in a year?", "12"),
-    ("How many hours are in a day?", "24"),
-    ("How many planets are in the Solar System?", "8"),
     ("What is 15 divided by 3?", "5"),
     ("What is 9 squared?", "81"),
-    ("How many seconds are in a minute?", "60"),
     ("What is 20 plus 22?", "42"),
-    ("How many sides does a triangle have?", "3"),
     ("What is 8 times 5?", "40"),
-    ("How many days are in a leap year?", "366"),
     ("What is 50 minus 8?", "42"),
-    ("How many legs does a dog have?", "4"),
     ("What is 3 plus 4?", "7"),
-    ("How many sides does a square have?", "4"),
     ("What is 10 times 10?", "100"),
-    ("How many weeks are in a year?", "52"),
     ("What is 18 divided by 2?", "9"),
-    ("How many letters are in the English alphabet?", "26"),
     ("What is 7 plus 8?", "15"),
-    ("How many years are in a century?", "100"),
     ("What is 11 times 3?", "33"),
-    ("How many eyes does a human have?", "2"),
     ("What is 30 minus 12?", "18"),
-    ("How many cents are in a US dollar?", "100"),
     ("What is 4 times 4?", "16"),
-    ("How many sides does an octagon have?", "8"),
+    ("What is 25 plus 25?", "50"),
+    ("What is 9 minus 4?", "5"),
+    ("What is 2 times 9?", "18"),
+    ("What is 100 divided by 4?", "25"),
+    ("What is 13 plus 6?", "19"),
+    ("What is 5 times 6?", "30"),
+    ("What is 40 minus 15?", "25"),
+    ("What is 3 times 8?", "24"),
+    ("What is 16 plus 16?", "32"),
+    ("What is 21 divided by 7?", "3"),
+    ("What is 60 minus 20?", "40"),
+    ("What is 7 times 7?", "49"),
+    ("What is 14 plus 5?", "19"),
+    ("What is 12 divided by 4?", "3"),
+    ("What is 9 times 3?", "27"),
+    ("What is 33 minus 11?", "22"),
+    ("What is 6 plus 9?", "15"),
+    ("What is 2 times 12?", "24"),
 )
 
 _TRAILING = re.compile(r"[\s.!]+$")
