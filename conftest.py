@@ -22,6 +22,10 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+# The suite runs the small SmolLM2 model wherever "local" or the default backward engine is
+# meant (tests must not need the 1.6 GB Qwen packages); a test wanting Qwen names it.
+os.environ.setdefault("TG_BRIDGE_LOCAL_MODEL", "smollm2")
+
 from tests.support.fault_server import FaultServer  # noqa: E402
 from tests.support.llama_server import LlamaServer, start_llama_server  # noqa: E402
 

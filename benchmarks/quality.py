@@ -1,26 +1,37 @@
-"""Quality harness: TextGrad's prompt-optimization protocol on a LangChain chain.
+"""Quality harness: prompt optimization measured on held-out test sets, several tasks and seeds.
 
+    python benchmarks/quality.py --task all --seeds 0,1,2 [--strategies single,candidates]
     python benchmarks/quality.py --task object_counting --engine openai:MODEL \
-        [--backward-engine openai:BIG_MODEL] [--steps 12] [--batch 3] [--quick]
+        --base-url http://HOST/v1 [--backward-engine openai:BIG_MODEL] [--steps 12] [--batch 3]
 
-The protocol of the TextGrad paper (BBH object counting): the train / validation / test
-splits of :func:`tg_bridge.datasets.object_counting.split` (first 50 train, next 100
-validation, the rest test), batch 3, 12 steps, each candidate system prompt validated and
-reverted when the validation accuracy drops; exact match on the last number. The app is an
-ordinary LangChain chain (system prompt + question -> EngineChatModel -> StrOutputParser).
-It reports test accuracy before and after, the validation scores, and calls and tokens of
-the optimization and of the test evaluations.
+Tasks (benchmarks/quality_tasks.py): ``object_counting`` (TextGrad's BBH protocol: its
+starting prompt, first 50 train / next 100 validation / rest test, batch 3, 12 steps, exact
+match on the last number), ``docs_qa`` (exact-format QA over documents) and ``sentiment``
+(positive/negative, the reply must be the label). The app is an ordinary LangChain chain
+(system prompt + human template -> EngineChatModel -> StrOutputParser). Per run: test
+accuracy before and after, validation before and after, calls and tokens of the optimization
+and of the test evaluations, wall time. Several runs add a table per (task, strategy): mean
+and spread (min..max) over seeds.
 
-``--quick`` shrinks the splits and the steps so that it finishes in a few minutes on the
-embedded model (a smoke test of the harness: SmolLM2-135M cannot count reliably and writes
-poor feedback, so its numbers say nothing about the method). The last line is
-``test_accuracy_before=<x> test_accuracy_after=<y>`` for scripts.
+Strategies: ``single`` (one proposal per step, TextGrad's way) always; ``candidates``
+(``candidates=K``) and ``pareto`` (``strategy="pareto"``) when this tg_bridge's optimize()
+accepts them (else the run is reported as unavailable); ``--max-calls`` gives every strategy
+the same call budget when optimize() has ``max_calls``.
+
+Engines: ``--engine local`` (default) runs the app on the embedded Qwen2.5-Coder-0.5B and
+lets tg_bridge choose the feedback model (the embedded Qwen2.5-Coder-1.5B);
+``--engine local:smollm2`` is a fast smoke test (its numbers say nothing about the method);
+``--engine openai:MODEL --base-url URL`` runs against any OpenAI-compatible endpoint (key in
+OPENAI_API_KEY). ``--quick`` shrinks splits and steps. The last line is
+``test_accuracy_before=<x> test_accuracy_after=<y>`` (means over all runs) for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -29,70 +40,101 @@ from pathlib import Path
 from typing import Any
 
 import tg_bridge
-from tg_bridge.datasets import object_counting
 from tg_bridge.engines.sync import run_sync
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_tasks import COUNTING_PROMPT, TASKS, Task  # noqa: E402
+
 #: TextGrad's starting system prompt for BBH object counting.
-STARTING_PROMPT = (
-    "You will answer a reasoning question. Think step by step. The last line of your "
-    "response should be of the following format: 'Answer: $VALUE' where VALUE is a "
-    "numerical value."
-)
-TASKS = ("object_counting",)
-FULL = {"train": 50, "val": 100, "test": 100, "steps": 12, "batch": 3}
-QUICK = {"train": 6, "val": 6, "test": 10, "steps": 2, "batch": 3}
+STARTING_PROMPT = COUNTING_PROMPT
+STRATEGIES = ("single", "candidates", "pareto")
+FULL = {"steps": 12, "batch": 3}
+QUICK = {"steps": 2, "batch": 3}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="object_counting", choices=TASKS)
-    parser.add_argument("--engine", default="local", help="the app's model (local | openai:MODEL)")
+    parser.add_argument("--task", default="object_counting",
+                        help=f"comma-separated tasks or 'all' ({', '.join(TASKS)})")
+    parser.add_argument("--seeds", default=None, help="comma-separated data seeds (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="one data seed (= --seeds N)")
+    parser.add_argument("--strategies", default="single",
+                        help=f"comma-separated, of {', '.join(STRATEGIES)} (default single)")
+    parser.add_argument("--candidates", type=int, default=4,
+                        help="K for the candidates/pareto strategies (default 4)")
+    parser.add_argument("--max-calls", type=int, default=None,
+                        help="call budget per run, the same for every strategy")
+    parser.add_argument("--engine", default="local",
+                        help="the app's model (local | local:smollm2 | openai:MODEL)")
+    parser.add_argument("--base-url", default=None, help="base URL of an OpenAI-compatible API")
     parser.add_argument("--backward-engine", default=None,
-                        help="feedback/update model (default: --engine)")
+                        help="feedback/update model (default: tg_bridge's choice)")
     parser.add_argument("--quick", action="store_true", help="small splits, few steps")
     parser.add_argument("--steps", type=int, default=None, help="optimization steps (12)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (3)")
-    parser.add_argument("--train", type=int, default=None, help="train examples (50)")
-    parser.add_argument("--val", type=int, default=None, help="validation examples (100)")
-    parser.add_argument("--test", type=int, default=None, help="test examples (100)")
+    parser.add_argument("--train", type=int, default=None, help="train examples (task's)")
+    parser.add_argument("--val", type=int, default=None, help="validation examples (task's)")
+    parser.add_argument("--test", type=int, default=None, help="test examples (task's)")
     parser.add_argument("--mode", default="edge", choices=("edge", "fused"))
-    parser.add_argument("--seed", type=int, default=0, help="dataset generator seed")
     parser.add_argument("--answer-tokens", type=int, default=None,
                         help="max tokens per app answer (default: 64 local, 512 remote)")
     parser.add_argument("--feedback-tokens", type=int, default=256,
-                        help="max tokens per feedback/update answer of the local model")
+                        help="max tokens per feedback/update answer of SmolLM2")
     parser.add_argument("--store", default=None, help="run store (default: a temporary file)")
-    parser.add_argument("--json", action="store_true", help="also print the report as JSON")
+    parser.add_argument("--json", action="store_true", help="also print the report(s) as JSON")
     args = parser.parse_args(argv)
+    names = list(TASKS) if args.task == "all" else [t.strip() for t in args.task.split(",")]
+    unknown = [n for n in names if n not in TASKS]
+    if unknown or not names:
+        parser.error(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    args.tasks = names
+    if args.seed is not None and args.seeds is not None:
+        parser.error("give --seed or --seeds, not both")
+    seeds = args.seeds if args.seeds is not None else str(args.seed or 0)
+    try:
+        args.seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--seeds must be integers, got {seeds!r}")
+    args.strategy_list = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    bad = [x for x in args.strategy_list if x not in STRATEGIES]
+    if bad or not args.strategy_list or not args.seed_list:
+        parser.error(f"--strategies must be of {', '.join(STRATEGIES)}; --seeds non-empty")
     sizes = QUICK if args.quick else FULL
     for name, default in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-        if getattr(args, name) < 1:
+    for name in ("steps", "batch", "train", "val", "test", "candidates"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
             parser.error(f"--{name} must be >= 1")
     if args.answer_tokens is None:
         args.answer_tokens = 64 if args.engine.startswith("local") else 512
     return args
 
 
-def build_chain(model: Any) -> tuple[Any, Any]:
-    """The app: system prompt + question -> model -> text."""
+def task_sizes(args: argparse.Namespace, task: Task) -> tuple[int, int, int]:
+    default = task.quick if args.quick else task.sizes
+    given = (args.train, args.val, args.test)
+    return tuple(g if g is not None else d for g, d in zip(given, default))  # type: ignore
+
+
+def build_chain(model: Any, task: Task | None = None) -> tuple[Any, Any]:
+    """The app: the task's system prompt + human template -> model -> text."""
     from langchain_core.output_parsers import StrOutputParser
     from langchain_core.prompts import ChatPromptTemplate
 
-    prompt = ChatPromptTemplate.from_messages(
-        [("system", STARTING_PROMPT), ("human", "{question}")]
-    )
+    task = task or TASKS["object_counting"]
+    prompt = ChatPromptTemplate.from_messages([("system", task.system), ("human", task.human)])
     return prompt | model | StrOutputParser(), prompt
 
 
-async def accuracy(chain: Any, examples: Sequence[dict[str, Any]]) -> float:
-    """Exact-match accuracy of ``chain`` on ``examples`` (concurrent; app errors score 0)."""
+async def accuracy(chain: Any, examples: Sequence[dict[str, Any]],
+                   task: Task | None = None) -> float:
+    """Accuracy of ``chain`` on ``examples`` under the task's metric (app errors score 0)."""
+    metric = (task or TASKS["object_counting"]).metric
     outputs = await chain.abatch([e["inputs"] for e in examples], return_exceptions=True)
-    scores = [
-        0.0 if isinstance(out, BaseException) else object_counting.exact_match(e, out)[0]
-        for e, out in zip(examples, outputs)
-    ]
+    scores = [0.0 if isinstance(out, BaseException) else metric(e, out)[0]
+              for e, out in zip(examples, outputs)]
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -102,46 +144,92 @@ def steps_trainset(train: Sequence[dict[str, Any]], steps: int, batch: int) -> l
     return [train[i % len(train)] for i in range(steps * batch)]
 
 
+def _build(spec: str, args: argparse.Namespace, **kw: Any) -> Any:
+    if spec.split(":", 1)[0] == "openai" and args.base_url:
+        kw["base_url"] = args.base_url
+    return tg_bridge.engine(spec, **kw)
+
+
+def _is_smollm2(engine: Any) -> bool:
+    return getattr(engine, "model_name", "") == "smollm2"
+
+
 def engines(args: argparse.Namespace, app: Any = None, backward: Any = None) -> tuple[Any, Any]:
-    app = app if app is not None else tg_bridge.engine(args.engine)
+    """(app engine, backward engine or None = let optimize() choose)."""
+    app = app if app is not None else _build(args.engine, args)
     if backward is None:
-        spec = args.backward_engine or args.engine
-        if not spec.startswith("local"):
-            backward = tg_bridge.engine(spec)
-        else:
+        if args.backward_engine:
+            spec = args.backward_engine
+            kw = {}
+            if spec.startswith("local") and "smollm2" in spec:
+                kw = {"max_tokens": args.feedback_tokens, "repeat_penalty": 1.3}
+            backward = _build(spec, args, **kw)
+        elif _is_smollm2(app):
             # SmolLM2 otherwise loops until the token cap and its proposals cannot be read
-            backward = tg_bridge.engine(spec, max_tokens=args.feedback_tokens, repeat_penalty=1.3)
+            backward = tg_bridge.engine("local:smollm2", max_tokens=args.feedback_tokens,
+                                        repeat_penalty=1.3)
     return app, backward
 
 
-def run(args: argparse.Namespace, *, app_engine: Any = None,
-        backward_engine: Any = None) -> dict[str, Any]:
-    """Run the protocol; returns the report (a dict of plain values)."""
+def strategy_kwargs(strategy: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """optimize() keyword arguments for ``strategy``; None when this tg_bridge lacks it."""
+    from tg_bridge.loop.driver import aoptimize
+
+    params = inspect.signature(aoptimize).parameters
+    kw: dict[str, Any] = {}
+    if args.max_calls is not None:
+        if "max_calls" not in params:
+            return None
+        kw["max_calls"] = args.max_calls
+    if strategy == "single":
+        return {**kw, "candidates": 1} if "candidates" in params else kw
+    if "candidates" not in params:
+        return None
+    kw["candidates"] = args.candidates
+    if strategy == "pareto":
+        if "strategy" not in params:
+            return None
+        kw["strategy"] = "pareto"
+    return kw
+
+
+def run(args: argparse.Namespace, *, app_engine: Any = None, backward_engine: Any = None,
+        task: str | None = None, seed: int | None = None,
+        strategy: str = "single") -> dict[str, Any]:
+    """One run of the protocol; returns the report (a dict of plain values)."""
     from tg_bridge_langchain import EngineChatModel
 
+    spec = TASKS[task or args.tasks[0]]
+    seed = args.seed_list[0] if seed is None else seed
+    extra = strategy_kwargs(strategy, args)
+    base = {"task": spec.name, "seed": seed, "strategy": strategy}
+    if extra is None:
+        return {**base, "unavailable": f"this tg_bridge's optimize() has no {strategy!r} "
+                "strategy (or no max_calls budget)"}
     app, backward = engines(args, app_engine, backward_engine)
-    total = args.train + args.val + args.test
-    data = object_counting.generate(total, seed=args.seed)
-    train, val, test = object_counting.split(data, train=args.train, validation=args.val)
+    train, val, test = spec.data(seed, task_sizes(args, spec))
     model = EngineChatModel(engine=app, max_tokens=args.answer_tokens)
-    chain, prompt = build_chain(model)
+    chain, prompt = build_chain(model, spec)
     started = time.perf_counter()
     with tg_bridge.usage() as test_before_usage:
-        before = run_sync(accuracy(chain, test))
+        before = run_sync(accuracy(chain, test, spec))
+    optimize_started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or str(Path(tmp) / "runs.db")
+        chosen = {"engine": backward, "backward_engine": backward} if backward else {}
         result = tg_bridge.optimize(
             chain, steps_trainset(train, args.steps, args.batch), valset=val,
-            metric=object_counting.exact_match,
-            batch_size=args.batch, engine=backward, backward_engine=backward, mode=args.mode,
-            progress=False, store=store,
+            metric=spec.metric, batch_size=args.batch, mode=args.mode, progress=False,
+            store=store, seed=seed, **chosen, **extra,
         )
+    optimize_seconds = time.perf_counter() - optimize_started
     with tg_bridge.usage() as test_after_usage:
-        after = run_sync(accuracy(chain, test))
+        after = run_sync(accuracy(chain, test, spec))
     opt = result.total_usage()
+    feedback = getattr(result, "feedback_engine", "") or getattr(backward, "id", str(backward))
     return {
-        "task": args.task, "engine": getattr(app, "id", str(app)),
-        "backward_engine": getattr(backward, "id", str(backward)),
+        **base, "engine": getattr(app, "id", str(app)),
+        "backward_engine": feedback,
         "model": getattr(app, "model", ""), "mode": args.mode,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
         "steps": len(result.history), "batch": args.batch,
@@ -153,6 +241,7 @@ def run(args: argparse.Namespace, *, app_engine: Any = None,
         "usage_per_phase": result.usage,
         "test_eval_calls": test_before_usage.calls + test_after_usage.calls,
         "test_eval_tokens": test_before_usage.total_tokens + test_after_usage.total_tokens,
+        "optimize_seconds": round(optimize_seconds, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "final_prompt": prompt.messages[0].prompt.template,
     }
@@ -161,7 +250,7 @@ def run(args: argparse.Namespace, *, app_engine: Any = None,
 def print_report(report: dict[str, Any], *, as_json: bool = False) -> None:
     sizes = report["sizes"]
     rows = [
-        ("task", report["task"]),
+        ("task", f"{report['task']} (seed {report['seed']}, {report['strategy']})"),
         ("app engine", f"{report['engine']} ({report['model']})"),
         ("backward engine", report["backward_engine"]),
         ("splits train/val/test", f"{sizes['train']}/{sizes['val']}/{sizes['test']}"),
@@ -172,7 +261,7 @@ def print_report(report: dict[str, Any], *, as_json: bool = False) -> None:
         ("optimization calls/tokens",
          f"{report['optimization_calls']} / {report['optimization_tokens']}"),
         ("test-eval calls/tokens", f"{report['test_eval_calls']} / {report['test_eval_tokens']}"),
-        ("wall time", f"{report['wall_seconds']} s"),
+        ("wall time", f"{report['wall_seconds']} s (optimize {report['optimize_seconds']} s)"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -188,16 +277,87 @@ def print_report(report: dict[str, Any], *, as_json: bool = False) -> None:
           f"test_accuracy_after={report['test_after']:.4f}")
 
 
+def _spread(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    return f"{mean:.2f} ({min(values):.2f}..{max(values):.2f})"
+
+
+def summary_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (task, strategy): means and ranges over seeds."""
+    rows = []
+    keys = sorted({(r["task"], r["strategy"]) for r in reports},
+                  key=lambda k: (list(TASKS).index(k[0]), STRATEGIES.index(k[1])))
+    for task, strategy in keys:
+        runs = [r for r in reports if (r["task"], r["strategy"]) == (task, strategy)]
+        done = [r for r in runs if "unavailable" not in r]
+        row: dict[str, Any] = {"task": task, "strategy": strategy, "runs": len(done),
+                               "seeds": [r["seed"] for r in done]}
+        if not done:
+            row["unavailable"] = runs[0]["unavailable"]
+        else:
+            for key in ("test_before", "test_after", "val_before", "val_after"):
+                row[key] = _spread([float(r[key]) for r in done])
+            for key in ("optimization_calls", "optimization_tokens", "optimize_seconds"):
+                row[key] = round(statistics.fmean(float(r[key]) for r in done))
+            row["kept_runs"] = sum(1 for r in done if r["accepted_steps"])
+        rows.append(row)
+    return rows
+
+
+def print_summary(reports: Sequence[dict[str, Any]], *, as_json: bool = False) -> None:
+    print("\n| task | strategy | runs | test before | test after | val before | val after "
+          "| runs with a kept step | calls | tokens | optimize s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in summary_rows(reports):
+        if "unavailable" in row:
+            print(f"| {row['task']} | {row['strategy']} | 0 | {row['unavailable']} |"
+                  + " |" * 7)
+            continue
+        print(f"| {row['task']} | {row['strategy']} | {row['runs']} | {row['test_before']} "
+              f"| {row['test_after']} | {row['val_before']} | {row['val_after']} "
+              f"| {row['kept_runs']}/{row['runs']} | {row['optimization_calls']} "
+              f"| {row['optimization_tokens']} | {row['optimize_seconds']} |")
+    if as_json:
+        print(json.dumps(list(reports), default=str))
+    done = [r for r in reports if "unavailable" not in r]
+    before = statistics.fmean(r["test_before"] for r in done) if done else 0.0
+    after = statistics.fmean(r["test_after"] for r in done) if done else 0.0
+    print(f"test_accuracy_before={before:.4f} test_accuracy_after={after:.4f}")
+
+
 def main(argv: Sequence[str] | None = None, *, app_engine: Any = None,
          backward_engine: Any = None) -> int:
     """Run and print; returns the exit code. Engines passed here override ``--engine``."""
     args = parse_args(argv)
-    try:
-        report = run(args, app_engine=app_engine, backward_engine=backward_engine)
-    except tg_bridge.TgBridgeError as exc:
-        print(f"quality harness stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print_report(report, as_json=args.json)
+    reports = []
+    plan = [(t, s, st) for t in args.tasks for s in args.seed_list for st in args.strategy_list]
+    for task, seed, strategy in plan:
+        try:
+            report = run(args, app_engine=app_engine, backward_engine=backward_engine,
+                         task=task, seed=seed, strategy=strategy)
+        except tg_bridge.TgBridgeError as exc:
+            print(f"quality harness stopped ({task}, seed {seed}, {strategy}): "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        reports.append(report)
+        if len(plan) > 1:
+            if "unavailable" in report:
+                print(f"{task} seed {seed} {strategy}: unavailable ({report['unavailable']})")
+            else:
+                print(f"{task} seed {seed} {strategy}: test {report['test_before']:.2f} -> "
+                      f"{report['test_after']:.2f}, val {report['val_before']:.2f} -> "
+                      f"{report['val_after']:.2f}, {report['optimization_calls']} calls, "
+                      f"{report['optimize_seconds']} s; prompt {report['final_prompt']!r}",
+                      flush=True)
+    if len(plan) == 1:
+        if "unavailable" in reports[0]:
+            print(f"quality harness: {reports[0]['unavailable']}", file=sys.stderr)
+            return 1
+        print_report(reports[0], as_json=args.json)
+    else:
+        print_summary(reports, as_json=args.json)
     return 0
 
 

@@ -44,6 +44,9 @@ class Settings:
         max_spans: capture keeps at most this many spans per Run (the rest are counted).
         tool_descriptions: the descriptions of an agent's tools are parameters too (opt-in;
             ``optimize(..., tool_descriptions=True)`` turns it on for one run).
+        host_feedback: with no engine configured, let the target's own host model (e.g. a
+            ChatOpenAI in the chain) write feedback and updates; False keeps them on the
+            embedded model.
     """
 
     engine: Any = None
@@ -59,6 +62,7 @@ class Settings:
     max_gradients: int = 8
     max_spans: int = 20_000
     tool_descriptions: bool = False
+    host_feedback: bool = True
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
@@ -96,6 +100,8 @@ def _check(kwargs: dict[str, Any]) -> None:
         not isinstance(kwargs["max_gradients"], int) or kwargs["max_gradients"] < 1
     ):
         raise ConfigurationError("max_gradients must be an integer >= 1")
+    if "host_feedback" in kwargs and not isinstance(kwargs["host_feedback"], bool):
+        raise ConfigurationError("host_feedback must be True or False")
 
 
 def configure(**kwargs: Any) -> Settings:

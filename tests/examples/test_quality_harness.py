@@ -81,10 +81,16 @@ def test_quick_run_improves_test_accuracy_through_the_live_prompt(quality, capsy
 
 
 def test_protocol_sizes_and_step_batches(quality):
+    counting = quality.TASKS["object_counting"]
     args = quality.parse_args([])
-    assert (args.train, args.val, args.test, args.steps, args.batch) == (50, 100, 100, 12, 3)
+    assert quality.task_sizes(args, counting) == (50, 100, 100)
+    assert (args.steps, args.batch, args.tasks, args.seed_list) == (12, 3, [counting.name], [0])
     quick = quality.parse_args(["--quick", "--steps", "3"])
-    assert (quick.train, quick.steps) == (6, 3)
+    assert (quality.task_sizes(quick, counting)[0], quick.steps) == (6, 3)
+    many = quality.parse_args(["--task", "all", "--seeds", "0,1,2", "--train", "5"])
+    assert many.tasks == ["object_counting", "docs_qa", "sentiment"]
+    assert many.seed_list == [0, 1, 2]
+    assert quality.task_sizes(many, quality.TASKS["sentiment"]) == (5, 8, 10)
     train = object_counting.generate(4)
     batches = quality.steps_trainset(train, steps=3, batch=3)
     assert len(batches) == 9 and batches[4] is train[0]
@@ -107,3 +113,53 @@ def test_harmful_candidate_is_reverted(quality, capsys):
     accepted = [line for line in out.splitlines() if line.startswith("accepted steps")]
     assert accepted and accepted[0].split()[-1] == "none"
     assert quality.STARTING_PROMPT in out  # the original prompt is back in the chain
+
+
+@pytest.mark.parametrize("name", ["object_counting", "docs_qa", "sentiment"])
+def test_task_splits_are_disjoint_and_seeded(quality, name):
+    task = quality.TASKS[name]
+    train, val, test = task.data(1, task.quick)
+    keys = [repr(sorted(e["inputs"].items())) for e in (*train, *val, *test)]
+    assert len(keys) == len(set(keys)) == sum(task.quick)
+    assert task.data(1, task.quick) == (train, val, test)
+    assert task.data(2, task.quick) != (train, val, test)
+
+
+def test_format_metrics_never_reveal_the_answer(quality):
+    docs, sentiment = quality.TASKS["docs_qa"], quality.TASKS["sentiment"]
+    example = {"inputs": {}, "expected": "Marco Bellini"}
+    assert docs.metric(example, "Marco Bellini.")[0] == 1.0
+    score, feedback = docs.metric(example, "The CTO is Marco Bellini.")
+    assert score == 0.0 and "only the short answer" in feedback and "Bellini" not in feedback
+    label = {"inputs": {}, "expected": "negative"}
+    assert sentiment.metric(label, " Negative.")[0] == 1.0
+    score, feedback = sentiment.metric(label, "The sentiment is negative.")
+    assert score == 0.0 and "negative" not in feedback
+
+
+def sentiment_app(messages: list[dict[str, str]]) -> str:
+    """Says the bare label only when the system prompt asks for one word."""
+    label = dict(sys.modules["quality_tasks"].REVIEWS)[messages[-1]["content"]]
+    if "one word" in messages[0]["content"]:
+        return label
+    return f"The sentiment of this review is {label}."
+
+
+def test_several_seeds_make_a_table_with_means_and_ranges(quality, capsys):
+    code = quality.main(
+        ["--task", "sentiment", "--seeds", "0,1", "--quick", "--steps", "1", "--batch", "2",
+         "--strategies", "single,pareto", "--json"],
+        app_engine=FakeEngine(sentiment_app),
+        backward_engine=optimizer("Classify the sentiment. Reply with one word."),
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[-1] == "test_accuracy_before=0.0000 test_accuracy_after=1.0000"
+    row = next(line for line in lines if line.startswith("| sentiment | single |"))
+    assert "| 2 | 0.00 (0.00..0.00) | 1.00 (1.00..1.00) |" in row
+    reports = json.loads(lines[-2])
+    assert [(r["seed"], r["strategy"]) for r in reports] == [
+        (0, "single"), (0, "pareto"), (1, "single"), (1, "pareto")]
+    assert all(r["final_prompt"].endswith("one word.") for r in reports
+               if "unavailable" not in r)

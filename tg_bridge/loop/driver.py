@@ -121,10 +121,14 @@ async def aoptimize(
     if isinstance(constraints, str):
         constraints = (constraints,)
     from ..engines import resolve_engine
+    from ..engines.host import choose_backward_engine
 
-    bwd = resolve_engine(backward_engine if backward_engine is not None else engine,
-                         backward=True)
-    scorer = Scorer(metric, judge, resolve_engine(engine) if metric is None else None)
+    feedback = choose_backward_engine(target, engine=engine, backward_engine=backward_engine)
+    bwd = feedback.engine
+    judge_engine = None
+    if metric is None:  # the app's own host model judges too when it writes the feedback
+        judge_engine = bwd if feedback.source == "host" else resolve_engine(engine)
+    scorer = Scorer(metric, judge, judge_engine)
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()
@@ -213,7 +217,7 @@ async def aoptimize(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
         store_path=run_store.path, in_place=in_place, unbound=tuple(state.unbound),
-        unwritable=runner.unwritable(),
+        unwritable=runner.unwritable(), feedback_engine=feedback.describe(),
     ), progress)
 
 

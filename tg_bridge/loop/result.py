@@ -40,6 +40,8 @@ class OptimizationResult:
     ``in_place=True``, else the patched copy); ``usage`` maps phase (forward, backward,
     update, eval) -> calls, cached_calls, prompt_tokens, completion_tokens. ``unbound`` names
     the prompts that were found but could not be written (never optimized silently).
+    ``feedback_engine`` names the model that wrote feedback and updates, and why it was
+    chosen (argument, configured, host, embedded).
     """
 
     run_id: str
@@ -56,6 +58,7 @@ class OptimizationResult:
     #: prompts of the target that cannot be written (named by its adapter, e.g. an agent
     #: prompt given as a function): left as they are, never silently skipped
     unwritable: list[str] = dataclasses.field(default_factory=list)
+    feedback_engine: str = ""
 
     def revert(self) -> Any:
         """Restore the app's original prompts byte for byte; returns the reverted patch.
