@@ -169,11 +169,96 @@ def _user_path_once(base_url: str, batch: int) -> None:
                       "engine_calls": phases}))
 
 
+def _optimize_app(app: object, base_url: str, batch: int, store: Path) -> object:
+    import tg_bridge
+
+    engine = tg_bridge.engine("openai:canned", base_url=base_url, api_key="canned", cache=False)
+    return tg_bridge.optimize(app, [{"inputs": {"question": q}} for q in QUESTIONS[:batch]],
+                              judge=JUDGE_INSTRUCTION, engine=engine, batch_size=batch,
+                              epochs=1, progress=False, store=store)
+
+
+def own_cpu(base_url: str, batch: int, runs: int) -> dict[str, float]:
+    """tg_bridge's own CPU per call, by subtraction, against a zero-latency server running in
+    ANOTHER process (its CPU is not ours). In this process, after one untimed optimize()
+    (imports, instrumentation): CPU time (all threads) of one optimize(), minus the CPU of the
+    same number of host app runs without tg_bridge (same threads, same concurrency: the host
+    framework's own cost), minus the CPU of the same number of bare ``AsyncOpenAI`` chat
+    calls (the HTTP client's own cost). What is left is ours: capture, reconstruction,
+    scoring, autograd, the optimizer, the store. Divided by (engine calls + host LLM calls).
+    Median of ``runs``."""
+    import tempfile
+
+    from openai import AsyncOpenAI
+
+    from tg_bridge.host_threads import run_in_host_thread
+
+    app = build_user_app(base_url)
+    questions = [{"question": q} for q in QUESTIONS[:batch]]
+
+    def stats() -> dict[str, int]:
+        url = base_url.removesuffix("/v1") + "/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+
+    async def host_runs(passes: int) -> None:
+        for _ in range(passes):
+            await asyncio.gather(*(run_in_host_thread(app.invoke, q) for q in questions))
+
+    async def bare_calls(n: int) -> None:
+        client = AsyncOpenAI(base_url=base_url, api_key="canned", max_retries=0)
+        message = [{"role": "user", "content": "x " * 400}]
+        for start in range(0, n, 16):  # our engine's default concurrency limit
+            await asyncio.gather(*(client.chat.completions.create(model="canned",
+                                                                  messages=message)
+                                   for _ in range(min(16, n - start))))
+        await client.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _optimize_app(app, base_url, batch, Path(tmp) / "warm.db")  # imports, instrumentation
+        asyncio.run(host_runs(1))
+        asyncio.run(bare_calls(16))
+        samples: list[dict[str, float]] = []
+        for i in range(runs):
+            before, cpu = stats()["calls"], time.process_time()
+            result = _optimize_app(app, base_url, batch, Path(tmp) / f"run{i}.db")
+            cpu_optimize = time.process_time() - cpu
+            total_calls = stats()["calls"] - before
+            engine_calls = sum(int(c.get("calls", 0)) for c in result.usage.values())
+            host_calls = total_calls - engine_calls
+            passes = host_calls // (2 * batch)  # two LLM calls per app run
+            cpu = time.process_time()
+            asyncio.run(host_runs(passes))
+            cpu_host = time.process_time() - cpu
+            cpu = time.process_time()
+            asyncio.run(bare_calls(engine_calls))
+            cpu_sdk = time.process_time() - cpu
+            own = cpu_optimize - cpu_host - cpu_sdk
+            samples.append({"cpu_optimize": cpu_optimize, "cpu_host": cpu_host,
+                            "cpu_sdk": cpu_sdk, "own": own, "engine_calls": engine_calls,
+                            "host_calls": host_calls,
+                            "own_ms_per_call": 1000 * own / (engine_calls + host_calls)})
+    return median_of(samples)
+
+
+def _bytecode_env() -> dict[str, str]:
+    """This process's environment with compiled bytecode kept (outside the tree): an
+    installed library imports from .pyc files, so PYTHONDONTWRITEBYTECODE (set in some CI and
+    sandbox shells) would time Python's compiler, not the library."""
+    import os
+    import tempfile
+
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(Path(tempfile.gettempdir()) / "tg_bridge-bench-pyc"))
+    return env
+
+
 def run_user_path(server: CannedServer, batch: int) -> dict[str, float]:
     server.reset()
     out = subprocess.run(
         [sys.executable, __file__, "--_user-path-once", server.base_url, "--batch", str(batch)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, env=_bytecode_env(),
     )
     if out.returncode != 0:
         raise SystemExit(f"user-path run failed:\n{out.stderr[-3000:]}")
@@ -199,9 +284,22 @@ def main(argv: list[str] | None = None) -> None:
                         help="optimize() on a LangChain app next to TextGrad's bare step")
     parser.add_argument("--_user-path-once", dest="user_once", default=None,
                         help=argparse.SUPPRESS)
+    parser.add_argument("--own-cpu", action="store_true",
+                        help="tg_bridge's own CPU per call on the user path (zero latency)")
     args = parser.parse_args(argv)
     if args.user_once:
         _user_path_once(args.user_once, args.batch)
+        return
+    if args.own_cpu:
+        server = subprocess.Popen([sys.executable, str(HERE / "canned_server.py"),
+                                   "--latency", "0"], stdout=subprocess.PIPE, text=True)
+        try:
+            base_url = server.stdout.readline().strip()  # type: ignore[union-attr]
+            row = own_cpu(base_url, args.batch, args.runs or 3)
+        finally:
+            server.terminate()
+            server.wait()
+        print(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
         return
     runs = args.runs or (2 if args.quick else 5)
     if args.user_path:
@@ -239,6 +337,7 @@ def user_path(args: argparse.Namespace, runs: int) -> None:
     """Print TextGrad's bare step next to tg_bridge.optimize() on the LangChain app."""
     server = CannedServer(args.latency).start()
     try:
+        run_user_path(server, args.batch)  # untimed: compiles the bytecode once
         rows = {"textgrad bare step": median_of(
                     [run_textgrad(server, args.batch) for _ in range(runs)]),
                 "tg_bridge optimize()": median_of(

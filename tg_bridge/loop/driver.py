@@ -8,6 +8,7 @@ a final check and the result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -42,6 +43,7 @@ from .step import (
     failing,
     run_step,
 )
+from .warmup import prepare_engines
 
 __all__ = ["aoptimize", "optimize"]
 
@@ -160,8 +162,11 @@ async def aoptimize(
         meters = _meters()
         with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
                                              desc="baseline", unit="example") as ebar:
-            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline",
-                                              on_done=ebar.example_done)
+            (baseline, trials), _ = await asyncio.gather(
+                evaluate(runner, scorer, val or train, label="baseline",
+                         on_done=ebar.example_done),
+                prepare_engines((scorer.engine, bwd)),  # while the baseline waits
+            )
         baseline_failing = state.current_failing = failing(trials)
         if not val:  # the first step's forward pass: same prompts, same examples
             state.runs.offer(trials)
