@@ -122,6 +122,13 @@ def run_tg_bridge(server: CannedServer, batch: int, mode: str) -> dict[str, floa
             "max_in_flight": stats["max_in_flight"]}
 
 
+#: Sequential server round trips of the autograd step with every independent call overlapped:
+#: forward (step 1 -> step 2 -> judge: 3); backward "edge" (the answer's feedback, then step
+#: 2's prompt and draft feedback together, then step 1's prompt: 3), "fused" (one call per
+#: run: 1); update (both prompts together: 1). TextGrad sends one call at a time: its limit is
+#: every call in sequence.
+AUTOGRAD_LEVELS = {"edge": 3 + 3 + 1, "fused": 3 + 1 + 1}
+
 #: Sequential server round trips of one user-path optimize() when every independent call
 #: overlaps: baseline (step-1 call -> step-2 call -> judge: 3), the first forward pass (0: the
 #: baseline's runs are reused), backward (step 2's two feedback calls together, then step 1's:
@@ -321,10 +328,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nmachine: {platform.machine()}, {platform.python_version()}, "
           f"latency {args.latency * 1000:.0f} ms/call, batch {args.batch}, "
           f"median of {runs} runs per side")
-    print(f"{'side':<18}{'wall s':>9}{'calls':>8}{'tokens':>10}{'max in flight':>15}")
+    print(f"{'side':<18}{'wall s':>9}{'limit s':>9}{'calls':>8}{'tokens':>10}"
+          f"{'max in flight':>15}")
     for name, row in rows.items():
-        print(f"{name:<18}{row['wall']:>9.2f}{row['calls']:>8.0f}{row['tokens']:>10.0f}"
-              f"{row['max_in_flight']:>15.0f}")
+        levels = AUTOGRAD_LEVELS.get(name.rsplit(" ", 1)[-1], row["calls"])
+        print(f"{name:<18}{row['wall']:>9.2f}{levels * args.latency:>9.2f}{row['calls']:>8.0f}"
+              f"{row['tokens']:>10.0f}{row['max_in_flight']:>15.0f}")
     edge, theirs = rows["tg_bridge edge"], rows["textgrad"]
     fused = rows["tg_bridge fused"]
     print(f"fused: speedup {theirs['wall'] / fused['wall']:.2f}x, "
