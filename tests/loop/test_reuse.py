@@ -48,7 +48,21 @@ def test_final_check_runs_only_what_no_step_ran_under_the_kept_prompts(store_pat
     assert result.best_score == 1.0 and app.template == "Please answer {q}"
 
 
-def test_final_check_still_runs_examples_never_run_under_the_kept_prompts(store_path):
+def test_final_check_runs_the_examples_never_run_under_the_kept_prompts(store_path):
+    app = FakeApp("Answer {q}", polite_model)
+    engine = improving_engine([lambda old: "Please answer {q}",
+                               lambda old: "Please kindly answer {q}"])
+    plan = plan_steps(4, batch_size=2, epochs=1, seed=0)
+    result = optimize(app, TRAIN, metric=metric, engine=engine, batch_size=2, accept="no_drop",
+                      store=store_path, progress=False)
+    assert [s.accepted for s in result.history] == [True, True]
+    assert app.template == "Please kindly answer {q}" and result.best_score == 1.0
+    # the kept prompts ran only on step 2's batch (its check): the final check runs step 1's
+    # batch under them, and only that
+    assert app.calls == 4 + 2 + 2 + 2 + len(plan[0].batch)
+
+
+def test_a_reverted_candidate_leaves_the_kept_prompts_runs_usable(store_path):
     app = FakeApp("Answer {q}", polite_model)
     # step 2's candidate is worse and reverted; its forward pass ran batch 2 under the kept
     # prompts, so the final check has nothing left to run either; a third prompt value shows
