@@ -4,6 +4,10 @@ Control flow, in order: validate the arguments; resolve the target (a copy when
 ``in_place=False``); open or resume the run in the store; score the baseline; run every
 planned step not yet committed (each committed in ONE transaction after its decision); then
 a final check and the result.
+
+Nothing is run twice under the same prompts: the baseline's runs are the first step's forward
+pass, and the final check runs only the examples no step ran under the kept prompts (see
+:mod:`.reuse`).
 """
 
 from __future__ import annotations
