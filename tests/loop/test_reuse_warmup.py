@@ -46,3 +46,15 @@ async def test_openai_engine_first_call_uses_the_prepared_client(monkeypatch):
     await engine.prepare()  # already there: nothing built
     assert len(built) == 1
     await engine.aclose()
+
+
+async def test_preload_imports_the_named_modules_and_swallows_failures():
+    import sys
+
+    from tg_bridge.loop.warmup import STEP_MODULES, preload_modules
+
+    sys.modules.pop("colorsys", None)
+    await preload_modules(["tg_bridge_no_such_module", "colorsys"])
+    assert "colorsys" in sys.modules
+    await preload_modules()
+    assert all(name in sys.modules for name in STEP_MODULES)

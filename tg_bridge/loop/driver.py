@@ -47,7 +47,7 @@ from .step import (
     failing,
     run_step,
 )
-from .warmup import prepare_engines
+from .warmup import preload_modules, prepare_engines
 
 __all__ = ["aoptimize", "optimize"]
 
@@ -166,10 +166,11 @@ async def aoptimize(
         meters = _meters()
         with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
                                              desc="baseline", unit="example") as ebar:
-            (baseline, trials), _ = await asyncio.gather(
+            (baseline, trials), _, _ = await asyncio.gather(
                 evaluate(runner, scorer, val or train, label="baseline",
                          on_done=ebar.example_done),
                 prepare_engines((scorer.engine, bwd)),  # while the baseline waits
+                preload_modules(),
             )
         baseline_failing = state.current_failing = failing(trials)
         if not val:  # the first step's forward pass: same prompts, same examples
