@@ -21,7 +21,6 @@ None), ``fn.feedback(run_id, score=None, text=None)``, ``fn.optimize(trainset, .
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import inspect
@@ -34,6 +33,7 @@ from typing import Any
 
 from ._internal import is_internal
 from .exceptions import UsageError
+from .host_threads import run_in_host_thread
 from .patching.binding import Binding
 from .run_config import with_config
 from .store._schema import dumps as store_json
@@ -308,8 +308,8 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             return result
 
         async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
-            # to_thread copies the context, so the caller's capture() sees the call
-            return await asyncio.to_thread(fn, **with_config(fn, inputs, config))
+            # the context is copied, so the caller's capture() sees the call
+            return await run_in_host_thread(fn, **with_config(fn, inputs, config))
 
     _attach(wrapper, recorder, invoke)
     return wrapper

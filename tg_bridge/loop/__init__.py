@@ -2,7 +2,9 @@
 
 Modules: ``batching`` (examples, deterministic batches), ``evaluation`` (running a target
 under capture, scoring), ``step`` (one step), ``resume`` (continuing a stored run),
-``result`` (OptimizationResult), ``driver`` (the loop itself).
+``result`` (OptimizationResult), ``driver`` (the loop itself), ``reuse`` (runs already made
+under the live prompts, not repeated), ``judge_cache`` (verdicts not asked twice), ``warmup``
+(engine setup while the baseline waits).
 """
 
 from __future__ import annotations

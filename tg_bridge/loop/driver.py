@@ -4,10 +4,15 @@ Control flow, in order: validate the arguments; resolve the target (a copy when
 ``in_place=False``); open or resume the run in the store; score the baseline; run every
 planned step not yet committed (each committed in ONE transaction after its decision); then
 a final check and the result.
+
+Nothing is run twice under the same prompts: the baseline's runs are the first step's forward
+pass, and the final check runs only the examples no step ran under the kept prompts (see
+:mod:`.reuse`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -22,11 +27,13 @@ from ..progress import Progress
 from ..store import RunStore
 from ..store.records import StepRecord
 from .batching import as_examples, fingerprint, plan_steps
-from .evaluation import Scorer, evaluate, resolve_runner
+from .evaluation import Scorer, evaluate, mean, resolve_runner
+from .judge_cache import prompts_key
 from .outcome import announce
 from .preflight import check_optimizable
 from .result import OptimizationResult, StepResult
 from .resume import check_compatible, restore_values
+from .reuse import scored_pass
 from .step import (
     ACCEPT_RULES,
     PHASES,
@@ -40,6 +47,7 @@ from .step import (
     failing,
     run_step,
 )
+from .warmup import preload_modules, prepare_engines
 
 __all__ = ["aoptimize", "optimize"]
 
@@ -162,9 +170,15 @@ async def aoptimize(
         meters = _meters()
         with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
                                              desc="baseline", unit="example") as ebar:
-            baseline, trials = await evaluate(runner, scorer, val or train, label="baseline",
-                                              on_done=ebar.example_done)
+            (baseline, trials), _, _ = await asyncio.gather(
+                evaluate(runner, scorer, val or train, label="baseline",
+                         on_done=ebar.example_done),
+                prepare_engines((scorer.engine, bwd)),  # while the baseline waits
+                preload_modules(),
+            )
         baseline_failing = state.current_failing = failing(trials)
+        if not val:  # the first step's forward pass: same prompts, same examples
+            state.runs.offer(trials)
         failed = [t.error for t in trials if t.error is not None]
         if failed and len(failed) == len(trials):
             # nothing to learn from: the target cannot run these examples at all
@@ -256,10 +270,17 @@ async def _finish(
         store.finish_run(state.run_id, final_score=best)
         return best
     meters = _meters()
-    with usage(meters["eval"]), Progress(len(state.trainset), enabled=progress,
+    # runs of the kept prompts made by the steps (their checks, forward passes) are not
+    # repeated: only the examples never run under these prompts are run now
+    everything = range(len(state.trainset))
+    held = len(state.runs.peek(prompts_key(state.runner.prompt_values()), everything))
+    with usage(meters["eval"]), Progress(len(state.trainset) - held,
+                                         enabled=progress and held < len(state.trainset),
                                          desc="final check", unit="example") as ebar:
-        final, trials = await evaluate(state.runner, state.scorer, state.trainset, label="final",
-                                       on_done=ebar.example_done)
+        trials = await scored_pass(state.runner, state.scorer, state.trainset, list(everything),
+                                   state.runs, label="final", forward=False,
+                                   on_done=ebar.example_done)
+        final = mean([t.score for t in trials])
     store.add_usage(state.run_id, -1, {p: _counters(m) for p, m in meters.items()})
     kept, why = decide(final, baseline, trials, baseline_failing, state.accept, 0.0)
     if kept:

@@ -20,6 +20,7 @@ from ..exceptions import UsageError
 from ..patching.binding import Binding
 from ..run_config import base_config, merge_configs, takes_config
 from .batching import Example
+from .judge_cache import VerdictCache, prompts_key
 
 __all__ = ["Runner", "Scorer", "Trial", "evaluate", "mean", "resolve_runner", "run_examples"]
 
@@ -120,6 +121,10 @@ class Runner:
         finder = getattr(self.adapter, "unwritable", None)
         return list(finder(self.target)) if callable(finder) else []
 
+    def prompt_values(self) -> dict[str, str]:
+        """The live text of every known binding (key -> text)."""
+        return {b.key: b.read() for b in self.bindings()}
+
     def note(self, bindings: Mapping[str, Binding]) -> None:
         for key, b in bindings.items():
             self.seen.setdefault(key, b)
@@ -169,6 +174,10 @@ class Trial:
     error: BaseException | None = None
     score: float = 0.0
     feedback: str | None = None
+    #: ``score``/``feedback`` are set (the trial went through :meth:`Scorer.score`)
+    scored: bool = False
+    #: digest of the prompts this trial ran under (:func:`~.judge_cache.prompts_key`)
+    prompts: str = ""
 
     @property
     def output_text(self) -> str:
@@ -177,14 +186,19 @@ class Trial:
 
 async def run_examples(
     runner: Runner, examples: Sequence[Example], indices: Sequence[int], *, label: str,
-    on_done: Callable[[Trial], None] | None = None,
+    on_done: Callable[[Trial], None] | None = None, scorer: Scorer | None = None,
 ) -> list[Trial]:
     """Run the examples concurrently, each in its own capture block (so runs stay apart).
 
     An exception from the app does not stop the batch: the trial keeps it (score 0).
-    ``on_done(trial)`` is called as each example finishes (progress display).
+    ``on_done(trial)`` is called as each example finishes (progress display). With a
+    ``scorer`` each trial is scored as soon as its own run ends (its judge call overlaps the
+    other examples' runs, instead of waiting for the slowest run of the batch).
     """
     from ..reconstruction.live import capture
+
+    # the prompts do not change during one pass (the loop writes only between passes)
+    prompts = prompts_key(runner.prompt_values())
 
     async def one(i: int) -> Trial:
         example = examples[i]
@@ -198,9 +212,11 @@ async def run_examples(
                     log.warning("%s: example %d raised %s: %s", label, i, type(exc).__name__, exc)
                     output, error = None, exc
         runner.note(run.bindings)
-        trial = Trial(i, example, run, output, error)
+        trial = Trial(i, example, run, output, error, prompts=prompts)
         if on_done is not None:
             on_done(trial)
+        if scorer is not None:
+            await scorer.score(trial)
         return trial
 
     return list(await asyncio.gather(*(one(i) for i in indices)))
@@ -225,21 +241,45 @@ class Scorer:
         self.metric = metric
         self.judge = judge
         self.engine = engine
+        #: the judge's verdicts of this run (a metric is the user's code: always called)
+        self.verdicts = VerdictCache()
 
     async def score(self, trial: Trial) -> None:
-        """Set ``trial.score`` / ``trial.feedback``. Raises UsageError for a broken metric."""
+        """Set ``trial.score`` / ``trial.feedback`` (once: a scored trial is left as it is).
+        Raises UsageError for a broken metric."""
+        if trial.scored:
+            return
         if trial.error is not None:
             trial.score = 0.0
             trial.feedback = f"The app failed: {type(trial.error).__name__}: {trial.error}"
-            return
-        if self.metric is not None:
+        elif self.metric is not None:
             trial.score, trial.feedback = await self._metric(trial.example, trial.output)
-            return
-        trial.score, trial.feedback = await self.judge_score(trial.example, trial.output_text)
+        else:
+            trial.score, trial.feedback = await self._judged(trial)
+        trial.scored = True
+
+    async def _judged(self, trial: Trial) -> tuple[float, str | None]:
+        """The judge's verdict, from :attr:`verdicts` when this output of this example was
+        already judged under the same prompts. Only readable verdicts are kept: an answer
+        without a usable score is asked again next time."""
+        key = self.verdicts.key(self.judge or "", trial.prompts, trial.example, trial.output_text)
+        found = self.verdicts.get(key)
+        if found is not None:
+            return found
+        score, critique = await self._ask_judge(trial.example, trial.output_text)
+        if score is None:
+            return 0.0, critique
+        self.verdicts.put(key, (score, critique))
+        return score, critique
 
     async def judge_score(self, example: Example, output: str) -> tuple[float, str | None]:
         """The judge's 0..1 rating of ``output`` and its critique (one structured call;
         score 0.0 and no critique when the answer cannot be read)."""
+        score, critique = await self._ask_judge(example, output)
+        return (0.0 if score is None else score), critique
+
+    async def _ask_judge(self, example: Example, output: str) -> tuple[float | None, str | None]:
+        """One judge call: (0..1 score or None when the answer has no usable one, critique)."""
         import json
 
         from ..engines import resolve_engine
@@ -271,7 +311,7 @@ class Scorer:
         critique = critique.strip() if isinstance(critique, str) and critique.strip() else None
         if isinstance(score, bool) or not isinstance(score, numbers.Real):
             log.info("judge gave no usable score: %.200s", completion.text)
-            return 0.0, critique
+            return None, critique
         return min(1.0, max(0.0, float(score))), critique
 
     async def _metric(self, example: Example, output: Any) -> tuple[float, str | None]:
@@ -311,8 +351,8 @@ async def evaluate(
     """Run and score ``examples`` (all, or ``indices``); returns (mean score, trials).
     ``on_done(trial)`` is called as each example's run finishes."""
     chosen = list(range(len(examples))) if indices is None else list(indices)
-    trials = await run_examples(runner, examples, chosen, label=label, on_done=on_done)
-    await asyncio.gather(*(scorer.score(t) for t in trials))
+    trials = await run_examples(runner, examples, chosen, label=label, on_done=on_done,
+                                scorer=scorer)
     return mean([t.score for t in trials]), trials
 
 

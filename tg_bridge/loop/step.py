@@ -18,7 +18,8 @@ from ..losses import MetricLoss
 from ..store.records import StepRecord
 from ..variable import Variable
 from .batching import Example, PlannedStep
-from .evaluation import Runner, Scorer, Trial, evaluate, mean, run_examples
+from .evaluation import Runner, Scorer, Trial, evaluate, mean
+from .reuse import RunMemo, forward_pass
 
 __all__ = ["ACCEPT_RULES", "PHASES", "Accept", "LoopState", "StepOutcome", "decide", "failing",
            "run_step"]
@@ -57,6 +58,8 @@ class LoopState:
     current_failing: frozenset[int] | None = None
     #: prompts captured but not writable (no live binding), by name, first seen first
     unbound: dict[str, None] = dataclasses.field(default_factory=dict)
+    #: scored trainset runs under the live prompts, reused instead of run again
+    runs: RunMemo = dataclasses.field(default_factory=RunMemo)
 
 
 @dataclasses.dataclass
@@ -77,7 +80,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     meters = _meters()
     label = f"step {planned.number}"
     with usage(meters["forward"]):
-        trials = await run_examples(state.runner, state.trainset, planned.batch, label=label)
+        trials = await forward_pass(state.runner, state.scorer, state.trainset, planned.batch,
+                                    state.runs, label=label)
         pool: dict[str, Variable] = {}
         roots = await _losses(state, trials, pool)
     _remember_originals(state)
@@ -156,6 +160,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         if state.valset:
             state.current = score
             state.current_failing = failing(checked)
+        else:  # runs under the prompts now live: the final check need not repeat them
+            state.runs.offer(checked)
     else:
         candidate.revert()
     if refused:  # some prompts' proposals never made it into the candidate: say so too

@@ -16,7 +16,6 @@ function runnables whose closures hold runnables get closures of their own (see
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import sys
@@ -32,6 +31,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool
 from langchain_core.vectorstores import VectorStore
 from tg_bridge.exceptions import UsageError
+from tg_bridge.host_threads import run_in_host_thread
 
 from . import agent_prompt, registry
 from .attributes import message_content, to_json
@@ -78,7 +78,7 @@ async def run_target(
         # (langchain-openai's default httpx client), and each blocking tg_bridge call runs
         # its own loop, so a second optimize()/refine() through ainvoke would fail with
         # "Event loop is closed"
-        result = await asyncio.to_thread(target.invoke, payload, run_config)
+        result = await run_in_host_thread(target.invoke, payload, run_config)
     return output_text(result)
 
 
