@@ -198,3 +198,128 @@ def test_console_script_runs_in_a_subprocess(trace_file):
     assert ok.stdout.count("digraph") == 2
     bad = subprocess.run([*command, "graph"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+# -- papercuts and malformed input (issue 17 item 5, issue 11 item 12) ------------------------
+
+def test_debug_is_accepted_after_the_subcommand(monkeypatch, trace_file, capsys):
+    import tg_bridge.traces
+
+    def bug(path):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(tg_bridge.traces, "load_traces", bug)
+    code, _, err = run(["graph", str(trace_file), "--debug"], capsys)
+    assert code == 1 and "Traceback" in err
+    code, _, err = run(["graph", "--debug", str(trace_file)], capsys)
+    assert code == 1 and "Traceback" in err
+    code, _, err = run(["graph", str(trace_file)], capsys)
+    assert code == 1 and "Traceback" not in err and err.count("\n") == 1
+
+
+def _line(span_extra: bytes) -> bytes:
+    span = (b'{"traceId": "' + b"ab" * 16 + b'", "spanId": "' + b"cd" * 8 + b'", "name": "s", '
+            + span_extra + b'}')
+    return b'{"resourceSpans": [{"scopeSpans": [{"spans": [' + span + b"]}]}]}\n"
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (_line(b'"startTimeUnixNano": 1e400'), "not a finite number"),
+    (_line(b'"endTimeUnixNano": NaN'), "not a finite number"),
+    (b"[" * 50_000 + b"]" * 50_000 + b"\n", "nested too deeply"),
+    ('{"resourceSpans": [{"x": "caf\xe9"}]}\n'.encode("latin-1"), "not UTF-8"),
+    (_line(b'"startTimeUnixNano": {"a": 1}'), "timestamp must be"),
+])
+def test_malformed_trace_files_exit_2_not_internal_error(tmp_path, capsys, data, fragment):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(data)
+    code, out, err = run(["graph", str(bad)], capsys)
+    assert code == 2 and out == "", err
+    assert "internal error" not in err and str(bad) in err and fragment in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ('{"trace_id": "' + "1" * 32 + '", "text": "caf\xe9"}\n', "not UTF-8"),
+    ('{"trace_id": "' + "1" * 32 + '", "score": NaN}\n', "finite number"),
+    ('{"trace_id": "' + "1" * 32 + '", "score": 1e400}\n', "finite number"),
+    ("[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+])
+def test_malformed_feedback_files_exit_2_naming_file_and_line(tmp_path, trace_file, capsys,
+                                                              data, fragment):
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_bytes(b"\n" + data.encode("latin-1"))
+    code, out, err = run(["optimize", "--traces", str(trace_file), "--feedback", str(feedback),
+                          "--engine", "openai:m", "--out", str(tmp_path / "p.json")], capsys)
+    assert code == 2 and out == "", err
+    assert f"{feedback}:2" in err and fragment in err and "internal error" not in err
+
+
+def test_non_utf8_patch_file_is_a_usage_error(tmp_path, capsys):
+    bad = tmp_path / "patch.json"
+    bad.write_bytes('{"schema": "caf\xe9"}'.encode("latin-1"))
+    code, _, err = run(["show", str(bad)], capsys)
+    assert code == 2 and "not UTF-8" in err and str(bad) in err
+
+
+def test_connection_error_names_the_url(tmp_path, trace_file, capsys, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text(json.dumps({"trace_id": f"{1:032x}", "score": 0.0,
+                                    "text": "Too vague."}) + "\n")
+    with tg_bridge.context(max_retries=0):
+        code, _, err = run(["optimize", "--traces", str(trace_file), "--feedback", str(feedback),
+                            "--engine", "openai:m", "--out", str(tmp_path / "p.json")], capsys)
+    assert code == 1 and url in err, err
+
+
+def _stored_run(tmp_path, monkeypatch):
+    import tg_bridge.adapters
+    from tg_bridge.testing import FakeApp, FakeAppAdapter, FakeEngine
+
+    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
+    app = FakeApp("Answer {q}", lambda p: "Yes " + p.rsplit(" ", 1)[-1] if "please" in p.lower()
+                  else p.rsplit(" ", 1)[-1])
+
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            return {"improved_value": "Please answer {q}"}
+        return "Ask politely."
+
+    store = str(tmp_path / "runs.db")
+    result = tg_bridge.optimize(app, [({"q": "fig"}, "fig")], store=store, progress=False,
+                                engine=FakeEngine(respond),
+                                metric=lambda ex, out: float(out == f"Yes {ex.expected}"))
+    assert result.best_patch.changes
+    return store, result
+
+
+def test_unknown_run_id_exits_2(tmp_path, monkeypatch, capsys):
+    store, _ = _stored_run(tmp_path, monkeypatch)
+    for argv in (["show", "nope", "--store", store],
+                 ["export", "nope", "--out", str(tmp_path / "p.json"), "--store", store]):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and "no run 'nope'" in err and out == "", (argv, err)
+
+
+def test_export_writes_the_runs_patch(tmp_path, monkeypatch, capsys):
+    from tg_bridge.patching.patch import Patch
+
+    store, result = _stored_run(tmp_path, monkeypatch)
+    out_path = tmp_path / "review" / "patch.json"
+    code, out, err = run(["export", result.run_id[:8], "--out", str(out_path), "--store", store],
+                         capsys)
+    assert code == 0, err
+    assert out.startswith(f"wrote {out_path}: 1 change(s), run {result.run_id}")
+    patch = Patch.load(out_path)
+    assert [(c.target, c.old, c.new) for c in patch.changes] == [
+        (c.target, c.old, c.new) for c in result.best_patch.changes]
+    code, out, _ = run(["export", result.run_id, "--out", str(out_path), "--store", store,
+                        "--step", "0"], capsys)
+    assert code == 0 and "nothing changed" in out and not Patch.load(out_path).changes

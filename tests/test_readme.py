@@ -81,3 +81,32 @@ def test_decorator_block(fake_local, tmp_path, monkeypatch):
     exec(python_block("The drop-in decorator and user feedback"), namespace)  # noqa: S102
     assert namespace["run_id"] and (tmp_path / ".tg_bridge" / "runs.db").exists()
     assert prompt.messages[0].prompt.template == "Answer from the context only, in one short sentence."
+
+
+def python_blocks(section: str) -> list[str]:
+    """Every ```python block under the ``## section`` heading (up to the next heading)."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```python\n(.*?)```", text[start:end if end > 0 else None], re.S)
+
+
+def test_save_review_apply_in_another_process_revert(fake_local, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    save_block, deploy_block = python_blocks("Save, review, apply elsewhere, revert")
+    namespace: dict = {}
+    exec(python_block("Quickstart: LangChain"), namespace)  # noqa: S102
+    exec(save_block, namespace)  # noqa: S102
+    assert (tmp_path / "result.json").exists() and (tmp_path / "patch.json").exists()
+    assert str(namespace["review"]) == str(namespace["result"])
+    (tmp_path / "deploy.py").write_text(deploy_block, encoding="utf-8")
+    done = subprocess.run([sys.executable, "deploy.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "live: Answer from the context only, in one short sentence.",
+        "reverted: Answer from the context only.",
+    ]

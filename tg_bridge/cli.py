@@ -144,7 +144,21 @@ def build_parser() -> ArgumentParser:
             log.debug("CLI command module %s not importable; skipped", name, exc_info=True)
             continue
         module.register(subparsers)
+    for sub in dict.fromkeys(subparsers.choices.values()):  # aliases share one parser
+        _add_common_options(sub)
     return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` and ``-v`` after the subcommand too (``tg-bridge graph f --debug``).
+
+    SUPPRESS keeps the subparser from resetting what was given before the subcommand."""
+    if "--debug" not in parser._option_string_actions:
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="print tracebacks for errors")
+    if "-v" not in parser._option_string_actions and "--verbose" not in parser._option_string_actions:
+        parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                            help="more logging (-vv: debug)")
 
 
 def _one_line(text: object) -> str:

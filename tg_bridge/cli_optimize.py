@@ -60,13 +60,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     if not result.patch.changes:  # an empty patch must not look like success
         sys.stderr.write(f"tg-bridge optimize: nothing to change: {_why_unchanged(result)}\n")
         return 1
-    text = result.patch.to_json()
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, args.out)  # never leave a half-written patch behind
+    result.patch.save(args.out)  # atomic: never a half-written patch
     rejected = result.patch.metadata.get("rejected") or []
     summary = {
         "out": args.out,
@@ -93,12 +87,16 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 def _why_unchanged(result: Any) -> str:
     """One line saying why a run with feedback proposed no change."""
+    if not result.used:
+        return "no trace in the file had usable feedback"
     reached = sum(1 for texts in result.gradients.values() if texts)
-    rejected = result.patch.metadata.get("rejected") or []
+    rejected = [r for r in result.patch.metadata.get("rejected") or [] if isinstance(r, dict)]
     if not reached:
         return (f"the feedback on {result.used} trace(s) reached none of the {len(result.gradients)} "
                 "prompt(s) found (no output with feedback is connected to an LLM call that used "
                 "them; `tg-bridge graph` shows the skipped spans)")
     if rejected:
-        return f"all {len(rejected)} proposed change(s) were rejected by the checks"
+        reasons = sorted({str(r.get("reason", "")).split(":")[0] for r in rejected} - {""})
+        return (f"all {len(rejected)} proposed change(s) were rejected by the checks"
+                f"{': ' + ', '.join(reasons[:3]) if reasons else ''}")
     return f"the optimizer kept the {reached} prompt(s) that got feedback unchanged"

@@ -5,6 +5,9 @@
     tg-bridge runs [--store PATH] [--json] [--limit N]
     tg-bridge show patch.json            # the diff
     tg-bridge show RUN_ID [--step N]     # the history, and the diff of that version
+    tg-bridge export RUN_ID --out patch.json [--step N]   # that version as a patch file
+
+An unknown run id is a usage error (exit 2), like a missing file.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from .exceptions import UsageError
 
-__all__ = ["register", "run_runs", "run_show"]
+__all__ = ["register", "run_export", "run_runs", "run_show"]
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +42,16 @@ def register(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="JSON output")
     show.set_defaults(func=run_show)
 
+    export = subparsers.add_parser(
+        "export", help="write a run's best (or --step N) version as a patch JSON file",
+        description="Write the patch from a stored run's original prompts to its latest accepted"
+                    " (or --step N) version, for review and tg_bridge.apply_patch at deploy time.")
+    export.add_argument("run_id", help="a run id (a unique prefix works)")
+    export.add_argument("--out", required=True, help="where to write the patch JSON")
+    export.add_argument("--store", default=None, help="run store path (default: settings.store)")
+    export.add_argument("--step", type=int, default=None, help="the version after step N")
+    export.set_defaults(func=run_export)
+
 
 def _store(path: str | None) -> Any:
     from .config import get_settings
@@ -48,6 +61,28 @@ def _store(path: str | None) -> Any:
     if not os.path.exists(path):
         raise UsageError(f"no run store at {path} (nothing has been optimized here yet)")
     return RunStore(path)
+
+
+def _run(store: Any, run_id: str) -> Any:
+    """The stored run, or a UsageError (exit 2) naming the id and the store."""
+    from .exceptions import StoreError
+
+    try:
+        return store.get_run(run_id)
+    except StoreError as exc:
+        if "no run" not in str(exc):
+            raise  # the store itself is broken: a run-time failure
+        raise UsageError(f"no run {run_id!r} in {store.path} (list them with: tg-bridge runs"
+                         f" --store {store.path})") from exc
+
+
+def _version(store: Any, run_id: str, step: int | None) -> Any:
+    from .exceptions import StoreError
+
+    try:
+        return store.version(run_id, step)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _when(ts: float | None) -> str:
@@ -83,9 +118,9 @@ def run_show(args: argparse.Namespace) -> int:
     if os.path.isfile(args.what):
         return _show_patch(args)
     store = _store(args.store)
-    info = store.get_run(args.what)
+    info = _run(store, args.what)
     steps = store.steps(info.id)
-    patch = store.version(info.id, args.step)
+    patch = _version(store, info.id, args.step)
     if args.json:
         doc = {
             "run": {"id": info.id, "name": info.name, "status": info.status,
@@ -118,12 +153,10 @@ def _show_patch(args: argparse.Namespace) -> int:
 
     from .exceptions import PatchValidationError
 
-    with open(args.what, encoding="utf-8") as fh:
-        text = fh.read()
     try:
-        patch = Patch.from_json(text)
+        patch = Patch.load(args.what)
     except PatchValidationError as exc:
-        raise UsageError(f"{args.what}: {exc}") from exc
+        raise UsageError(str(exc)) from exc
     if args.json:
         sys.stdout.write(patch.to_json() + "\n")
         return 0
@@ -133,4 +166,16 @@ def _show_patch(args: argparse.Namespace) -> int:
     for item in rejected:
         if isinstance(item, dict):
             sys.stdout.write(f"rejected {item.get('target')}: {item.get('reason')}\n")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    store = _store(args.store)
+    info = _run(store, args.run_id)
+    patch = _version(store, info.id, args.step)
+    patch.save(args.out)
+    label = f"after step {args.step}" if args.step is not None else "latest accepted version"
+    sys.stdout.write(f"wrote {args.out}: {len(patch.changes)} change(s), run {info.id} ({label})\n")
+    if not patch.changes:
+        sys.stdout.write("nothing changed: that version keeps every original prompt\n")
     return 0

@@ -30,7 +30,11 @@ class Settings:
             ``"openai:gpt-4o-mini"``, or a host model object). ``None`` means ``"local"``.
         backward_engine: engine for gradients and updates; ``None`` means ``engine``.
         max_concurrency: shared limit on LLM calls in flight (per event loop).
-        timeout: per-call timeout in seconds.
+        timeout: per-attempt timeout in seconds.
+        deadline: overall deadline of one engine call in seconds, every retry and wait
+            included; past it the call fails with EngineDeadlineError.
+        max_retry_after: longest server ``Retry-After`` honoured (seconds); a longer one
+            fails the call at once with EngineDeadlineError instead of waiting.
         max_retries: retries on 429, 5xx and connection errors (0 = no retry).
         cache: path of the SQLite completion cache, or ``None`` (off).
         mask_secrets: mask API keys, bearer tokens and e-mail addresses in span content
@@ -44,6 +48,8 @@ class Settings:
     backward_engine: Any = None
     max_concurrency: int = 16
     timeout: float = 120.0
+    deadline: float = 120.0
+    max_retry_after: float = 30.0
     max_retries: int = 4
     cache: str | None = None
     mask_secrets: bool = True
@@ -74,6 +80,11 @@ def _check(kwargs: dict[str, Any]) -> None:
         isinstance(kwargs["timeout"], (int, float)) and kwargs["timeout"] > 0
     ):
         raise ConfigurationError("timeout must be a positive number of seconds")
+    for name in ("deadline", "max_retry_after"):
+        value = kwargs.get(name)
+        if name in kwargs and (isinstance(value, bool) or not isinstance(value, (int, float))
+                               or not 0 < value < float("inf")):
+            raise ConfigurationError(f"{name} must be a positive, finite number of seconds")
     if "max_retries" in kwargs and (
         not isinstance(kwargs["max_retries"], int) or kwargs["max_retries"] < 0
     ):

@@ -4,7 +4,13 @@ On a function (sync or async) it returns a wrapper with the same signature and r
 (:func:`functools.wraps`) that records sampled calls: the call runs inside a ``capture()`` and
 the Run (spans, inputs, output, prompt binding keys) is stored in the run store. Recording
 never breaks the call: our own failures are logged on ``tg_bridge.decorators`` and counted in
-``fn.recorder.errors``; the function's own exceptions propagate unchanged.
+``fn.recorder.errors``; the function sees exactly its own result or exception.
+
+Recording never blocks the call either: the finished record goes to a bounded in-memory
+queue (:class:`~tg_bridge.store.writer.CaptureWriter`) that a background thread writes to
+SQLite. A full queue drops the record and counts it (``fn.recorder.dropped``); a locked
+database delays records, not the host. ``fn.recorder.flush()`` waits for them; ``feedback()``
+flushes first, so a just-recorded call is always found.
 
 On a chain / engine object it returns a transparent proxy (:mod:`tg_bridge.proxy`).
 
@@ -22,16 +28,22 @@ import inspect
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._internal import is_internal
 from .exceptions import UsageError
 from .patching.binding import Binding
+from .store._schema import dumps as store_json
+from .traces.checks import finite_number
 
 __all__ = ["Recorder", "last_run_id", "optimizable"]
 
 log = logging.getLogger(__name__)
+
+#: Longest wait in feedback() for the recorded call to reach the store.
+_FEEDBACK_FLUSH_SECONDS = 60.0
 
 _last_any: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tg_bridge_last_recorded_run", default=None
@@ -50,18 +62,24 @@ class Recorder:
     optimization) runs of this process, key -> Binding.
     """
 
-    def __init__(self, source: str, *, sample_rate: float = 1.0, store: Any = None) -> None:
+    def __init__(self, source: str, *, sample_rate: float = 1.0, store: Any = None,
+                 max_pending: int | None = None) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)) or not (
             0.0 <= sample_rate <= 1.0
         ):
             raise UsageError(f"sample_rate must be a number in [0, 1], got {sample_rate!r}")
+        from .store.writer import DEFAULT_MAX_PENDING, CaptureWriter
+
+        self.writer = CaptureWriter(
+            self._write, max_pending=DEFAULT_MAX_PENDING if max_pending is None else max_pending,
+            name=f"recorder of {source}",
+        )
         self.source = source
         self.sample_rate = float(sample_rate)
         self._store_arg = store
         self._store: Any = None
         self.bindings: dict[str, Binding] = {}
         self.errors = 0
-        self.recorded = 0
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -81,6 +99,24 @@ class Recorder:
     def last_run_id(self) -> str | None:
         return self._last.get()
 
+    @property
+    def recorded(self) -> int:
+        """Calls written to the store so far (queued ones count once written)."""
+        return self.writer.written
+
+    @property
+    def dropped(self) -> int:
+        """Recorded calls dropped because the write queue was full."""
+        return self.writer.dropped
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every call recorded so far is in the store (False on timeout)."""
+        return self.writer.flush(timeout)
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Flush, then stop recording into the store (later calls are dropped, counted)."""
+        return self.writer.close(timeout)
+
     # -- request path (never raises) --------------------------------------------------------
     def start(self) -> Any:
         """Enter a capture for this call, or return None (not sampled / already captured)."""
@@ -99,30 +135,57 @@ class Recorder:
             self._failed("start")
             return None
 
-    def stop(self, cap: Any, inputs: Any, output: Any, error: BaseException | None) -> None:
-        """Leave the capture and store the call. Never raises."""
+    def stop(self, cap: Any, inputs: Callable[[], Any], output: Any,
+             error: BaseException | None) -> None:
+        """Leave the capture and queue the call for storage. Never raises.
+
+        ``inputs`` is a zero-argument callable (evaluated here, inside the guard, so a
+        failure to read the call's arguments cannot reach the host)."""
         try:
             cap.__exit__(None, None, None)
         except Exception:
             self._failed("stop")
         self.save(cap.run, inputs, output, error)
 
-    def save(self, run: Any, inputs: Any, output: Any, error: BaseException | None) -> None:
+    def save(self, run: Any, inputs: Callable[[], Any], output: Any,
+             error: BaseException | None) -> None:
+        """Queue one finished call for the background writer (``inputs`` as in
+        :meth:`stop`). Never raises, never blocks on the store."""
         try:
             with self._lock:
                 for key, binding in run.bindings.items():
                     self.bindings[key] = binding
-            self.store.add_capture(
-                capture_id=run.id, source=self.source, inputs=inputs,
-                output=None if error is not None else output_text(output),
-                spans=run.snapshot(), bindings=list(run.bindings),
-                error=None if error is None else f"{type(error).__name__}: {error}",
-            )
-            self.recorded += 1
-            self._last.set(run.id)
-            _last_any.set(run.id)
+            # Everything is snapshotted here, on the host's thread (inputs encoded now): the
+            # writer must not read host objects the app may be mutating meanwhile.
+            record = {
+                "capture_id": run.id, "source": self.source, "created": time.time(),
+                "inputs_json": store_json(inputs()),
+                "output": None if error is not None else output_text(output),
+                "spans": run.snapshot(), "bindings": list(run.bindings),
+                "error": None if error is None else f"{type(error).__name__}: {error}",
+            }
+            if self.writer.submit(record):  # a dropped call has no id to give feedback to
+                self._last.set(run.id)
+                _last_any.set(run.id)
+        except Exception:
+            self._failed("save")
+
+    def guard(self, where: str, hook: Callable[[], Any]) -> Any:
+        """Run one of our own request-path hooks; a failure is counted and logged, and
+        None returned, so the host sees exactly its own result or exception."""
+        try:
+            return hook()
+        except Exception:
+            self._failed(where)
+            return None
+
+    def _write(self, record: Mapping[str, Any]) -> None:
+        """Writer-thread side: one record into the store (a failure counts in ``errors``)."""
+        try:
+            self.store.add_capture(**record)
         except Exception:
             self._failed("store")
+            raise
 
     def _failed(self, where: str) -> None:
         with self._lock:
@@ -142,8 +205,9 @@ class Recorder:
             raise UsageError("feedback needs the run id of a recorded call")
         if score is None and not text:
             raise UsageError("feedback needs a score, a text, or both")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-            raise UsageError(f"score must be a number, got {score!r}")
+        if score is not None and finite_number(score) is None:
+            raise UsageError(f"score must be a finite number, got {score!r}")
+        self.flush(_FEEDBACK_FLUSH_SECONDS)  # the call may still be in the write queue
         self.store.add_feedback(run_id, score=None if score is None else float(score), text=text)
 
     def live_bindings(self) -> list[Binding]:
@@ -162,21 +226,26 @@ def output_text(output: Any) -> str:
 
 
 def optimizable(
-    obj: Any = None, *, sample_rate: float = 1.0, store: Any = None, name: str | None = None
+    obj: Any = None, *, sample_rate: float = 1.0, store: Any = None, name: str | None = None,
+    max_pending: int | None = None,
 ) -> Any:
     """Make a function or an app object optimizable (see the module docstring).
 
     ``@optimizable``, ``@optimizable(sample_rate=0.1)`` or ``optimizable(chain)``.
-    Raises UsageError for a bad ``sample_rate`` or an object no adapter owns.
+    ``max_pending`` bounds the recorded calls waiting for the store (default 10,000; more
+    are dropped and counted). Raises UsageError for a bad ``sample_rate``/``max_pending``
+    or an object no adapter owns.
     """
     if obj is None:
-        return functools.partial(optimizable, sample_rate=sample_rate, store=store, name=name)
+        return functools.partial(optimizable, sample_rate=sample_rate, store=store, name=name,
+                                 max_pending=max_pending)
     if inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, functools.partial):
         return _wrap_function(obj, Recorder(name or _qualname(obj), sample_rate=sample_rate,
-                                            store=store))
+                                            store=store, max_pending=max_pending))
     from .proxy import OptimizableProxy
 
-    return OptimizableProxy.wrap(obj, sample_rate=sample_rate, store=store, name=name)
+    return OptimizableProxy.wrap(obj, sample_rate=sample_rate, store=store, name=name,
+                                 max_pending=max_pending)
 
 
 def _qualname(fn: Any) -> str:
@@ -206,12 +275,13 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             cap = recorder.start()
             if cap is None:
                 return await fn(*args, **kwargs)
+            inputs = functools.partial(_inputs, signature, args, kwargs)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                recorder.stop(cap, _inputs(signature, args, kwargs), None, exc)
+                recorder.stop(cap, inputs, None, exc)
                 raise
-            recorder.stop(cap, _inputs(signature, args, kwargs), result, None)
+            recorder.stop(cap, inputs, result, None)
             return result
 
         async def invoke(inputs: Mapping[str, Any]) -> Any:
@@ -224,12 +294,13 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
             cap = recorder.start()
             if cap is None:
                 return fn(*args, **kwargs)
+            inputs = functools.partial(_inputs, signature, args, kwargs)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                recorder.stop(cap, _inputs(signature, args, kwargs), None, exc)
+                recorder.stop(cap, inputs, None, exc)
                 raise
-            recorder.stop(cap, _inputs(signature, args, kwargs), result, None)
+            recorder.stop(cap, inputs, result, None)
             return result
 
         async def invoke(inputs: Mapping[str, Any]) -> Any:
@@ -265,11 +336,13 @@ def _attach(target: Any, recorder: Recorder, invoke: Callable[[Mapping[str, Any]
     def optimize_from_feedback(**kwargs: Any) -> Any:
         from .offline import optimize_from_feedback as _from_feedback
 
+        recorder.flush(_FEEDBACK_FLUSH_SECONDS)  # read every call recorded so far
         return _from_feedback(recorder, **kwargs)
 
     put("recorder", recorder)
     put("last_run_id", recorder.last_run_id)
     put("feedback", recorder.feedback)
+    put("flush", recorder.flush)
     put("optimize", optimize)
     put("aoptimize", aoptimize)
     put("optimize_from_feedback", optimize_from_feedback)

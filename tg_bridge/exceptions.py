@@ -13,6 +13,7 @@ raises: it logs on the ``tg_bridge`` logger and counts the failure on the Run.
     │   └── TraceFormatError        a trace file cannot be read (names file and place)
     ├── EngineError                 an LLM call failed (engine id, status, retryable, raw body)
     │   └── EngineTimeoutError      the call did not answer within the timeout
+    │       └── EngineDeadlineError the overall deadline (retries included) ran out
     ├── GraphError                  a graph cannot be differentiated (cycle, no loss, ...)
     ├── OptimizerOutputError        the optimizer's answer could not be parsed (raw kept)
     ├── PatchError
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigurationError",
     "DisconnectedParameterWarning",
     "DroppedDataWarning",
+    "EngineDeadlineError",
     "EngineError",
     "EngineTimeoutError",
     "GraphError",
@@ -183,3 +185,17 @@ class DisconnectedParameterWarning(TgBridgeWarning):
 
 class DroppedDataWarning(TgBridgeWarning):
     """Capture dropped spans or attributes to keep memory bounded."""
+
+
+class EngineDeadlineError(EngineTimeoutError):
+    """A call's overall deadline (every attempt and every wait between them) ran out, or the
+    server asked to wait longer than allowed (``Retry-After`` above ``max_retry_after``).
+
+    Always ``retryable``: the same call may succeed later. ``attempts`` counts the requests
+    made; ``raw["retry_after"]`` keeps the server's wish (seconds) when it sent one.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 0, **kwargs: Any) -> None:
+        self.attempts = attempts
+        kwargs.setdefault("retryable", True)
+        super().__init__(message, **kwargs)

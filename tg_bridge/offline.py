@@ -94,20 +94,20 @@ def read_feedback(path: str | os.PathLike[str]) -> list[FeedbackEntry]:
 
     Blank lines are skipped. Raises UsageError naming the file and line for bad input.
     """
+    from .traces.checks import decode_utf8, finite_number, parse_json
+
     entries = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, "rb") as fh:
             lines = fh.readlines()
     except OSError as exc:
         raise UsageError(f"cannot read feedback file {os.fspath(path)!r}: {exc}") from exc
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        where = f"{os.fspath(path)}:{number}"
+        line = decode_utf8(raw, lambda msg: UsageError(f"{where}: {msg}"))
         if not line.strip():
             continue
-        where = f"{os.fspath(path)}:{number}"
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise UsageError(f"{where}: not JSON ({exc})") from None
+        item = parse_json(line, lambda msg: UsageError(f"{where}: not JSON ({msg})"))
         if not isinstance(item, Mapping):
             raise UsageError(f"{where}: expected an object with trace_id, score and/or text")
         try:
@@ -115,8 +115,8 @@ def read_feedback(path: str | os.PathLike[str]) -> list[FeedbackEntry]:
         except UsageError as exc:
             raise UsageError(f"{where}: {exc}") from None
         score, text = item.get("score"), item.get("text")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-            raise UsageError(f"{where}: score must be a number")
+        if score is not None and finite_number(score) is None:
+            raise UsageError(f"{where}: score must be a finite number, got {str(score)[:40]}")
         if text is not None and not isinstance(text, str):
             raise UsageError(f"{where}: text must be a string")
         if score is None and not (text or "").strip():

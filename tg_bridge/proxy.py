@@ -35,7 +35,7 @@ class OptimizableProxy:
 
     @classmethod
     def wrap(cls, obj: Any, *, sample_rate: float = 1.0, store: Any = None,
-             name: str | None = None) -> OptimizableProxy:
+             name: str | None = None, max_pending: int | None = None) -> OptimizableProxy:
         if isinstance(obj, OptimizableProxy):
             return obj
         from .adapters import adapter_for
@@ -47,7 +47,7 @@ class OptimizableProxy:
                 " (decorate the function that runs it with @tg_bridge.optimizable instead)"
             )
         recorder = Recorder(name or f"{type(obj).__module__}.{type(obj).__qualname__}",
-                            sample_rate=sample_rate, store=store)
+                            sample_rate=sample_rate, store=store, max_pending=max_pending)
         proxy = cls.__new__(cls)
         api: dict[str, Any] = {}
         object.__setattr__(proxy, "_tg_target", obj)
@@ -162,12 +162,13 @@ def _recorded(method: Any, name: str, recorder: Recorder) -> Any:
             cap = recorder.start()
             if cap is None:
                 return await method(*args, **kwargs)
+            inputs = functools.partial(_call_inputs, args, kwargs)
             try:
                 result = await method(*args, **kwargs)
             except BaseException as exc:
-                recorder.stop(cap, _call_inputs(args, kwargs), None, exc)
+                recorder.stop(cap, inputs, None, exc)
                 raise
-            recorder.stop(cap, _call_inputs(args, kwargs), result, None)
+            recorder.stop(cap, inputs, result, None)
             return result
         return acall
 
@@ -176,12 +177,13 @@ def _recorded(method: Any, name: str, recorder: Recorder) -> Any:
         cap = recorder.start()
         if cap is None:
             return method(*args, **kwargs)
+        inputs = functools.partial(_call_inputs, args, kwargs)
         try:
             result = method(*args, **kwargs)
         except BaseException as exc:
-            recorder.stop(cap, _call_inputs(args, kwargs), None, exc)
+            recorder.stop(cap, inputs, None, exc)
             raise
-        recorder.stop(cap, _call_inputs(args, kwargs), result, None)
+        recorder.stop(cap, inputs, result, None)
         return result
     return call
 
@@ -193,45 +195,66 @@ def _call_inputs(args: tuple, kwargs: Mapping[str, Any]) -> Any:
 
 
 @contextlib.contextmanager
-def _run_active(run: Any) -> Iterator[None]:
+def _run_active(run: Any, recorder: Recorder) -> Iterator[None]:
     """Make ``run`` the current Run while a stream produces one chunk (the stream's steps
-    happen lazily, between our yields, so the run is only active while a chunk is pulled)."""
-    prev = context_run()
-    token = set_current(run)
+    happen lazily, between our yields, so the run is only active while a chunk is pulled).
+
+    Guarded: if switching the Run fails, the chunk is still produced (just not recorded),
+    and nothing of ours is raised into the host's loop."""
+    switched = recorder.guard("stream", lambda: (context_run(), set_current(run)))
     try:
         yield
     finally:
-        reset_current(token, prev)
+        if switched is not None:
+            prev, token = switched
+            recorder.guard("stream", lambda: reset_current(token, prev))
+
+
+class _StreamRecord:
+    """What a recorded stream collects; every method is guarded (never raises)."""
+
+    def __init__(self, recorder: Recorder, cap: Any, args: tuple, kwargs: Mapping[str, Any]):
+        self.recorder = recorder
+        # the Run stays after the block is left; it is re-entered around each pull
+        recorder.guard("stream", lambda: cap.__exit__(None, None, None))
+        self.run = cap.run
+        self.inputs = functools.partial(_call_inputs, args, kwargs)
+        self.chunks: list[str] = []
+        self.error: BaseException | None = None
+
+    def add(self, chunk: Any) -> None:
+        self.recorder.guard("stream", lambda: self.chunks.append(output_text(chunk)))
+
+    def done(self) -> None:
+        self.recorder.guard("finish", self.run.finish)
+        self.recorder.save(self.run, self.inputs, "".join(self.chunks), self.error)
 
 
 def _stream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
     """Record a stream: the Run is current only while the host pulls the next chunk (a
-    generator must not leave its context behind in the caller between chunks)."""
+    generator must not leave its context behind in the caller between chunks). The host
+    sees exactly its stream's chunks and its stream's own exception."""
     cap = recorder.start()
     if cap is None:
         yield from method(*args, **kwargs)
         return
-    cap.__exit__(None, None, None)  # the Run stays; we re-enter it around each pull
-    run = cap.run
-    chunks: list[str] = []
-    error: BaseException | None = None
+    record = _StreamRecord(recorder, cap, args, kwargs)
     try:
-        with _run_active(run):
+        with _run_active(record.run, recorder):
             iterator = iter(method(*args, **kwargs))
         while True:
-            with _run_active(run):
+            with _run_active(record.run, recorder):
                 try:
                     chunk = next(iterator)
                 except StopIteration:
                     break
-            chunks.append(output_text(chunk))
+            record.add(chunk)
             yield chunk
     except BaseException as exc:
-        error = exc
+        record.error = exc
         raise
     finally:
-        run.finish()
-        recorder.save(run, _call_inputs(args, kwargs), "".join(chunks), error)
+        record.done()
 
 
 async def _astream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
@@ -240,24 +263,20 @@ async def _astream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping
         async for chunk in method(*args, **kwargs):
             yield chunk
         return
-    cap.__exit__(None, None, None)
-    run = cap.run
-    chunks: list[str] = []
-    error: BaseException | None = None
+    record = _StreamRecord(recorder, cap, args, kwargs)
     try:
-        with _run_active(run):
+        with _run_active(record.run, recorder):
             iterator = method(*args, **kwargs).__aiter__()
         while True:
-            with _run_active(run):
+            with _run_active(record.run, recorder):
                 try:
                     chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-            chunks.append(output_text(chunk))
+            record.add(chunk)
             yield chunk
     except BaseException as exc:
-        error = exc
+        record.error = exc
         raise
     finally:
-        run.finish()
-        recorder.save(run, _call_inputs(args, kwargs), "".join(chunks), error)
+        record.done()

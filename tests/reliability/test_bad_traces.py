@@ -262,6 +262,97 @@ def test_bad_files_raise_a_located_trace_format_error(tmp_path, name, data, wher
         assert where in str(result), (name, str(result))
 
 
+def _one_span_line(**span_fields: Any) -> bytes:
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "s", **span_fields}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    return json.dumps(doc).encode() + b"\n"
+
+
+DEEP = 50_000
+
+
+@pytest.mark.parametrize("name, data, where", [
+    # non-finite / overflowing numbers (json.loads turns 1e400 into inf and accepts NaN)
+    ("ts_1e400.jsonl", _one_span_line().replace(b'"name"', b'"startTimeUnixNano": 1e400, "name"'),
+     "startTimeUnixNano"),
+    ("ts_nan.jsonl", _one_span_line().replace(b'"name"', b'"endTimeUnixNano": NaN, "name"'),
+     "endTimeUnixNano"),
+    ("ts_nan_text.jsonl", _one_span_line(startTimeUnixNano="NaN"), "startTimeUnixNano"),
+    ("ts_huge_int.jsonl", _one_span_line(startTimeUnixNano=str(10**40)), "startTimeUnixNano"),
+    ("ts_negative.jsonl", _one_span_line(endTimeUnixNano=-5), "endTimeUnixNano"),
+    ("ts_event.jsonl", _one_span_line(events=[{"name": "e", "timeUnixNano": "inf"}]), "event 0"),
+    # wrong types
+    ("ts_list.jsonl", _one_span_line(startTimeUnixNano=[1, 2]), "startTimeUnixNano"),
+    ("ts_bool.jsonl", _one_span_line(endTimeUnixNano=True), "endTimeUnixNano"),
+    ("ts_text.jsonl", _one_span_line(startTimeUnixNano="yesterday"), "startTimeUnixNano"),
+    # nesting far deeper than any trace: as JSON lines, as one document, inside an attribute
+    ("deep_line.jsonl", b'{"resourceSpans": []}\n' + b"[" * DEEP + b"]" * DEEP + b"\n", "line 2"),
+    ("deep_first_line.jsonl", b"[" * DEEP + b"]" * DEEP + b"\n", "line 1"),
+    ("deep_document.json", b"{\n" + b'"a": ' + b"[" * DEEP + b"]" * DEEP + b"}", None),
+    ("deep_attribute.jsonl", _one_span_line(attributes=[{"key": "k", "value": "@"}]).replace(
+        b'"@"', b'{"arrayValue": {"values": [' * 320 + b"{}" + b"]}}" * 320), "line 1"),
+    # not UTF-8, in the middle of a JSON lines file
+    ("latin1_line3.jsonl", b'{"resourceSpans": []}\n{"resourceSpans": []}\n{"x": "caf\xe9"}\n',
+     "line 3"),
+])
+def test_malformed_numbers_nesting_and_types_raise_trace_format_error(tmp_path, name, data, where):
+    """Issue 11 item 12: never a bare OverflowError, ValueError, RecursionError or
+    UnicodeDecodeError from a reader."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    try:
+        result = read_spans(path)
+    except TraceFormatError as exc:
+        result = exc
+    assert isinstance(result, TraceFormatError), f"{name}: read {result!r}"
+    _assert_located(result, path)
+    if where is not None:
+        assert where in str(result), (name, str(result))
+
+
+_JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+                 | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30))
+_JSON_VALUES = st.recursive(_JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                            max_leaves=8)
+
+
+@CI
+@given(start=_JSON_VALUES, end=_JSON_VALUES)
+def test_any_timestamp_value_reads_in_range_or_raises_trace_format_error(tmp_path_factory, start,
+                                                                          end):
+    path = tmp_path_factory.mktemp("ts") / "t.jsonl"
+    path.write_bytes(_one_span_line(startTimeUnixNano=start, endTimeUnixNano=end)
+                     if not _has_non_finite(start, end)
+                     else _one_span_line().replace(b'"name"', b'"startTimeUnixNano": '
+                                                   + json.dumps(start).encode() + b', "name"'))
+    try:
+        (span,) = read_spans(path)
+    except TraceFormatError as exc:
+        _assert_located(exc, path)
+        return
+    assert 0 <= span.start_ns < 2**64 and 0 <= span.end_ns < 2**64
+
+
+def _has_non_finite(*values: Any) -> bool:
+    try:
+        json.dumps(values, allow_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
+def test_finite_numbers_and_iso_dates_still_read(tmp_path):
+    path = tmp_path / "ok.jsonl"
+    path.write_bytes(_one_span_line(startTimeUnixNano="1700000000000000000", endTimeUnixNano=1.7e18)
+                     + _one_span_line(startTimeUnixNano="2024-01-02T03:04:05Z",
+                                      attributes=[{"key": "d", "value": {"doubleValue": "NaN"}}]))
+    first, second = read_spans(path)
+    assert (first.start_ns, first.end_ns) == (1700000000000000000, 1700000000000000000)
+    assert second.start_ns == 1704164645000000000
+    assert second.attributes["d"] != second.attributes["d"]  # a NaN attribute value is data
+
+
 def test_a_huge_file_streams_with_bounded_memory(tmp_path):
     """2,000 requests of one span with a 20 kB value: peak memory is far below the file size
     (each line is decoded and dropped; only the records themselves are kept)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import threading
 import tracemalloc
 import types
 from typing import Any
@@ -202,3 +203,169 @@ def test_ten_thousand_captured_runs_keep_memory_bounded():
     print(f"10,000 runs: growth {growth / 1e6:.2f} MB, peak {(peak - start) / 1e6:.2f} MB")
     assert growth < 2_000_000, f"memory grew by {growth} bytes over 10,000 runs"
     assert span_processor().open_span_count() == 0
+
+
+# -- a locked run store never blocks the host (issue 11 item 8) --------------------------------
+
+class StoreLock:
+    """Another connection holding the store's write lock (BEGIN IMMEDIATE) until released."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        from tg_bridge.store import RunStore
+
+        RunStore(path).runs()  # create the schema first
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.conn.execute("COMMIT")
+        self.conn.close()
+
+
+def _host_calls(fn: Any, n: int) -> tuple[threading.Event, list[Any]]:
+    """Call ``fn(i)`` n times on another thread; the event is set once all returned."""
+    done, results = threading.Event(), []
+
+    def work() -> None:
+        for i in range(n):
+            results.append(fn(i))
+        done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    return done, results
+
+
+# Far below the store's 30 s busy timeout: a host call that waited on SQLite would still be
+# stuck when this bound passes. Only an upper bound on a wait, never a timing assertion.
+_BOUND = 20.0
+
+
+def test_host_calls_return_while_another_connection_holds_the_write_lock(tmp_path):
+    import tg_bridge
+    from tg_bridge.store import RunStore
+
+    path = str(tmp_path / "runs.db")
+    app = FakeApp("Answer {q}", lambda prompt: prompt.upper())
+
+    @tg_bridge.optimizable(store=path)
+    def answer(i: int) -> str:
+        return app.invoke({"q": f"w{i}"})
+
+    lock = StoreLock(path)
+    try:
+        done, results = _host_calls(answer, 5)
+        finished_while_locked = done.wait(_BOUND)
+        stored_while_locked = len(RunStore(path).captures())  # WAL: readers still read
+    finally:
+        lock.release()
+    assert finished_while_locked, "a host call waited on the locked run store"
+    assert results == [f"ANSWER W{i}" for i in range(5)]
+    assert stored_while_locked == 0  # nothing could be written yet...
+    assert answer.flush(60)
+    caps = RunStore(path).captures(answer.recorder.source)
+    assert [c.output for c in caps] == [f"ANSWER W{i}" for i in range(5)]  # ...and all came later
+    assert answer.recorder.dropped == 0 and answer.recorder.errors == 0
+
+
+def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path):
+    import tg_bridge
+    from tg_bridge.store import RunStore
+
+    path = str(tmp_path / "runs.db")
+
+    @tg_bridge.optimizable(store=path, max_pending=2)
+    def echo(i: int) -> int:
+        return i
+
+    lock = StoreLock(path)
+    try:
+        done, results = _host_calls(echo, 10)
+        finished_while_locked = done.wait(_BOUND)
+        # at most one record in the writer's hands and two queued: the rest were dropped
+        dropped_while_locked = echo.recorder.dropped
+    finally:
+        lock.release()
+    assert finished_while_locked and results == list(range(10))
+    assert dropped_while_locked >= 7
+    assert echo.flush(60)
+    stored = len(RunStore(path).captures(echo.recorder.source))
+    assert stored == echo.recorder.recorded
+    assert stored + echo.recorder.dropped == 10
+
+
+def test_close_gives_up_on_a_locked_store_instead_of_hanging(tmp_path):
+    import tg_bridge
+    from tg_bridge.store import RunStore
+
+    path = str(tmp_path / "runs.db")
+
+    @tg_bridge.optimizable(store=path)
+    def echo(i: int) -> int:
+        return i
+
+    lock = StoreLock(path)
+    try:
+        done, _ = _host_calls(echo, 3)
+        assert done.wait(_BOUND)
+        assert echo.recorder.close(timeout=0.2) is False  # pending records, bounded wait
+        assert echo(99) == 99  # still served after close; the record is dropped, counted
+        assert echo.recorder.dropped == 1
+    finally:
+        lock.release()
+    assert echo.flush(60)  # what was pending before close is still written
+    assert len(RunStore(path).captures(echo.recorder.source)) == 3
+
+
+def test_pending_records_are_written_at_interpreter_exit(tmp_path):
+    """The atexit flush: a process that records and exits at once still stores the call."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tg_bridge.store import RunStore
+
+    path = str(tmp_path / "runs.db")
+    code = (
+        "import tg_bridge\n"
+        f"@tg_bridge.optimizable(store={path!r})\n"
+        "def f(x):\n    return x\n"
+        "for i in range(20):\n    f(i)\n"
+    )
+    root = Path(__file__).parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=root)
+    assert len(RunStore(path).captures()) == 20
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_worker_keeps_recording(tmp_path):
+    """gunicorn-style: the parent recorded (so its writer thread exists), then forked; the
+    child's calls are still stored (a writer thread that did not survive the fork must not
+    leave the child's queue undrained)."""
+    import os
+
+    import tg_bridge
+    from tg_bridge.store import RunStore
+
+    path = str(tmp_path / "runs.db")
+
+    @tg_bridge.optimizable(store=path)
+    def echo(i: int) -> int:
+        return i
+
+    echo(0)
+    assert echo.flush(60)
+    pid = os.fork()
+    if pid == 0:  # the child: record, flush, report through the exit status
+        code = 1
+        try:
+            for i in range(1, 4):
+                echo(i)
+            code = 0 if echo.flush(60) and echo.recorder.recorded >= 3 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    outputs = sorted(c.output for c in RunStore(path).captures(echo.recorder.source))
+    assert outputs == ["0", "1", "2", "3"]

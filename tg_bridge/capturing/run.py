@@ -107,9 +107,13 @@ class Run:
             return self.hook_errors
 
     def finish(self) -> None:
-        """Mark the Run ended (called when the capture block is left). Idempotent."""
+        """Mark the Run ended (called when the capture block is left). Idempotent; never
+        raises (callers on the host path guard it as well)."""
         if self.ended is None:
-            self.ended = time.time()
+            try:
+                self.ended = time.time()
+            except Exception:  # a broken clock must not reach the host
+                self.count_hook_error()
 
     def _warn_dropped(self) -> None:
         message = (

@@ -49,7 +49,11 @@ class Capture:
         if self._token is not None:
             reset_current(self._token, self._previous)
             self._token = None
-        self.run.finish()
+        try:  # a failure of ours must never replace the block's own exception
+            self.run.finish()
+        except Exception:
+            log.warning("tg_bridge could not finish run %s", self.run.name, exc_info=True)
+            self.run.count_hook_error()
 
     async def __aenter__(self) -> Run:
         return self.__enter__()

@@ -8,9 +8,11 @@ dict, or a pydantic model class; the Completion then carries ``parsed``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -18,14 +20,32 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..config import get_settings
 from .._internal import internal_call
-from ..exceptions import EngineError, EngineTimeoutError, TgBridgeError, UsageError
-from .limits import concurrency_slot
+from ..exceptions import (
+    EngineDeadlineError,
+    EngineError,
+    EngineTimeoutError,
+    TgBridgeError,
+    UsageError,
+)
+from .limits import SlotTimeout, concurrency_slot
 from .sync import run_sync
 from .usage import record_usage
 
-__all__ = ["BaseEngine", "Completion", "Engine", "Message", "schema_of"]
+__all__ = ["BaseEngine", "Completion", "Engine", "Message", "attempt_timeout", "schema_of"]
 
 log = logging.getLogger(__name__)
+
+# The time left for the attempt in progress (min of the per-attempt timeout and what is left
+# of the call's deadline), so a subclass can hand its HTTP client the same bound.
+_attempt_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tg_bridge_attempt_timeout", default=None
+)
+
+
+def attempt_timeout(default: float) -> float:
+    """Seconds the current attempt may take (``default`` outside :class:`BaseEngine`)."""
+    value = _attempt_timeout.get()
+    return default if value is None else value
 
 Message = Mapping[str, str]
 
@@ -120,11 +140,18 @@ def _strip_fences(text: str) -> str:
 
 
 class BaseEngine:
-    """Shared machinery: concurrency limit, per-call timeout, bounded retries, cache, usage.
+    """Shared machinery: concurrency limit, timeouts, bounded retries, cache, usage.
 
     Subclasses implement :meth:`_call` (one attempt, raising :class:`EngineError` with
     ``retryable`` set correctly, and ``retry_after`` in ``raw`` when the server sent one).
     ``complete()`` is a blocking wrapper that also works inside a running event loop.
+
+    Time bounds (each: explicit argument, else ``context()``/``configure()``): ``timeout``
+    bounds one attempt; ``deadline`` bounds the whole call, retries, backoff and the wait for
+    a concurrency slot included; a server's ``Retry-After`` is honoured up to
+    ``max_retry_after``. When a wait would pass the deadline or exceed that cap the call
+    fails at once (no pointless sleep) with :class:`EngineDeadlineError` (retryable).
+    ``_clock``/``_sleep`` are the time sources (tests replace them on an instance).
     """
 
     id: str = "base"
@@ -138,10 +165,19 @@ class BaseEngine:
         timeout: float | None = None,
         max_retries: int | None = None,
         cache: Any = None,
+        deadline: float | None = None,
+        max_retry_after: float | None = None,
     ) -> None:
         self._timeout = timeout
         self._max_retries = max_retries
+        self._deadline = deadline
+        self._max_retry_after = max_retry_after
         self._cache_setting = cache
+        # checked now so a bad value fails at construction, not inside the first call
+        get_settings(deadline=deadline, max_retry_after=max_retry_after)
+
+    _clock = staticmethod(time.monotonic)
+    _sleep = staticmethod(asyncio.sleep)
 
     # -- subclass hook --------------------------------------------------------------------
     async def _call(
@@ -165,7 +201,8 @@ class BaseEngine:
     async def _acomplete(
         self, msgs: list[dict[str, str]], response_format: Any, params: dict[str, Any]
     ) -> Completion:
-        settings = get_settings(timeout=self._timeout, max_retries=self._max_retries)
+        settings = get_settings(timeout=self._timeout, max_retries=self._max_retries,
+                                deadline=self._deadline, max_retry_after=self._max_retry_after)
         cache = self._cache()
         key = None
         if cache is not None:
@@ -213,23 +250,34 @@ class BaseEngine:
     async def _with_retries(
         self, msgs: list[dict[str, str]], response_format: Any, params: dict[str, Any], settings: Any
     ) -> Completion:
+        give_up_at = self._clock() + settings.deadline
         attempt = 0
         while True:
+            left = give_up_at - self._clock()
+            if left <= 0:
+                raise self._deadline_error(attempt, settings, None, None)
             try:
-                async with concurrency_slot(settings.max_concurrency):
+                async with concurrency_slot(settings.max_concurrency, left):
                     # Latency counts the call only, not the wait for a free slot.
                     started = time.perf_counter()
-                    completion = await asyncio.wait_for(
-                        self._call(msgs, response_format, dict(params)), settings.timeout
-                    )
+                    budget = min(settings.timeout, max(give_up_at - self._clock(), 0.0))
+                    token = _attempt_timeout.set(budget)
+                    try:
+                        completion = await asyncio.wait_for(
+                            self._call(msgs, response_format, dict(params)), budget
+                        )
+                    finally:
+                        _attempt_timeout.reset(token)
                 if not completion.latency:
                     completion = dataclasses.replace(
                         completion, latency=time.perf_counter() - started
                     )
                 return completion
+            except SlotTimeout:
+                raise self._deadline_error(attempt, settings, None, None) from None
             except asyncio.TimeoutError:
                 error: EngineError = EngineTimeoutError(
-                    f"no answer within {settings.timeout:g}s",
+                    f"no answer within {budget:g}s",
                     engine_id=self.id,
                     retryable=True,
                     raw={"retry_after": None, "body": None},
@@ -246,24 +294,54 @@ class BaseEngine:
                     engine_id=self.id,
                     raw={"retry_after": None, "body": repr(exc)},
                 ) from exc
-            if not error.retryable or attempt >= settings.max_retries:
-                raise error
-            delay = _backoff(attempt, error)
-            log.info("engine %s: retry %d after %.2fs (%s)", self.id, attempt + 1, delay, error)
             attempt += 1
-            await asyncio.sleep(delay)
+            if not error.retryable or attempt > settings.max_retries:
+                raise error
+            asked = _retry_after_of(error)
+            if asked is not None and asked > settings.max_retry_after:
+                raise self._deadline_error(attempt, settings, error, asked)
+            delay = _backoff(attempt - 1, error, cap=settings.max_retry_after)
+            if self._clock() + delay >= give_up_at:
+                raise self._deadline_error(attempt, settings, error, asked)
+            log.info("engine %s: retry %d after %.2fs (%s)", self.id, attempt, delay, error)
+            await self._sleep(delay)
+
+    def _deadline_error(
+        self, attempts: int, settings: Any, last: EngineError | None, asked: float | None
+    ) -> EngineDeadlineError:
+        if asked is not None and asked > settings.max_retry_after:
+            why = (f"the server asked to retry after {asked:g}s, more than max_retry_after="
+                   f"{settings.max_retry_after:g}s")
+        else:
+            why = f"the deadline of {settings.deadline:g}s (retries included) ran out"
+        last_text = f"; last error: {last}" if last is not None else ""
+        return EngineDeadlineError(
+            f"gave up after {attempts} attempt(s): {why}{last_text}",
+            attempts=attempts,
+            engine_id=self.id,
+            status=None if last is None else last.status,
+            raw={"retry_after": asked, "body": None if last is None else
+                 (last.raw.get("body") if isinstance(last.raw, Mapping) else last.raw)},
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"
 
 
-def _backoff(attempt: int, error: EngineError) -> float:
-    """Exponential backoff with full jitter, honouring a server's Retry-After."""
-    retry_after = None
-    if isinstance(error.raw, Mapping):
-        retry_after = error.raw.get("retry_after")
-    if isinstance(retry_after, (int, float)) and retry_after >= 0:
-        return min(float(retry_after), 60.0) + random.uniform(0, 0.1)
+def _retry_after_of(error: EngineError) -> float | None:
+    """The server's Retry-After in seconds, when the error carries a usable one."""
+    value = error.raw.get("retry_after") if isinstance(error.raw, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None  # NaN/inf are not wishes
+
+
+def _backoff(attempt: int, error: EngineError, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter, honouring a server's Retry-After (up to ``cap``)."""
+    retry_after = _retry_after_of(error)
+    if retry_after is not None:
+        return min(retry_after, cap) + random.uniform(0, 0.1)
     base = min(0.25 * (2**attempt), 8.0)
     return random.uniform(base / 2, base)
 

@@ -13,7 +13,12 @@ import threading
 import weakref
 from collections.abc import AsyncIterator
 
-__all__ = ["concurrency_slot"]
+__all__ = ["SlotTimeout", "concurrency_slot"]
+
+
+class SlotTimeout(Exception):
+    """No slot became free within the time allowed (internal; engines turn it into a typed
+    deadline error)."""
 
 _lock = threading.Lock()
 _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]] = (
@@ -32,7 +37,21 @@ def _semaphore(limit: int) -> asyncio.Semaphore:
 
 
 @contextlib.asynccontextmanager
-async def concurrency_slot(limit: int) -> AsyncIterator[None]:
-    """Hold one of ``limit`` slots of the running loop while the body runs."""
-    async with _semaphore(limit):
+async def concurrency_slot(limit: int, timeout: float | None = None) -> AsyncIterator[None]:
+    """Hold one of ``limit`` slots of the running loop while the body runs.
+
+    ``timeout`` bounds the wait for a free slot (None: wait as long as it takes); past it
+    :class:`SlotTimeout` is raised and no slot is held.
+    """
+    semaphore = _semaphore(limit)
+    if timeout is None:
+        await semaphore.acquire()
+    else:
+        try:
+            await asyncio.wait_for(semaphore.acquire(), max(timeout, 0.0))
+        except asyncio.TimeoutError:
+            raise SlotTimeout(f"no free slot within {timeout:g}s") from None
+    try:
         yield
+    finally:
+        semaphore.release()

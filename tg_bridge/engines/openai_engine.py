@@ -30,7 +30,7 @@ from typing import Any
 
 from ..config import get_settings
 from ..exceptions import ConfigurationError, EngineError, EngineTimeoutError, MissingExtraError
-from .base import BaseEngine, Completion, Message, parsed_or_none, schema_of
+from .base import BaseEngine, Completion, Message, attempt_timeout, parsed_or_none, schema_of
 from .prompts import JSON_ANSWER_INSTRUCTION
 from .sync import on_loop_close
 
@@ -71,9 +71,12 @@ class OpenAIEngine(BaseEngine):
         timeout: float | None = None,
         max_retries: int | None = None,
         cache: Any = None,
+        deadline: float | None = None,
+        max_retry_after: float | None = None,
         **defaults: Any,
     ) -> None:
-        super().__init__(timeout=timeout, max_retries=max_retries, cache=cache)
+        super().__init__(timeout=timeout, max_retries=max_retries, cache=cache,
+                         deadline=deadline, max_retry_after=max_retry_after)
         model = model or os.environ.get("OPENAI_MODEL")
         if not model:
             raise ConfigurationError(
@@ -99,6 +102,11 @@ class OpenAIEngine(BaseEngine):
         # Import the SDK now rather than inside the first call: its import (~0.5 s) would
         # count against that call's timeout and block the event loop while it runs.
         _openai_module()
+
+    @property
+    def endpoint(self) -> str:
+        """The URL requests go to (``base_url``, else OpenAI's API), for messages."""
+        return self.base_url or "https://api.openai.com/v1"
 
     @property
     def structured_mode(self) -> str:
@@ -181,7 +189,7 @@ class OpenAIEngine(BaseEngine):
                 msgs = _with_json_instruction(messages, schema)
                 if mode == "json_object":
                     kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        timeout = get_settings(timeout=self._timeout).timeout
+        timeout = attempt_timeout(get_settings(timeout=self._timeout).timeout)
         started = time.perf_counter()
         try:
             response = await self._client().chat.completions.create(
@@ -200,7 +208,7 @@ class OpenAIEngine(BaseEngine):
             raise self._status_error(exc) from exc
         except openai.APIConnectionError as exc:
             raise EngineError(
-                f"connection failed: {exc}", engine_id=self.id, retryable=True,
+                f"cannot connect to {self.endpoint}: {exc}", engine_id=self.id, retryable=True,
                 raw={"retry_after": None, "body": str(exc)},
             ) from exc
         except (openai.APIResponseValidationError, ValueError) as exc:

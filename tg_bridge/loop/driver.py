@@ -22,6 +22,8 @@ from ..store import RunStore
 from ..store.records import StepRecord
 from .batching import as_examples, fingerprint, plan_steps
 from .evaluation import Scorer, evaluate, resolve_runner
+from .outcome import announce
+from .preflight import check_optimizable
 from .result import OptimizationResult, StepResult
 from .resume import check_compatible, restore_values
 from .step import PHASES, LoopState, _counters, _meters, _remember_originals, _values, run_step
@@ -89,6 +91,7 @@ async def aoptimize(
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()
+    check_optimizable(runner)  # before any engine call or store write
     run_store = store if isinstance(store, RunStore) else RunStore(store)
     config = {
         "trainset": fingerprint(train), "valset": fingerprint(val) if val else None,
@@ -147,11 +150,11 @@ async def aoptimize(
     formats = {b.key: b.template_format for b in runner.bindings()}
     best_patch = patch_between(state.originals, run_store.values_at(run_id), formats=formats,
                                metadata={"run_id": run_id, "score": best})
-    return OptimizationResult(
+    return announce(OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
         store_path=run_store.path,
-    )
+    ), progress)
 
 
 async def _finish(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,6 +108,24 @@ class OptimizationResult:
             "<table><tr><th>phase</th><th>calls</th><th>cached</th><th>tokens</th></tr>"
             f"{usage_rows}</table></div>"
         )
+
+    # -- save / load (tg_bridge.loop.result_io) -------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the result as JSON to ``path`` atomically (scores, history, best patch;
+        not the live ``target``); returns the path. UsageError when it cannot be written."""
+        from ..patching.patch_io import write_text_file
+        from .result_io import dump_result
+
+        return write_text_file(path, dump_result(self))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> OptimizationResult:
+        """A result saved by :meth:`save` (``target`` is None: apply ``best_patch`` to your
+        app with :func:`tg_bridge.apply_patch`). UsageError naming the file and the field
+        for anything unreadable or malformed."""
+        from .result_io import load_result
+
+        return load_result(path)
 
 
 def score_curve_svg(result: OptimizationResult, width: int = 360, height: int = 120) -> str:

@@ -32,9 +32,15 @@ log = logging.getLogger(__name__)
 BINDINGS_HOOK = "__tg_bridge_bindings__"
 
 
-def apply_patch(target: Any, patch: Any) -> Patch:
+def apply_patch(target: Any, patch: Any = None, *, run_id: str | None = None,
+                store: Any = None, step: int | None = None) -> Patch:
     """Write ``patch`` into the live prompts of ``target``; returns the applied Patch
     (call ``.revert()`` on it to restore the previous prompts exactly).
+
+    Instead of ``patch``, ``run_id=`` takes the latest accepted version (or the one after
+    ``step``) of a run in the run store ``store`` (a RunStore or its path; default
+    ``settings.store``) — e.g. in another process than the one that optimized. Give one of
+    ``patch`` and ``run_id`` (UsageError otherwise; StoreError for an unknown run).
 
     ``target``: an app object an installed adapter owns, an ``@optimizable`` function or proxy,
     a mapping key -> Binding, or a sequence of Bindings. ``patch``: a Patch, its JSON text or
@@ -43,7 +49,7 @@ def apply_patch(target: Any, patch: Any) -> Patch:
     (a live prompt changed since the patch was made), :class:`PatchValidationError` (bad
     placeholders or bad JSON) — and then nothing was changed.
     """
-    patch = _as_patch(patch)
+    patch = _patch_of_run(run_id, store, step) if _one_source(patch, run_id) else _as_patch(patch)
     resolved = resolve_targets(live_bindings(target), patch.changes)
     return patch.apply(resolver=resolved.__getitem__)
 
@@ -145,17 +151,30 @@ class _FanOut:
             raise
 
 
+def _one_source(patch: Any, run_id: str | None) -> bool:
+    """True when the patch comes from ``run_id``; UsageError unless exactly one is given."""
+    if (patch is None) == (run_id is None):
+        raise UsageError("apply_patch needs either a patch (a Patch, its JSON or a file path)"
+                         " or run_id=... (with store=...), not both or neither")
+    return run_id is not None
+
+
+def _patch_of_run(run_id: Any, store: Any, step: int | None) -> Patch:
+    from ..store import RunStore
+
+    if not isinstance(run_id, str) or not run_id:
+        raise UsageError(f"run_id must be a non-empty string, got {run_id!r}")
+    run_store = store if isinstance(store, RunStore) else RunStore(store)
+    return run_store.version(run_id, step)
+
+
 def _as_patch(patch: Any) -> Patch:
     if isinstance(patch, Patch):
         return patch
     if isinstance(patch, (str, os.PathLike)):
         text = os.fspath(patch)
         if not text.lstrip().startswith("{"):
-            try:
-                with open(text, encoding="utf-8") as fh:
-                    text = fh.read()
-            except OSError as exc:
-                raise UsageError(f"cannot read patch file {text!r}: {exc}") from exc
+            return Patch.load(text)
         return Patch.from_json(text)
     raise UsageError(f"expected a Patch, its JSON text or a file path, got {type(patch).__name__}")
 

@@ -16,10 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import BindingError, PatchConflictError, PatchError, UsageError
+from ..exceptions import (
+    BindingError,
+    PatchConflictError,
+    PatchError,
+    PatchValidationError,
+    UsageError,
+)
 from ..variable import Variable, content_hash
 from .binding import Binding
 from .patch_io import (  # the schema constants are re-exported: they were defined here
@@ -29,7 +36,9 @@ from .patch_io import (  # the schema constants are re-exported: they were defin
     SCHEMA_VERSION,  # noqa: F401
     dump_patch,
     parse_patch,
+    read_patch_file,
     schema_error,
+    write_text_file,
 )
 from .patch_render import diff_html, unified_diff
 from .validate import check_placeholders
@@ -123,6 +132,23 @@ class Patch:
             return cls(changes, metadata)
         except UsageError as exc:
             raise schema_error(str(exc)) from exc
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write :meth:`to_json` to ``path`` atomically; returns the path (UsageError when
+        the file cannot be written)."""
+        return write_text_file(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Patch:
+        """Read a patch file written by :meth:`save` (or ``tg-bridge optimize/export``).
+
+        UsageError when the file cannot be read; PatchValidationError (reason ``schema``)
+        naming the file when its content is not a valid patch."""
+        text = read_patch_file(path)
+        try:
+            return cls.from_json(text)
+        except PatchValidationError as exc:
+            raise PatchValidationError(f"{os.fspath(path)}: {exc}", reason=exc.reason) from exc
 
     # -- review ---------------------------------------------------------------------------
     def diff(self, context: int = 3) -> str:

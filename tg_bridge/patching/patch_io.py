@@ -4,23 +4,28 @@
 ``tg_bridge.patch`` document; :func:`parse_patch` reads such a document back and checks
 schema, types, sizes and each change's ``old_hash`` against its old text, returning plain
 field dicts for :class:`~.patch.Change`. Loaded files are untrusted input: anything malformed
-raises :class:`PatchValidationError` (reason ``schema``), never a bare JSON/Key error. Pure.
+raises :class:`PatchValidationError` (reason ``schema``), never a bare JSON/Key error.
+:func:`write_text_file` / :func:`read_patch_file` move those documents to and from disk
+(atomic write; typed errors naming the file); everything else here is pure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import PatchError, PatchValidationError
+from ..exceptions import PatchError, PatchValidationError, UsageError
 from ..variable import content_hash
 from .validate import MAX_VALUE_CHARS
 
 __all__ = [
     "MAX_CHANGES", "MAX_JSON_CHARS", "SCHEMA_NAME", "SCHEMA_VERSION",
-    "dump_patch", "parse_patch", "schema_error",
+    "dump_patch", "parse_patch", "read_patch_file", "schema_error", "write_text_file",
 ]  # fmt: skip
 
 SCHEMA_NAME = "tg_bridge.patch"
@@ -61,6 +66,8 @@ def parse_patch(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         raise bad(f"{len(text)} characters (limit {MAX_JSON_CHARS})")
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise bad("nested too deeply") from None
     except ValueError as exc:
         raise bad(str(exc)) from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
@@ -100,3 +107,42 @@ def _change_fields(item: Any, i: int, bad: Callable[[str], PatchValidationError]
         raise bad(f"changes[{i}].provenance must be an object")
     fields["provenance"] = provenance
     return fields
+
+
+def write_text_file(path: str | os.PathLike[str], text: str) -> str:
+    """Write ``text`` (plus a final newline) to ``path`` atomically: a reader sees the old
+    file or the whole new one, never half (temp file in the same directory, then rename).
+    Creates missing parent directories. Returns the path; UsageError when it cannot."""
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tg_bridge-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text if text.endswith("\n") else text + "\n")
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {target!r}: {exc}") from exc
+    return target
+
+
+def read_patch_file(path: str | os.PathLike[str]) -> str:
+    """The text of a patch file. UsageError when it cannot be read; PatchValidationError
+    (reason ``schema``) naming the file when it is not UTF-8 or larger than a patch can be."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read(MAX_JSON_CHARS * 4 + 1)  # UTF-8 takes at most 4 bytes a character
+    except OSError as exc:
+        raise UsageError(f"cannot read patch file {name!r}: {exc}") from exc
+    if len(raw) > MAX_JSON_CHARS * 4:
+        raise schema_error(f"{name}: larger than a patch can be")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise schema_error(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -31,6 +31,15 @@ __all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStore", "StepRecord
 _PHASE_FIELDS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
 
 
+def _has_schema(conn: sqlite3.Connection) -> bool:
+    """True when the file already holds this schema version (read-only check)."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError:  # no meta table yet: a new file
+        return False
+    return row is not None and row[0] == str(S.SCHEMA_VERSION)
+
+
 class RunStore(CaptureMixin):
     """Read/write access to one run-store file. Thread-safe; opens lazily."""
 
@@ -55,11 +64,14 @@ class RunStore(CaptureMixin):
             conn.execute("PRAGMA synchronous=NORMAL")
             with self._init_lock:
                 if not self._initialized:
-                    conn.executescript(S.DDL)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
-                        (str(S.SCHEMA_VERSION),),
-                    )
+                    # Only a new file needs the DDL (a write): a reader of an existing store
+                    # must not queue behind another connection's write lock.
+                    if not _has_schema(conn):
+                        conn.executescript(S.DDL)
+                        conn.execute(
+                            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
+                            (str(S.SCHEMA_VERSION),),
+                        )
                     self._initialized = True
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open run store {self.path!r}: {exc}") from exc

@@ -26,20 +26,28 @@ class CaptureMixin:
         self,
         *,
         source: str,
-        inputs: Any,
-        output: str | None,
+        inputs: Any = None,
+        output: str | None = None,
         spans: Sequence[SpanRecord] = (),
         bindings: Sequence[str] = (),
         error: str | None = None,
         capture_id: str | None = None,
+        inputs_json: str | None = None,
+        created: float | None = None,
     ) -> str:
-        """Store one recorded production call; returns its id."""
+        """Store one recorded production call; returns its id.
+
+        ``inputs_json`` (the inputs already encoded with the store's JSON encoding) replaces
+        ``inputs``: the background writer gets inputs snapshotted at call time, not host
+        objects the app may have mutated since. ``created`` defaults to now."""
         capture_id = capture_id or uuid.uuid4().hex
+        encoded = inputs_json if inputs_json is not None else S.dumps(inputs)
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO captures(id, source, created, inputs, output, error, bindings, spans)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (capture_id, source, time.time(), S.dumps(inputs), output, error,
+                (capture_id, source, created if created is not None else time.time(), encoded,
+                 output, error,
                  S.dumps(list(bindings)), S.spans_to_json(spans)),
             )
         return capture_id

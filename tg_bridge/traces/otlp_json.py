@@ -16,10 +16,13 @@ Ids may be lowercase/uppercase hex, ``0x``-prefixed hex or base64 (protobuf-JSON
 normalized to lowercase hex. Attribute values are OTLP ``AnyValue`` objects (``stringValue``,
 ``intValue`` as string or number, ``doubleValue``, ``boolValue``, ``arrayValue`` -> tuple,
 ``kvlistValue`` -> JSON string, ``bytesValue`` -> base64 string kept as text). Unknown
-attributes are kept; values of an unexpected type are skipped, never fatal.
+attributes are kept; values of an unexpected type are skipped, never fatal. Timestamps are
+strict (:func:`tg_bridge.traces.checks.timestamp_ns`): non-finite, negative, beyond 64 bits
+or of another type is a TraceFormatError naming the field.
 
 Errors: :class:`TraceFormatError` naming the file and the place (line, span index) for
-malformed, truncated or binary input. Blocking file I/O; no other side effects; thread-safe.
+malformed, truncated, binary, non-UTF-8 or too deeply nested input — never a bare
+UnicodeDecodeError, RecursionError, OverflowError or ValueError. Blocking file I/O; no other side effects; thread-safe.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..exceptions import TraceFormatError
+from .checks import decode_utf8, parse_json, timestamp_ns, too_deep
 from .records import SpanRecord
 
 __all__ = ["decode_any_value", "iter_spans", "normalize_id", "records_from_object"]
@@ -91,7 +95,7 @@ def decode_any_value(value: Any) -> Any:
         if field in ("intValue", "int_value"):
             try:
                 return int(item)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # "abc", NaN, 1e400
                 return None
         if field in ("doubleValue", "double_value"):
             try:
@@ -157,27 +161,8 @@ def _attributes(raw: Any) -> dict[str, Any]:
     return attrs
 
 
-def _nanos(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return _iso_nanos(value)
-    return 0
-
-
-def _iso_nanos(text: str) -> int:
-    from datetime import datetime
-
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    return int(stamp.timestamp() * 1_000_000_000)
+def _nanos(value: Any, where: str) -> int:
+    return timestamp_ns(value, lambda message: TraceFormatError(message, where=where))
 
 
 def _status(raw: Any) -> str:
@@ -188,16 +173,17 @@ def _status(raw: Any) -> str:
     return _STATUS.get(raw, "UNSET") if isinstance(raw, (int, str)) else "UNSET"
 
 
-def _events(raw: Any) -> tuple[Mapping[str, Any], ...]:
+def _events(raw: Any, where: str) -> tuple[Mapping[str, Any], ...]:
     if not isinstance(raw, list):
         return ()
     return tuple(
         {
             "name": str(e.get("name", "")),
-            "time_ns": _nanos(e.get("timeUnixNano", e.get("time_unix_nano", e.get("timestamp")))),
+            "time_ns": _nanos(e.get("timeUnixNano", e.get("time_unix_nano", e.get("timestamp"))),
+                              f"{where} event {i}"),
             "attributes": _attributes(e.get("attributes")),
         }
-        for e in raw
+        for i, e in enumerate(raw)
         if isinstance(e, Mapping)
     )
 
@@ -224,11 +210,13 @@ def _span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
         span_id=span_id,
         parent_id=parent,
         name=name if isinstance(name, str) else str(name or ""),
-        start_ns=_nanos(_pick(span, "startTimeUnixNano", "start_time_unix_nano", "start_time", "start_ns")),
-        end_ns=_nanos(_pick(span, "endTimeUnixNano", "end_time_unix_nano", "end_time", "end_ns")),
+        start_ns=_nanos(_pick(span, "startTimeUnixNano", "start_time_unix_nano", "start_time",
+                              "start_ns"), f"{where} startTimeUnixNano"),
+        end_ns=_nanos(_pick(span, "endTimeUnixNano", "end_time_unix_nano", "end_time", "end_ns"),
+                      f"{where} endTimeUnixNano"),
         attributes=_attributes(span.get("attributes")),
         status=_status(span.get("status")),
-        events=_events(span.get("events")),
+        events=_events(span.get("events"), where),
         resource=resource,
     )
 
@@ -304,18 +292,25 @@ def _first_line(handle: Any) -> bytes | None:
 
 def _is_json(raw: bytes) -> bool:
     try:
-        json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True  # read as lines: the line reader names the line that is not UTF-8
+    try:
+        json.loads(text)
+    except RecursionError:
+        return True  # likewise for nesting too deep to parse
     except ValueError:
         return False
     return True
 
 
+def _located(name: str, where: str) -> Any:
+    """An error factory for the checks helpers: TraceFormatError at ``name`` (``where``)."""
+    return lambda message: TraceFormatError(message, path=name, where=where)
+
+
 def _decode(raw: bytes, name: str, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"not UTF-8 text (binary data?): {exc.reason} at byte {exc.start}",
-                               path=name, where=where) from exc  # fmt: skip
+    return decode_utf8(raw, _located(name, where))
 
 
 def _jsonl(lines: Iterable[bytes], name: str) -> Iterator[SpanRecord]:
@@ -324,15 +319,8 @@ def _jsonl(lines: Iterable[bytes], name: str) -> Iterator[SpanRecord]:
             continue
         where = f"line {number}"
         text = _decode(raw, name, where)
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            hint = "truncated" if not text.rstrip().endswith(("}", "]")) else "malformed"
-            raise TraceFormatError(f"{hint} JSON: {exc}", path=name, where=where) from exc
-        try:
-            yield from records_from_object(obj, where)
-        except TraceFormatError as exc:
-            raise TraceFormatError(_reason(exc), path=name, where=exc.where or where) from exc
+        obj = parse_json(text, _located(name, where))
+        yield from _records(obj, name, where)
 
 
 def _document(handle: Any, name: str) -> Iterator[SpanRecord]:
@@ -340,15 +328,23 @@ def _document(handle: Any, name: str) -> Iterator[SpanRecord]:
     if not text.strip():
         return
     try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        line = getattr(exc, "lineno", None)
-        raise TraceFormatError(f"malformed or truncated JSON: {exc}", path=name,
-                               where=f"line {line}" if line else "document") from exc  # fmt: skip
-    try:
-        yield from records_from_object(obj, "")
+        obj = parse_json(text, _located(name, "document"))
     except TraceFormatError as exc:
-        raise TraceFormatError(_reason(exc), path=name, where=exc.where or "document") from exc
+        line = getattr(exc.__context__, "lineno", None)
+        if line is None:
+            raise
+        raise TraceFormatError(_reason(exc), path=name, where=f"line {line}") from None
+    yield from _records(obj, name, "document")
+
+
+def _records(obj: Any, name: str, where: str) -> Iterator[SpanRecord]:
+    """Span records of one parsed value, every failure located in file ``name``."""
+    try:
+        yield from records_from_object(obj, "" if where == "document" else where)
+    except TraceFormatError as exc:
+        raise TraceFormatError(_reason(exc), path=name, where=exc.where or where) from exc
+    except RecursionError:  # attribute values nested deeper than we walk
+        raise TraceFormatError(too_deep(), path=name, where=where) from None
 
 
 def _reason(exc: TraceFormatError) -> str:
