@@ -22,7 +22,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import gen_otlp  # noqa: E402
 
-from tg_bridge.traces import load_traces, read_spans  # noqa: E402
+from tg_bridge.reconstruction import load_traces  # noqa: E402
+from tg_bridge.traces import read_spans  # noqa: E402
 
 
 def _rss_mb() -> float:

@@ -35,7 +35,8 @@ from typing import Any
 import tg_bridge
 from tg_bridge.offline import optimize_traces, read_feedback
 from tg_bridge.patching.patch import Patch
-from tg_bridge.traces import load_traces, read_spans
+from tg_bridge.reconstruction import load_traces
+from tg_bridge.traces import read_spans
 from tg_bridge_llamaindex import EngineLLM
 
 HERE = Path(__file__).resolve().parent

@@ -114,19 +114,19 @@ def test_directory_is_a_usage_error(tmp_path, capsys):
 
 
 def test_runtime_and_internal_errors_exit_1_in_one_line(monkeypatch, trace_file, capsys):
-    import tg_bridge.traces
+    import tg_bridge.reconstruction
 
     def engine_down(path):
         raise EngineError("server\nunavailable", engine_id="local")
 
-    monkeypatch.setattr(tg_bridge.traces, "load_traces", engine_down)
+    monkeypatch.setattr(tg_bridge.reconstruction, "load_traces", engine_down)
     code, _, err = run(["graph", str(trace_file)], capsys)
     assert code == 1 and err == "tg-bridge: error: [local] server unavailable\n"
 
     def bug(path):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(tg_bridge.traces, "load_traces", bug)
+    monkeypatch.setattr(tg_bridge.reconstruction, "load_traces", bug)
     code, _, err = run(["graph", str(trace_file)], capsys)
     assert code == 1 and err.count("\n") == 1 and "internal error: ZeroDivisionError" in err
     code, _, err = run(["--debug", "graph", str(trace_file)], capsys)

@@ -59,7 +59,7 @@ _EXPORTS: dict[str, str] = {
     "engine": ".engines",
     "feedback": ".losses",
     "instrument": ".capturing",
-    "load_traces": ".traces",
+    "load_traces": ".reconstruction",
     "optimizable": ".decorators",
     "optimize": ".loop",
     "reconstruct": ".reconstruction",

@@ -76,7 +76,7 @@ def run_graph(args: argparse.Namespace) -> int:
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, expected a trace file")
     from .reconstruction.skips import describe_skipped
-    from .traces import load_traces
+    from .reconstruction import load_traces
     from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
 
     graphs = load_traces(path)

@@ -191,7 +191,7 @@ def optimize_traces(
     Feedback for trace ids absent from the file is logged and ignored. Raises UsageError /
     TraceFormatError for bad files, EngineError from the engine.
     """
-    from .traces import load_traces
+    from .reconstruction import load_traces
 
     entries = list(feedback) if not isinstance(feedback, (str, os.PathLike)) else read_feedback(feedback)
     by_trace: dict[str, list[str]] = {}

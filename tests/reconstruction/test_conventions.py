@@ -7,7 +7,8 @@ import json
 from tg_bridge import semconv as sc
 from tg_bridge.patching.binding import CallableBinding
 from tg_bridge.reconstruction import reconstruct
-from tg_bridge.traces import load_traces, read_spans
+from tg_bridge.reconstruction import load_traces
+from tg_bridge.traces import read_spans
 
 
 def test_genai_agent_same_system_prompt_in_three_traces_is_one_parameter(fixtures):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tg_bridge.graph import Graph
-from tg_bridge.traces import load_traces
+from tg_bridge.reconstruction import load_traces
 
 
 def _kinds(graph: Graph, kind: str):

@@ -11,7 +11,7 @@ import pytest
 
 from tg_bridge import semconv as sc
 from tg_bridge.reconstruction import reconstruct
-from tg_bridge.traces import load_traces
+from tg_bridge.reconstruction import load_traces
 
 CONVENTIONS = (
     pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "conventions"

@@ -9,7 +9,8 @@ import pathlib
 import pytest
 
 from tg_bridge.exceptions import TraceFormatError
-from tg_bridge.traces import iter_spans, load_traces, read_spans
+from tg_bridge.reconstruction import load_traces
+from tg_bridge.traces import iter_spans, read_spans
 from tg_bridge.traces.otlp_json import decode_any_value, normalize_id
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"

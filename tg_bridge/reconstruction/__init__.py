@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TraceFormatError
 from ..graph import Graph, topological_order
+from ..traces import group_by_trace, iter_spans
 from ..traces.otlp_json import records_from_object
 from ..traces.records import SpanRecord
 from ..variable import Variable
@@ -30,7 +32,7 @@ from .tree import SpanNode, SpanTree
 if TYPE_CHECKING:
     from ..patching.binding import Binding
 
-__all__ = ["reconstruct"]
+__all__ = ["load_traces", "reconstruct"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +129,27 @@ def _view(node: SpanNode, unreadable: set[int]) -> SpanView:
         logger.warning("span %r: unreadable attributes (%s); treated as a plain step", node.name, exc)
         unreadable.add(id(node))
         return SpanView(name=node.name)
+
+
+def load_traces(
+    path: str | os.PathLike[str],
+    *,
+    parameters: MutableMapping[str, Variable] | None = None,
+    bindings: Mapping[str, Binding] | None = None,
+) -> list[Graph]:
+    """One :class:`Graph` per trace of the file, in order of first appearance.
+
+    The same prompt seen in several traces is ONE parameter Variable shared by their graphs
+    (pass ``parameters`` to share them with graphs built elsewhere; it is filled in place).
+    Each graph's metadata holds ``trace_id``, ``root`` (root span name), ``input``,
+    ``output`` and ``spans`` (span count). Blocking; raises TraceFormatError for bad files.
+    Memory is proportional to the file's spans (traces may interleave across lines, so all
+    are grouped before graphs are built).
+    """
+    pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
+    grouped = group_by_trace(iter_spans(path))
+    graphs = []
+    for trace_id in list(grouped):
+        spans = grouped.pop(trace_id)  # free each trace's records once graphed
+        graphs.append(reconstruct(spans, bindings=bindings, parameters=pool))
+    return graphs

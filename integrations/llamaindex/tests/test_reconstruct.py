@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from tg_bridge.capturing import capture
-from tg_bridge.traces import load_traces
+from tg_bridge.reconstruction import load_traces
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 
