@@ -213,9 +213,8 @@ class _Reader:
     def value(self) -> tuple[Any, int]:
         """Consume and parse the next value; return it with its file offset."""
         raw, offset = self.value_bytes()
-        where = self.where(offset)
-        return fastjson.loads(raw, lambda m: TraceFormatError(m, path=self.name, where=where),
-                              offset=offset), offset  # fmt: skip
+        return fastjson.loads(raw, lambda m: TraceFormatError(m, path=self.name, where=self.where(offset)),
+                              offset=offset), offset  # fmt: skip (where: computed only on error)
 
     # -- skeleton ---------------------------------------------------------------------------
     def key(self) -> str:
@@ -386,9 +385,10 @@ class _Walker:
     def span(self, resource: dict[str, Any]) -> SpanRecord:
         obj, offset = self.r.value()
         try:
-            return _span(obj, resource, self.r.where(offset))
+            return _span(obj, resource, f"byte {offset}")  # the line is counted only on error
         except TraceFormatError as exc:
-            raise self.located(exc) from None
+            where = (exc.where or "").replace(f"byte {offset}", self.r.where(offset), 1)
+            raise TraceFormatError(_reason(exc), path=self.r.name, where=where) from None
         except RecursionError:
             raise TraceFormatError(too_deep(), path=self.r.name, where=self.r.where(offset)) from None
 
