@@ -136,14 +136,17 @@ def iter_graphs(
     *,
     parameters: MutableMapping[str, Variable] | None = None,
     bindings: Mapping[str, Binding] | None = None,
+    max_open_spans: int | None = None,
 ) -> Iterator[Graph]:
     """Like :func:`load_traces`, one graph at a time: each trace is rebuilt as the caller
     iterates and freed once dropped, so memory is bounded by the largest trace plus the open
     traces held while the file is read (:func:`tg_bridge.traces.iter_traces`), not the file.
     Raises TraceFormatError before the first graph (a trace is whole only at end of file).
+    ``max_open_spans`` overrides that bound (records held in memory while reading).
     """
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
-    for spans in iter_traces(path):
+    bound = {} if max_open_spans is None else {"max_open_spans": max_open_spans}
+    for spans in iter_traces(path, **bound):
         yield reconstruct(spans, bindings=bindings, parameters=pool)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .checks import ErrorFactory, parse_json
 
-__all__ = ["FAST", "loads"]
+__all__ = ["FAST", "loads", "loads_fast"]
 
 _fast: Callable[[bytes], Any]
 try:  # optional: several times faster than json on OTLP (many small objects)
@@ -27,6 +27,11 @@ try:  # optional: several times faster than json on OTLP (many small objects)
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
     _fast = json.loads
     FAST = False
+
+
+def loads_fast(raw: bytes) -> Any:
+    """The fast parser alone: raises ValueError (or RecursionError) for anything it rejects."""
+    return _fast(raw)
 
 
 def loads(raw: bytes, error: ErrorFactory, *, offset: int = 0) -> Any:

@@ -272,6 +272,7 @@ class _Walker:
 
     def __init__(self, reader: _Reader) -> None:
         self.r = reader
+        self.guess = _SiblingGuess()
 
     def located(self, exc: TraceFormatError) -> TraceFormatError:
         return TraceFormatError(_reason(exc), path=self.r.name, where=exc.where)
@@ -374,6 +375,7 @@ class _Walker:
                 continue
             for key in self.r.members():
                 if key == "spans" and self.r.peek() == ord("["):
+                    self.guess.new_list()
                     for _ in self.r.items():
                         if parse:
                             yield self.span(resource)
@@ -383,7 +385,9 @@ class _Walker:
                     self.r.value_bytes()
 
     def span(self, resource: dict[str, Any]) -> SpanRecord:
-        obj, offset = self.r.value()
+        found = self.guess.value(self.r)
+        obj, offset = self.r.value() if found is None else found
+        self.guess.learn(self.r, offset)
         try:
             return _span(obj, resource, f"byte {offset}")  # the line is counted only on error
         except TraceFormatError as exc:
@@ -391,6 +395,53 @@ class _Walker:
             raise TraceFormatError(_reason(exc), path=self.r.name, where=where) from None
         except RecursionError:
             raise TraceFormatError(too_deep(), path=self.r.name, where=self.r.where(offset)) from None
+
+
+class _SiblingGuess:
+    """The fast path for long lists of similar objects (spans): guess where an object ends.
+
+    Writers separate sibling spans the same way every time (``},{"traceId":`` compact, or
+    the same newline and indentation). Once that separator has been seen between two spans,
+    the next span's end is guessed as the next occurrence of it, found with ``bytes.find``,
+    and confirmed by parsing exactly that slice: a JSON value is prefix-free, so a slice
+    from the object's ``{`` that parses whole ends exactly where the object ends. A wrong or
+    missing guess (a nested look-alike, the last span of a list, bad bytes) parses as an
+    error and the caller falls back to the exact scanner, which also reports real errors.
+    """
+
+    def __init__(self) -> None:
+        self.separator: bytes | None = None
+        self.prev_end: int | None = None  # file offset just past the previous sibling
+        self.window = 1 << 16
+
+    def new_list(self) -> None:
+        self.prev_end = None
+
+    def value(self, r: _Reader) -> tuple[Any, int] | None:
+        if self.separator is None or r.peek() != _OPEN:
+            return None
+        start = r.pos
+        k = r.data.find(self.separator, start, start + self.window)
+        if k < 0:
+            return None
+        try:
+            obj = fastjson.loads_fast(bytes(r.data[start : k + 1]))
+        except (ValueError, RecursionError):
+            return None
+        r.pos = k + 1
+        return obj, r.base + start
+
+    def learn(self, r: _Reader, offset: int) -> None:
+        """After a sibling at ``offset`` was consumed: learn the separator once."""
+        end = r.base + r.pos
+        self.window = max(1 << 16, 4 * (end - offset))
+        if self.separator is None and self.prev_end is not None:
+            gap_from, start = self.prev_end - 1 - r.base, offset - r.base
+            if 0 <= gap_from < start <= gap_from + 256:
+                colon = r.data.find(b'":', start, start + 256)
+                if colon > start:
+                    self.separator = bytes(r.data[gap_from : colon + 2])
+        self.prev_end = end
 
 
 def _resource(res: Any) -> dict[str, Any]:

@@ -41,6 +41,7 @@ TraceFileFormat = Literal["empty", "jsonl", "json", "protobuf"]
 DEFAULT_MAX_LINE = 8 << 20
 _WS = b" \t\r\n"
 _HEAD = 4096
+_SNIFF_LINE = 1 << 20
 _BATCH = 64  # records per GC pause: small, since one record can hold a large prompt
 
 
@@ -53,7 +54,12 @@ def _open(path: str | os.PathLike[str]) -> tuple[IO[bytes], str]:
 
 
 def _sniff(handle: IO[bytes], max_line: int) -> TraceFileFormat:
-    """Decide the format from the first bytes and the first non-blank line (bounded reads)."""
+    """Decide the format from the first bytes and the first non-blank line (bounded reads).
+
+    A first line longer than :data:`_SNIFF_LINE` goes to the scanner, which reads JSON lines
+    too (values one after another), so the decision never holds a long line in memory.
+    """
+    max_line = min(max_line, _SNIFF_LINE)
     head = handle.read(_HEAD)
     handle.seek(0)
     first = head.lstrip(_WS)[:1]
