@@ -116,3 +116,13 @@ def test_iter_graphs_frees_each_graph(tmp_path):
         peaks.append(_peak(build))
     assert peaks[1] < 2 * peaks[0], peaks
     assert len(load_traces(tmp_path / "g2000.jsonl")) == 400
+
+
+def test_the_byte_bound_spills_traces_with_large_prompts(tmp_path):
+    """Few spans but large texts: the estimated bytes, not the span count, trigger the spill."""
+    spans = [SpanRecord(trace_id=f"{i % 50:032x}", span_id=f"{i + 1:016x}", parent_id=None, name="s",
+                        attributes={"input.value": "p" * 10_000}) for i in range(200)]  # fmt: skip
+    with TraceGrouper(max_open_spans=10_000, max_open_bytes=100_000, spill_dir=str(tmp_path)) as grouper:
+        grouper.add_all(spans)
+        assert grouper.spilled_spans > 150  # ~10 of 200 fit in 100 kB
+        assert list(grouper.traces()) == list(group_by_trace(spans).values())

@@ -2,8 +2,9 @@
 
 Spans of one trace may be spread over a whole file (the collector writes batches as they
 come), so a trace is complete only when the file ends. :class:`TraceGrouper` keeps at most
-``max_open_spans`` records in memory; past that bound it moves whole traces, least recently
-extended first, to a SQLite database in a private temporary file, and later spans of a moved
+``max_open_spans`` records, and at most ``max_open_bytes`` (estimated from the attribute
+texts, see :func:`estimated_bytes`), in memory; past either bound it moves whole traces,
+least recently extended first, to a SQLite database in a private temporary file, and later spans of a moved
 trace go straight there. Traces come out in order of first appearance with their spans in
 input order, exactly what grouping everything in a dict gives, whatever was spilled.
 
@@ -27,10 +28,22 @@ from collections.abc import Iterable, Iterator
 
 from .records import SpanRecord
 
-__all__ = ["DEFAULT_MAX_OPEN_SPANS", "TraceGrouper"]
+__all__ = ["DEFAULT_MAX_OPEN_BYTES", "DEFAULT_MAX_OPEN_SPANS", "TraceGrouper", "estimated_bytes"]
 
-#: About 2-3 KB per OTLP span record in memory: ~150 MB at most for the open traces.
-DEFAULT_MAX_OPEN_SPANS = 50_000
+DEFAULT_MAX_OPEN_SPANS = 200_000
+#: What the open traces may hold in memory before spilling (with the reader's own buffers
+#: and the interpreter, a 1M-span file stays well within 500 MB peak RSS).
+DEFAULT_MAX_OPEN_BYTES = 256 << 20
+
+
+def estimated_bytes(span: SpanRecord) -> int:
+    """A cheap estimate of a record's memory: a fixed part, a per-attribute part (dict entry,
+    key, boxed value) and the length of every text value (most of a span's weight)."""
+    size = 600 + 100 * len(span.attributes) + 300 * len(span.events)
+    for value in span.attributes.values():
+        if type(value) is str:
+            size += len(value)
+    return size
 
 
 class TraceGrouper:
@@ -40,12 +53,16 @@ class TraceGrouper:
     context manager or call :meth:`close` to delete the spill file.
     """
 
-    def __init__(self, max_open_spans: int = DEFAULT_MAX_OPEN_SPANS, *, spill_dir: str | None = None) -> None:
+    def __init__(self, max_open_spans: int = DEFAULT_MAX_OPEN_SPANS, *, spill_dir: str | None = None,
+                 max_open_bytes: int = DEFAULT_MAX_OPEN_BYTES) -> None:  # fmt: skip
         self.max_open_spans = max(1, max_open_spans)
+        self.max_open_bytes = max(1, max_open_bytes)
         self.spill_dir = spill_dir
         self.spilled_spans = 0  # how many records went to disk (for tests and reports)
         self._open: OrderedDict[str, tuple[int, list[SpanRecord]]] = OrderedDict()
         self._open_count = 0
+        self._open_bytes = 0
+        self._trace_bytes: dict[str, int] = {}
         self._next_trace = 0
         self._arrival = 0
         self._db: sqlite3.Connection | None = None
@@ -71,9 +88,12 @@ class TraceGrouper:
                 return
             self._open[span.trace_id] = (self._next_trace, [span])
             self._next_trace += 1
+        size = estimated_bytes(span)
+        self._trace_bytes[span.trace_id] = self._trace_bytes.get(span.trace_id, 0) + size
         self._open_count += 1
-        if self._open_count > self.max_open_spans:
-            self._spill(self.max_open_spans // 2)
+        self._open_bytes += size
+        if self._open_count > self.max_open_spans or self._open_bytes > self.max_open_bytes:
+            self._spill(self.max_open_spans // 2, self.max_open_bytes // 2)
 
     def add_all(self, spans: Iterable[SpanRecord]) -> None:
         for span in spans:
@@ -83,7 +103,8 @@ class TraceGrouper:
         """Every trace (its span list), in order of first appearance; each handed out once."""
         in_memory = sorted(self._open.items(), key=lambda item: item[1][0])
         self._open = OrderedDict()
-        self._open_count = 0
+        self._open_count = self._open_bytes = 0
+        self._trace_bytes = {}
         on_disk = self._spilled_order()
         memory_iter = iter(in_memory)
         pending = next(memory_iter, None)
@@ -99,6 +120,7 @@ class TraceGrouper:
     def close(self) -> None:
         """Drop everything and delete the spill file (idempotent)."""
         self._open.clear()
+        self._trace_bytes.clear()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -108,15 +130,17 @@ class TraceGrouper:
             self._path = None
 
     # -- the spill file ---------------------------------------------------------------------
-    def _spill(self, keep: int) -> None:
-        """Move the least recently extended traces to disk until ``keep`` records stay."""
+    def _spill(self, keep: int, keep_bytes: int) -> None:
+        """Move the least recently extended traces to disk until at most ``keep`` records
+        and ``keep_bytes`` stay (half the bounds: spilling happens in batches)."""
         db = self._connect()
-        while self._open_count > keep and self._open:
+        while (self._open_count > keep or self._open_bytes > keep_bytes) and self._open:
             trace_id, (seq, spans) = self._open.popitem(last=False)
             db.execute("INSERT INTO traces (id, seq) VALUES (?, ?)", (trace_id, seq))
             first = self._arrival - self._open_count  # any increasing numbers keep the order
             self._write(seq, list(enumerate(spans, start=first)))
             self._open_count -= len(spans)
+            self._open_bytes -= self._trace_bytes.pop(trace_id, 0)
 
     def _write(self, seq: int, rows: list[tuple[int, SpanRecord]]) -> None:
         db = self._connect()

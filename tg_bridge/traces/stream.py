@@ -29,7 +29,7 @@ from typing import IO, Literal
 
 from ..exceptions import TraceFormatError
 from . import fastjson
-from .grouping import DEFAULT_MAX_OPEN_SPANS, TraceGrouper
+from .grouping import DEFAULT_MAX_OPEN_BYTES, DEFAULT_MAX_OPEN_SPANS, TraceGrouper
 from .otlp_json import _reason, _records
 from .otlp_scan import DEFAULT_CHUNK, DEFAULT_MAX_VALUE, scan_spans
 from .records import SpanRecord
@@ -186,16 +186,18 @@ def iter_traces(
     path: str | os.PathLike[str],
     *,
     max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
+    max_open_bytes: int = DEFAULT_MAX_OPEN_BYTES,
     spill_dir: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Iterator[list[SpanRecord]]:
     """Yield each trace of a file (its spans in file order), in order of first appearance.
 
     The whole file is read before the first trace comes out (a trace is complete only at
-    the end of the file); at most ``max_open_spans`` records are held meanwhile, the rest
+    the end of the file); at most ``max_open_spans`` records (and ``max_open_bytes``,
+    estimated) are held meanwhile, the rest
     wait in a temporary SQLite file in ``spill_dir`` (see :mod:`.grouping`), deleted when
     the iterator ends or is closed. Raises TraceFormatError like :func:`iter_spans`.
     """
-    with TraceGrouper(max_open_spans, spill_dir=spill_dir) as grouper:
+    with TraceGrouper(max_open_spans, spill_dir=spill_dir, max_open_bytes=max_open_bytes) as grouper:
         grouper.add_all(iter_spans(path, chunk_size=chunk_size))
         yield from grouper.traces()
