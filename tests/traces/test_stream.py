@@ -264,3 +264,26 @@ def test_ids_in_protobuf_are_bytes_and_come_out_as_hex(tmp_path):
     first = json.loads((FIXTURES / "oi_langchain_agent.jsonl").read_text().splitlines()[0])
     raw_id = first["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
     assert spans[0].trace_id == base64.b64decode(raw_id).hex()
+
+
+# -- the JSON parser --------------------------------------------------------------------------
+def test_without_orjson_the_standard_library_reads_the_same(monkeypatch, tmp_path):
+    from tg_bridge.traces import fastjson
+
+    jsonl, requests, merged = _generated(tmp_path, 500)
+    document = _write(tmp_path, "doc.json", json.dumps(merged, indent=1))
+    expected = old(jsonl)
+    monkeypatch.setattr(fastjson, "_fast", json.loads)
+    assert read_spans(jsonl) == expected and read_spans(document) == expected
+    with pytest.raises(TraceFormatError, match="truncated"):
+        read_spans(_write(tmp_path, "cut.json", "\n" + json.dumps(merged)[:5000]))
+
+
+def test_what_only_the_standard_library_accepts_still_reads(tmp_path):
+    """orjson rejects the NaN literal and integers beyond 64 bits; json reads them: the fast
+    path must fall back, not fail."""
+    text = json.dumps(_request([_span(0)]))
+    text = text.replace('"startTimeUnixNano": "1000"', '"startTimeUnixNano": 1000, "x": NaN, "y": 1' + "0" * 30)
+    path = _write(tmp_path, "nan.jsonl", text + "\n")
+    (record,) = read_spans(path)
+    assert record.start_ns == 1000 and record == old(path)[0]
