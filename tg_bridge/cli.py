@@ -76,8 +76,8 @@ def run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, expected a trace file")
-    from .reconstruction.skips import describe_skipped
     from .reconstruction import iter_graphs
+    from .reconstruction.skips import describe_skipped
     from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
 
     fmt = "json" if args.json else args.format

@@ -11,8 +11,14 @@ import sys
 import pytest
 
 from tg_bridge.exceptions import TraceFormatError
-from tg_bridge.traces import group_by_trace, iter_spans, iter_traces, read_spans, sniff_format
-from tg_bridge.traces import otlp_json
+from tg_bridge.traces import (
+    group_by_trace,
+    iter_spans,
+    iter_traces,
+    otlp_json,
+    read_spans,
+    sniff_format,
+)
 from tg_bridge.traces.otlp_scan import scan_spans
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -21,7 +27,7 @@ ALL_FIXTURES = sorted(
     [*FIXTURES.glob("*.json"), *FIXTURES.glob("*.jsonl"), *(FIXTURES / "conventions").glob("*.json")]
 )
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import gen_otlp  # noqa: E402
+import gen_otlp
 
 
 def old(path):
@@ -109,10 +115,10 @@ def test_spans_with_links_that_look_like_the_next_span(tmp_path):
 
 
 def test_resource_written_after_its_spans_is_still_applied(tmp_path):
-    body = ('{"resourceSpans":[{"scopeSpans":[{"spans":[%s,%s]}],"schemaUrl":"x",'
+    body = ('{"resourceSpans":[{"scopeSpans":[{"spans":[%s,%s]}],"schemaUrl":"x",'  # noqa: UP031
             '"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"late"}}]}},'
             '{"resource":{"attributes":[]},"scopeSpans":[{"spans":[%s]}]}]}'
-            % tuple(json.dumps(_span(i)) for i in range(3)))  # fmt: skip
+            % tuple(json.dumps(_span(i)) for i in range(3)))
     path = _write(tmp_path, "late.json", body)
     records = scan(path, 4)
     assert records == old(path)
@@ -145,7 +151,7 @@ def test_generated_files_in_every_layout(tmp_path):
 
 
 def test_a_jsonl_line_too_long_to_hold_is_scanned_span_by_span(tmp_path):
-    jsonl, requests, merged = _generated(tmp_path, 1000)
+    _, requests, merged = _generated(tmp_path, 1000)
     assert len(requests) == 4
     lines = [json.dumps(r) for r in requests[:2]] + [json.dumps(merged)] + [json.dumps(requests[3])]
     path = _write(tmp_path, "mixed.jsonl", "\n".join(lines) + "\n")
@@ -162,7 +168,7 @@ def test_sniffing(tmp_path):
 
 # -- hostile input ----------------------------------------------------------------------------
 def _doc_bytes(span_json: str) -> bytes:
-    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}' % span_json).encode()
+    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}' % span_json).encode()  # noqa: UP031
 
 
 _OK = json.dumps(_span(0))
@@ -190,7 +196,7 @@ def test_malformed_documents_name_the_file_and_a_byte_offset(tmp_path, body, wor
 
 
 def test_non_utf8_inside_a_span_names_the_exact_byte(tmp_path):
-    body = _doc_bytes('{"traceId":"%s","spanId":"%s","name":"caf\xe9"}' % ("1" * 32, "2" * 16))
+    body = _doc_bytes('{"traceId":"%s","spanId":"%s","name":"caf\xe9"}' % ("1" * 32, "2" * 16))  # noqa: UP031
     body = body.replace("caf\xe9".encode(), b"caf\xe9")
     assert b"\xe9" in body
     path = _write(tmp_path, "latin1.json", body)
@@ -201,7 +207,7 @@ def test_non_utf8_inside_a_span_names_the_exact_byte(tmp_path):
 
 
 def test_nesting_beyond_the_limit_is_an_error_not_a_crash(tmp_path):
-    deep = '{"traceId":"%s","spanId":"%s","name":"x","attributes":%s}' % ("1" * 32, "2" * 16, "[" * 50_000)
+    deep = '{"traceId":"%s","spanId":"%s","name":"x","attributes":%s}' % ("1" * 32, "2" * 16, "[" * 50_000)  # noqa: UP031
     path = _write(tmp_path, "deep.json", _doc_bytes(deep))
     with pytest.raises(TraceFormatError, match="nested deeper") as info:
         scan(path, 4096)
@@ -240,7 +246,9 @@ def test_nul_bytes_in_json_and_garbage_protobuf(tmp_path):
 def _proto_messages(path):
     pytest.importorskip("opentelemetry.proto")
     from google.protobuf import json_format
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     return [json_format.Parse(line, ExportTraceServiceRequest()).SerializeToString() for line in lines]
@@ -270,7 +278,7 @@ def test_ids_in_protobuf_are_bytes_and_come_out_as_hex(tmp_path):
 def test_without_orjson_the_standard_library_reads_the_same(monkeypatch, tmp_path):
     from tg_bridge.traces import fastjson
 
-    jsonl, requests, merged = _generated(tmp_path, 500)
+    jsonl, _, merged = _generated(tmp_path, 500)
     document = _write(tmp_path, "doc.json", json.dumps(merged, indent=1))
     expected = old(jsonl)
     monkeypatch.setattr(fastjson, "_fast", json.loads)

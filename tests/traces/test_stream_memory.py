@@ -8,14 +8,13 @@ import sys
 import tracemalloc
 
 from tg_bridge.reconstruction import iter_graphs, load_traces
-from tg_bridge.traces import group_by_trace, iter_traces
-from tg_bridge.traces import otlp_json
+from tg_bridge.traces import group_by_trace, iter_traces, otlp_json
 from tg_bridge.traces.grouping import TraceGrouper
 from tg_bridge.traces.records import SpanRecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import gen_otlp  # noqa: E402
+import gen_otlp
 
 
 def _record(trace: int, span: int) -> SpanRecord:

@@ -68,7 +68,7 @@ class TraceGrouper:
         self._db: sqlite3.Connection | None = None
         self._path: str | None = None
 
-    def __enter__(self) -> TraceGrouper:
+    def __enter__(self) -> TraceGrouper:  # noqa: PYI034 - Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:

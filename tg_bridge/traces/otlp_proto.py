@@ -31,7 +31,9 @@ _PIP = 'pip install "tg-bridge[traces]"  (or: pip install opentelemetry-proto)'
 
 def _request_type() -> Any:
     try:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
     except ImportError:
         return None
     return ExportTraceServiceRequest

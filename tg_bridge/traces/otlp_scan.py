@@ -25,7 +25,7 @@ its ``scopeSpans`` is found by skipping ahead and coming back).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from ..exceptions import TraceFormatError
@@ -86,6 +86,10 @@ class _Reader:
     def mark(self) -> tuple[int, int]:
         """(offset, line) of ``pos``, for :meth:`seek`."""
         return self.base + self.pos, self.line(self.pos)
+
+    def error_at(self, offset: int) -> Callable[[str], TraceFormatError]:
+        """An error factory for the value at file ``offset`` (its line counted only if used)."""
+        return lambda message: TraceFormatError(message, path=self.name, where=self.where(offset))
 
     def line(self, index: int) -> int:
         return self.lines + self.data.count(b"\n", 0, index) + 1
@@ -313,8 +317,7 @@ class _Walker:
                 if kept > self.r.max_value:
                     raise self.r.error(f"an object larger than {self.r.max_value} bytes",
                                        start - self.r.base)  # fmt: skip
-                fields[key] = fastjson.loads(raw, lambda m, o=offset: TraceFormatError(
-                    m, path=self.r.name, where=self.r.where(o)), offset=offset)
+                fields[key] = fastjson.loads(raw, self.r.error_at(offset), offset=offset)
         if not is_request:
             try:
                 yield from records_from_object(fields, self.r.where(start))

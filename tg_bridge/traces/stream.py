@@ -30,7 +30,7 @@ from typing import IO, Literal
 from ..exceptions import TraceFormatError
 from . import fastjson
 from .grouping import DEFAULT_MAX_OPEN_BYTES, DEFAULT_MAX_OPEN_SPANS, TraceGrouper
-from .otlp_json import _reason, _records
+from .otlp_json import _located, _reason, _records
 from .otlp_scan import DEFAULT_CHUNK, DEFAULT_MAX_VALUE, scan_spans
 from .records import SpanRecord
 
@@ -154,7 +154,7 @@ def _gc_paused_batches(records: Iterator[SpanRecord], size: int = _BATCH) -> Ite
         gc.disable()
         try:
             batch.extend(itertools.islice(records, size))
-        except Exception as exc:  # the records read before a bad one still come out first
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the records read before it
             failure = exc
         finally:
             if was_enabled:
@@ -178,7 +178,7 @@ def _jsonl(handle: IO[bytes], name: str, chunk: int, max_line: int, max_value: i
         if not raw.strip(_WS):
             continue
         where = f"line {number}"
-        obj = fastjson.loads(raw, lambda m, w=where: TraceFormatError(m, path=name, where=w))
+        obj = fastjson.loads(raw, _located(name, where))
         yield from _records(obj, name, where)
 
 
