@@ -24,7 +24,9 @@ def _graph(path, capsys, *extra):
 def test_graph_output_is_the_same_for_jsonl_one_document_and_protobuf(tmp_path, capsys, fmt):
     pytest.importorskip("opentelemetry.proto")
     from google.protobuf import json_format
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
     source = FIXTURES / "oi_langchain_agent.jsonl"
     lines = [line for line in source.read_text().splitlines() if line.strip()]
