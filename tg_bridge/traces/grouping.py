@@ -84,7 +84,7 @@ class TraceGrouper:
         else:
             seq = self._spilled_seq(span.trace_id)
             if seq is not None:  # the trace already lives on disk: keep it whole there
-                self._write(seq, [(self._arrival, span)])
+                self._write(seq, self._arrival, [span])
                 return
             self._open[span.trace_id] = (self._next_trace, [span])
             self._next_trace += 1
@@ -137,18 +137,17 @@ class TraceGrouper:
         while (self._open_count > keep or self._open_bytes > keep_bytes) and self._open:
             trace_id, (seq, spans) = self._open.popitem(last=False)
             db.execute("INSERT INTO traces (id, seq) VALUES (?, ?)", (trace_id, seq))
-            first = self._arrival - self._open_count  # any increasing numbers keep the order
-            self._write(seq, list(enumerate(spans, start=first)))
+            self._write(seq, self._arrival - self._open_count, spans)  # earlier than any later row
             self._open_count -= len(spans)
             self._open_bytes -= self._trace_bytes.pop(trace_id, 0)
 
-    def _write(self, seq: int, rows: list[tuple[int, SpanRecord]]) -> None:
+    def _write(self, seq: int, arrival: int, spans: list[SpanRecord]) -> None:
+        """One row per spilled batch of a trace (its spans in order, pickled together, which
+        also shares their common resource dict): far fewer rows and pickle calls than spans."""
         db = self._connect()
-        db.executemany(
-            "INSERT INTO spans (seq, arrival, data) VALUES (?, ?, ?)",
-            [(seq, arrival, pickle.dumps(span, pickle.HIGHEST_PROTOCOL)) for arrival, span in rows],
-        )
-        self.spilled_spans += len(rows)
+        db.execute("INSERT INTO spans (seq, arrival, data) VALUES (?, ?, ?)",
+                   (seq, arrival, pickle.dumps(spans, pickle.HIGHEST_PROTOCOL)))  # fmt: skip
+        self.spilled_spans += len(spans)
 
     def _spilled_seq(self, trace_id: str) -> int | None:
         if self._db is None:
@@ -164,7 +163,7 @@ class TraceGrouper:
     def _read(self, seq: int) -> list[SpanRecord]:
         assert self._db is not None
         rows = self._db.execute("SELECT data FROM spans WHERE seq = ? ORDER BY arrival", (seq,))
-        return [pickle.loads(row[0]) for row in rows]  # our own bytes, see the module docstring
+        return [span for row in rows for span in pickle.loads(row[0])]  # our own bytes (docstring)
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
