@@ -116,17 +116,17 @@ def test_directory_is_a_usage_error(tmp_path, capsys):
 def test_runtime_and_internal_errors_exit_1_in_one_line(monkeypatch, trace_file, capsys):
     import tg_bridge.reconstruction
 
-    def engine_down(path):
+    def engine_down(path, **_):
         raise EngineError("server\nunavailable", engine_id="local")
 
-    monkeypatch.setattr(tg_bridge.reconstruction, "load_traces", engine_down)
+    monkeypatch.setattr(tg_bridge.reconstruction, "iter_graphs", engine_down)
     code, _, err = run(["graph", str(trace_file)], capsys)
     assert code == 1 and err == "tg-bridge: error: [local] server unavailable\n"
 
-    def bug(path):
+    def bug(path, **_):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(tg_bridge.reconstruction, "load_traces", bug)
+    monkeypatch.setattr(tg_bridge.reconstruction, "iter_graphs", bug)
     code, _, err = run(["graph", str(trace_file)], capsys)
     assert code == 1 and err.count("\n") == 1 and "internal error: ZeroDivisionError" in err
     code, _, err = run(["--debug", "graph", str(trace_file)], capsys)
@@ -205,10 +205,10 @@ def test_console_script_runs_in_a_subprocess(trace_file):
 def test_debug_is_accepted_after_the_subcommand(monkeypatch, trace_file, capsys):
     import tg_bridge.reconstruction
 
-    def bug(path):
+    def bug(path, **_):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(tg_bridge.reconstruction, "load_traces", bug)
+    monkeypatch.setattr(tg_bridge.reconstruction, "iter_graphs", bug)
     code, _, err = run(["graph", str(trace_file), "--debug"], capsys)
     assert code == 1 and "Traceback" in err
     code, _, err = run(["graph", "--debug", str(trace_file)], capsys)

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -75,41 +76,70 @@ def run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, expected a trace file")
+    from .reconstruction import iter_graphs
     from .reconstruction.skips import describe_skipped
-    from .reconstruction import load_traces
     from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
 
-    graphs = load_traces(path)
     fmt = "json" if args.json else args.format
-    params = _parameter_summary(graphs)
-    out = sys.stdout
-    if fmt == "json":
-        doc = {"file": path, "parameters": params, "traces": [graph_to_json(g) for g in graphs]}
-        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-        return 0
-    if fmt == "text":
-        out.write(f"{path}: {len(graphs)} trace(s), {len(params)} parameter(s)\n")
-        for p in params:
-            used = ", ".join(str(i) for i in p["traces"])
-            out.write(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n")
-    render: Callable[[Any], str] = {
-        "text": graph_to_text, "mermaid": graph_to_mermaid, "dot": graph_to_dot
-    }[fmt]
-    comment = {"text": "==", "mermaid": "%%", "dot": "//"}[fmt]
-    for i, graph in enumerate(graphs, start=1):
-        trace_id = graph.metadata.get("trace_id", "")
-        root = graph.metadata.get("root", "")
-        out.write(f"\n{comment} trace {i}/{len(graphs)} {trace_id} {root}".rstrip() + "\n")
-        if graph.metadata.get("skipped_spans"):  # spans that could not be used, by reason
-            out.write(f"{comment} {describe_skipped(graph.metadata.get('skipped_by_reason') or {})}\n")
-        out.write(render(graph))
+    render: Callable[[Any], Any] = {
+        "json": graph_to_json, "text": graph_to_text, "mermaid": graph_to_mermaid, "dot": graph_to_dot
+    }[fmt]  # fmt: skip
+    # One graph at a time (memory follows the largest trace, not the file); each rendering
+    # waits in a spool file, since the header needs every trace's parameters and the count.
+    by_key: dict[str, dict[str, Any]] = {}
+    pool: dict[str, Any] = {}
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8") as spool:
+        count = 0
+        for count, graph in enumerate(iter_graphs(path, parameters=pool), start=1):
+            _parameter_summary([graph], by_key, first_index=count)
+            section = {"trace_id": graph.metadata.get("trace_id", ""), "root": graph.metadata.get("root", ""),
+                       "skipped": describe_skipped(graph.metadata.get("skipped_by_reason") or {})
+                       if graph.metadata.get("skipped_spans") else "", "body": render(graph)}  # fmt: skip
+            spool.write(json.dumps(section, ensure_ascii=False) + "\n")
+        spool.seek(0)
+        uses = {key: p.metadata.get("uses") for key, p in pool.items()}  # final, whole file
+        _write_graphs(sys.stdout, path, fmt, list(by_key.values()), count, spool, uses)
     return 0
 
 
-def _parameter_summary(graphs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Every parameter once (by key), with the 1-based indices of the traces using it."""
-    by_key: dict[str, dict[str, Any]] = {}
-    for index, graph in enumerate(graphs, start=1):
+def _write_graphs(out: Any, path: str, fmt: str, params: list[dict[str, Any]], count: int, spool: Any,
+                  uses: dict[str, Any]) -> None:  # fmt: skip
+    """The ``graph`` output: header, then each spooled trace section (one JSON line each).
+    A shared parameter's ``uses`` in JSON is its count over the whole file, as when every
+    graph was built before any was rendered."""
+    sections = (json.loads(line) for line in spool)
+    if fmt == "json":
+        head = json.dumps({"file": path, "parameters": params}, indent=2, ensure_ascii=False)
+        out.write(head[:-2] + ',\n  "traces": [')
+        for i, section in enumerate(sections):
+            for node in section["body"].get("nodes", ()):
+                meta = node.get("metadata") or {}
+                if node.get("kind") == "parameter" and "uses" in meta and uses.get(node.get("key")):
+                    meta["uses"] = uses[node["key"]]
+            body = json.dumps(section["body"], indent=2, ensure_ascii=False).replace("\n", "\n    ")
+            out.write(("," if i else "") + "\n    " + body)
+        out.write("\n  ]\n}\n" if count else "]\n}\n")
+        return
+    if fmt == "text":
+        out.write(f"{path}: {count} trace(s), {len(params)} parameter(s)\n")
+        for p in params:
+            used = ", ".join(str(i) for i in p["traces"])
+            out.write(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n")
+    comment = {"text": "==", "mermaid": "%%", "dot": "//"}[fmt]
+    for i, section in enumerate(sections, start=1):
+        out.write(f"\n{comment} trace {i}/{count} {section['trace_id']} {section['root']}".rstrip() + "\n")
+        if section["skipped"]:  # spans that could not be used, by reason
+            out.write(f"{comment} {section['skipped']}\n")
+        out.write(section["body"])
+
+
+def _parameter_summary(
+    graphs: Sequence[Any], by_key: dict[str, dict[str, Any]] | None = None, *, first_index: int = 1
+) -> list[dict[str, Any]]:
+    """Every parameter once (by key), with the 1-based indices of the traces using it
+    (``by_key`` accumulates across calls when graphs come one at a time)."""
+    by_key = {} if by_key is None else by_key
+    for index, graph in enumerate(graphs, start=first_index):
         for p in graph.parameters():
             entry = by_key.setdefault(
                 p.key, {"key": p.key, "role": p.role, "kind": p.kind, "value": p.value, "traces": []}

@@ -88,12 +88,16 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 def _why_unchanged(result: Any) -> str:
     """One line saying why a run with feedback proposed no change."""
+    if not result.used:
+        return "no trace in the file had usable feedback"
     reached = sum(1 for texts in result.gradients.values() if texts)
-    rejected = result.patch.metadata.get("rejected") or []
+    rejected = [r for r in result.patch.metadata.get("rejected") or [] if isinstance(r, dict)]
     if not reached:
         return (f"the feedback on {result.used} trace(s) reached none of the {len(result.gradients)} "
                 "prompt(s) found (no output with feedback is connected to an LLM call that used "
                 "them; `tg-bridge graph` shows the skipped spans)")
     if rejected:
-        return f"all {len(rejected)} proposed change(s) were rejected by the checks"
+        reasons = sorted({str(r.get("reason", "")).split(":")[0] for r in rejected} - {""})
+        return (f"all {len(rejected)} proposed change(s) were rejected by the checks"
+                f"{': ' + ', '.join(reasons[:3]) if reasons else ''}")
     return f"the optimizer kept the {reached} prompt(s) that got feedback unchanged"

@@ -191,16 +191,17 @@ def optimize_traces(
     Feedback for trace ids absent from the file is logged and ignored. Raises UsageError /
     TraceFormatError for bad files, EngineError from the engine.
     """
-    from .reconstruction import load_traces
+    from .reconstruction import iter_graphs
 
     entries = list(feedback) if not isinstance(feedback, (str, os.PathLike)) else read_feedback(feedback)
     by_trace: dict[str, list[str]] = {}
     for entry in entries:
         by_trace.setdefault(entry.trace_id, []).append(feedback_text(entry.score, entry.text))
     pool: dict[str, Variable] = {}
-    graphs = load_traces(traces, parameters=pool)
+    graphs = 0
     items = []
-    for graph in graphs:
+    for graph in iter_graphs(traces, parameters=pool):  # one at a time: only those with feedback stay
+        graphs += 1
         texts = by_trace.pop(str(graph.metadata.get("trace_id", "")).lower(), None)
         if texts:
             items.append((graph, _output_of(graph), texts))
@@ -212,7 +213,7 @@ def optimize_traces(
     result = run_sync(afrom_graphs(items, engine=engine, mode=mode, constraints=constraints,
                                    parameters=pool))
     result.skipped += len(by_trace)
-    result.patch.metadata.update({"source": "traces", "traces": len(graphs),
+    result.patch.metadata.update({"source": "traces", "traces": graphs,
                                   "with_feedback": result.used})
     return result
 

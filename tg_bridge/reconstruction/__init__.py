@@ -16,12 +16,12 @@ import logging
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TgBridgeWarning, TraceFormatError
 from ..graph import Graph, topological_order
-from ..traces import group_by_trace, iter_spans
+from ..traces import iter_traces
 from ..traces.otlp_json import records_from_object
 from ..spans import SpanRecord
 from ..variable import Variable
@@ -33,7 +33,7 @@ from .tree import SpanNode, SpanTree
 if TYPE_CHECKING:
     from ..patching.binding import Binding
 
-__all__ = ["load_traces", "reconstruct"]
+__all__ = ["iter_graphs", "load_traces", "reconstruct"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,25 @@ def _view(node: SpanNode, unreadable: set[int]) -> SpanView:
         return SpanView(name=node.name)
 
 
+def iter_graphs(
+    path: str | os.PathLike[str],
+    *,
+    parameters: MutableMapping[str, Variable] | None = None,
+    bindings: Mapping[str, Binding] | None = None,
+    max_open_spans: int | None = None,
+) -> Iterator[Graph]:
+    """Like :func:`load_traces`, one graph at a time: each trace is rebuilt as the caller
+    iterates and freed once dropped, so memory is bounded by the largest trace plus the open
+    traces held while the file is read (:func:`tg_bridge.traces.iter_traces`), not the file.
+    Raises TraceFormatError before the first graph (a trace is whole only at end of file).
+    ``max_open_spans`` overrides that bound (records held in memory while reading).
+    """
+    pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
+    bound = {} if max_open_spans is None else {"max_open_spans": max_open_spans}
+    for spans in iter_traces(path, **bound):
+        yield reconstruct(spans, bindings=bindings, parameters=pool)
+
+
 def load_traces(
     path: str | os.PathLike[str],
     *,
@@ -157,13 +176,7 @@ def load_traces(
     (pass ``parameters`` to share them with graphs built elsewhere; it is filled in place).
     Each graph's metadata holds ``trace_id``, ``root`` (root span name), ``input``,
     ``output`` and ``spans`` (span count). Blocking; raises TraceFormatError for bad files.
-    Memory is proportional to the file's spans (traces may interleave across lines, so all
-    are grouped before graphs are built).
+    The file is streamed (OTLP JSON lines, one JSON document or OTLP protobuf, any size);
+    the list holds every graph: use :func:`iter_graphs` to hold one at a time.
     """
-    pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
-    grouped = group_by_trace(iter_spans(path))
-    graphs = []
-    for trace_id in list(grouped):
-        spans = grouped.pop(trace_id)  # free each trace's records once graphed
-        graphs.append(reconstruct(spans, bindings=bindings, parameters=pool))
-    return graphs
+    return list(iter_graphs(path, parameters=parameters, bindings=bindings))

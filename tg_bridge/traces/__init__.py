@@ -2,7 +2,10 @@
 :func:`tg_bridge.reconstruction.load_traces`, one layer up).
 
 See :mod:`tg_bridge.traces.otlp_json` for the accepted formats (OTLP JSON lines as written by
-the OTel Collector file exporter, one OTLP JSON document, or flattened span dicts).
+the OTel Collector file exporter, one OTLP JSON document, or flattened span dicts) and
+:mod:`tg_bridge.traces.stream` for how files of any size (and OTLP protobuf) are read without
+holding them: :func:`iter_spans` streams records, :func:`iter_traces` yields one trace at a
+time with memory bounded by the open traces, not the file.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .otlp_json import iter_spans
 from ..spans import SpanRecord
+from .stream import iter_spans, iter_traces, sniff_format
 
-__all__ = ["SpanRecord", "group_by_trace", "iter_spans", "read_spans"]
+__all__ = ["SpanRecord", "group_by_trace", "iter_spans", "iter_traces", "read_spans", "sniff_format"]
 
 
 def read_spans(path: str | os.PathLike[str]) -> list[SpanRecord]:

@@ -1,0 +1,156 @@
+"""Reading production trace files at scale: spans/s and peak memory, streaming vs whole-file.
+
+    python benchmarks/trace_scale.py [--sizes 100000,1000000] [--dir DIR] [--keep]
+
+Generates OTLP files with benchmarks/gen_otlp.py (5-span RAG traces, 50 traces per request)
+in a temporary directory: JSON lines (the collector file exporter's format) and the same
+spans as ONE JSON document written on a single line (the worst case for a whole-file
+reader). Each measurement runs in a fresh subprocess, so its peak RSS (VmHWM from
+/proc/self/status) is its own:
+
+- ``read``   — ``tg_bridge.traces.iter_traces``: every span parsed and grouped per trace;
+- ``graphs`` — ``tg_bridge.reconstruction.iter_graphs``: read + one graph per trace, each
+  dropped after use (what ``tg-bridge graph`` / ``optimize`` do);
+- ``old``    — the whole-file reader this replaces (``otlp_json.iter_spans`` + grouping
+  everything + ``reconstruct`` per trace, graphs kept), 100k only.
+
+Reports wall seconds, CPU seconds (user+sys of the run: the machine may be shared), spans
+per wall second and per CPU second, and peak RSS in MB. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def _peak_mb() -> float:
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _measure(mode: str, path: str) -> dict[str, float]:
+    """Run one measurement in this process (called in a fresh subprocess)."""
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    spans = traces = 0
+    if mode == "read":
+        from tg_bridge.traces import iter_traces
+
+        for trace in iter_traces(path):
+            traces += 1
+            spans += len(trace)
+    elif mode == "graphs":
+        from tg_bridge.reconstruction import iter_graphs
+
+        pool: dict = {}
+        for graph in iter_graphs(path, parameters=pool):
+            traces += 1
+            spans += int(graph.metadata.get("spans", 0))
+    elif mode == "old":
+        from tg_bridge.reconstruction import reconstruct
+        from tg_bridge.traces import group_by_trace
+        from tg_bridge.traces.otlp_json import iter_spans as whole_file_spans
+
+        pool = {}
+        grouped = group_by_trace(whole_file_spans(path))
+        graphs = []
+        for trace_id in list(grouped):
+            trace = grouped.pop(trace_id)
+            spans += len(trace)
+            graphs.append(reconstruct(trace, parameters=pool))
+        traces = len(graphs)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    wall = time.perf_counter() - t0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    return {"spans": spans, "traces": traces, "wall": wall, "cpu": cpu, "peak_mb": _peak_mb()}
+
+
+def _write_document(jsonl: str, out: str) -> None:
+    """The JSONL file's requests merged into ONE request on one line, written streaming."""
+    with open(jsonl, "rb") as src, open(out, "wb") as dst:
+        dst.write(b'{"resourceSpans":[')
+        first = True
+        for line in src:
+            request = json.loads(line)
+            for rs in request["resourceSpans"]:
+                if not first:
+                    dst.write(b",")
+                dst.write(json.dumps(rs, separators=(",", ":")).encode())
+                first = False
+        dst.write(b"]}\n")
+
+
+def _run(mode: str, path: str) -> dict[str, float]:
+    env = dict(os.environ)
+    root = str(HERE.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = subprocess.run([sys.executable, __file__, "--measure", mode, path], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--dir", help="where to write the generated files (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--modes", default="read,graphs,old")
+    parser.add_argument("--measure", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(_measure(*args.measure)))
+        return
+    import gen_otlp
+
+    tmp = tempfile.mkdtemp(dir=args.dir, prefix="trace_scale-")
+    modes = args.modes.split(",")
+    print(f"cores={os.cpu_count()} load_before={os.getloadavg()[0]:.1f} python={sys.version.split()[0]}")
+    print("| spans | file | MB | mode | traces | wall s | CPU s | spans/s (wall) | spans/s (CPU) | peak RSS MB |")
+    print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            jsonl = os.path.join(tmp, f"spans{size}.jsonl")
+            gen_otlp.write(jsonl, size)
+            document = os.path.join(tmp, f"spans{size}.json")
+            _write_document(jsonl, document)
+            for label, path in (("JSONL", jsonl), ("JSON document", document)):
+                mb = os.path.getsize(path) / 1e6
+                for mode in modes:
+                    if mode == "old" and size > 100_000:
+                        continue  # memory grows with the file: not run at 1M
+                    r = _run(mode, path)
+                    print(f"| {size:,} | {label} | {mb:.0f} | {mode} | {r['traces']:,} | {r['wall']:.1f} | "
+                          f"{r['cpu']:.1f} | {r['spans'] / r['wall']:,.0f} | {r['spans'] / r['cpu']:,.0f} | "
+                          f"{r['peak_mb']:.0f} |", flush=True)  # fmt: skip
+            if not args.keep:
+                os.unlink(jsonl)
+                os.unlink(document)
+    finally:
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"load_after={os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
