@@ -23,9 +23,10 @@ import argparse
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from itertools import cycle
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any
 
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
@@ -86,9 +87,9 @@ class Setups:
 
     def __init__(self) -> None:
         from openinference.instrumentation.langchain import LangChainInstrumentor
+        from tg_bridge_langchain import adapter
 
         import tg_bridge.capturing as tgc
-        from tg_bridge_langchain import adapter
 
         self.tgc = tgc
         self.adapter = adapter

@@ -74,9 +74,10 @@ class Configs:
     """Switches between the configurations (only one instrumented at a time)."""
 
     def __init__(self) -> None:
-        import tg_bridge.capturing as tgc
         from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
         from tg_bridge_llamaindex import adapter
+
+        import tg_bridge.capturing as tgc
 
         self.tgc = tgc
         self.adapter = adapter

@@ -28,12 +28,10 @@ def main() -> None:
     os.environ.setdefault("OPENAI_API_KEY", "canned")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
 
-    from openai import OpenAI
-
     import textgrad as tg
-    from textgrad.engine.local_model_openai_api import ChatExternalClient
-
+    from openai import OpenAI
     from tasks import JUDGE_INSTRUCTION, QUESTIONS, SYSTEM_PROMPT_1, SYSTEM_PROMPT_2
+    from textgrad.engine.local_model_openai_api import ChatExternalClient
 
     client = OpenAI(base_url=args.base_url, api_key="canned")
     engine = ChatExternalClient(client=client, model_string="canned")

@@ -34,12 +34,12 @@ from typing import Any
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
+from tg_bridge_langchain import EngineChatModel
 
 import tg_bridge
 from tg_bridge.engines.models import default_model
 from tg_bridge.engines.sync import run_sync
 from tg_bridge.patching.apply import patch_between
-from tg_bridge_langchain import EngineChatModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_optimization  # noqa: E402

@@ -37,10 +37,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
+from tg_bridge_langchain import EngineChatModel
 
 import tg_bridge
 from tg_bridge.datasets import QA_PAIRS, contains_answer
-from tg_bridge_langchain import EngineChatModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_engine_arguments, build_engines, print_optimization  # noqa: E402

@@ -32,10 +32,10 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnablePassthrough
+from tg_bridge_langchain import EngineChatModel
 
 import tg_bridge
 from tg_bridge.datasets import DOCUMENTS, QA_PAIRS, contains_answer
-from tg_bridge_langchain import EngineChatModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_engine_arguments, build_engines, print_optimization  # noqa: E402

@@ -28,10 +28,10 @@ from typing import Any
 
 from llama_index.core import Document, PromptTemplate, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
+from tg_bridge_llamaindex import EngineLLM
 
 import tg_bridge
 from tg_bridge.datasets import DOCUMENTS, QA_PAIRS, contains_answer
-from tg_bridge_llamaindex import EngineLLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_engine_arguments, build_engines, print_optimization  # noqa: E402

@@ -32,12 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tg_bridge_llamaindex import EngineLLM
+
 import tg_bridge
 from tg_bridge.offline import optimize_traces, read_feedback
 from tg_bridge.patching.patch import Patch
 from tg_bridge.reconstruction import load_traces
 from tg_bridge.traces import read_spans
-from tg_bridge_llamaindex import EngineLLM
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -154,7 +154,7 @@ def test_read_feedback_and_trace_ids(tmp_path):
     with pytest.raises(UsageError):
         normalize_trace_id("nope")
     path = tmp_path / "f.jsonl"
-    path.write_text('{"trace_id": "%s", "text": "bad"}\n{"trace_id": "%s"}\n' % (raw.hex(), raw.hex()))
+    path.write_text(f'{{"trace_id": "{raw.hex()}", "text": "bad"}}\n{{"trace_id": "{raw.hex()}"}}\n')
     with pytest.raises(UsageError, match="f.jsonl:2"):
         read_feedback(path)
 

@@ -55,7 +55,7 @@ def test_cycle_and_bad_inputs():
     b = Variable("b", role="b", parents=(a,))
     a.parents = (b,)
     with pytest.raises(GraphError):
-        Graph([b]).nodes
+        _ = Graph([b]).nodes
     with pytest.raises(UsageError):
         Variable(3, role="x")  # type: ignore[arg-type]
     with pytest.raises(UsageError):

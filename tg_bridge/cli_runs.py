@@ -149,9 +149,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _show_patch(args: argparse.Namespace) -> int:
-    from .patching.patch import Patch
-
     from .exceptions import PatchValidationError
+    from .patching.patch import Patch
 
     try:
         patch = Patch.load(args.what)

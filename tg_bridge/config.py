@@ -68,8 +68,9 @@ class Settings:
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
 _lock = threading.Lock()
 _process_settings = Settings()
+# the default is never mutated: context() sets a new dict (so B039's shared-default risk is absent)
 _overrides: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "tg_bridge_settings_overrides", default={}
+    "tg_bridge_settings_overrides", default={}  # noqa: B039
 )
 
 

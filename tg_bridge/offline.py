@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -104,10 +103,10 @@ def read_feedback(path: str | os.PathLike[str]) -> list[FeedbackEntry]:
         raise UsageError(f"cannot read feedback file {os.fspath(path)!r}: {exc}") from exc
     for number, raw in enumerate(lines, start=1):
         where = f"{os.fspath(path)}:{number}"
-        line = decode_utf8(raw, lambda msg: UsageError(f"{where}: {msg}"))
+        line = decode_utf8(raw, lambda msg, where=where: UsageError(f"{where}: {msg}"))
         if not line.strip():
             continue
-        item = parse_json(line, lambda msg: UsageError(f"{where}: not JSON ({msg})"))
+        item = parse_json(line, lambda msg, where=where: UsageError(f"{where}: not JSON ({msg})"))
         if not isinstance(item, Mapping):
             raise UsageError(f"{where}: expected an object with trace_id, score and/or text")
         try:

@@ -242,7 +242,7 @@ async def _call_plain(target: Callable[..., Any], inputs: Any, config: Any = Non
         call = lambda: fn(**inputs, **extra)  # noqa: E731
     else:
         call = lambda: fn(inputs, **extra)  # noqa: E731
-    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None)):
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None)):  # noqa: B004
         return await call()
     result = await asyncio.to_thread(call)  # a sync app may block (its own LLM calls)
     if inspect.isawaitable(result):

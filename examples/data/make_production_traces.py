@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from google.protobuf import json_format  # noqa: E402
+from llamaindex_query_engine import build_query_engine  # noqa: E402
 from openinference.instrumentation import TraceConfig  # noqa: E402
 from openinference.instrumentation.llama_index import LlamaIndexInstrumentor  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
@@ -38,11 +39,10 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from tg_bridge_llamaindex import EngineLLM  # noqa: E402
 
 import tg_bridge  # noqa: E402
-from llamaindex_query_engine import build_query_engine  # noqa: E402
 from tg_bridge.datasets import QA_PAIRS, contains_answer  # noqa: E402
-from tg_bridge_llamaindex import EngineLLM  # noqa: E402
 
 TRACES_FILE = "prod_traces.otlp.jsonl"
 FEEDBACK_FILE = "feedback.jsonl"

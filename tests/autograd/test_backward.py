@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 from tests.autograd.builders import chain, counting_engine
-from tg_bridge.autograd import backward, abackward, register_rule
+from tg_bridge.autograd import abackward, backward, register_rule
 from tg_bridge.autograd.functional import format_template, function, llm_call
 from tg_bridge.exceptions import DisconnectedParameterWarning, GraphError, UsageError
 from tg_bridge.losses import MetricLoss, TextLoss, feedback

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import types
 
 import pytest
 
@@ -187,7 +186,8 @@ def test_run_html_is_escaped(tracer):
 
 
 def test_top_level_exports():
-    from tg_bridge import Run as TopRun, instrument as top_instrument
+    from tg_bridge import Run as TopRun
+    from tg_bridge import instrument as top_instrument
 
     # tg_bridge.Run is the captured Run that can also rebuild its graph
     assert issubclass(TopRun, Run) and hasattr(TopRun, "graph") and not hasattr(Run, "graph")

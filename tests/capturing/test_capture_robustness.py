@@ -12,7 +12,8 @@ import pytest
 
 from tg_bridge import semconv
 from tg_bridge._internal import internal_call
-from tg_bridge.capturing import capture, processor as processor_mod, span_processor
+from tg_bridge.capturing import capture, span_processor
+from tg_bridge.capturing import processor as processor_mod
 from tg_bridge.exceptions import DroppedDataWarning
 
 

@@ -18,13 +18,13 @@ pytest.importorskip("tg_bridge_langchain")
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
 from langchain_core.output_parsers import StrOutputParser  # noqa: E402
 from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
+from tg_bridge_langchain import EngineChatModel  # noqa: E402
 
 import tg_bridge  # noqa: E402
 import tg_bridge.capturing  # noqa: E402
 from tg_bridge.engines import host  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
-from tg_bridge_langchain import EngineChatModel  # noqa: E402
 
 MARKER = "Reply with one word."
 

@@ -14,8 +14,8 @@ pytest.importorskip("langchain_core")
 pytest.importorskip("tg_bridge_langchain")
 
 import tg_bridge.capturing  # noqa: E402
-from tg_bridge.testing import FakeEngine  # noqa: E402
 from tests.support.examples import load_example  # noqa: E402
+from tg_bridge.testing import FakeEngine  # noqa: E402
 
 ASK = "Answer with only the number."
 

@@ -12,9 +12,9 @@ pytest.importorskip("langchain_core")
 pytest.importorskip("tg_bridge_langchain")
 
 import tg_bridge.capturing  # noqa: E402
+from tests.support.examples import load_example  # noqa: E402
 from tg_bridge.exceptions import EngineError  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
-from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 
 MARKER = "Quote the sentence of the context that answers the question."
 

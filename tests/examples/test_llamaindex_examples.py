@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
+from tests.support.examples import load_example  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
-from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 
 MARKER = "Answer by quoting the sentence of the context that answers the question."
 
@@ -80,8 +80,9 @@ def test_plan_gives_whole_batches(example):
 
 
 def test_hash_embedding_is_deterministic_and_retrieves_the_fact(example):
-    from tg_bridge.datasets import QA_PAIRS
     from tg_bridge_llamaindex import EngineLLM
+
+    from tg_bridge.datasets import QA_PAIRS
 
     emb = example.HashEmbedding()
     assert emb.get_text_embedding("Firefly robots") == emb.get_text_embedding("Firefly robots")

@@ -12,13 +12,13 @@ import pytest
 pytest.importorskip("llama_index.core")
 
 import tg_bridge.engines  # noqa: E402
+from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 from tg_bridge.cli import main as cli_main  # noqa: E402
 from tg_bridge.offline import read_feedback  # noqa: E402
 from tg_bridge.patching.patch import Patch  # noqa: E402
-from tg_bridge.testing import FakeEngine  # noqa: E402
 from tg_bridge.reconstruction import load_traces  # noqa: E402
+from tg_bridge.testing import FakeEngine  # noqa: E402
 from tg_bridge.traces import read_spans  # noqa: E402
-from tests.support.examples import EXAMPLES, load_example  # noqa: E402
 
 DATA = EXAMPLES / "data"
 TRACES = DATA / "prod_traces.otlp.jsonl"

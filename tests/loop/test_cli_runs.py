@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import json
 
+from tests.loop.helpers import improving_engine, metric, polite_model
 from tg_bridge.cli import main
 from tg_bridge.loop import optimize
 from tg_bridge.testing import FakeApp
-from tests.loop.helpers import improving_engine, metric, polite_model
 
 
 def test_runs_and_show_run(store_path, capsys):

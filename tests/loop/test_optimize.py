@@ -3,12 +3,11 @@ from __future__ import annotations
 import pytest
 
 import tg_bridge
+from tests.loop.helpers import improving_engine, metric, polite_model
 from tg_bridge.exceptions import UsageError
 from tg_bridge.loop import Example, OptimizationResult, aoptimize, optimize
 from tg_bridge.store import RunStore
 from tg_bridge.testing import FakeApp
-
-from tests.loop.helpers import improving_engine, metric, polite_model
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 

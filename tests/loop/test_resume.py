@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import tg_bridge.adapters
-from tg_bridge.exceptions import StoreError
-from tg_bridge.testing import FakeAppAdapter
-from tg_bridge.store import RunStore
 from tests.loop import resume_worker
+from tg_bridge.exceptions import StoreError
+from tg_bridge.store import RunStore
+from tg_bridge.testing import FakeAppAdapter
 
 WORKER = Path(resume_worker.__file__)
 ROOT = WORKER.parents[2]

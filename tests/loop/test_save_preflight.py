@@ -162,7 +162,7 @@ def test_a_bare_runnable_lambda_fails_before_the_baseline(tmp_path, monkeypatch)
 
 def test_every_run_ends_with_one_line_saying_what_changed(tmp_path, capsys):
     _, result = optimized(tmp_path, progress=True)
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("tg_bridge:")]
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("tg_bridge:")]
     assert len(lines) == 1
     assert "1 prompt(s) changed (score 0 -> 1)" in lines[0] and result.run_id in lines[0]
 
@@ -175,7 +175,7 @@ def test_a_run_that_changes_nothing_says_why(tmp_path, capsys):
     result = tg_bridge.optimize(app, TRAIN, metric=metric, engine=never,
                                 store=str(tmp_path / "runs.db"), progress=True)
     assert not result.best_patch.changes
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("tg_bridge:")]
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("tg_bridge:")]
     assert len(lines) == 1, lines
     assert lines[0].startswith("tg_bridge: nothing changed (score stays 0):")
     assert "none kept" in lines[0] or "no step ran" in lines[0]

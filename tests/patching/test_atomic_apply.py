@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import tg_bridge
-from tg_bridge.exceptions import BindingError, PatchError, PatchConflictError, PatchValidationError
+from tg_bridge.exceptions import BindingError, PatchConflictError, PatchError, PatchValidationError
 from tg_bridge.patching.binding import Binding, CallableBinding, CheckedBinding
 from tg_bridge.patching.patch import Change, Patch
 from tg_bridge.variable import content_hash

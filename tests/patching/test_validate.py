@@ -6,7 +6,6 @@ import pytest
 
 from tg_bridge.exceptions import PatchValidationError, UsageError
 from tg_bridge.patching.validate import (
-    check_copy_guard,
     check_placeholders,
     placeholders,
     validate_value,

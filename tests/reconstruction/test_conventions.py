@@ -6,8 +6,7 @@ import json
 
 from tg_bridge import semconv as sc
 from tg_bridge.patching.binding import CallableBinding
-from tg_bridge.reconstruction import reconstruct
-from tg_bridge.reconstruction import load_traces
+from tg_bridge.reconstruction import load_traces, reconstruct
 from tg_bridge.traces import read_spans
 
 

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from tg_bridge.reconstruction.templates import match_template, placeholders, recover_template, render, static_text
+from tg_bridge.reconstruction.templates import (
+    match_template,
+    placeholders,
+    recover_template,
+    render,
+    static_text,
+)
 
 
 def test_render_and_placeholders():

@@ -10,8 +10,7 @@ import pathlib
 import pytest
 
 from tg_bridge import semconv as sc
-from tg_bridge.reconstruction import reconstruct
-from tg_bridge.reconstruction import load_traces
+from tg_bridge.reconstruction import load_traces, reconstruct
 
 CONVENTIONS = (
     pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "conventions"

@@ -25,10 +25,9 @@ from tg_bridge import semconv as sc
 from tg_bridge.exceptions import PatchValidationError, TraceFormatError
 from tg_bridge.graph import Graph
 from tg_bridge.patching.patch import Change, Patch
-from tg_bridge.reconstruction import reconstruct
-from tg_bridge.reconstruction import load_traces
-from tg_bridge.traces import read_spans
+from tg_bridge.reconstruction import load_traces, reconstruct
 from tg_bridge.spans import SpanRecord
+from tg_bridge.traces import read_spans
 from tg_bridge.variable import content_hash
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,13 @@ import pytest
 
 from tests.loop import resume_worker as W
 from tests.support.fault_server import (
-    RecordedRequest, Reply, empty_choices, error, ok, slow, truncated,
+    RecordedRequest,
+    Reply,
+    empty_choices,
+    error,
+    ok,
+    slow,
+    truncated,
 )
 from tg_bridge.engines.openai_engine import OpenAIEngine
 from tg_bridge.exceptions import EngineError, EngineTimeoutError, TgBridgeError
@@ -93,7 +99,6 @@ def run(server, store: str, *, max_retries: int, resume: str | None = None, judg
 def reference(tmp_path_factory):
     """The fault-free run: its committed steps are what every faulty run must reproduce."""
     from tests.support.fault_server import FaultServer
-
     from tg_bridge.capturing import instrumentation
 
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")

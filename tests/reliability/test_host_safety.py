@@ -139,7 +139,8 @@ def _li_engine():
 async def test_llamaindex_handler_failures_never_reach_the_query_engine(monkeypatch, failure):
     engine = _li_engine()
     expected = str(engine.query("what colour?"))
-    from tg_bridge_llamaindex import handlers, recorder as recorder_mod
+    from tg_bridge_llamaindex import handlers
+    from tg_bridge_llamaindex import recorder as recorder_mod
 
     with capture("li") as run:
         rec = handlers.installed()

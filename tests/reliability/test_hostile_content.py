@@ -21,8 +21,8 @@ from tg_bridge.losses import MetricLoss, TextLoss
 from tg_bridge.optim.tgd import TGD
 from tg_bridge.patching.apply import apply_patch
 from tg_bridge.patching.patch import Change, Patch
-from tg_bridge.testing import FakeApp, FakeEngine
 from tg_bridge.reconstruction import load_traces
+from tg_bridge.testing import FakeApp, FakeEngine
 from tg_bridge.variable import content_hash
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -6,8 +6,8 @@ import pytest
 
 from tg_bridge.config import context
 from tg_bridge.exceptions import StoreError
-from tg_bridge.store import RunStore, StepRecord
 from tg_bridge.spans import SpanRecord
+from tg_bridge.store import RunStore, StepRecord
 
 
 def _step(run_id: str, n: int, *, accepted: bool, values: dict[str, str], score=0.5) -> StepRecord:

@@ -8,9 +8,9 @@ import sys
 import tracemalloc
 
 from tg_bridge.reconstruction import iter_graphs, load_traces
+from tg_bridge.spans import SpanRecord
 from tg_bridge.traces import group_by_trace, iter_traces, otlp_json
 from tg_bridge.traces.grouping import TraceGrouper
-from tg_bridge.spans import SpanRecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))

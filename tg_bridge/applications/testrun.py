@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from ..engines.sync import run_sync
 from ..exceptions import UsageError
@@ -29,7 +29,7 @@ from .sandbox import Limits, SandboxResult, arun_sandboxed
 
 __all__ = ["TestReport", "TestResult", "Tests", "arun_tests", "normalize_tests", "run_tests"]
 
-Tests = Union[str, Sequence[Union[str, Mapping[str, str]]]]
+Tests = str | Sequence[str | Mapping[str, str]]
 
 _HARNESS = os.path.join(os.path.dirname(__file__), "_harness.py")
 _RESULTS = "results.jsonl"

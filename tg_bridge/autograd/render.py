@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..safety import delimit, mask_secrets, render_value
 from ..config import get_settings
+from ..safety import delimit, mask_secrets, render_value
 from ..variable import Gradient, Operation, Variable
 from . import prompts
 

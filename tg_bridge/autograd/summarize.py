@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ..variable import Gradient
 from . import prompts
-from .render import clip, MAX_FEEDBACK_CHARS
+from .render import MAX_FEEDBACK_CHARS, clip
 
 __all__ = ["FAN_IN", "summarize_gradients"]
 

@@ -20,9 +20,7 @@ from ..exceptions import DroppedDataWarning
 from ..spans import SpanRecord
 
 if TYPE_CHECKING:
-    from ..graph import Graph
     from ..patching.binding import Binding
-    from ..variable import Variable
 
 __all__ = ["Run"]
 

@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..config import get_settings
 from .._internal import internal_call
+from ..config import get_settings
 from ..exceptions import (
     EngineDeadlineError,
     EngineError,

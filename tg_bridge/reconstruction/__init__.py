@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TgBridgeWarning, TraceFormatError
 from ..graph import Graph, topological_order
+from ..spans import SpanRecord
 from ..traces import iter_traces
 from ..traces.otlp_json import records_from_object
-from ..spans import SpanRecord
 from ..variable import Variable
 from .build import TraceBuilder
 from .conventions.start_success import pair_halves

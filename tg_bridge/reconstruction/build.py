@@ -19,7 +19,7 @@ from ..variable import Operation, Variable
 from . import claims as prompts_match
 from .build_steps import RetrievalToolSteps
 from .dataflow import Flow
-from .messages import Message, SpanView, view_of
+from .messages import Message, SpanView
 from .params import get_parameter, parameter_role
 from .skips import SkipReason
 from .templates import recover_template

@@ -37,8 +37,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..exceptions import TraceFormatError
-from .checks import decode_utf8, parse_json, timestamp_ns, too_deep
 from ..spans import SpanRecord
+from .checks import decode_utf8, parse_json, timestamp_ns, too_deep
 
 __all__ = ["decode_any_value", "iter_spans", "normalize_id", "records_from_object"]
 

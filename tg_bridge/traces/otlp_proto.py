@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from ..exceptions import TraceFormatError
-from .otlp_json import _attributes, _reason, _span
 from ..spans import SpanRecord
+from .otlp_json import _attributes, _reason, _span
 
 __all__ = ["proto_spans"]
 

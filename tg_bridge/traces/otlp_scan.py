@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from ..exceptions import TraceFormatError
+from ..spans import SpanRecord
 from . import fastjson
 from .checks import too_deep
 from .otlp_json import _attributes, _reason, _span, records_from_object
-from ..spans import SpanRecord
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_VALUE", "FAST_DEPTH", "scan_spans"]
 

@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from typing import IO, Literal
 
 from ..exceptions import TraceFormatError
+from ..spans import SpanRecord
 from . import fastjson
 from .grouping import DEFAULT_MAX_OPEN_BYTES, DEFAULT_MAX_OPEN_SPANS, TraceGrouper
 from .otlp_json import _located, _reason, _records
 from .otlp_scan import DEFAULT_CHUNK, DEFAULT_MAX_VALUE, scan_spans
-from ..spans import SpanRecord
 
 __all__ = ["DEFAULT_MAX_LINE", "TraceFileFormat", "iter_spans", "iter_traces", "sniff_format"]
 

@@ -30,9 +30,9 @@ def memory_spans():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from tg_bridge_langchain import adapter
 
     import tg_bridge.capturing as capture
-    from tg_bridge_langchain import adapter
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

@@ -12,8 +12,8 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable
@@ -104,7 +104,6 @@ ANSWER_SYSTEM = "Answer using only the context.\nContext:\n{context}"
 def rag_reply(messages: list[BaseMessage]) -> AIMessage:
     """Rewriter: echoes the question's key words; answerer: quotes the first context line."""
     system = str(messages[0].content)
-    user = str(messages[-1].content)
     if system.startswith("Rewrite"):
         return AIMessage(content="capital France Paris")
     context = system.split("Context:\n", 1)[-1].splitlines()

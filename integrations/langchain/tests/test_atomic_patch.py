@@ -17,10 +17,10 @@ import threading
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
+from tg_bridge_langchain import adapter
 
 import tg_bridge
 from tg_bridge.patching.apply import patch_between
-from tg_bridge_langchain import adapter
 
 OLD = ("System version A.", "Human version A: {q}")
 NEW = ("System version B.", "Human version B: {q}")

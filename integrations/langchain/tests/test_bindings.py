@@ -5,19 +5,17 @@ from __future__ import annotations
 import copy
 import json
 
+import lc_apps
 import pytest
 from langchain_core.messages import AIMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, FewShotPromptTemplate, PromptTemplate
 from langchain_core.runnables import RunnableBranch, RunnableLambda
-
-import tg_bridge
-import tg_bridge.capturing as tgc
-from tg_bridge import semconv as sc
-from tg_bridge.exceptions import BindingError
 from tg_bridge_langchain import adapter
 
-import lc_apps
+import tg_bridge
+from tg_bridge import semconv as sc
+from tg_bridge.exceptions import BindingError
 
 
 def snapshot(prompt):

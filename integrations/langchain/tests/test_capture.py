@@ -9,6 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from itertools import cycle
 
+import lc_apps
 import pytest
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, SystemMessage
@@ -20,13 +21,11 @@ from langchain_core.prompts import (
     PromptTemplate,
 )
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
+from tg_bridge_langchain import adapter
 
 import tg_bridge
 import tg_bridge.capturing as tgc
 from tg_bridge import semconv as sc
-from tg_bridge_langchain import adapter
-
-import lc_apps
 
 pytestmark = pytest.mark.usefixtures("instrumented")
 
@@ -378,7 +377,6 @@ def test_errors_are_recorded_and_reach_the_caller_unchanged():
 def test_instrument_is_idempotent_and_uninstrument_removes_everything(memory_spans):
     from langchain_core.prompts import BasePromptTemplate
     from langchain_core.tracers import context as lc_context
-
     from tg_bridge_langchain import hooks
 
     chain = _simple_chain()
@@ -401,7 +399,6 @@ def test_open_run_map_is_bounded():
     from uuid import uuid4
 
     from opentelemetry.sdk.trace import TracerProvider
-
     from tg_bridge_langchain.handler import SpanHandler
 
     handler = SpanHandler(TracerProvider().get_tracer("t"), max_open=3)

@@ -9,12 +9,11 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from tg_bridge_langchain import EngineChatModel
 
 import tg_bridge
-import tg_bridge.capturing as tgc
 from tg_bridge.exceptions import ConfigurationError, EngineError
 from tg_bridge.testing import FakeEngine
-from tg_bridge_langchain import EngineChatModel
 
 
 def echo_engine(**kw):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+import lc_apps
 import pytest
 from langchain_core.messages import SystemMessage
+from tg_bridge_langchain import adapter
+from tg_bridge_langchain.agent_prompt import AgentPromptBinding
 
 import tg_bridge
 import tg_bridge.capturing as tgc
@@ -15,10 +18,6 @@ from tg_bridge import semconv as sc
 from tg_bridge.exceptions import BindingError
 from tg_bridge.patching.patch import Change, Patch
 from tg_bridge.variable import content_hash
-from tg_bridge_langchain import adapter
-from tg_bridge_langchain.agent_prompt import AgentPromptBinding
-
-import lc_apps
 
 agents = pytest.importorskip("langchain.agents")
 pytestmark = pytest.mark.usefixtures("instrumented")

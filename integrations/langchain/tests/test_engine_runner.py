@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from itertools import cycle
 
+import lc_apps
 import pytest
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.language_models.fake import FakeListLLM
@@ -13,13 +14,11 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel
+from tg_bridge_langchain import LangChainEngine, adapter
 
 from tg_bridge.adapters import Adapter, adapter_for, load_adapters
 from tg_bridge.engines.usage import usage
 from tg_bridge.exceptions import EngineError, UsageError
-from tg_bridge_langchain import LangChainEngine, adapter
-
-import lc_apps
 
 
 class Verdict(BaseModel):

@@ -11,14 +11,13 @@ import warnings
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import SystemMessage
-
-import tg_bridge
-from tg_bridge.exceptions import UnwritablePromptWarning, UsageError
-from tg_bridge.testing import FakeEngine
 from tg_bridge_langchain import adapter
 from tg_bridge_langchain.runner import copy_target
 
+import tg_bridge
 from tests.support.openai_stub import OpenAIStub, tool_call
+from tg_bridge.exceptions import UnwritablePromptWarning, UsageError
+from tg_bridge.testing import FakeEngine
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

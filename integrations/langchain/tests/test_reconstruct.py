@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import lc_apps
 import pytest
-
-import tg_bridge
-import tg_bridge.capturing as tgc
 from tg_bridge_langchain.bindings import PromptBinding
 
-import lc_apps
+import tg_bridge
 
 pytest.importorskip("tg_bridge.reconstruction")
 pytestmark = pytest.mark.usefixtures("instrumented")

@@ -13,10 +13,9 @@ from langchain_core.runnables import ConfigurableField
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 import tg_bridge
+from tests.support.openai_stub import OpenAIStub, last_user_text, message_texts
 from tg_bridge.exceptions import UsageError
 from tg_bridge.testing import FakeEngine
-
-from tests.support.openai_stub import OpenAIStub, last_user_text, message_texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

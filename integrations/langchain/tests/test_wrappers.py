@@ -15,13 +15,12 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, PromptTemplate
 from langchain_core.runnables import ConfigurableField
 from langchain_core.runnables.history import RunnableWithMessageHistory
-
-import tg_bridge
-from tg_bridge.patching.apply import patch_between
 from tg_bridge_langchain import adapter
 from tg_bridge_langchain.runner import copy_target
 
+import tg_bridge
 from tests.support.openai_stub import OpenAIStub
+from tg_bridge.patching.apply import patch_between
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -11,6 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+
 from tg_bridge.config import get_settings
 from tg_bridge.exceptions import UnwritablePromptWarning, UsageError
 

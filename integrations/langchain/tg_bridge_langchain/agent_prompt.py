@@ -41,6 +41,7 @@ import types
 from typing import Any
 
 from langchain_core.messages import BaseMessage, SystemMessage
+
 from tg_bridge.exceptions import BindingError
 
 from . import registry

@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
+
 from tg_bridge import semconv as sc
 
 __all__ = [

@@ -40,6 +40,7 @@ from langchain_core.prompts.chat import (
     ChatMessagePromptTemplate,
 )
 from langchain_core.prompts.string import get_template_variables
+
 from tg_bridge.exceptions import BindingError
 
 from . import registry

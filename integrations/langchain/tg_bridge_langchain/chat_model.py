@@ -39,6 +39,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
 from tg_bridge.engines import Completion, Engine
 from tg_bridge.engines import engine as build_engine
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
 from tg_bridge.engines.base import BaseEngine, Completion, parse_structured, schema_of
 from tg_bridge.exceptions import EngineError, UsageError
 

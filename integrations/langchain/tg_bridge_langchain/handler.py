@@ -29,6 +29,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
+
 from tg_bridge import semconv as sc
 from tg_bridge._internal import is_internal
 from tg_bridge.capturing import record_hook_error

@@ -31,6 +31,7 @@ from typing import Any
 
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.tools import BaseTool
+
 from tg_bridge._internal import is_internal
 
 from . import agent_prompt, registry

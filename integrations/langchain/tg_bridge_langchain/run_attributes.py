@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+
 from tg_bridge import semconv as sc
 from tg_bridge.capturing import register_binding
 
 from . import agent_prompt, registry
-from .attributes import document_attributes, message_attributes, message_content, to_json
-from .attributes import value_attributes
+from .attributes import document_attributes, message_attributes, message_content, to_json, value_attributes
 from .bindings import prompt_bindings, template_records
 
 __all__ = [

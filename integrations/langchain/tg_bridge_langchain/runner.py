@@ -30,6 +30,7 @@ from langchain_core.prompts import BasePromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool
 from langchain_core.vectorstores import VectorStore
+
 from tg_bridge.exceptions import UsageError
 from tg_bridge.host_threads import run_in_host_thread
 

@@ -6,12 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import tg_bridge_llamaindex
 from llama_index.core import Document, MockEmbedding, VectorStoreIndex
 from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
 from llama_index.core.llms.callbacks import llm_completion_callback
 from pydantic import Field
-
-import tg_bridge_llamaindex
 
 DOCS = (
     "The Eiffel Tower is 330 metres tall and stands in Paris.",

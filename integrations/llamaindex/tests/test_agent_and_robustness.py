@@ -7,10 +7,10 @@ import json
 from llama_index.core.agent.workflow import ReActAgent
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.tools import FunctionTool
+from tg_bridge_llamaindex import adapter, handlers
 
 from tg_bridge import semconv as sc
 from tg_bridge.capturing import capture
-from tg_bridge_llamaindex import adapter, handlers
 
 TOOL_STEP = 'Thought: I need to use a tool to help me answer the question.\nAction: add\nAction Input: {"a": 2, "b": 3}'
 FINAL_STEP = "Thought: I can answer without using any more tools.\nAnswer: The sum is 5"

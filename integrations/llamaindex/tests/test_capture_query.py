@@ -6,10 +6,10 @@ import asyncio
 import json
 
 import pytest
-
-from tg_bridge.capturing import capture
-from tg_bridge import semconv as sc
 from tg_bridge_llamaindex import adapter
+
+from tg_bridge import semconv as sc
+from tg_bridge.capturing import capture
 
 
 def _named(run, suffix):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+from tg_bridge_llamaindex import LlamaIndexEngine, adapter
 
 from tg_bridge.exceptions import EngineError
-from tg_bridge_llamaindex import LlamaIndexEngine, adapter
 
 
 class Verdict(pydantic.BaseModel):

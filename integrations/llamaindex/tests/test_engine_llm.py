@@ -9,13 +9,13 @@ import json
 import pytest
 from llama_index.core import PromptTemplate
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from tg_bridge_llamaindex import EngineLLM, LlamaIndexEngine
 
 import tg_bridge
-from tg_bridge import semconv as sc
 from tg_bridge import capture
+from tg_bridge import semconv as sc
 from tg_bridge.exceptions import EngineError
 from tg_bridge.testing import FakeEngine
-from tg_bridge_llamaindex import EngineLLM, LlamaIndexEngine
 
 QA = "Context:\n{context_str}\nQuestion: {query_str}\nShort answer:"
 QA_KEY = "response_synthesizer:text_qa_template"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from llama_index.core import PromptTemplate
 from llama_index.core.chat_engine import CondensePlusContextChatEngine, ContextChatEngine
+from tg_bridge_llamaindex import adapter
 
 from tg_bridge.capturing import capture
 from tg_bridge.exceptions import BindingError
-from tg_bridge_llamaindex import adapter
 
 NEW_QA = "Use ONLY these facts:\n{context_str}\nQuestion: {query_str}\nShort answer:"
 

@@ -84,7 +84,6 @@ class LlamaIndexAdapter:
         """An independent copy (prompts re-tagged with the copy's own binding keys)."""
         from .discover import collect_bindings
         from .runner import copy_target
-
         from .tools import enabled
 
         clone = copy_target(target)

@@ -33,13 +33,13 @@ from llama_index.core.prompts.mixin import PromptMixin
 
 from .bindings import (
     TAG,
-    format_of,
     AttrTemplateBinding,
     AttrTextBinding,
     Path,
     PrefixSystemBinding,
     PromptKeyBinding,
     ReActContextBinding,
+    format_of,
     iter_variants,
     path_suffix,
     retag_rebuilt,

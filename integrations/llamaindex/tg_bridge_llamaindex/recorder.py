@@ -23,11 +23,10 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from opentelemetry import trace as trace_api
-from opentelemetry.trace import NonRecordingSpan, Status, StatusCode
-
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.response.schema import AsyncStreamingResponse, StreamingResponse
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import NonRecordingSpan, Status, StatusCode
 
 from tg_bridge import semconv as sc
 from tg_bridge._internal import is_internal
@@ -264,7 +263,7 @@ class Recorder:
 
     def close_all(self) -> None:
         """End every open or deferred span (on uninstrument) and forget all state."""
-        for sid, entry in list(self.open.items()) + list(self.deferred.items()):
+        for _sid, entry in list(self.open.items()) + list(self.deferred.items()):
             try:
                 entry.span.set_attribute("tg_bridge.stream_unfinished", True)
                 entry.span.end()

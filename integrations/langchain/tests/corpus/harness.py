@@ -19,12 +19,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import tg_bridge
-from tg_bridge.patching.patch import Patch
-from tg_bridge.testing import FakeEngine
 from tg_bridge_langchain import adapter
 
+import tg_bridge
 from tests.support.openai_stub import OpenAIStub, last_user_text, message_texts, tool_call
+from tg_bridge.patching.patch import Patch
+from tg_bridge.testing import FakeEngine
 
 INSTRUCTION = "Always end the reply with the word DONE."
 FEEDBACK = "The reply misses its closing marker; the prompt should ask for it."

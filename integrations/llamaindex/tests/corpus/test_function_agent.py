@@ -23,10 +23,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import tg_bridge_llamaindex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.llms.openai_like import OpenAILike
-
-import tg_bridge_llamaindex
 
 
 def multiply(a: float, b: float) -> float:

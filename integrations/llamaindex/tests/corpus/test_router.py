@@ -100,8 +100,7 @@ def test_hash_only_patch_with_two_candidates_is_a_conflict_naming_them(corpus, s
 def test_captured_bindings_carry_paths_from_the_app_root(corpus, stub):
     # the sub engine is an app object of its own too: its discovery must not re-root the paths
     # the run (and so TGD's patches) carry
-    from tg_bridge import TGD, apply_patch
-    from tg_bridge import capture
+    from tg_bridge import TGD, apply_patch, capture
     from tg_bridge.testing import FakeEngine
 
     build = build_with(LLMSingleSelector)
