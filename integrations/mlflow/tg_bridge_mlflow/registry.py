@@ -127,23 +127,16 @@ def register_prompts(
 
 
 def _base_version(client: Any, name: str, base: str, target: str) -> int | None:
-    """The latest version of ``name`` when it already holds ``base`` for ``target``."""
-    latest = None
+    """The newest ``original`` version of ``name`` that holds ``base`` for ``target``; None
+    when the prompt does not exist yet or has none."""
     try:
-        latest = client.get_prompt_version(name, _latest_number(client, name))
+        versions = list(client.search_prompt_versions(name))
     except Exception:  # no such prompt yet (MLflow raises RestException / MlflowException)
         return None
-    if latest is not None and latest.template == base and latest.tags.get(f"{TAG}target") == target:
-        return int(latest.version)
-    return None
-
-
-def _latest_number(client: Any, name: str) -> int:
-    versions = client.search_prompt_versions(name)
-    numbers = [int(v.version) for v in versions]
-    if not numbers:
-        raise LookupError(name)
-    return max(numbers)
+    found = [int(v.version) for v in versions
+             if v.template == base and (v.tags or {}).get(f"{TAG}target") == target
+             and (v.tags or {}).get(f"{TAG}role") == "original"]
+    return max(found) if found else None
 
 
 def patch_from_registry(
