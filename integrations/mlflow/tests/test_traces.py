@@ -109,3 +109,30 @@ def test_no_feedback_and_unknown_experiment_are_usage_errors(mlflow_server, trac
     with pytest.raises(UsageError, match="feedback"):
         optimize_traces(EXPERIMENT, tracking_uri=mlflow_server.url, names=["nothing"],
                         engine=FakeEngine([]))
+
+
+def test_cli_optimize_reads_an_mlflow_server(mlflow_server, traces, tmp_path, capsys,
+                                             monkeypatch):
+    import tg_bridge.engines
+    from tg_bridge import Patch, cli
+
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            return {"improved_value": "You are concise but answer in a full sentence."}
+        return "Ask for a full sentence."
+
+    specs = []
+    monkeypatch.setattr(tg_bridge.engines, "engine",
+                        lambda spec, **kw: specs.append(spec) or FakeEngine(respond))
+    out = tmp_path / "patch.json"
+    code = cli.main(["optimize", "--mlflow", mlflow_server.url, "--experiment", EXPERIMENT,
+                     "--engine", "fake:x", "--out", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert specs[0] == "fake:x" and "from 2 trace(s) with feedback" in stdout
+    assert [c.old for c in Patch.load(out).changes] == [SYSTEM]
+    # the two sources do not mix, and --mlflow needs --experiment: usage errors (exit 2)
+    assert cli.main(["optimize", "--mlflow", mlflow_server.url, "--out", str(out)]) == 2
+    assert cli.main(["optimize", "--mlflow", mlflow_server.url, "--experiment", EXPERIMENT,
+                     "--traces", "t.json", "--out", str(out)]) == 2
+    assert "go together" in capsys.readouterr().err
