@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 def mlflow_block() -> str:
     text = README.read_text(encoding="utf-8")
     start = text.index("## MLflow\n")
-    match = re.compile(r"```python\n(.*?)```", re.S).search(text, start)
+    match = re.compile(r"```python\n(.*?)```", re.DOTALL).search(text, start)
     assert match is not None
     return match.group(1)
 

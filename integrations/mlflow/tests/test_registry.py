@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
+from tg_bridge_mlflow import DEFAULT_ALIAS, patch_from_registry, register_prompts
 
 import tg_bridge
 from tests.loop.helpers import improving_engine, metric, polite_model
@@ -12,7 +13,6 @@ from tg_bridge import Patch
 from tg_bridge.exceptions import PatchValidationError, UsageError
 from tg_bridge.patching.apply import patch_between
 from tg_bridge.testing import FakeApp
-from tg_bridge_mlflow import DEFAULT_ALIAS, patch_from_registry, register_prompts
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 

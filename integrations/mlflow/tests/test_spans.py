@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import tg_bridge
 from tg_bridge_mlflow.spans import MAX_MESSAGES, records_of_trace, trace_hex
+
+import tg_bridge
 
 TRACE = "tr-" + "ab" * 16
 

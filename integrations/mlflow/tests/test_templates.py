@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tg_bridge_mlflow import from_mlflow, to_mlflow
 
 from tg_bridge.exceptions import PatchValidationError
-from tg_bridge_mlflow import from_mlflow, to_mlflow
 
 
 @pytest.mark.parametrize("text, expected", [

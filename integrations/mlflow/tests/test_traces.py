@@ -6,11 +6,11 @@ from __future__ import annotations
 import mlflow
 import pytest
 from mlflow.entities import AssessmentSource, SpanType
+from tg_bridge_mlflow import fetch_traces, load_traces, optimize_traces, read_feedback
 
 from tg_bridge.exceptions import UsageError
 from tg_bridge.safety import data_blocks
 from tg_bridge.testing import FakeEngine
-from tg_bridge_mlflow import fetch_traces, load_traces, optimize_traces, read_feedback
 
 SYSTEM = "You are terse."
 SECRET = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234567890"

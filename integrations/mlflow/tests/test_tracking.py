@@ -6,13 +6,13 @@ import json
 
 import pytest
 from mlflow import MlflowClient
+from tg_bridge_mlflow import track
 
 import tg_bridge
 from tests.loop.helpers import improving_engine, metric, polite_model
 from tg_bridge import Patch
 from tg_bridge.exceptions import StoreError, UsageError
 from tg_bridge.testing import FakeApp
-from tg_bridge_mlflow import track
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 

@@ -13,8 +13,19 @@ Importing this package imports no MLflow module: each function imports it when c
 
 from __future__ import annotations
 
-from .registry import DEFAULT_ALIAS, RegisteredPrompt, patch_from_registry, register_prompts
-from .source import feedback_of_trace, fetch_traces, load_traces, optimize_traces, read_feedback
+from .registry import (
+    DEFAULT_ALIAS,
+    RegisteredPrompt,
+    patch_from_registry,
+    register_prompts,
+)
+from .source import (
+    feedback_of_trace,
+    fetch_traces,
+    load_traces,
+    optimize_traces,
+    read_feedback,
+)
 from .spans import records_of_trace
 from .templates import from_mlflow, to_mlflow
 from .tracking import track

@@ -129,9 +129,11 @@ def register_prompts(
 def _base_version(client: Any, name: str, base: str, target: str) -> int | None:
     """The newest ``original`` version of ``name`` that holds ``base`` for ``target``; None
     when the prompt does not exist yet or has none."""
+    from mlflow.exceptions import MlflowException
+
     try:
         versions = list(client.search_prompt_versions(name))
-    except Exception:  # no such prompt yet (MLflow raises RestException / MlflowException)
+    except MlflowException:  # no such prompt yet (others fail the registration that follows)
         return None
     found = [int(v.version) for v in versions
              if v.template == base and (v.tags or {}).get(f"{TAG}target") == target

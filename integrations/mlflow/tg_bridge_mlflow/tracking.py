@@ -74,7 +74,7 @@ def track(
     with mlflow_errors(f"open experiment {experiment!r}", client):
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     config = _config_of(result)
     all_params = {**{f"config.{k}": v for k, v in config.items()}, **_engines(engine, backward_engine),
@@ -107,9 +107,11 @@ def track(
 
 
 def _end(client: Any, run_id: str, status: str) -> None:
+    from mlflow.exceptions import MlflowException
+
     try:
         client.set_terminated(run_id, status)
-    except Exception as exc:  # already failing: keep the first error
+    except (MlflowException, OSError) as exc:  # already failing: keep the first error
         log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
 
 
