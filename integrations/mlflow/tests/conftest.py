@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 import pytest
 
+# network only on 127.0.0.1: MLflow's usage telemetry stays off in this process and the server
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
 #: readiness polls (each at most ~2.5 s: a 2 s HTTP timeout plus a 0.5 s pause)
 MAX_POLLS = 240
 
@@ -66,6 +70,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     url = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server",
@@ -87,9 +92,15 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
                         f"{log_path.read_text(errors='replace')[-3000:]}")
         import mlflow
 
+        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
         mlflow.set_tracking_uri(url)
         mlflow.set_registry_uri(url)
-        yield MlflowServer(url=url, root=str(root))
+        try:
+            yield MlflowServer(url=url, root=str(root))
+        finally:
+            mlflow.flush_trace_async_logging()  # nothing left queued for a stopped server
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
     finally:
         _stop(proc)
 

@@ -136,3 +136,16 @@ def test_cli_optimize_reads_an_mlflow_server(mlflow_server, traces, tmp_path, ca
     assert cli.main(["optimize", "--mlflow", mlflow_server.url, "--experiment", EXPERIMENT,
                      "--traces", "t.json", "--out", str(out)]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_is_a_store_error_naming_it(monkeypatch):
+    import socket
+
+    from tg_bridge.exceptions import StoreError
+
+    with socket.socket() as sock:  # a loopback port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(StoreError, match=url):
+        fetch_traces("any", tracking_uri=url)
