@@ -92,5 +92,9 @@ def test_a_prompt_not_registered_by_tg_bridge_is_refused(mlflow_server):
         patch_from_registry("hand-made", tracking_uri=mlflow_server.url)
     with pytest.raises(UsageError, match="no change"):
         register_prompts(Patch(), tracking_uri=mlflow_server.url)
+    two = patch_between({"a/b": "x {q}", "a:b": "y {q}"}, {"a/b": "x2 {q}", "a:b": "y2 {q}"},
+                        formats={"a/b": "f-string", "a:b": "f-string"})
+    with pytest.raises(UsageError, match="would share the MLflow name"):
+        register_prompts(two, tracking_uri=mlflow_server.url)
     with pytest.raises(UsageError, match="not a prompt URI"):
         patch_from_registry("prompts:/a/b/c", tracking_uri=mlflow_server.url)

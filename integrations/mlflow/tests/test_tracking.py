@@ -83,3 +83,16 @@ def test_a_server_error_is_a_store_error_naming_the_server(mlflow_server, optimi
     with pytest.raises(StoreError, match=mlflow_server.url) as caught:
         track(result, tracking_uri=mlflow_server.url, experiment="tg-deleted")
     assert "create a run" in str(caught.value)
+
+
+def test_a_result_whose_store_is_gone_is_logged_without_config(mlflow_server, optimized, tmp_path):
+    import dataclasses
+    import os
+
+    result, _, _ = optimized
+    moved = dataclasses.replace(result, store_path=str(tmp_path / "gone" / "runs.db"))
+    run_id = track(moved, tracking_uri=mlflow_server.url, experiment="tg-track")
+    run = MlflowClient(mlflow_server.url).get_run(run_id)
+    assert not any(k.startswith("config.") for k in run.data.params)
+    assert run.data.metrics["best_score"] == result.best_score
+    assert not os.path.exists(tmp_path / "gone")  # no empty store created in its place

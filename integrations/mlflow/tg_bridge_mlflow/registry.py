@@ -74,14 +74,17 @@ def register_prompts(
     tracking_uri: str | None = None,
     client: Any = None,
 ) -> list[RegisteredPrompt]:
-    """Register every change of ``patch`` (a Patch, or an OptimizationResult: its
-    ``best_patch``) as a new prompt version with ``alias`` pointing at it.
+    """Register every change of ``patch`` (a Patch; an OptimizationResult: its
+    ``best_patch``; a FeedbackOptimization from :func:`optimize_traces`: its ``patch``) as a
+    new prompt version with ``alias`` pointing at it.
 
     ``names`` maps a change's target key to its MLflow prompt name (default:
     :func:`prompt_name` of the key with ``prefix``). Every change is converted before
     anything is registered: PatchValidationError (reason ``placeholders``) when a prompt has
     a field MLflow's format cannot express; StoreError when the server fails."""
-    patch = getattr(patch, "best_patch", patch)
+    for attr in ("best_patch", "patch"):  # OptimizationResult, FeedbackOptimization
+        if not isinstance(patch, Patch) and isinstance(getattr(patch, attr, None), Patch):
+            patch = getattr(patch, attr)
     if not isinstance(patch, Patch):
         raise UsageError(f"register_prompts() needs a Patch or an OptimizationResult, got"
                          f" {type(patch).__name__}")
@@ -99,6 +102,11 @@ def register_prompts(
                                        reason=exc.reason) from exc
         name = (names or {}).get(change.target) or prompt_name(change.target, prefix)
         plans.append((change, name, base, new))
+    taken: dict[str, str] = {}
+    for change, name, _, _ in plans:
+        if taken.setdefault(name, change.target) != change.target:
+            raise UsageError(f"prompts {taken[name]!r} and {change.target!r} would share the MLflow"
+                             f" name {name!r} (one alias per name): pass names={{...}}")
     client = mlflow_client(tracking_uri, client)
     run_id = str(patch.metadata.get("run_id", "") or "")
     out = []

@@ -27,6 +27,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -119,7 +120,10 @@ def _config_of(result: Any) -> dict[str, Any]:
     """The run's config as stored by the loop; empty (with a warning) when the store is gone."""
     from tg_bridge.store import RunStore
 
-    if not result.store_path:
+    if not result.store_path or not os.path.isfile(result.store_path):
+        # never create an empty store where the run's one was (moved, or a loaded result)
+        log.warning("run %s: config not logged (no run store at %r)", result.run_id,
+                    result.store_path)
         return {}
     try:
         store = RunStore(result.store_path)
