@@ -54,7 +54,9 @@ def _stop(proc: subprocess.Popen) -> None:
         return
     try:
         os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (uvicorn workers)
-        proc.wait(timeout=30)
+        # its graceful shutdown takes ~20 s (background job runners); the data is temporary,
+        # so after a short grace the group is killed
+        proc.wait(timeout=5)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
             os.killpg(proc.pid, signal.SIGKILL)
