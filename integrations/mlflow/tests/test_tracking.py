@@ -96,3 +96,30 @@ def test_a_result_whose_store_is_gone_is_logged_without_config(mlflow_server, op
     assert not any(k.startswith("config.") for k in run.data.params)
     assert run.data.metrics["best_score"] == result.best_score
     assert not os.path.exists(tmp_path / "gone")  # no empty store created in its place
+
+
+def test_live_tracker_logs_each_step_while_the_run_goes_on(mlflow_server, tmp_path):
+    from tg_bridge_mlflow import MlflowTracker
+
+    client = MlflowClient(mlflow_server.url)
+    tracker = MlflowTracker(tracking_uri=mlflow_server.url, experiment="tg-live",
+                            params={"who": "live"})
+    seen_live: dict[int, list[float]] = {}
+
+    class Reader:  # runs after the tracker: what the server holds at each step, mid-run
+        def on_step(self, step, **_):
+            history = client.get_metric_history(tracker.run_id, "accepted")
+            seen_live[step.step] = [m.step for m in history]
+
+    app = FakeApp("Answer {q}", polite_model)
+    result = tg_bridge.optimize(app, TRAIN, metric=metric, batch_size=2, progress=False,
+                                engine=improving_engine(lambda old: "Please answer {q}"),
+                                store=tmp_path / "runs.db", callbacks=[tracker, Reader()])
+    steps = [s.step for s in result.history]
+    assert seen_live == {n: steps[:i + 1] for i, n in enumerate(steps)}  # logged as committed
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["who"] == "live"
+    assert run.data.params["config.batch_size"] == "2"
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "accepted")] == steps
+    assert run.data.metrics["best_score"] == result.best_score
+    assert "patch.json" in {a.path for a in client.list_artifacts(tracker.run_id)}

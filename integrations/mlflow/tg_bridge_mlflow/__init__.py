@@ -1,7 +1,8 @@
 """tg_bridge_mlflow: MLflow for tg_bridge.
 
 - :func:`track` logs an optimization run to MLflow Tracking (params, metrics per step,
-  patch / diff / gradients / graph artifacts);
+  patch / diff / gradients / graph artifacts) after the fact, :class:`MlflowTracker` live
+  (``optimize(..., callbacks=[MlflowTracker(...)])``);
 - :func:`register_prompts` stores the best prompts as new MLflow Prompt Registry versions with
   an alias (default ``tg-candidate``), :func:`patch_from_registry` turns them back into a
   Patch for :func:`tg_bridge.apply_patch`;
@@ -28,10 +29,11 @@ from .source import (
 )
 from .spans import records_of_trace
 from .templates import from_mlflow, to_mlflow
-from .tracking import track
+from .tracking import MlflowTracker, track
 
 __all__ = [
     "DEFAULT_ALIAS",
+    "MlflowTracker",
     "RegisteredPrompt",
     "feedback_of_trace",
     "fetch_traces",

@@ -1,8 +1,9 @@
-"""Log a finished optimization run to MLflow Tracking: :func:`track`.
+"""Log optimization runs to MLflow Tracking: :func:`track` and :class:`MlflowTracker`.
 
-Called after the fact on what :func:`tg_bridge.optimize` (or ``optimize_from_feedback``)
-returned, so the optimization loop never waits on, or fails because of, an MLflow server.
-One MLflow run per tg_bridge run:
+:func:`track` is called after the fact on what :func:`tg_bridge.optimize` (or
+``optimize_from_feedback``) returned, so the loop never waits on an MLflow server;
+:class:`MlflowTracker` is a callback (``optimize(..., callbacks=[MlflowTracker(...)])``) that
+logs each step as it is committed. Either way, one MLflow run per tg_bridge run:
 
 - params: the run's config from the tg_bridge run store (mode, batch size, epochs, seed,
   accept rule, min_delta, scoring, target, train/val sizes and fingerprints), the engine ids
@@ -36,7 +37,7 @@ from tg_bridge.exceptions import TgBridgeError, UsageError
 
 from .client import mlflow_client, mlflow_errors
 
-__all__ = ["DEFAULT_EXPERIMENT", "track"]
+__all__ = ["DEFAULT_EXPERIMENT", "MlflowTracker", "track"]
 
 log = logging.getLogger(__name__)
 
@@ -69,33 +70,104 @@ def track(
     Blocking. Raises UsageError for a bad argument, StoreError when the server fails (the
     message names it); a run that failed half way is marked FAILED in MLflow.
     """
-    if not hasattr(result, "history") or not hasattr(result, "run_id"):
-        raise UsageError(f"track() needs an OptimizationResult, got {type(result).__name__}")
+    _check_result(result, "track()")
     client = mlflow_client(tracking_uri, client)
+    run_id = _open_run(client, experiment, run_name or f"tg-bridge {result.run_id}",
+                       str(result.run_id))
+    _finish(client, run_id, result, _params(engine, backward_engine, params), graph,
+            step_metrics=True)
+    return run_id
+
+
+class MlflowTracker:
+    """Live tracking: ``tg_bridge.optimize(..., callbacks=[MlflowTracker(...)])``.
+
+    Opens the MLflow run at the first committed step and logs each step's metrics as it is
+    committed (the same keys as :func:`track`; ``current`` is the valset score the run holds,
+    else the candidate's score when kept and the score it had to beat when not); at the end
+    of the run it logs the params, totals and artifacts of :func:`track` and marks the run
+    FINISHED. ``run_id`` is the MLflow run id once opened. MLflow failures are raised to the
+    loop, which logs them and carries on: an MLflow outage never costs the optimization run
+    (use :func:`track` on the result afterwards). Arguments as for :func:`track`.
+    """
+
+    def __init__(
+        self,
+        *,
+        experiment: str = DEFAULT_EXPERIMENT,
+        tracking_uri: str | None = None,
+        run_name: str | None = None,
+        engine: Any = None,
+        backward_engine: Any = None,
+        graph: Any = None,
+        params: Mapping[str, Any] | None = None,
+        client: Any = None,
+    ) -> None:
+        self.experiment = experiment
+        self.run_name = run_name
+        self.graph = graph
+        self.params = _params(engine, backward_engine, params)
+        self._client = mlflow_client(tracking_uri, client)
+        self._current: float | None = None
+        self.run_id: str | None = None
+
+    def _run(self, tg_run_id: str) -> str:
+        if self.run_id is None:
+            self.run_id = _open_run(self._client, self.experiment,
+                                    self.run_name or f"tg-bridge {tg_run_id}", tg_run_id)
+        return self.run_id
+
+    def on_step(self, step: Any, *, run_id: str, current: float | None) -> None:
+        if current is None:
+            current = step.score if step.accepted and step.score is not None else (
+                self._current if self._current is not None else step.before)
+        self._current = current
+        _log_metrics(self._client, self._run(run_id), _step_metrics(step, current))
+
+    def on_end(self, result: Any) -> None:
+        _check_result(result, "MlflowTracker")
+        live = self.run_id is not None  # steps already logged
+        _finish(self._client, self._run(str(result.run_id)), result, self.params, self.graph,
+                step_metrics=not live)
+
+
+def _check_result(result: Any, who: str) -> None:
+    if not hasattr(result, "history") or not hasattr(result, "run_id"):
+        raise UsageError(f"{who} needs an OptimizationResult, got {type(result).__name__}")
+
+
+def _params(engine: Any, backward_engine: Any, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {**_engines(engine, backward_engine), **dict(params or {})}
+
+
+def _open_run(client: Any, experiment: str, run_name: str, tg_run_id: str) -> str:
     with mlflow_errors(f"open experiment {experiment!r}", client):
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    from mlflow.entities import Metric, Param
-
-    config = _config_of(result)
-    all_params = {**{f"config.{k}": v for k, v in config.items()}, **_engines(engine, backward_engine),
-                  **dict(params or {})}
-    changes = list(getattr(result.best_patch, "changes", None) or ())
-    tags = {"tg_bridge.run_id": str(result.run_id), "tg_bridge.store": str(result.store_path),
-            "tg_bridge.changes": str(len(changes))}
     with mlflow_errors("create a run", client):
-        run = client.create_run(experiment_id, run_name=run_name or f"tg-bridge {result.run_id}",
-                                tags=tags)
-    run_id = run.info.run_id
+        run = client.create_run(experiment_id, run_name=run_name,
+                                tags={"tg_bridge.run_id": tg_run_id})
+    return str(run.info.run_id)
+
+
+def _finish(client: Any, run_id: str, result: Any, params: Mapping[str, Any], graph: Any,
+            *, step_metrics: bool) -> None:
+    """Params, metrics (per step when ``step_metrics``; totals always), tags and artifacts
+    of ``result`` into the open run ``run_id``, then FINISHED (FAILED when this fails)."""
+    from mlflow.entities import Param, RunTag
+
     try:
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, s) for k, v, s in _metrics(result)]
+        config = _config_of(result)
+        all_params = {**{f"config.{k}": v for k, v in config.items()}, **params}
+        changes = list(getattr(result.best_patch, "changes", None) or ())
+        tags = [RunTag("tg_bridge.store", str(result.store_path)),
+                RunTag("tg_bridge.changes", str(len(changes)))]
         param_list = [Param(str(k)[:250], _param_text(v)) for k, v in all_params.items()]
-        with mlflow_errors("log params and metrics", client):
+        with mlflow_errors("log params and tags", client):
+            client.log_batch(run_id, tags=tags)
             for i in range(0, len(param_list), BATCH_PARAMS):
                 client.log_batch(run_id, params=param_list[i:i + BATCH_PARAMS])
-            for i in range(0, len(metrics), BATCH_METRICS):
-                client.log_batch(run_id, metrics=metrics[i:i + BATCH_METRICS])
+        _log_metrics(client, run_id, _metrics(result, per_step=step_metrics))
         with mlflow_errors("upload artifacts", client):
             for path, text in _artifacts(result, graph):
                 client.log_text(run_id, text, path)
@@ -104,7 +176,16 @@ def track(
         raise
     with mlflow_errors("finish the run", client):
         client.set_terminated(run_id, "FINISHED")
-    return run_id
+
+
+def _log_metrics(client: Any, run_id: str, metrics: list[tuple[str, float, int]]) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, s) for k, v, s in metrics]
+    with mlflow_errors("log metrics", client):
+        for i in range(0, len(batch), BATCH_METRICS):
+            client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
 
 
 def _end(client: Any, run_id: str, status: str) -> None:
@@ -155,23 +236,30 @@ def _param_text(value: Any) -> str:
     return text[:MAX_PARAM_CHARS]
 
 
-def _metrics(result: Any) -> list[tuple[str, float, int]]:
-    """(key, value, step) for every step, then the run's totals at step 0."""
+def _step_metrics(s: Any, current: float | None) -> list[tuple[str, float, int]]:
+    """(key, value, step) of one step: scores, the decision, counters per phase."""
+    out: list[tuple[str, float, int]] = []
+    for key, value in (("score", s.score), ("before", s.before), ("current", current),
+                       ("accepted", 1.0 if s.accepted else 0.0)):
+        if value is not None:
+            out.append((key, float(value), int(s.step)))
+    for phase, counters in (s.usage or {}).items():
+        for counter in COUNTERS:
+            if counter in counters:
+                out.append((f"{phase}.{counter}", float(counters[counter]), int(s.step)))
+    return out
+
+
+def _metrics(result: Any, *, per_step: bool = True) -> list[tuple[str, float, int]]:
+    """Every step's metrics (when ``per_step``), then the run's totals at step 0."""
     out: list[tuple[str, float, int]] = []
     current = result.baseline_score
-    for s in result.history:
+    for s in result.history if per_step else ():
         if s.accepted and s.score is not None:
             current = s.score
         elif s.epoch == -1:  # the final check restored the originals
             current = s.before
-        for key, value in (("score", s.score), ("before", s.before), ("current", current),
-                           ("accepted", 1.0 if s.accepted else 0.0)):
-            if value is not None:
-                out.append((key, float(value), int(s.step)))
-        for phase, counters in (s.usage or {}).items():
-            for counter in COUNTERS:
-                if counter in counters:
-                    out.append((f"{phase}.{counter}", float(counters[counter]), int(s.step)))
+        out.extend(_step_metrics(s, current))
     for key, value in (("baseline_score", result.baseline_score), ("best_score", result.best_score)):
         if value is not None:
             out.append((key, float(value), 0))
