@@ -10,16 +10,9 @@ import pytest
 from tests.loop.helpers import improving_engine, metric, polite_model
 from tg_bridge.exceptions import UsageError
 from tg_bridge.loop import optimize
-from tg_bridge.testing import FakeApp, FakeAppAdapter
+from tg_bridge.testing import FakeApp
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
-
-
-@pytest.fixture(autouse=True)
-def fake_adapter(monkeypatch):
-    import tg_bridge.adapters
-
-    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
 
 
 class Recorder:

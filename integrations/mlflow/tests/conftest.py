@@ -108,9 +108,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 
 @pytest.fixture(autouse=True)
-def fake_app_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """tg_bridge's FakeApp is the app under optimization in these tests."""
-    import tg_bridge.adapters
-    from tg_bridge.testing import FakeAppAdapter
-
-    monkeypatch.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
+def fake_adapter(fake_app_adapter: None) -> None:
+    """tg_bridge's FakeApp is the app under optimization in these tests (the root conftest's
+    fixture, which also undoes the instrumentation so later tests see the real adapters)."""
