@@ -15,9 +15,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml integrations/langchain/pyproject.toml integrations/llamaindex/pyproject.toml
+$(STAMP): $(PY) pyproject.toml integrations/langchain/pyproject.toml integrations/llamaindex/pyproject.toml integrations/mlflow/pyproject.toml
 	$(PY) -m pip install --quiet -e ".[local,server,dev]" \
-		-e integrations/langchain -e integrations/llamaindex \
+		-e integrations/langchain -e integrations/llamaindex -e integrations/mlflow \
 		-r requirements-test.txt
 	touch $(STAMP)
 

@@ -4,6 +4,7 @@
 
     tg-bridge optimize --traces prod.otlp.json --feedback feedback.jsonl \\
         --engine openai:gpt-4o-mini --out patch.json [--mode edge|fused] [--constraint TEXT]
+    tg-bridge optimize --mlflow http://127.0.0.1:5000 --experiment NAME --engine ... --out patch.json
 
 No live app is needed: the Patch names prompts by binding key or identity (``name#hash``), and
 ``tg_bridge.apply_patch(app, "patch.json")`` applies it at deploy time.
@@ -17,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from .exceptions import UsageError
+from .exceptions import MissingExtraError, UsageError
 
 __all__ = ["register", "run_optimize"]
 
@@ -32,9 +33,14 @@ def register(subparsers: Any) -> None:
             "write the proposed prompt changes as a patch JSON file."
         ),
     )
-    parser.add_argument("--traces", required=True, help="OTLP JSON trace file")
-    parser.add_argument("--feedback", required=True,
+    parser.add_argument("--traces", help="OTLP JSON trace file")
+    parser.add_argument("--feedback",
                         help="feedback JSONL file (end-user text: treated as untrusted data)")
+    parser.add_argument("--mlflow", metavar="URL",
+                        help="instead of --traces/--feedback: read traces and their feedback"
+                             " assessments from this MLflow tracking server (needs"
+                             " tg-bridge-mlflow; with --experiment)")
+    parser.add_argument("--experiment", help="the MLflow experiment holding the traces")
     parser.add_argument("--engine", default=None,
                         help="engine spec for gradients and updates, e.g. openai:MODEL or local"
                              " (default: the configured engine)")
@@ -48,16 +54,21 @@ def register(subparsers: Any) -> None:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
-    for label, path in (("--traces", args.traces), ("--feedback", args.feedback)):
-        if not os.path.isfile(path):
-            raise UsageError(f"{label} {path}: no such file")
     from . import engines
     from .offline import optimize_traces, read_feedback
 
-    entries = read_feedback(args.feedback)  # bad input fails before any engine is built
-    engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
-    result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
-                             constraints=args.constraint)
+    if args.mlflow or args.experiment:
+        result = _from_mlflow(args, engines)
+    else:
+        for label, path in (("--traces", args.traces), ("--feedback", args.feedback)):
+            if not path or not os.path.isfile(path):
+                raise UsageError(f"{label} {path}: no such file (give --traces and --feedback,"
+                                 " or --mlflow URL --experiment NAME)")
+        entries = read_feedback(args.feedback)  # bad input fails before any engine is built
+        engine = (engines.engine(args.engine) if args.engine
+                  else engines.resolve_engine(backward=True))
+        result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
+                                 constraints=args.constraint)
     if not result.patch.changes:  # an empty patch must not look like success
         sys.stderr.write(f"tg-bridge optimize: nothing to change: {_why_unchanged(result)}\n")
         return 1
@@ -84,6 +95,21 @@ def run_optimize(args: argparse.Namespace) -> int:
     for item in summary["rejected"]:
         sys.stdout.write(f"  rejected: {item}\n")
     return 0
+
+
+def _from_mlflow(args: argparse.Namespace, engines: Any) -> Any:
+    """The proposal from an MLflow server's traces and feedback (tg_bridge_mlflow)."""
+    if not (args.mlflow and args.experiment) or args.traces or args.feedback:
+        raise UsageError("--mlflow URL and --experiment NAME go together, without --traces"
+                         " and --feedback")
+    try:
+        from tg_bridge_mlflow import optimize_traces as from_mlflow
+    except ImportError as exc:
+        raise MissingExtraError("reading traces from MLflow", "pip install tg-bridge-mlflow"
+                                ) from exc
+    engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
+    return from_mlflow(args.experiment, tracking_uri=args.mlflow, engine=engine, mode=args.mode,
+                       constraints=args.constraint)
 
 
 def _why_unchanged(result: Any) -> str:

@@ -27,6 +27,7 @@ from ..progress import Progress
 from ..store import RunStore
 from ..store.records import StepRecord
 from .batching import as_examples, fingerprint, plan_steps
+from .callbacks import check_callbacks, notify
 from .evaluation import Scorer, evaluate, mean, resolve_runner
 from .judge_cache import prompts_key
 from .outcome import announce
@@ -83,6 +84,7 @@ async def aoptimize(
     min_delta: float = 0.0,
     config: Any = None,
     tool_descriptions: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> OptimizationResult:
     """Optimize the prompts of ``target`` on ``trainset``; returns an OptimizationResult.
 
@@ -107,7 +109,8 @@ async def aoptimize(
     ``RunnableConfig`` such as ``{"configurable": {"session_id": "s1"}}``) or
     ``callable(example) -> config``; an example's own ``"config"`` is merged over it.
     ``tool_descriptions=True``: the descriptions of the agent's tools are parameters too
-    (default off).
+    (default off). ``callbacks``: observers told about each committed step and the result
+    (:mod:`tg_bridge.loop.callbacks`; what they raise is logged, never stops the run).
 
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
@@ -143,6 +146,7 @@ async def aoptimize(
     runner.run_config = config
     runner.tool_descriptions = bool(tool_descriptions)
     check_optimizable(runner)  # before any engine call or store write
+    callbacks = check_callbacks(callbacks)
     run_store = store if isinstance(store, RunStore) else RunStore(store)
     config = {
         "trainset": fingerprint(train), "valset": fingerprint(val) if val else None,
@@ -211,9 +215,12 @@ async def aoptimize(
             bar.add_usage(dict(outcome.record.usage))
             bar.note(_decision_line(history[-1]))
             bar.update(planned.number, state.current if val else outcome.record.score)
+            notify(callbacks, "on_step", history[-1], run_id=run_id,
+                   current=state.current if val else None)
         best = await _finish(state, run_store, baseline, history, baseline_failing, progress)
         if history and history[-1].epoch == -1:
             bar.note(_decision_line(history[-1]))
+            notify(callbacks, "on_step", history[-1], run_id=run_id, current=best)
     except BaseException as exc:
         if not isinstance(exc, Exception):  # KeyboardInterrupt/cancel: resumable, as a crash
             raise
@@ -227,12 +234,17 @@ async def aoptimize(
                                metadata={"run_id": run_id, "score": best, "in_place": in_place})
     if in_place:
         _adopt(best_patch, runner)
-    return announce(OptimizationResult(
+    return _ended(callbacks, announce(OptimizationResult(
         run_id=run_id, baseline_score=baseline, best_score=best, best_patch=best_patch,
         history=history, usage=run_store.usage(run_id), target=runner.target,
         store_path=run_store.path, in_place=in_place, unbound=tuple(state.unbound),
         unwritable=runner.unwritable(), feedback_engine=feedback.describe(),
-    ), progress)
+    ), progress))
+
+
+def _ended(callbacks: Sequence[Any], result: OptimizationResult) -> OptimizationResult:
+    notify(callbacks, "on_end", result)
+    return result
 
 
 def _adopt(patch: Any, runner: Any) -> None:
