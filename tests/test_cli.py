@@ -292,10 +292,15 @@ def _stored_run(tmp_path, monkeypatch):
             return {"improved_value": "Please answer {q}"}
         return "Ask politely."
 
+    from tg_bridge.capturing import instrumentation
+
     store = str(tmp_path / "runs.db")
+    before = instrumentation._active
     result = tg_bridge.optimize(app, [({"q": "fig"}, "fig")], store=store, progress=False,
                                 engine=FakeEngine(respond),
                                 metric=lambda ex, out: float(out == f"Yes {ex.expected}"))
+    if instrumentation._active is not before:  # instrumented with the fake adapter only:
+        instrumentation.uninstrument()          # let later tests instrument the real ones
     assert result.best_patch.changes
     return store, result
 
