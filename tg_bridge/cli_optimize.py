@@ -103,7 +103,7 @@ def _from_mlflow(args: argparse.Namespace, engines: Any) -> Any:
         raise UsageError("--mlflow URL and --experiment NAME go together, without --traces"
                          " and --feedback")
     try:
-        from tg_bridge_mlflow import optimize_traces as from_mlflow
+        from tg_bridge_mlflow import optimize_traces as from_mlflow  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise MissingExtraError("reading traces from MLflow", "pip install tg-bridge-mlflow"
                                 ) from exc

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .engines.sync import run_sync
@@ -103,10 +103,10 @@ def read_feedback(path: str | os.PathLike[str]) -> list[FeedbackEntry]:
         raise UsageError(f"cannot read feedback file {os.fspath(path)!r}: {exc}") from exc
     for number, raw in enumerate(lines, start=1):
         where = f"{os.fspath(path)}:{number}"
-        line = decode_utf8(raw, lambda msg, where=where: UsageError(f"{where}: {msg}"))
+        line = decode_utf8(raw, _located(where, "{}"))
         if not line.strip():
             continue
-        item = parse_json(line, lambda msg, where=where: UsageError(f"{where}: not JSON ({msg})"))
+        item = parse_json(line, _located(where, "not JSON ({})"))
         if not isinstance(item, Mapping):
             raise UsageError(f"{where}: expected an object with trace_id, score and/or text")
         try:
@@ -295,3 +295,10 @@ def _output_of(graph: Graph) -> Variable | None:
 def _counters(meter: Usage) -> dict[str, int]:
     return {"calls": meter.calls, "cached_calls": meter.cached_calls,
             "prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens}
+
+
+def _located(where: str, template: str) -> Callable[[str], UsageError]:
+    """A UsageError factory naming ``where`` (file:line): ``template`` wraps the message."""
+    def make(msg: str) -> UsageError:
+        return UsageError(f"{where}: {template.format(msg)}")
+    return make

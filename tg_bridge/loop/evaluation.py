@@ -42,7 +42,7 @@ class Runner:
     def __init__(
         self,
         target: Any,
-        invoke: Callable[[Mapping[str, Any]], Any],
+        invoke: Callable[..., Any],
         *,
         adapter: Any = None,
         copier: Callable[[Any], Any] | None = None,

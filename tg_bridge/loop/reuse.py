@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from .batching import Example
 from .evaluation import Runner, Scorer, Trial, run_examples
 from .judge_cache import prompts_key
 
@@ -56,7 +57,7 @@ class RunMemo:
 
 
 async def scored_pass(
-    runner: Runner, scorer: Scorer, examples: Sequence[object], indices: Sequence[int],
+    runner: Runner, scorer: Scorer, examples: Sequence[Example], indices: Sequence[int],
     memo: RunMemo, *, label: str, forward: bool,
     on_done: Callable[[Trial], None] | None = None,
 ) -> list[Trial]:
@@ -76,7 +77,7 @@ async def scored_pass(
 
 
 async def forward_pass(
-    runner: Runner, scorer: Scorer, examples: Sequence[object], indices: Sequence[int],
+    runner: Runner, scorer: Scorer, examples: Sequence[Example], indices: Sequence[int],
     memo: RunMemo, *, label: str,
 ) -> list[Trial]:
     """A step's forward pass: scored trials of its batch (reused when the memo has them)."""

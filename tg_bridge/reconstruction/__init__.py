@@ -159,8 +159,9 @@ def iter_graphs(
     ``max_open_spans`` overrides that bound (records held in memory while reading).
     """
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
-    bound = {} if max_open_spans is None else {"max_open_spans": max_open_spans}
-    for spans in iter_traces(path, **bound):
+    traces = iter_traces(path) if max_open_spans is None else iter_traces(
+        path, max_open_spans=max_open_spans)
+    for spans in traces:
         yield reconstruct(spans, bindings=bindings, parameters=pool)
 
 

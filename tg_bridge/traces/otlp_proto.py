@@ -68,8 +68,8 @@ def proto_spans(handle: IO[bytes], name: str, *, max_message_bytes: int) -> Iter
             raise TraceFormatError(f"binary data larger than {max_message_bytes} bytes that is not a "
                                    "length-prefixed OTLP stream", path=name, where="byte 0")  # fmt: skip
         frames = [(0, size)]
-    from google.protobuf.json_format import MessageToDict
-    from google.protobuf.message import DecodeError
+    from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
     for offset, length in frames:
         handle.seek(offset)
