@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tg_bridge.traces.records import SpanRecord
+from tg_bridge.spans import SpanRecord
 
 __all__ = ["KINDS", "records_of_trace", "trace_hex"]
 
