@@ -212,7 +212,7 @@ async def aoptimize(
             outcome = await run_step(state, planned)
             run_store.commit_step(outcome.record, originals=state.originals)
             history.append(_step_result(outcome.record, outcome.candidate))
-            bar.add_usage(dict(outcome.record.usage))
+            bar.add_usage({k: dict(v) for k, v in outcome.record.usage.items()})
             bar.note(_decision_line(history[-1]))
             bar.update(planned.number, state.current if val else outcome.record.score)
             notify(callbacks, "on_step", history[-1], run_id=run_id,
@@ -278,7 +278,7 @@ async def _finish(
         store.finish_run(state.run_id, final_score=baseline)
         return baseline
     if state.valset or not any(s.accepted for s in history):
-        best = state.current if state.valset else baseline
+        best = state.current if state.valset and state.current is not None else baseline
         store.finish_run(state.run_id, final_score=best)
         return best
     meters = _meters()
