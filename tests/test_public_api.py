@@ -61,3 +61,11 @@ def test_functions_keep_their_names_after_their_modules_are_imported():
         "assert isinstance(tg_bridge.capture, F) and isinstance(tg_bridge.reconstruct, F)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sync_optimize_mirrors_aoptimize():
+    import inspect
+
+    sync, async_ = inspect.signature(tg_bridge.optimize), inspect.signature(tg_bridge.aoptimize)
+    assert list(sync.parameters.values()) == list(async_.parameters.values())
+    assert tg_bridge.optimize.__name__ == "optimize" and not inspect.iscoroutinefunction(tg_bridge.optimize)

@@ -14,9 +14,10 @@ import logging
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+import functools
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["on_loop_close", "run_sync"]
+__all__ = ["blocking", "on_loop_close", "run_sync"]
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +64,22 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     ctx = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(ctx.run, asyncio.run, _with_cleanups(coro)).result()
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def blocking(fn: Callable[_P, Coroutine[Any, Any, _R]]) -> Callable[_P, _R]:
+    """The blocking twin of an ``async def`` entry point, with exactly its signature (for
+    type checkers and ``inspect.signature``): calls :func:`run_sync` on it, so it also works
+    inside a running event loop (a notebook)."""
+
+    @functools.wraps(fn)
+    def twin(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return run_sync(fn(*args, **kwargs))
+
+    twin.__name__ = twin.__qualname__ = fn.__name__.removeprefix("a")
+    twin.__doc__ = (f"Blocking :func:`{fn.__name__}` (same arguments and result; works inside a"
+                    f" running event loop, e.g. a notebook).\n\n{fn.__doc__ or ''}")
+    return twin

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..engines.sync import run_sync
+from ..engines.sync import blocking
 from ..engines.usage import usage
 from ..exceptions import PatchError, UsageError
 from ..patching.apply import patch_between, resolve_targets
@@ -55,11 +55,6 @@ __all__ = ["aoptimize", "optimize"]
 log = logging.getLogger(__name__)
 
 MODES = ("edge", "fused")
-
-
-def optimize(target: Any, trainset: Iterable[Any], **kwargs: Any) -> OptimizationResult:
-    """Blocking :func:`aoptimize` (works inside a running event loop, e.g. a notebook)."""
-    return run_sync(aoptimize(target, trainset, **kwargs))
 
 
 async def aoptimize(
@@ -241,6 +236,10 @@ async def aoptimize(
         unwritable=runner.unwritable(), feedback_engine=feedback.describe(),
     ), progress))
 
+
+
+optimize = blocking(aoptimize)
+"""Blocking :func:`aoptimize`, same signature (see :func:`tg_bridge.engines.sync.blocking`)."""
 
 def _ended(callbacks: Sequence[Any], result: OptimizationResult) -> OptimizationResult:
     notify(callbacks, "on_end", result)
