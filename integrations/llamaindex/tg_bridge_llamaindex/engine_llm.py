@@ -35,6 +35,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.llm import LLM, default_completion_to_prompt
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from tg_bridge.exceptions import UsageError
+
 __all__ = ["EngineLLM"]
 
 DEFAULT_CONTEXT_WINDOW = 8192
@@ -83,13 +85,15 @@ class EngineLLM(LLM):
         # Passed as one mapping: mypy types super().__init__ as LLM's own (dataclass_transform)
         # constructor, which cannot know the fields this subclass declares above.
         fields: dict[str, Any] = {
-            **(llm_kwargs or {}),
             "engine_spec": engine if isinstance(engine, str) else str(getattr(resolved, "id", "engine")),
             "params": dict(params),
             "context_window": context_window,
             "num_output": num_output,
         }
-        super().__init__(**fields)
+        clashes = sorted(set(fields) & set(llm_kwargs or {}))
+        if clashes:  # silently preferring either value would hide the caller's mistake
+            raise UsageError(f"EngineLLM: give {clashes} as EngineLLM arguments, not in llm_kwargs")
+        super().__init__(**{**(llm_kwargs or {}), **fields})
         self._engine = resolved
 
     @classmethod
