@@ -196,3 +196,17 @@ def test_bindings_follow_a_replaced_message():
     assert replaced.key == first[0].key and replaced.read() == "new {x}" and replaced.role == "user"
     replaced.write("newer {x}")
     assert prompt.format_messages(x="1", q="2")[0].content == "newer 1"
+
+
+def test_check_accepts_each_langchain_format_and_rejects_bad_texts_and_unknown_formats():
+    (binding,) = adapter.bindings(PromptTemplate.from_template("Summarize {text}"))
+    binding.check("Summarize briefly: {text}")
+    with pytest.raises(BindingError, match="f-string"):
+        binding.check("Summarize {text")  # unbalanced brace
+    mustache = adapter.bindings(PromptTemplate.from_template("Hi {{name}}", template_format="mustache"))[0]
+    mustache.check("Hello {{name}}")
+    # template_format is a plain str on the binding (tg_bridge's Binding protocol); a value
+    # LangChain does not know is refused as a BindingError, never handed to PromptTemplate
+    binding.template_format = "jinja3"
+    with pytest.raises(BindingError, match="unsupported template format 'jinja3'"):
+        binding.check("Summarize {text}")

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeGuard, get_args
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import (
@@ -45,6 +45,9 @@ from tg_bridge.exceptions import BindingError
 
 from . import registry
 from .format_lock import lock_for
+
+#: the formats LangChain's PromptTemplate accepts (a binding's "none" marks a fixed text)
+LangChainFormat = Literal["f-string", "mustache", "jinja2"]
 
 __all__ = ["PromptBinding", "prompt_bindings", "template_records"]
 
@@ -93,9 +96,11 @@ class PromptBinding:
         if self.template_format == "none":
             return
         try:
-            names = get_template_variables(value, self.template_format)
-            trial = PromptTemplate(template=value, template_format=self.template_format,
-                                   input_variables=names)
+            fmt = self.template_format
+            if not _is_langchain_format(fmt):
+                raise ValueError(f"unsupported template format {fmt!r}")
+            names = get_template_variables(value, fmt)
+            trial = PromptTemplate(template=value, template_format=fmt, input_variables=names)
             trial.format(**{name: "x" for name in names})
         except Exception as exc:
             raise BindingError(
@@ -176,6 +181,12 @@ def template_records(prompt: Any, key: str) -> list[dict[str, Any]]:
         except Exception:
             log.debug("could not read %s", binding.key, exc_info=True)
     return records
+
+
+def _is_langchain_format(fmt: str) -> TypeGuard[LangChainFormat]:
+    """True when PromptTemplate accepts ``fmt`` (``template_format`` stays a plain str on
+    the binding, as tg_bridge's Binding protocol declares it)."""
+    return fmt in get_args(LangChainFormat)
 
 
 def _attr_binding(

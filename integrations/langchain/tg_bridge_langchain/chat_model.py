@@ -86,7 +86,10 @@ class EngineChatModel(BaseChatModel):
         # Built before pydantic validation so a bad spec raises our ConfigurationError (not a
         # pydantic ValidationError). Builds only: nothing is loaded or connected yet.
         built = build_engine(engine)
-        super().__init__(engine=engine, **kwargs)
+        # Passed as one mapping: mypy types super().__init__ as BaseChatModel's own
+        # (dataclass_transform) constructor, which cannot know this subclass's ``engine`` field.
+        fields: dict[str, Any] = {**kwargs, "engine": engine}
+        super().__init__(**fields)
         self._engine = built
 
     # -- identity -------------------------------------------------------------------------
@@ -185,7 +188,7 @@ def to_engine_message(message: BaseMessage) -> dict[str, str]:
     if message.type == "tool":
         name = getattr(message, "name", None) or getattr(message, "tool_call_id", "") or "tool"
         return {"role": "user", "content": f"Result of tool {name}:\n{text}"}
-    if message.type == "ai" and not text and getattr(message, "tool_calls", None):
+    if isinstance(message, AIMessage) and not text and message.tool_calls:
         calls = [{"name": c.get("name"), "args": c.get("args")} for c in message.tool_calls]
         text = json.dumps(calls, ensure_ascii=False, default=str)
     role = _ROLES.get(message.type, "user")

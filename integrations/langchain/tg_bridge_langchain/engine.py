@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableBinding
 
 from tg_bridge.engines.base import BaseEngine, Completion, parse_structured, schema_of
 from tg_bridge.exceptions import EngineError, UsageError
@@ -83,7 +84,12 @@ class LangChainEngine(BaseEngine):
         schema = dict(schema)
         schema.setdefault("title", "response")
         schema.setdefault("description", "The answer, as structured data.")
-        model = self.llm.bind(**params) if params else self.llm
+        model: BaseLanguageModel[Any] | RunnableBinding[Any, Any] = self.llm
+        if params:
+            # Runnable.bind is typed as returning a plain Runnable, but it builds a
+            # RunnableBinding, whose __getattr__ forwards with_structured_output to the model
+            # with the params still bound.
+            model = cast(RunnableBinding[Any, Any], self.llm.bind(**params))
         runnable = model.with_structured_output(schema, include_raw=True)
         result = await runnable.ainvoke(self._convert(messages))
         raw = result.get("raw") if isinstance(result, dict) else None

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 
 from tg_bridge import semconv as sc
 from tg_bridge.capturing import register_binding
@@ -62,7 +62,9 @@ def prompt_attributes(
     attrs[sc.TEMPLATE_VARIABLES] = variables
     attrs[sc.LLM_PROMPT_TEMPLATE_VARIABLES] = variables
     key = metadata.get(registry.META_KEY) if metadata else None
-    prompt = registry.lookup(key) if isinstance(key, str) else None
+    if not isinstance(key, str):
+        return
+    prompt = registry.lookup(key)
     if prompt is None:
         return
     records = template_records(prompt, key)
@@ -146,7 +148,7 @@ def llm_output_attributes(response: Any) -> dict[str, Any]:
     if isinstance(message, BaseMessage):
         attrs.update(message_attributes(sc.LLM_OUTPUT_MESSAGES, [message]))
         text = message_content(message)
-        if not text and getattr(message, "tool_calls", None):
+        if not text and isinstance(message, AIMessage) and message.tool_calls:
             text = to_json(message.tool_calls)
         attrs[sc.OUTPUT_VALUE] = text
         usage = getattr(message, "usage_metadata", None)

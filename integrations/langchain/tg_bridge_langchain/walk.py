@@ -173,14 +173,14 @@ def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
                 _locate(binding, f"{path}/{binding.name}", obj)
                 found.append(binding)
         elif agent_prompt.is_model_node(obj):
-            binding = agent_prompt.agent_prompt_binding(obj)
-            if binding is not None:
-                found.append(_locate(binding, f"{path}/system_prompt", obj))
+            agent_binding = agent_prompt.agent_prompt_binding(obj)
+            if agent_binding is not None:
+                found.append(_locate(agent_binding, f"{path}/system_prompt", obj))
         elif tool_descriptions and isinstance(obj, BaseTool):
-            binding = tool_binding(obj)
-            if binding is not None:
-                found.append(_locate(binding, f"{path}/description", obj))
-                tools.append(binding)
+            described = tool_binding(obj)
+            if described is not None:
+                found.append(_locate(described, f"{path}/description", obj))
+                tools.append(described)
         elif tool_descriptions and isinstance(obj, Runnable):
             kwargs = getattr(obj, "__dict__", {}).get("kwargs")
             if isinstance(kwargs, Mapping) and isinstance(kwargs.get("tools"), list):

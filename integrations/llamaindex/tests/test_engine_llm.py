@@ -14,7 +14,7 @@ from tg_bridge_llamaindex import EngineLLM, LlamaIndexEngine
 import tg_bridge
 from tg_bridge import capture
 from tg_bridge import semconv as sc
-from tg_bridge.exceptions import EngineError
+from tg_bridge.exceptions import EngineError, UsageError
 from tg_bridge.testing import FakeEngine
 
 QA = "Context:\n{context_str}\nQuestion: {query_str}\nShort answer:"
@@ -157,3 +157,17 @@ def test_copies_share_the_engine():
     llm = EngineLLM(engine, max_tokens=5)
     clone = llm.model_copy()
     assert clone.engine is engine and clone.params == {"max_tokens": 5}
+
+
+def test_llm_kwargs_reach_llamaindex_but_cannot_shadow_engine_llm_arguments():
+    llm = EngineLLM(FakeEngine(echo), llm_kwargs={"system_prompt": "Be terse."})
+    assert llm.system_prompt == "Be terse."
+    with pytest.raises(UsageError, match="context_window"):
+        EngineLLM(FakeEngine(echo), llm_kwargs={"context_window": 5})
+
+
+def test_complete_applies_completion_to_prompt_unless_formatted():
+    llm = EngineLLM(FakeEngine(echo), llm_kwargs={"completion_to_prompt": lambda p: f"<<{p}>>"})
+    assert llm.complete("hi").text == "echo: user=<<hi>>"
+    assert llm.complete("hi", formatted=True).text == "echo: user=hi"
+    assert EngineLLM(FakeEngine(echo)).complete("hi").text == "echo: user=hi"

@@ -82,14 +82,16 @@ def _message_tool_calls(message: Any) -> list[tuple[str, str, str]]:
     for call in (extra.get("tool_calls") or ()) if isinstance(extra, Mapping) else ():
         function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
         get = function.get if isinstance(function, Mapping) else (lambda k, f=function: getattr(f, k, None))
-        name, arguments = get("name"), get("arguments")
+        name, raw_arguments = get("name"), get("arguments")
         call_id = call.get("id") if isinstance(call, Mapping) else getattr(call, "id", None)
         if isinstance(name, str) and name:
-            try:  # the same canonical JSON as the LLM output records
-                arguments = json.dumps(json.loads(arguments), default=str, sort_keys=True)
-            except (TypeError, ValueError):
-                arguments = str(arguments or "")
-            found.append((name, arguments, str(call_id or "")))
+            canonical = str(raw_arguments or "")
+            if isinstance(raw_arguments, (str, bytes, bytearray)):
+                try:  # the same canonical JSON as the LLM output records
+                    canonical = json.dumps(json.loads(raw_arguments), default=str, sort_keys=True)
+                except (TypeError, ValueError):
+                    pass  # not JSON: kept as the text it is
+            found.append((name, canonical, str(call_id or "")))
     return found
 
 

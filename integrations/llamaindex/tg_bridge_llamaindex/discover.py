@@ -202,7 +202,7 @@ def _prompt_mixin(obj: Any, tree: set[int], chain: str) -> list[Any]:
                 inner.metadata[TAG] = base.key
                 retag = True
                 found = _expand(obj, slot, path, inner, PromptKeyBinding)
-            out.extend(_place(found, chain, obj, lambda b, slot=slot: f"{slot}{path_suffix(b.path)}"))
+            out.extend(_place(found, chain, obj, _slot_namer(slot)))
         if retag:
             try:
                 obj.update_prompts({slot: template})
@@ -265,12 +265,22 @@ def _attr_templates(obj: Any, chain: str) -> list[Any]:
     return out
 
 
+def _slot_namer(slot: str) -> Callable[[Any], str]:
+    """``slot_of`` for :func:`_place`: the binding's variant path under ``slot``."""
+
+    def slot_of(binding: Any) -> str:
+        return f"{slot}{path_suffix(binding.path)}"
+
+    return slot_of
+
+
 def _text_prompts(obj: Any, chain: str) -> list[Any]:
     """Plain-text system prompts: ``system_prompt``/``_system_prompt`` and prefix messages."""
     out: list[Any] = []
     formatter = getattr(obj, "formatter", None)
-    if isinstance(getattr(formatter, "context", None), str) and hasattr(obj, "system_prompt"):
-        if formatter.context:
+    context = getattr(formatter, "context", None)
+    if isinstance(context, str) and hasattr(obj, "system_prompt"):
+        if context:
             out.append(register(ReActContextBinding(obj)))
         return _place(out, chain, obj, lambda b: "system_prompt")
     for attr in ("system_prompt", "_system_prompt"):

@@ -17,7 +17,7 @@ with the complete text (enough for ``streaming=True`` query engines and chat eng
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import (
@@ -32,8 +32,10 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.llm import LLM
+from llama_index.core.llms.llm import LLM, default_completion_to_prompt
 from pydantic import ConfigDict, Field, PrivateAttr
+
+from tg_bridge.exceptions import UsageError
 
 __all__ = ["EngineLLM"]
 
@@ -80,13 +82,18 @@ class EngineLLM(LLM):
         if num_output is None:
             max_tokens = params.get("max_tokens")
             num_output = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else DEFAULT_NUM_OUTPUT
-        super().__init__(
-            engine_spec=engine if isinstance(engine, str) else str(getattr(resolved, "id", "engine")),
-            params=dict(params),
-            context_window=context_window,
-            num_output=num_output,
-            **(llm_kwargs or {}),
-        )
+        # Passed as one mapping: mypy types super().__init__ as LLM's own (dataclass_transform)
+        # constructor, which cannot know the fields this subclass declares above.
+        fields: dict[str, Any] = {
+            "engine_spec": engine if isinstance(engine, str) else str(getattr(resolved, "id", "engine")),
+            "params": dict(params),
+            "context_window": context_window,
+            "num_output": num_output,
+        }
+        clashes = sorted(set(fields) & set(llm_kwargs or {}))
+        if clashes:  # silently preferring either value would hide the caller's mistake
+            raise UsageError(f"EngineLLM: give {clashes} as EngineLLM arguments, not in llm_kwargs")
+        super().__init__(**{**(llm_kwargs or {}), **fields})
         self._engine = resolved
 
     @classmethod
@@ -122,7 +129,7 @@ class EngineLLM(LLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         response = self.chat(messages, **kwargs)
 
-        def gen() -> Iterator[ChatResponse]:
+        def gen() -> Generator[ChatResponse, None, None]:
             yield _as_delta(response)
 
         return gen()
@@ -131,7 +138,7 @@ class EngineLLM(LLM):
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         response = await self.achat(messages, **kwargs)
 
-        async def gen() -> AsyncIterator[ChatResponse]:
+        async def gen() -> AsyncGenerator[ChatResponse, None]:
             yield _as_delta(response)
 
         return gen()
@@ -153,7 +160,7 @@ class EngineLLM(LLM):
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         response = self.complete(prompt, formatted=formatted, **kwargs)
 
-        def gen() -> Iterator[CompletionResponse]:
+        def gen() -> Generator[CompletionResponse, None, None]:
             yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
 
         return gen()
@@ -164,14 +171,17 @@ class EngineLLM(LLM):
     ) -> CompletionResponseAsyncGen:
         response = await self.acomplete(prompt, formatted=formatted, **kwargs)
 
-        async def gen() -> AsyncIterator[CompletionResponse]:
+        async def gen() -> AsyncGenerator[CompletionResponse, None]:
             yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
 
         return gen()
 
     # -- helpers --------------------------------------------------------------------------
     def _prompt_messages(self, prompt: str, formatted: bool) -> list[dict[str, str]]:
-        text = prompt if formatted else self.completion_to_prompt(prompt)
+        # LLM's field validator replaces a None completion_to_prompt with this same default;
+        # the field is still typed Optional, so the fallback is spelled out here.
+        to_prompt = self.completion_to_prompt or default_completion_to_prompt
+        text = prompt if formatted else to_prompt(prompt)
         return [{"role": "user", "content": text}]
 
     def _call_params(self, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -105,8 +105,8 @@ def _llm_end(recorder: Any, sid: str, entry: Any, event: Any) -> None:
         for key, value in at.tool_calls(entry.llm, response).items():
             span.set_attribute(key, value)
         span.set_attribute(sc.OUTPUT_VALUE, text)
-        for key, value in at.token_counts(response).items():
-            span.set_attribute(key, value)
+        for key, count in at.token_counts(response).items():
+            span.set_attribute(key, count)
     else:
         text = None
     if sid in recorder.deferred:

@@ -7,13 +7,16 @@ adapter degrade to "no run, errors logged" instead of failing inside the host.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.tools.types import BaseTool
+
+if TYPE_CHECKING:
+    from llama_index.core.workflow import Workflow
 
 __all__ = ["LLM_CALLS", "current_run", "record_hook_error", "register_binding", "span_kind"]
 
@@ -58,7 +61,7 @@ def record_hook_error(exc: BaseException) -> None:
         log.warning("llamaindex capture hook failed: %r", exc, exc_info=exc)
 
 
-def _agent_types() -> tuple[type, ...]:
+def _agent_types() -> tuple[type[Workflow], ...]:
     try:
         from llama_index.core.workflow import Workflow
     except ImportError:  # pragma: no cover - workflows ship with llama-index-core 0.12+
@@ -66,10 +69,10 @@ def _agent_types() -> tuple[type, ...]:
     return (Workflow,)
 
 
-_AGENTS: tuple[type, ...] | None = None
+_AGENTS: tuple[type[Workflow], ...] | None = None
 
 
-def agent_types() -> tuple[type, ...]:
+def agent_types() -> tuple[type[Workflow], ...]:
     global _AGENTS
     if _AGENTS is None:
         _AGENTS = _agent_types()

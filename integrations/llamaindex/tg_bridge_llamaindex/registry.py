@@ -40,11 +40,20 @@ def owner_key(obj: Any) -> str:
             return entry[1]
         key = f"llamaindex:{type(obj).__name__}#{next(_counter)}"
         try:
-            ref: Callable[[], Any] = weakref.ref(obj, lambda _r, oid=oid: _forget(oid))
+            ref: Callable[[], Any] = weakref.ref(obj, _forgetter(oid))
         except TypeError:
             ref = strong_or_weak(obj)
         _owner_keys[oid] = (ref, key)
         return key
+
+
+def _forgetter(oid: int) -> Callable[[object], None]:
+    """A weakref callback dropping ``oid``'s entry once its object is collected."""
+
+    def on_collected(_ref: object) -> None:
+        _forget(oid)
+
+    return on_collected
 
 
 def _forget(oid: int) -> None:

@@ -50,7 +50,7 @@ def wrap_stream(response: Any, span_id: str, recorder: Recorder) -> None:
         record_hook_error(exc)
 
 
-def _sync_wrapper(gen: Generator[Any, None, None], producer: str, recorder: Recorder) -> Generator[Any, None, None]:
+def _sync_wrapper(gen: Generator[Any, Any, Any], producer: str, recorder: Recorder) -> Generator[Any, None, None]:
     parts: list[str] = []
     try:
         while True:
@@ -69,7 +69,7 @@ def _sync_wrapper(gen: Generator[Any, None, None], producer: str, recorder: Reco
         recorder.finish_chain(producer, "".join(parts))
 
 
-async def _async_wrapper(gen: AsyncGenerator[Any, None], producer: str, recorder: Recorder) -> AsyncGenerator[Any, None]:
+async def _async_wrapper(gen: AsyncGenerator[Any, Any], producer: str, recorder: Recorder) -> AsyncGenerator[Any, None]:
     parts: list[str] = []
     try:
         while True:
