@@ -35,9 +35,13 @@ demo: $(MODELS)
 test: $(STAMP) lint
 	TG_BRIDGE_LOCAL_MODEL=smollm2 $(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The house rules: layers follow the data, the core never imports a host framework.
+# The house rules: layers follow the data, the core never imports a host framework; ruff and
+# mypy clean on the core and the three integrations.
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check tg_bridge integrations tests benchmarks examples
+	$(VENV)/bin/mypy tg_bridge integrations/langchain/tg_bridge_langchain \
+		integrations/llamaindex/tg_bridge_llamaindex integrations/mlflow/tg_bridge_mlflow
 
 # Soaks (marker `long`): more kill points, threads and examples than `make test` can afford.
 test-long: $(STAMP)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import logging
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-import functools
 from typing import Any, ParamSpec, TypeVar
 
 __all__ = ["blocking", "on_loop_close", "run_sync"]

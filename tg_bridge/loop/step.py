@@ -122,10 +122,11 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
 
     try:
         with usage(meters["update"]):
+            guard = guard_data([t.example for t in trials], [t.output_text for t in trials],
+                               labels_of=state.trainset)
             optimizer = TGD(params, engine=state.backward_engine,
                             constraints=tuple(state.constraints),
-                            **guard_data([t.example for t in trials], [t.output_text for t in trials],
-                                         labels_of=state.trainset))
+                            untrusted_texts=guard["untrusted_texts"], labels=guard["labels"])
             candidate = await optimizer.apropose()
     except (OptimizerOutputError, PatchError) as exc:
         log.info("%s: no candidate (%s)", label, exc)

@@ -25,7 +25,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..autograd import _engine, prompts as grad_prompts
+from ..autograd import _engine
+from ..autograd import prompts as grad_prompts
 from ..autograd.render import MAX_CONTEXT_CHARS, MAX_FEEDBACK_CHARS, clip
 from ..autograd.summarize import summarize_gradients
 from ..config import get_settings

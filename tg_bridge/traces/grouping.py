@@ -9,9 +9,10 @@ trace go straight there. Traces come out in order of first appearance with their
 input order, exactly what grouping everything in a dict gives, whatever was spilled.
 
 Why SQLite: it is in the standard library, indexes by (trace, arrival) on disk, and
-streams rows back in order with a bounded page cache. Records are stored pickled: the file is
-created by this process with owner-only permissions and deleted on :meth:`close`, so it only
-ever holds bytes this process wrote (never untrusted pickles).
+streams rows back in order with a bounded page cache. Records are stored as JSON
+(:func:`tg_bridge.spans.spans_to_json_bytes`: data only, never pickle, so even a tampered file
+cannot run code); the file is created by this process with owner-only permissions and deleted
+on :meth:`close`.
 
 Not thread-safe (one reader at a time); blocking disk I/O once spilling starts.
 """
@@ -20,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import sqlite3
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
-from ..spans import SpanRecord
+from ..spans import SpanRecord, spans_from_json_bytes, spans_to_json_bytes
 
 __all__ = ["DEFAULT_MAX_OPEN_BYTES", "DEFAULT_MAX_OPEN_SPANS", "TraceGrouper", "estimated_bytes"]
 
@@ -142,11 +142,11 @@ class TraceGrouper:
             self._open_bytes -= self._trace_bytes.pop(trace_id, 0)
 
     def _write(self, seq: int, arrival: int, spans: list[SpanRecord]) -> None:
-        """One row per spilled batch of a trace (its spans in order, pickled together, which
-        also shares their common resource dict): far fewer rows and pickle calls than spans."""
+        """One row per spilled batch of a trace (its spans in order, encoded together): far fewer
+        rows and encode calls than spans."""
         db = self._connect()
         db.execute("INSERT INTO spans (seq, arrival, data) VALUES (?, ?, ?)",
-                   (seq, arrival, pickle.dumps(spans, pickle.HIGHEST_PROTOCOL)))  # fmt: skip
+                   (seq, arrival, spans_to_json_bytes(spans)))
         self.spilled_spans += len(spans)
 
     def _spilled_seq(self, trace_id: str) -> int | None:
@@ -163,7 +163,7 @@ class TraceGrouper:
     def _read(self, seq: int) -> list[SpanRecord]:
         assert self._db is not None
         rows = self._db.execute("SELECT data FROM spans WHERE seq = ? ORDER BY arrival", (seq,))
-        return [span for row in rows for span in pickle.loads(row[0])]  # our own bytes (docstring)
+        return [span for row in rows for span in spans_from_json_bytes(row[0])]
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
