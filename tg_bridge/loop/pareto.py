@@ -72,7 +72,7 @@ class ParetoPool:
 
     def best(self) -> Entry:
         """The entry with the highest mean (the earliest on a tie)."""
-        return max(reversed(self.entries), key=lambda e: e.mean)
+        return max(self.entries, key=lambda e: e.mean)
 
     def add(self, entry: Entry) -> bool:
         """Add ``entry``; returns whether it stays (it wins an example or has the best mean).
