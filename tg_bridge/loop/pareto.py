@@ -46,7 +46,8 @@ class Entry:
 
 
 class ParetoPool:
-    """Entries that are best on at least one validation example, plus the best mean.
+    """Entries that are best on at least one validation example and dominated by no other
+    entry, plus the best mean.
 
     Deterministic: entries are kept in insertion order; ties are broken by that order.
     Not thread-safe (one loop uses it).
@@ -84,6 +85,10 @@ class ParetoPool:
             raise ValueError("every entry is scored on the same validation examples")
         self.entries.append(entry)
         best = self.best()
+        # as GEPA: an entry another one dominates (>= on every example, > on one) is no
+        # example's reason to be drawn, even when it ties for the best on some
+        self.entries = [e for e in self.entries
+                        if e is best or not any(_dominates(o, e) for o in self.entries)]
         counts = self.wins()
         self.entries = [e for e, n in zip(self.entries, counts) if n or e is best]
         return any(e is entry for e in self.entries)
@@ -93,6 +98,12 @@ class ParetoPool:
         counts = self.wins()
         return rng.choices(self.entries, weights=[max(n, 0) for n in counts], k=1)[0] \
             if sum(counts) else self.entries[0]
+
+
+def _dominates(a: Entry, b: Entry) -> bool:
+    pairs = list(zip(a.scores, b.scores))
+    return (all(x >= y - _TOLERANCE for x, y in pairs)
+            and any(x > y + _TOLERANCE for x, y in pairs))
 
 
 def write_values(runner: Any, values: Mapping[str, str]) -> None:
