@@ -64,9 +64,9 @@ def test_parents_are_drawn_by_example_wins_deterministically():
     assert set(counts) == {0, 1} and counts[0] > 2 * counts[1]
 
 
-def respond_in_turn():
-    """Feedback is fixed; the first update proposes 'Please ...', later ones 'Kindly ...'."""
-    proposals = iter(["Please answer {q}"] + ["Kindly answer {q}"] * 10)
+def respond_in_turn(first: str = "Please answer {q}"):
+    """Feedback is fixed; the first update proposes ``first``, later ones 'Kindly ...'."""
+    proposals = iter([first] + ["Kindly answer {q}"] * 10)
 
     def respond(messages, fmt):
         if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
@@ -128,3 +128,42 @@ def test_pareto_writes_the_parent_before_the_step(tmp_path):
             assert app.template == "Please answer {q}"  # the best mean is back afterwards
             return
     raise AssertionError("no seed drew the originals as step 2's parent")
+
+
+def test_pareto_resumes_from_the_restored_best(tmp_path):
+    """A crash in step 2, then resume: the pool restarts from the restored best prompts
+    (re-scored on the valset) and the run completes with the best mean live."""
+    from tg_bridge.exceptions import EngineError
+
+    store = str(tmp_path / "r.db")
+    turns = {"updates": 0}
+    inner = respond_in_turn()
+
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            turns["updates"] += 1
+            if turns["updates"] == 2:
+                return EngineError("connection lost", retryable=False)
+        return inner._fn(messages, fmt)
+
+    app = FakeApp("Answer {q}", picky)
+    try:
+        optimize(app, TRAIN, metric=metric, valset=VAL, engine=FakeEngine(respond),
+                 strategy="pareto", batch_size=4, epochs=2, store=store, progress=False)
+    except EngineError:
+        pass
+    else:
+        raise AssertionError("the scripted crash did not happen")
+    (run,) = RunStore(store).runs()
+    assert [s.step for s in RunStore(store).steps(run.id)] == [1]
+    fresh = FakeApp("Answer {q}", picky)
+    resumed = optimize(fresh, TRAIN, metric=metric, valset=VAL,
+                       engine=respond_in_turn("Kindly answer {q}"),
+                       strategy="pareto", batch_size=4, epochs=2, store=store,
+                       resume=run.id, progress=False)
+    assert [s.step for s in resumed.history] == [1, 2]
+    assert resumed.best_score == 0.5 and fresh.template == "Please answer {q}"
+    # the restarted pool holds only the restored best (step 1): step 2's parent
+    assert resumed.history[1].candidate.metadata["parent_step"] == 1
+    assert resumed.history[1].reason.endswith("(parent: step 1)")
+    assert "not above its parent's 0.5" in resumed.history[1].reason

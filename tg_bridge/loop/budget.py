@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = ["Budget", "Cost", "cost_of"]
 
@@ -59,7 +60,7 @@ class Budget:
                         f" more, over {name}={limit}; stopped before it")
         return ""
 
-    def show(self, spent: Cost) -> dict[str, str]:
+    def show(self, spent: Cost) -> dict[str, Any]:
         """Progress postfix entries, e.g. ``{"budget": "calls 40/100"}``."""
         parts = [f"calls {spent.calls}/{self.max_calls}" if self.max_calls is not None else "",
                  f"tokens {spent.tokens}/{self.max_tokens}" if self.max_tokens is not None else ""]

@@ -132,7 +132,8 @@ async def pareto_step(
     finally:
         state.parent = None
         write_values(state.runner, pool.best().values)
-    record = dataclasses.replace(outcome.record, values=values_of(state))
+    record = dataclasses.replace(outcome.record, values=values_of(state),
+                                 reason=f"{outcome.record.reason} (parent: step {parent.step})")
     if outcome.candidate is not None:
         outcome.candidate.metadata["parent_step"] = parent.step
         outcome.candidate.metadata["pool"] = [

@@ -132,7 +132,9 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
 
     async def propose(**kwargs: Any) -> Any:
         optimizer = TGD(params, engine=state.backward_engine,
-                        constraints=tuple(state.constraints), **guard, **kwargs)
+                        constraints=tuple(state.constraints),
+                        untrusted_texts=guard["untrusted_texts"], labels=guard["labels"],
+                        **kwargs)
         return await optimizer.apropose()
 
     searched = None

@@ -47,7 +47,7 @@ from .base import Optimizer, template_format_of
 from .edits import EDITS_SCHEMA, apply_edits, describe, read_edits
 from .parsing import IMPROVED_SCHEMA, read_improved_value
 
-__all__ = ["STYLES", "TGD", "Style", "TextualGradientDescent", "guard_data", "gradient_part"]
+__all__ = ["STYLES", "TGD", "Style", "TextualGradientDescent", "gradient_part", "guard_data"]
 
 Style = Literal["rewrite", "edit"]
 STYLES: tuple[Style, ...] = ("rewrite", "edit")
