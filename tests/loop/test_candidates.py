@@ -223,3 +223,15 @@ def test_resume_keeps_the_search_record(store_path):
     assert [(s.step, s.accepted, s.score) for s in resumed.history] == [
         (s.step, s.accepted, s.score) for s in reference.history]
     assert fresh.template == "Please answer {q}" and resumed.best_score == 1.0
+
+
+def test_candidate_proposals_never_queue_on_the_engine_together(store_path):
+    """k proposals one after another: on a one-at-a-time model, gathered calls spent their
+    deadline waiting in line."""
+    fake = engine()
+    fake.hold_until(2)  # a call waits for a second one: gathered proposals would meet here
+    fake.hold_timeout = 0.05  # (alone, it goes on after this; no assertion on time)
+    optimize(FakeApp("Answer {q}", polite_model), TRAIN, metric=metric, valset=VAL, engine=fake,
+             candidates=4, batch_size=1, epochs=1, store=store_path, progress=False)
+    # batch 1: one feedback call per step, alone; only proposals could overlap
+    assert len(update_calls(fake)) >= 4 and fake.max_in_flight == 1

@@ -14,7 +14,6 @@ Nothing here decides what stays live: the step does, with its gate.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -99,18 +98,22 @@ class Proposal:
 async def propose_candidates(
     settings: Sequence[CandidateSetting], propose: Callable[[CandidateSetting], Awaitable[Any]],
 ) -> list[Proposal]:
-    """Run ``propose(setting) -> Patch`` for every setting concurrently. A proposal that
-    fails (unreadable answer, invalid patch) is kept as an error, not raised; engine errors
-    and bugs are raised."""
+    """Run ``propose(setting) -> Patch`` for every setting, one after another. A proposal
+    that fails (unreadable answer, invalid patch) is kept as an error, not raised; engine
+    errors and bugs are raised.
 
-    async def one(setting: CandidateSetting) -> Proposal:
+    Sequential on purpose: with k proposals gathered at once on the embedded model (one
+    model, one call at a time) the later calls spent their whole engine deadline queued
+    behind the others (measured: EngineDeadlineError after 120 s with k=3 on a loaded
+    2-core machine). Each proposal's own parameters still run concurrently inside TGD."""
+    proposals: list[Proposal] = []
+    for setting in settings:
         try:
-            return Proposal(setting, patch=await propose(setting))
+            proposals.append(Proposal(setting, patch=await propose(setting)))
         except (OptimizerOutputError, PatchError) as exc:
             log.info("candidate %d: no proposal (%s)", setting.index, exc)
-            return Proposal(setting, error=str(exc))
-
-    return list(await asyncio.gather(*(one(s) for s in settings)))
+            proposals.append(Proposal(setting, error=str(exc)))
+    return proposals
 
 
 async def score_candidates(
