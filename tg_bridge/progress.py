@@ -118,9 +118,10 @@ class Progress:
             self.failed += 1
         self.advance(**({"failed": self.failed} if self.failed else {}))
 
-    def update(self, step: int, score: float | None, *, advance: int = 1) -> None:
+    def update(self, step: int, score: float | None, *, advance: int = 1, **extra: Any) -> None:
+        """One step done; ``extra`` postfix entries (e.g. a budget) are shown too."""
         self.advance(advance, step=step, score="-" if score is None else f"{score:.3g}",
-                     calls=self.calls, tokens=self.tokens)
+                     calls=self.calls, tokens=self.tokens, **extra)
 
     def note(self, text: str) -> None:
         """Print one line above the bar (e.g. why a step's candidate was not kept), on the

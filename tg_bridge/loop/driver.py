@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ..engines.sync import blocking
 from ..engines.usage import usage
@@ -27,10 +27,12 @@ from ..progress import Progress
 from ..store import RunStore
 from ..store.records import StepRecord
 from .batching import as_examples, fingerprint, plan_steps
+from .budget import Budget, Cost, cost_of
 from .callbacks import check_callbacks, notify
 from .evaluation import Scorer, evaluate, mean, resolve_runner
 from .judge_cache import prompts_key
 from .outcome import announce
+from .pareto import ParetoPool, entry_from, pareto_step
 from .preflight import check_optimizable
 from .result import OptimizationResult, StepResult
 from .resume import check_compatible, restore_values
@@ -55,6 +57,8 @@ __all__ = ["aoptimize", "optimize"]
 log = logging.getLogger(__name__)
 
 MODES = ("edge", "fused")
+Strategy = Literal["greedy", "pareto"]
+STRATEGIES: tuple[Strategy, ...] = ("greedy", "pareto")
 
 
 async def aoptimize(
@@ -80,6 +84,10 @@ async def aoptimize(
     config: Any = None,
     tool_descriptions: bool = False,
     callbacks: Sequence[Any] = (),
+    candidates: int = 1,
+    strategy: Strategy = "greedy",
+    max_calls: int | None = None,
+    max_tokens: int | None = None,
 ) -> OptimizationResult:
     """Optimize the prompts of ``target`` on ``trainset``; returns an OptimizationResult.
 
@@ -107,6 +115,15 @@ async def aoptimize(
     (default off). ``callbacks``: observers told about each committed step and the result
     (:mod:`tg_bridge.loop.callbacks`; what they raise is logged, never stops the run).
 
+    ``candidates=k``: each step proposes k diverse candidates (temperature, feedback subsets,
+    full rewrite or minimal edits; :mod:`tg_bridge.loop.candidates`), scores each on the
+    step's batch and validates the best under the gate (1: TextGrad's single proposal).
+    ``strategy="pareto"`` (needs a valset): keep every validated candidate with its
+    per-example validation scores and draw each step's parent from the per-example Pareto
+    frontier (:mod:`tg_bridge.loop.pareto`); the app keeps the best mean. ``max_calls`` /
+    ``max_tokens``: stop before a step that could pass the budget (engine usage meters,
+    baseline included; shown on the progress bar).
+
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
     """
@@ -124,6 +141,18 @@ async def aoptimize(
     if (isinstance(min_delta, bool) or not isinstance(min_delta, (int, float))
             or not math.isfinite(min_delta) or min_delta < 0):
         raise UsageError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise UsageError(f"candidates must be an integer >= 1, got {candidates!r}")
+    if strategy not in STRATEGIES:
+        raise UsageError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if strategy == "pareto" and not val:
+        raise UsageError("strategy='pareto' needs a valset (candidates are compared per"
+                         " validation example)")
+    for name, limit in (("max_calls", max_calls), ("max_tokens", max_tokens)):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise UsageError(f"{name} must be an integer >= 1 or None, got {limit!r}")
+    budget = Budget(max_calls, max_tokens)
     if isinstance(constraints, str):
         constraints = (constraints,)
     from ..engines import resolve_engine
@@ -149,6 +178,7 @@ async def aoptimize(
         "scoring": "metric" if metric is not None else f"judge:{judge}",
         "target": runner.name, "n_train": len(train), "n_val": len(val),
         "accept": accept, "min_delta": float(min_delta),
+        "candidates": candidates, "strategy": strategy,
     }
     done: list[StepRecord] = []
     if resume:
@@ -163,8 +193,9 @@ async def aoptimize(
         run_id = run_store.create_run(name=runner.name, config=config)
         originals, baseline = {}, None
     state = LoopState(run_id, runner, scorer, train, val, bwd, mode, tuple(constraints), originals,
-                      accept=accept, min_delta=float(min_delta))
+                      accept=accept, min_delta=float(min_delta), candidates=candidates, seed=seed)
     baseline_failing: frozenset[int] | None = None
+    baseline_cost = Cost()
     if baseline is None:
         meters = _meters()
         with usage(meters["eval"]), Progress(len(val or train), enabled=progress,
@@ -188,6 +219,9 @@ async def aoptimize(
         _remember_originals(state)
         run_store.update_run(run_id, baseline_score=baseline, originals=state.originals)
         run_store.add_usage(run_id, 0, {p: _counters(m) for p, m in meters.items()})
+        baseline_cost = cost_of({p: _counters(m) for p, m in meters.items()})
+        if strategy == "pareto":
+            state.pool = ParetoPool(entry_from(_values(state), trials, 0))
     accepted_scores = [s.score for s in done if s.accepted and s.score is not None]
     state.current = accepted_scores[-1] if (val and accepted_scores) else baseline
     if val and state.current_failing is None:
@@ -196,6 +230,8 @@ async def aoptimize(
         # uninterrupted run would have
         _, trials = await evaluate(runner, scorer, val, label="resume check")
         state.current_failing = failing(trials)
+        if strategy == "pareto":  # the pool restarts from the restored (best) prompts
+            state.pool = ParetoPool(entry_from(_values(state), trials, last_accepted(done)))
     plan = plan_steps(len(train), batch_size=batch_size, epochs=epochs, seed=seed)
     last_done = max((s.step for s in done), default=0)
     bar = Progress(len(plan), enabled=progress, initial=min(last_done, len(plan)))
@@ -204,12 +240,21 @@ async def aoptimize(
         for planned in plan:
             if planned.number <= last_done:
                 continue
-            outcome = await run_step(state, planned)
+            spent = cost_of(run_store.usage(run_id))
+            why = budget.stop_reason(spent, Budget.estimate(
+                (cost_of(s.usage) for s in history if s.epoch >= 0), baseline_cost))
+            if why:
+                log.info("run %s: %s", run_id, why)
+                bar.note(why)
+                break
+            outcome = await (pareto_step(state, planned, run_step, _values)
+                             if state.pool is not None else run_step(state, planned))
             run_store.commit_step(outcome.record, originals=state.originals)
             history.append(_step_result(outcome.record, outcome.candidate))
             bar.add_usage({k: dict(v) for k, v in outcome.record.usage.items()})
             bar.note(_decision_line(history[-1]))
-            bar.update(planned.number, state.current if val else outcome.record.score)
+            bar.update(planned.number, state.current if val else outcome.record.score,
+                       **budget.show(spent + cost_of(outcome.record.usage)))
             notify(callbacks, "on_step", history[-1], run_id=run_id,
                    current=state.current if val else None)
         best = await _finish(state, run_store, baseline, history, baseline_failing, progress)
@@ -244,6 +289,11 @@ optimize = blocking(aoptimize)
 def _ended(callbacks: Sequence[Any], result: OptimizationResult) -> OptimizationResult:
     notify(callbacks, "on_end", result)
     return result
+
+
+def last_accepted(done: Sequence[StepRecord]) -> int:
+    """The step whose prompts the app holds after a resume (0: the originals)."""
+    return max((s.step for s in done if s.accepted and s.epoch >= 0), default=0)
 
 
 def _adopt(patch: Any, runner: Any) -> None:

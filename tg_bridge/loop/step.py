@@ -1,5 +1,10 @@
 """One optimization step: forward (captured) -> loss -> backward -> propose -> validate -> decide.
 
+With ``LoopState.candidates = k > 1`` the propose part is a search
+(:mod:`tg_bridge.loop.candidates`): k diverse proposals, each scored on the step's batch, the
+best validated under the gate; which one won and every candidate's batch score are kept in
+the candidate Patch's ``metadata`` (so in the step record).
+
 The candidate is written into the live app only between ``Patch.apply()`` and the
 accept/revert decision; the caller commits the returned record to the store afterwards, so a
 crash anywhere in here leaves the store at the previous step.
@@ -60,6 +65,12 @@ class LoopState:
     unbound: dict[str, None] = dataclasses.field(default_factory=dict)
     #: scored trainset runs under the live prompts, reused instead of run again
     runs: RunMemo = dataclasses.field(default_factory=RunMemo)
+    #: proposals per step (1: TextGrad's single proposal) and the run's seed (their sampling)
+    candidates: int = 1
+    seed: int = 0
+    #: strategy="pareto": the pool (a ParetoPool) and, during a step, the parent entry
+    pool: Any = None
+    parent: Any = None
 
 
 @dataclasses.dataclass
@@ -120,17 +131,29 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         return outcome("no feedback reached a prompt", gradients=gradients)
     from ..optim.tgd import TGD, guard_data
 
-    try:
-        with usage(meters["update"]):
-            guard = guard_data([t.example for t in trials], [t.output_text for t in trials],
-                               labels_of=state.trainset)
-            optimizer = TGD(params, engine=state.backward_engine,
-                            constraints=tuple(state.constraints),
-                            untrusted_texts=guard["untrusted_texts"], labels=guard["labels"])
-            candidate = await optimizer.apropose()
-    except (OptimizerOutputError, PatchError) as exc:
-        log.info("%s: no candidate (%s)", label, exc)
-        return outcome(f"proposal rejected: {exc}", gradients=gradients)
+    guard = guard_data([t.example for t in trials], [t.output_text for t in trials],
+                       labels_of=state.trainset)
+
+    async def propose(**kwargs: Any) -> Any:
+        optimizer = TGD(params, engine=state.backward_engine,
+                        constraints=tuple(state.constraints),
+                        untrusted_texts=guard["untrusted_texts"], labels=guard["labels"],
+                        **kwargs)
+        return await optimizer.apropose()
+
+    searched = None
+    if state.candidates > 1 or state.pool is not None:
+        searched, why = await _search(state, planned, meters, propose, trials, label)
+        if why:
+            return outcome(why, searched.patch if searched else None, gradients=gradients)
+        candidate = searched.patch
+    else:
+        try:
+            with usage(meters["update"]):
+                candidate = await propose()
+        except (OptimizerOutputError, PatchError) as exc:
+            log.info("%s: no candidate (%s)", label, exc)
+            return outcome(f"proposal rejected: {exc}", gradients=gradients)
     refused = _refused(candidate)
     if not list(candidate.changes):
         reason = refused or "the optimizer proposed no change"
@@ -146,6 +169,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
             if state.valset:
                 score, checked = await evaluate(state.runner, state.scorer, state.valset,
                                                 label=label + " val")
+            elif searched is not None:  # scored on this very batch by the search already
+                score, checked = searched.score, list(searched.trials or ())
             else:
                 score, checked = await evaluate(state.runner, state.scorer, state.trainset,
                                                 indices=planned.batch, label=label + " check")
@@ -157,6 +182,8 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     passed_before = (failing(trials) if not state.valset else state.current_failing)
     accepted, reason = decide(score, before, checked, passed_before, state.accept,
                               state.min_delta)
+    if state.pool is not None and state.valset:
+        reason += "; " + _pool_add(state, planned, candidate, checked)
     if accepted:
         if state.valset:
             state.current = score
@@ -170,6 +197,66 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     log.info("%s: candidate score %.4g vs %s -> %s (%s)", label, score, before,
              "kept" if accepted else "reverted", reason)
     return outcome(reason, candidate, score, accepted, gradients)
+
+
+async def _search(state: LoopState, planned: PlannedStep, meters: dict[str, Usage],
+                  propose: Any, trials: Sequence[Trial], label: str) -> tuple[Any, str]:
+    """Propose ``state.candidates`` diverse candidates, score each on the batch; returns
+    ``(best, "")`` (a :class:`~tg_bridge.loop.candidates.Proposal` whose Patch carries the
+    search summary) or ``(best or None, why not to validate it)``. A best that scores below
+    the current prompts on the batch is not worth validating."""
+    from .candidates import best_of, diverse_settings, propose_candidates, score_candidates, summary
+
+    settings = diverse_settings(state.candidates, seed=state.seed * 100_003 + planned.number)
+    with usage(meters["update"]):
+        proposals = await propose_candidates(
+            settings, lambda s: propose(**s.optimizer_kwargs()))
+
+    async def run_batch() -> tuple[float, list[Trial]]:
+        return await evaluate(state.runner, state.scorer, state.trainset, indices=planned.batch,
+                              label=label + " candidate")
+
+    with usage(meters["eval"]):
+        await score_candidates(proposals, run_batch)
+    best = best_of(proposals)
+    log.info("%s: candidates %s", label, [(p.setting.index, p.score) for p in proposals])
+    if best is None:
+        problems = [p.error or (_refused(p.patch) if p.patch is not None else "")
+                    for p in proposals]
+        refused = "; ".join(dict.fromkeys(filter(None, problems)))
+        return None, (f"none of {len(proposals)} candidates proposed a usable change"
+                      + (f": {refused}" if refused else ""))
+    best.patch.metadata.update(summary(proposals, best))
+    current = mean([t.score for t in trials])
+    if state.pool is not None:  # GEPA's rule: only a child better than its parent is validated
+        if best.score is not None and best.score <= current + _TOLERANCE:
+            return best, (f"the best of {len(proposals)} candidates (#{best.setting.index})"
+                          f" scored {best.score:.4g} on the batch, not above its parent's"
+                          f" {current:.4g}")
+    elif best.score is not None and best.score < current - _TOLERANCE:
+        return best, (f"the best of {len(proposals)} candidates (#{best.setting.index}) scored"
+                      f" {best.score:.4g} on the batch, below the current prompts'"
+                      f" {current:.4g}")
+    return best, ""
+
+
+def _pool_add(state: LoopState, planned: PlannedStep, candidate: Any,
+              checked: Sequence[Trial]) -> str:
+    """Offer the live candidate (validated on ``checked``) to the Pareto pool; says what
+    happened. A candidate under which an example raises that did not under its parent is
+    not added."""
+    from .pareto import entry_from
+
+    entry = entry_from(_values(state), checked, planned.number)
+    parent = state.parent
+    new_failures = entry.failing - (parent.failing if parent is not None else frozenset())
+    if new_failures:
+        kept = False
+    else:
+        kept = state.pool.add(entry)
+    candidate.metadata["in_pool"] = kept
+    return (f"added to the pool ({len(state.pool)} entries)" if kept
+            else "not added to the pool (it wins no validation example)")
 
 
 def _refused(candidate: Any) -> str:

@@ -63,3 +63,27 @@ RETRY = (
     "Your answer could not be read ({problem}). Answer again with the complete new value, in "
     "exactly the requested format."
 )
+
+#: System message of an update call that asks for minimal edits. Field: ``data_note``.
+EDIT_SYSTEM = (
+    "You improve one text variable of an AI system (a prompt, an instruction, a template) "
+    "with the smallest change that fixes what the feedback points at: add one sentence, or "
+    "replace one sentence. Everything else stays exactly as it is.\n\n"
+    "Write general instructions for every input of this kind: never copy a question, answer, "
+    "name, number or instruction from the examples, data or feedback into it.\n\n"
+    "{data_note}"
+)
+
+#: Answer format for minimal edits (JSON with or without structured output). No fields.
+FORMAT_EDITS = (
+    'Do not rewrite the whole value. Answer with a JSON object {"edits": [...]} holding one '
+    'or two operations, each either {"op": "append", "new": S} to add the sentence S at the '
+    'end, or {"op": "replace", "old": T, "new": S} to replace the text T, copied exactly from '
+    "the current value, with S."
+)
+
+#: Sent once when the edits could not be read or applied. Field: ``problem``.
+RETRY_EDITS = (
+    "Your edits could not be used ({problem}). Answer again with the JSON object of edits, "
+    "quoting replaced text exactly as it appears in the current value."
+)

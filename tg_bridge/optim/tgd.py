@@ -16,6 +16,12 @@ copy.
 A rejected parameter stays as it was and is listed in ``patch.metadata["rejected"]`` as
 ``{"target", "role", "reason", "message", "proposed"}``; with ``strict=True`` the first
 rejection is raised as :class:`PatchValidationError` instead.
+
+Candidate search (:mod:`tg_bridge.loop.candidates`) builds several TGDs that differ in
+``temperature``/``seed`` (sent with every call), ``gradient_part`` (which of the feedback
+items this proposal sees) and ``style``: ``"rewrite"`` asks for the whole new value,
+``"edit"`` for a few operations (:mod:`tg_bridge.optim.edits`) applied to the current value,
+so the Change differs from the old value only where the edits are.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ..autograd import _engine
 from ..autograd import prompts as grad_prompts
@@ -39,9 +45,13 @@ from ..safety import guarded_texts
 from ..variable import Gradient, Variable, content_hash
 from . import prompts
 from .base import Optimizer, template_format_of
+from .edits import EDITS_SCHEMA, apply_edits, describe, read_edits
 from .parsing import IMPROVED_SCHEMA, read_improved_value
 
-__all__ = ["TGD", "TextualGradientDescent", "guard_data"]
+__all__ = ["STYLES", "TGD", "Style", "TextualGradientDescent", "gradient_part", "guard_data"]
+
+Style = Literal["rewrite", "edit"]
+STYLES: tuple[Style, ...] = ("rewrite", "edit")
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,10 @@ class TGD(Optimizer):
     checks against (e.g. the step's example inputs and app outputs). ``labels``: expected
     answers of the training examples; a proposal containing one the current value did not
     contain is rejected (``label_leak``): instructions must be general, not memorized.
+    ``style``: ``"rewrite"`` (the whole value) or ``"edit"`` (minimal edits).
+    ``temperature``/``seed``: sampling parameters sent with every call (None: the engine's
+    own). ``gradient_part=(i, n)``: show only feedback items ``j`` with ``j % n == i`` (all
+    of them when that part is empty).
 
     Not thread-safe; use one optimizer from one task at a time.
     """
@@ -73,8 +87,21 @@ class TGD(Optimizer):
         copy_guard_words: int = DEFAULT_MIN_WORDS,
         untrusted_texts: Sequence[str] = (),
         labels: Sequence[Any] = (),
+        style: Style = "rewrite",
+        temperature: float | None = None,
+        seed: int | None = None,
+        gradient_part: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(parameters)
+        if style not in STYLES:
+            raise UsageError(f"style must be one of {STYLES}, got {style!r}")
+        if gradient_part is not None and not (
+                len(gradient_part) == 2 and 0 <= gradient_part[0] < gradient_part[1]):
+            raise UsageError(f"gradient_part must be (i, n) with 0 <= i < n, got {gradient_part!r}")
+        self.style: Style = style
+        self.gradient_part = gradient_part
+        self.sampling: dict[str, Any] = {
+            k: v for k, v in (("temperature", temperature), ("seed", seed)) if v is not None}
         if isinstance(constraints, str):
             constraints = [constraints]
         if not isinstance(momentum, int) or momentum < 0:
@@ -137,9 +164,11 @@ class TGD(Optimizer):
             feedback=feedback,
             constraints=constraints,
             history=history,
-            answer_format=prompts.FORMAT_JSON if structured else prompts.FORMAT_TAGS,
+            answer_format=(prompts.FORMAT_EDITS if self.style == "edit" else
+                           prompts.FORMAT_JSON if structured else prompts.FORMAT_TAGS),
         )
-        system = prompts.UPDATE_SYSTEM.format(data_note=grad_prompts.DATA_NOTE)
+        head = prompts.EDIT_SYSTEM if self.style == "edit" else prompts.UPDATE_SYSTEM
+        system = head.format(data_note=grad_prompts.DATA_NOTE)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     # -- propose ------------------------------------------------------------------------------
@@ -179,6 +208,7 @@ class TGD(Optimizer):
         metadata: dict[str, Any] = {
             "optimizer": "TGD",
             "engine": getattr(engine, "id", "") if engine is not None else "",
+            "style": self.style,
             "calls": self.calls - calls_before,
             "rejected": rejected,
             "unchanged": unchanged,
@@ -193,7 +223,9 @@ class TGD(Optimizer):
 
     async def _ask(self, engine: Any, messages: list[dict[str, str]], schema: Any = None) -> Any:
         self.calls += 1
-        return await _engine.ask(engine, messages, response_format=schema)
+        if not self.sampling:
+            return await _engine.ask(engine, messages, response_format=schema)
+        return await engine.acomplete(list(messages), response_format=schema, **self.sampling)
 
     async def _propose_one(self, param: Variable, engine: Any, k: int) -> Change | None:
         untrusted = guarded_texts(param) + self.untrusted_texts + self.labels
@@ -201,22 +233,30 @@ class TGD(Optimizer):
         async def summary(messages: list[dict[str, str]]) -> str:
             return (await self._ask(engine, messages)).text.strip()
 
-        gradients = await summarize_gradients(param.role, param.gradients, k, summary)
+        shown = gradient_part(param.gradients, self.gradient_part)
+        gradients = await summarize_gradients(param.role, shown, k, summary)
         structured = _engine.supports_structured(engine)
-        schema = IMPROVED_SCHEMA if structured else None
+        applied: list[dict[str, Any]] = []  # the operations of the edits that were used
+        if self.style == "edit":
+            schema: Any = EDITS_SCHEMA if structured else None
+            read, retry_text = _edit_reader(param.value, applied), prompts.RETRY_EDITS
+        else:
+            schema, read, retry_text = (IMPROVED_SCHEMA if structured else None,
+                                        read_improved_value, prompts.RETRY)
         messages = self.update_messages(param, gradients, structured)
         completion = await self._ask(engine, messages, schema)
-        value, problem = read_improved_value(completion)
+        value, problem = read(completion)
         if value is None:  # one bounded retry, telling the model what was wrong
             retry = messages + [
                 {"role": "assistant", "content": completion.text},
-                {"role": "user", "content": prompts.RETRY.format(problem=problem)},
+                {"role": "user", "content": retry_text.format(problem=problem)},
             ]
             completion = await self._ask(engine, retry, schema)
-            value, problem = read_improved_value(completion)
+            value, problem = read(completion)
         if value is None:
+            what = "usable edits" if self.style == "edit" else "an improved value"
             raise OptimizerOutputError(
-                f"could not read an improved value for {param.key!r} after one retry: {problem}",
+                f"could not read {what} for {param.key!r} after one retry: {problem}",
                 raw=completion.text,
             )
         if value == param.value:
@@ -239,7 +279,10 @@ class TGD(Optimizer):
             "optimizer": "TGD",
             "engine": getattr(engine, "id", ""),
             "gradients": [clip(g.text, MAX_FEEDBACK_CHARS) for g in gradients],
+            "style": self.style,
         }
+        if self.style == "edit":
+            provenance["edits"] = applied
         return Change(
             target=param.key,
             kind="replace",
@@ -286,6 +329,32 @@ def guard_data(
         )
     texts.extend(o for o in outputs if isinstance(o, str) and o.strip())
     return {"untrusted_texts": texts, "labels": labels}
+
+
+def _edit_reader(current: str, applied: list[dict[str, Any]]) -> Any:
+    """A reader (completion -> (value, problem)) that applies the answer's edits to
+    ``current``; the operations it used are put into ``applied`` (for the provenance)."""
+
+    def read(completion: Any) -> tuple[str | None, str]:
+        edits, problem = read_edits(completion)
+        if edits is None:
+            return None, problem
+        value, problem = apply_edits(current, edits)
+        if value is not None:
+            applied[:] = describe(edits)
+        return value, problem
+
+    return read
+
+
+def gradient_part(gradients: Sequence[Gradient], part: tuple[int, int] | None) -> list[Gradient]:
+    """Feedback items ``j`` with ``j % n == i`` for ``part=(i, n)``; all of them when ``part``
+    is None or selects none (a proposal never goes without feedback)."""
+    if part is None:
+        return list(gradients)
+    i, n = part
+    chosen = [g for j, g in enumerate(gradients) if j % n == i]
+    return chosen or list(gradients)
 
 
 def _typed(exc: BaseException) -> BaseException:
