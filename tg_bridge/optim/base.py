@@ -14,7 +14,7 @@ from ..exceptions import UsageError
 from ..patching.patch import Patch
 from ..variable import Variable, unique_variables
 
-__all__ = ["Optimizer", "template_format_of", "untrusted_texts_near"]
+__all__ = ["Optimizer", "template_format_of"]
 
 
 def template_format_of(param: Variable) -> str:
@@ -23,25 +23,6 @@ def template_format_of(param: Variable) -> str:
     if param.binding is not None:
         return getattr(param.binding, "template_format", None) or "none"
     return str(param.metadata.get("template_format") or param.metadata.get("format") or "none")
-
-
-def untrusted_texts_near(param: Variable) -> list[str]:
-    """Untrusted values (documents, tool results, inputs) of the runs that sent ``param``
-    feedback: everything reachable from its gradients' sources through parents and through
-    the sources of their own gradients. Iterative; deterministic order, each text once."""
-    seen: set[int] = set()
-    texts: list[str] = []
-    stack: list[Variable] = [g.source for g in reversed(param.gradients) if g.source is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if not node.trusted and node.value not in texts:
-            texts.append(node.value)
-        stack.extend(reversed(node.parents))
-        stack.extend(g.source for g in reversed(node.gradients) if g.source is not None)
-    return texts
 
 
 class Optimizer:
