@@ -24,10 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "FaultServer",
+    "LoopbackServer",
     "RecordedRequest",
     "Reply",
     "empty_choices",
@@ -100,7 +101,63 @@ class _BurstServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class FaultServer:
+class LoopbackServer:
+    """Lifecycle shared by the loopback test servers: ``start()`` binds 127.0.0.1 on a free
+    port and serves in a daemon thread, ``base_url`` ends in ``/v1``, ``stop()`` shuts down
+    and joins (bounded), and the object is a context manager. A subclass gives ``label`` (for
+    the not-started error), ``handler_class()`` (the request handler bound to it) and, when
+    it needs to, ``_on_start`` / ``_on_stop``."""
+
+    label = "the server"
+    _httpd: _BurstServer | None = None
+    _thread: threading.Thread | None = None
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def _on_start(self) -> None:
+        """Runs before the listener opens."""
+
+    def _on_stop(self) -> None:
+        """Runs before the listener shuts down."""
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1`` (for ``base_url=`` of OpenAI clients)."""
+        if self._httpd is None:
+            raise RuntimeError(f"{self.label} is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self: _S) -> _S:
+        self._on_start()
+        self._httpd = _BurstServer(("127.0.0.1", 0), self.handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._on_stop()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = self._thread = None
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+_S = TypeVar("_S", bound=LoopbackServer)
+
+
+class FaultServer(LoopbackServer):
     """The server. Thread-safe; usable as a context manager (``start``/``stop``)."""
 
     def __init__(self, default: Reply | None = None) -> None:
@@ -112,8 +169,6 @@ class FaultServer:
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd: _BurstServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- scripting -------------------------------------------------------------------------
     def script(self, *replies: Reply) -> FaultServer:
@@ -138,42 +193,22 @@ class FaultServer:
             responder = self.responder
         return responder(request) if responder is not None else self.default
 
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1`` (for ``base_url=`` of OpenAI clients)."""
-        if self._httpd is None:
-            raise RuntimeError("the fault server is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+    # -- lifecycle (LoopbackServer) ----------------------------------------------------------
+    label = "the fault server"
 
-    def start(self) -> FaultServer:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(_Handler):
             owner = server
 
+        return Handler
+
+    def _on_start(self) -> None:
         self._stopping.clear()
-        self._httpd = _BurstServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
+    def _on_stop(self) -> None:
         self._stopping.set()  # wakes slow replies
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
-from tests.support.fault_server import RecordedRequest, _BurstServer
+from tests.support.fault_server import LoopbackServer, RecordedRequest
 
 __all__ = [
     "OpenAIStub",
@@ -147,7 +147,7 @@ def fake_vector(value: str | list[int], dim: int = EMBEDDING_DIM) -> list[float]
     return [x / norm for x in vector]
 
 
-class OpenAIStub:
+class OpenAIStub(LoopbackServer):
     """The server. Thread-safe; a context manager (``start`` / ``stop``)."""
 
     def __init__(
@@ -165,8 +165,6 @@ class OpenAIStub:
         self.embedding_dim = embedding_dim
         self._recorded: collections.deque[RecordedRequest] = collections.deque(maxlen=max_recorded)
         self._lock = threading.Lock()
-        self._httpd: _BurstServer | None = None
-        self._thread: threading.Thread | None = None
         self._calls = 0
 
     # -- what was received -----------------------------------------------------------------
@@ -210,41 +208,16 @@ class OpenAIStub:
         with self._lock:
             return f"chatcmpl-stub-{self._calls}"
 
-    # -- lifecycle (as in fault_server) ----------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``."""
-        if self._httpd is None:
-            raise RuntimeError("the OpenAI stub is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+    # -- lifecycle (LoopbackServer) ----------------------------------------------------------
+    label = "the OpenAI stub"
 
-    def start(self) -> OpenAIStub:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
         class Handler(_Handler):
             stub = owner
 
-        self._httpd = _BurstServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> OpenAIStub:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        return Handler
 
 
 class _Handler(BaseHTTPRequestHandler):
