@@ -40,6 +40,21 @@ def _has_schema(conn: sqlite3.Connection) -> bool:
     return row is not None and row[0] == str(S.SCHEMA_VERSION)
 
 
+def _set_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
+    """Switch ``conn`` to WAL. Two connections opening a NEW file at once (the app's store
+    and the background capture writer) race for this switch, and SQLite answers the loser
+    "database is locked" at once, without waiting on busy_timeout: retry briefly (at most
+    ``attempts`` x 10 ms), then let the error name the file."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01)
+
+
 class RunStore(CaptureMixin):
     """Read/write access to one run-store file. Thread-safe; opens lazily."""
 
@@ -60,7 +75,7 @@ class RunStore(CaptureMixin):
                 os.makedirs(parent, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             with self._init_lock:
                 if not self._initialized:
