@@ -192,3 +192,81 @@ def _same_placeholders(prompt: str) -> str:
     match = re.search(r"<current_value>\n(.*?)\n</current_value>", prompt, re.DOTALL)
     current = match.group(1) if match else ""
     return "Improved: " + current
+
+
+@pytest.fixture
+def step_calls(monkeypatch):
+    """Every backward pass and TGD proposal made, each with whether it ran inside the shared
+    step code (:class:`tg_bridge.loop.descent.Descent`). A path that calls ``abackward`` or
+    builds its own ``TGD`` shows up here as ``(phase, False)``."""
+    import contextvars
+
+    from tg_bridge.autograd import schedule
+    from tg_bridge.loop.descent import Descent
+    from tg_bridge.optim.tgd import TGD
+
+    inside = contextvars.ContextVar("inside_descent", default=False)
+    calls: list[tuple[str, bool]] = []
+
+    def through_descent(name):
+        real = getattr(Descent, name)
+
+        async def wrapped(self, *args, **kwargs):
+            token = inside.set(True)
+            try:
+                return await real(self, *args, **kwargs)
+            finally:
+                inside.reset(token)
+
+        monkeypatch.setattr(Descent, name, wrapped)
+
+    through_descent("backward")
+    through_descent("propose")
+    real_apropose, real_caller = TGD.apropose, schedule.Caller
+
+    async def apropose(self, *args, **kwargs):
+        calls.append(("update", inside.get()))
+        return await real_apropose(self, *args, **kwargs)
+
+    def caller(*args, **kwargs):  # abackward builds exactly one Caller per pass
+        calls.append(("backward", inside.get()))
+        return real_caller(*args, **kwargs)
+
+    monkeypatch.setattr(TGD, "apropose", apropose)
+    monkeypatch.setattr(schedule, "Caller", caller)
+    return calls
+
+
+def test_live_and_offline_optimization_run_the_same_step_code(tmp_path, production, fake_engine,
+                                                              step_calls):
+    """The live loop's step, the CLI's offline optimization and ``optimize_from_feedback``
+    all backpropagate and propose through loop.descent.Descent, never around it: a fix made
+    there (copy guard, label-leak refusal, placeholder rule, minimal edits) reaches all."""
+    traces, feedback, _ = production
+    assert main(["optimize", "--traces", str(traces), "--feedback", str(feedback),
+                 "--engine", "fake:test", "--out", str(tmp_path / "patch.json")]) == 0
+    assert step_calls == [("backward", True), ("update", True)]
+
+    step_calls.clear()
+    app = FakeApp("Answer {q}", lambda p: "Certainly!" if "Please" in p else p)
+    result = tg_bridge.optimize(app, [({"q": "fig"}, "x")], metric=_certain, engine=fake_engine,
+                                store=str(tmp_path / "runs.db"), progress=False)
+    assert result.history[0].accepted and app.template == NEW
+    assert step_calls == [("backward", True), ("update", True)]
+
+    step_calls.clear()
+    app = FakeApp("Answer {q}", str)
+
+    @tg_bridge.optimizable(store=str(tmp_path / "r.db"))
+    def answer(q):
+        return app.invoke({"q": q})
+
+    answer("fig")
+    answer.feedback(answer.last_run_id(), score=0, text="Be polite.")
+    answer.optimize_from_feedback(engine=fake_engine)
+    assert app.template == NEW
+    assert step_calls == [("backward", True), ("update", True)]
+
+
+def _certain(example, output):
+    return (1.0, "good") if output == "Certainly!" else (0.0, "Start with 'Certainly!'.")

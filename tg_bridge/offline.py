@@ -24,6 +24,7 @@ from .engines.sync import run_sync
 from .engines.usage import Usage, usage
 from .exceptions import TgBridgeError, UsageError
 from .graph import Graph
+from .loop.descent import Descent, Mode, pick_output
 from .variable import Variable
 
 __all__ = [
@@ -128,7 +129,7 @@ async def afrom_graphs(
     items: Sequence[tuple[Graph, Variable | None, Sequence[str]]],
     *,
     engine: Any = None,
-    mode: str = "edge",
+    mode: Mode = "edge",
     constraints: Sequence[str] = (),
     parameters: Mapping[str, Variable] | None = None,
 ) -> FeedbackOptimization:
@@ -137,9 +138,7 @@ async def afrom_graphs(
     ``output`` None means the graph's first output. Raises UsageError when nothing usable is
     left, EngineError / OptimizerOutputError from the engine.
     """
-    from .autograd import abackward
     from .losses import feedback
-    from .optim.tgd import TGD
 
     roots: list[Variable] = []
     skipped = 0
@@ -163,14 +162,16 @@ async def afrom_graphs(
             pool.append(param)
     if not pool:
         raise UsageError("the runs contain no prompt to optimize")
+    # the live loop's step runs the very same backward and proposal (loop.descent)
+    descent = Descent(engine, mode, tuple(constraints))
     meters = {"backward": Usage(), "update": Usage()}
     with usage(meters["backward"]):
-        await abackward(roots, engine=engine, mode=mode)
+        gradients = await descent.backward(roots, pool)
     with usage(meters["update"]):
-        patch = await TGD(pool, engine=engine, constraints=tuple(constraints)).apropose()
+        patch = await descent.propose(pool)
     return FeedbackOptimization(
         patch=patch,
-        gradients={p.key: tuple(g.text for g in p.gradients) for p in pool},
+        gradients=gradients,
         used=len(roots),
         skipped=skipped,
         usage={phase: _counters(m) for phase, m in meters.items()},
@@ -182,7 +183,7 @@ def optimize_traces(
     feedback: str | os.PathLike[str] | Sequence[FeedbackEntry],
     *,
     engine: Any = None,
-    mode: str = "edge",
+    mode: Mode = "edge",
     constraints: Sequence[str] = (),
 ) -> FeedbackOptimization:
     """Blocking: rebuild every trace of a trace file that has feedback and propose a Patch.
@@ -203,7 +204,7 @@ def optimize_traces(
         graphs += 1
         texts = by_trace.pop(str(graph.metadata.get("trace_id", "")).lower(), None)
         if texts:
-            items.append((graph, _output_of(graph), texts))
+            items.append((graph, pick_output(graph.outputs, graph.metadata.get("output")), texts))
     if by_trace:
         log.warning("feedback for %d trace id(s) not in %s ignored: %s", len(by_trace),
                     os.fspath(traces), ", ".join(sorted(by_trace)[:5]))
@@ -221,7 +222,7 @@ def optimize_from_feedback(
     recorder: Any,
     *,
     engine: Any = None,
-    mode: str = "edge",
+    mode: Mode = "edge",
     constraints: Sequence[str] = (),
     limit: int | None = None,
     apply: bool = True,
@@ -249,10 +250,8 @@ def optimize_from_feedback(
         except TgBridgeError as exc:
             log.warning("recorded call %s cannot be rebuilt: %s", cap.id, exc)
             continue
-        from .loop.step import _pick_output
-
         texts = [feedback_text(f.score, f.text) for f in cap.feedback]
-        items.append((graph, _pick_output(graph.outputs, cap.output or ""), texts))
+        items.append((graph, pick_output(graph.outputs, cap.output or ""), texts))
     result = run_sync(afrom_graphs(items, engine=engine, mode=mode, constraints=constraints,
                                    parameters=pool))
     patch = result.patch
@@ -282,14 +281,6 @@ def optimize_from_feedback(
     return OptimizationResult(run_id=run_id, baseline_score=baseline, best_score=None,
                               best_patch=patch, history=[step], usage=store.usage(run_id),
                               target=None, store_path=store.path)
-
-
-def _output_of(graph: Graph) -> Variable | None:
-    text = graph.metadata.get("output")
-    for var in graph.outputs:
-        if isinstance(text, str) and var.value == text:
-            return var
-    return graph.outputs[0] if graph.outputs else None
 
 
 def _counters(meter: Usage) -> dict[str, int]:

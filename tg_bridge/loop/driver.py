@@ -29,6 +29,7 @@ from ..store.records import StepRecord
 from .batching import as_examples, fingerprint, plan_steps
 from .budget import Budget, Cost, cost_of
 from .callbacks import check_callbacks, notify
+from .descent import MODES, Mode
 from .evaluation import Scorer, evaluate, mean, resolve_runner
 from .judge_cache import prompts_key
 from .outcome import announce
@@ -56,7 +57,6 @@ __all__ = ["aoptimize", "optimize"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("edge", "fused")
 Strategy = Literal["greedy", "pareto"]
 STRATEGIES: tuple[Strategy, ...] = ("greedy", "pareto")
 
@@ -72,7 +72,7 @@ async def aoptimize(
     batch_size: int = 4,
     engine: Any = None,
     backward_engine: Any = None,
-    mode: str = "edge",
+    mode: Mode = "edge",
     in_place: bool = True,
     store: RunStore | str | os.PathLike[str] | None = None,
     resume: str | None = None,

@@ -20,9 +20,12 @@ from typing import Any, Literal
 from ..engines.usage import Usage, usage
 from ..exceptions import OptimizerOutputError, PatchError, TgBridgeError
 from ..losses import MetricLoss
+from ..optim.tgd import guard_data
 from ..store.records import StepRecord
 from ..variable import Variable
 from .batching import Example, PlannedStep
+from .descent import Descent, Mode, pick_output
+from .descent import refused as refusal
 from .evaluation import Runner, Scorer, Trial, evaluate, mean
 from .reuse import RunMemo, forward_pass
 
@@ -54,7 +57,7 @@ class LoopState:
     trainset: list[Example]
     valset: list[Example]
     backward_engine: Any
-    mode: str
+    mode: Mode
     constraints: Sequence[str]
     originals: dict[str, str]
     current: float | None = None
@@ -71,6 +74,10 @@ class LoopState:
     #: strategy="pareto": the pool (a ParetoPool) and, during a step, the parent entry
     pool: Any = None
     parent: Any = None
+
+    def descent(self) -> Descent:
+        """Backward and proposal for this run's steps (shared with offline optimization)."""
+        return Descent(self.backward_engine, self.mode, tuple(self.constraints))
 
 
 @dataclasses.dataclass
@@ -118,28 +125,21 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
     if not params:
         unbound = f" (found but not writable: {list(state.unbound)})" if state.unbound else ""
         return outcome("no writable prompt was found in the captured runs" + unbound)
-    from ..autograd import abackward
-
+    descent = state.descent()
     try:
         with usage(meters["backward"]):
-            await abackward(roots, engine=state.backward_engine, mode=state.mode)
+            gradients = await descent.backward(roots, params)
     except OptimizerOutputError as exc:  # e.g. an unparseable fused answer: skip this step
         log.info("%s: backward failed (%s)", label, exc)
         return outcome(f"backward failed: {exc}")
-    gradients = {p.key: tuple(g.text for g in p.gradients) for p in params}
     if not any(gradients.values()):
         return outcome("no feedback reached a prompt", gradients=gradients)
-    from ..optim.tgd import TGD, guard_data
-
     guard = guard_data([t.example for t in trials], [t.output_text for t in trials],
                        labels_of=state.trainset)
 
     async def propose(**kwargs: Any) -> Any:
-        optimizer = TGD(params, engine=state.backward_engine,
-                        constraints=tuple(state.constraints),
-                        untrusted_texts=guard["untrusted_texts"], labels=guard["labels"],
-                        **kwargs)
-        return await optimizer.apropose()
+        return await descent.propose(params, untrusted_texts=guard["untrusted_texts"],
+                                     labels=guard["labels"], **kwargs)
 
     searched = None
     if state.candidates > 1 or state.pool is not None:
@@ -154,7 +154,7 @@ async def run_step(state: LoopState, planned: PlannedStep) -> StepOutcome:
         except (OptimizerOutputError, PatchError) as exc:
             log.info("%s: no candidate (%s)", label, exc)
             return outcome(f"proposal rejected: {exc}", gradients=gradients)
-    refused = _refused(candidate)
+    refused = refusal(candidate)
     if not list(candidate.changes):
         reason = refused or "the optimizer proposed no change"
         return outcome(reason, candidate, gradients=gradients)
@@ -221,7 +221,7 @@ async def _search(state: LoopState, planned: PlannedStep, meters: dict[str, Usag
     best = best_of(proposals)
     log.info("%s: candidates %s", label, [(p.setting.index, p.score) for p in proposals])
     if best is None:
-        problems = [p.error or (_refused(p.patch) if p.patch is not None else "")
+        problems = [p.error or (refusal(p.patch) if p.patch is not None else "")
                     for p in proposals]
         refused = "; ".join(dict.fromkeys(filter(None, problems)))
         return None, (f"none of {len(proposals)} candidates proposed a usable change"
@@ -257,15 +257,6 @@ def _pool_add(state: LoopState, planned: PlannedStep, candidate: Any,
     candidate.metadata["in_pool"] = kept
     return (f"added to the pool ({len(state.pool)} entries)" if kept
             else "not added to the pool (it wins no validation example)")
-
-
-def _refused(candidate: Any) -> str:
-    """The optimizer's refused proposals (validation failures) in words, or ""."""
-    rejected = [r for r in candidate.metadata.get("rejected") or () if isinstance(r, dict)]
-    if not rejected:
-        return ""
-    return "the optimizer's proposal was refused: " + "; ".join(
-        str(r.get("message") or f"{r.get('target')}: {r.get('reason')}") for r in rejected)
 
 
 def failing(trials: Sequence[Trial]) -> frozenset[int]:
@@ -334,7 +325,7 @@ async def _losses(state: LoopState, trials: Sequence[Trial], pool: dict[str, Var
         except TgBridgeError as exc:
             log.warning("run %s could not be reconstructed: %s", trial.run.name, exc)
             continue
-        output_var = _pick_output(graph.outputs, trial.output_text)
+        output_var = pick_output(graph.outputs, trial.output_text)
         if output_var is None:
             continue
         # the metric's (or the judge's) score and feedback seed the loss: no extra LLM call
@@ -342,14 +333,6 @@ async def _losses(state: LoopState, trials: Sequence[Trial], pool: dict[str, Var
         name = "metric" if state.scorer.metric is not None else "judge"
         roots.append(MetricLoss(lambda *_a, _r=result: _r, name=name)(output_var, trial.example))
     return roots
-
-
-def _pick_output(outputs: Sequence[Variable], text: str) -> Variable | None:
-    """The graph output holding the app's answer (else the first: the trace's final output)."""
-    for var in outputs:
-        if var.value == text:
-            return var
-    return outputs[0] if outputs else None
 
 
 def _remember_originals(state: LoopState) -> None:
