@@ -65,8 +65,7 @@ def run_optimize(args: argparse.Namespace) -> int:
                 raise UsageError(f"{label} {path}: no such file (give --traces and --feedback,"
                                  " or --mlflow URL --experiment NAME)")
         entries = read_feedback(args.feedback)  # bad input fails before any engine is built
-        engine = (engines.engine(args.engine) if args.engine
-                  else engines.resolve_engine(backward=True))
+        engine = engines.resolve_engine(args.engine or None, backward=True)  # once, passed down
         result = optimize_traces(args.traces, entries, engine=engine, mode=args.mode,
                                  constraints=args.constraint)
     if not result.patch.changes:  # an empty patch must not look like success
@@ -107,7 +106,7 @@ def _from_mlflow(args: argparse.Namespace, engines: Any) -> Any:
     except ImportError as exc:
         raise MissingExtraError("reading traces from MLflow", "pip install tg-bridge-mlflow"
                                 ) from exc
-    engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
+    engine = engines.resolve_engine(args.engine or None, backward=True)  # once, passed down
     return from_mlflow(args.experiment, tracking_uri=args.mlflow, engine=engine, mode=args.mode,
                        constraints=args.constraint)
 

@@ -49,8 +49,10 @@ def _render_example(example: Any) -> str:
 class TextLoss:
     """An LLM judge: ``TextLoss("Is the answer correct and concise?")(answer)``.
 
-    ``engine`` defaults to the backward engine (settings). Each call makes one LLM call and
-    returns a new loss Variable. Raises :class:`EngineError` when the call fails.
+    ``engine`` defaults to the backward engine (settings), as the judge of
+    ``optimize(judge=...)`` and ``refine`` does: a judge is a critic, like the model writing
+    the gradients (TextGrad's default too). Each call makes one LLM call and returns a new
+    loss Variable. Raises :class:`EngineError` when the call fails.
     """
 
     def __init__(self, instruction: str, *, engine: Any = None) -> None:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .engines import as_engine
 from .engines.sync import run_sync
 from .engines.usage import Usage, usage
 from .exceptions import TgBridgeError, UsageError
@@ -135,8 +136,10 @@ async def afrom_graphs(
 ) -> FeedbackOptimization:
     """Seed each ``(graph, output, texts)`` and propose a Patch over the shared parameters.
 
-    ``output`` None means the graph's first output. Raises UsageError when nothing usable is
-    left, EngineError / OptimizerOutputError from the engine.
+    ``output`` None means the graph's first output. ``engine``: the backward engine (an
+    Engine is used as is; a spec or None is resolved once, here). Backward and proposal run
+    through :class:`tg_bridge.loop.descent.Descent`, as in the live loop's step. Raises
+    UsageError when nothing usable is left, EngineError / OptimizerOutputError from the engine.
     """
     from .losses import feedback
 
@@ -162,8 +165,9 @@ async def afrom_graphs(
             pool.append(param)
     if not pool:
         raise UsageError("the runs contain no prompt to optimize")
-    # the live loop's step runs the very same backward and proposal (loop.descent)
-    descent = Descent(engine, mode, tuple(constraints))
+    # the live loop's step runs the very same backward and proposal (loop.descent); the
+    # engine is resolved here once (an Engine passed by the caller is used as is)
+    descent = Descent(as_engine(engine, backward=True), mode, tuple(constraints))
     meters = {"backward": Usage(), "update": Usage()}
     with usage(meters["backward"]):
         gradients = await descent.backward(roots, pool)

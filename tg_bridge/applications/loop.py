@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..engines import resolve_engine
+from ..engines import as_engine
 from ..engines.usage import Usage, usage
 from ..exceptions import OptimizerOutputError, PatchValidationError, UsageError
 from ..variable import Variable
@@ -122,7 +122,7 @@ async def aoptimize_value(
         raise UsageError("aoptimize_value needs a Variable with requires_grad=True")
     if not isinstance(steps, int) or steps < 0:
         raise UsageError("steps must be an integer >= 0")
-    resolved = resolve_engine(engine, backward=True)
+    resolved = as_engine(engine, backward=True)  # refine() passes its resolved engine
     history: list[Step] = []
     with usage() as meter:
         optimizer = TGD([variable], engine=resolved, constraints=tuple(constraints), **(optimizer_kwargs or {}))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import get_settings
-from ..engines.base import Completion
+from ..engines.base import Completion, Engine
 from ..exceptions import ConfigurationError
 
 __all__ = ["ask", "lenient_json", "resolve", "supports_structured"]
@@ -19,10 +19,13 @@ log = logging.getLogger(__name__)
 def resolve(engine: Any = None, *, backward: bool = True) -> Any:
     """The engine to use: explicit, else settings, else ``"local"``.
 
-    Delegates to :func:`tg_bridge.engines.resolve_engine`; when that is not available (a
+    An Engine object is used as is (resolved once by the caller's entry point); anything
+    else goes to :func:`tg_bridge.engines.resolve_engine`; when that is not available (a
     partial install) an object with ``acomplete`` is accepted as is. Raises
     :class:`ConfigurationError` when nothing usable is found.
     """
+    if isinstance(engine, Engine):
+        return engine
     try:
         from ..engines import resolve_engine
     except ImportError:

@@ -26,6 +26,7 @@ __all__ = [
     "LocalEngine",
     "OpenAIEngine",
     "Usage",
+    "as_engine",
     "engine",
     "open_cache",
     "record_usage",
@@ -118,6 +119,20 @@ def _from_host_model(obj: Any, kw: dict[str, Any]) -> Engine:
             f"keyword arguments {sorted(kw)} are not supported for host model engines"
         )
     return adapter.engine(obj)
+
+
+def as_engine(value: Any = None, *, backward: bool = False) -> Engine:
+    """``value`` itself when it already is an Engine, else :func:`resolve_engine` of it.
+
+    What the layers below an entry point call: an entry point (``optimize``, the CLI's
+    ``optimize``, offline optimization, ``refine``) resolves each engine role once and
+    passes the Engine down, so nothing below resolves it again (a spec string resolved twice
+    would build two engines, with two connection pools and two learned structured-output
+    modes). Raises like :func:`engine`.
+    """
+    if isinstance(value, Engine):
+        return value
+    return resolve_engine(value, backward=backward)
 
 
 _resolved_lock = threading.Lock()

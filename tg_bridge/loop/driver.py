@@ -124,6 +124,12 @@ async def aoptimize(
     ``max_tokens``: stop before a step that could pass the budget (engine usage meters,
     baseline included; shown on the progress bar).
 
+    Engines: ``backward_engine`` (else ``engine``, else the configured ``backward_engine``
+    or ``engine``, else the app's own host model, else the embedded backward model; see
+    :mod:`tg_bridge.engines.host`) writes the feedback, the new prompts and, without a
+    metric, the judge's ratings — the judge is a critic like :class:`~tg_bridge.losses.TextLoss`,
+    whose default is the backward engine too. It is resolved once per call and passed down.
+
     Raises UsageError (bad arguments, broken metric), EngineError, StoreError. A step's
     optimizer/patch failure is recorded as a rejected step, not raised.
     """
@@ -155,15 +161,13 @@ async def aoptimize(
     budget = Budget(max_calls, max_tokens)
     if isinstance(constraints, str):
         constraints = (constraints,)
-    from ..engines import resolve_engine
     from ..engines.host import choose_backward_engine
 
+    # resolved once for the whole run; every layer below gets these Engine objects
     feedback = choose_backward_engine(target, engine=engine, backward_engine=backward_engine)
     bwd = feedback.engine
-    judge_engine = None
-    if metric is None:  # the app's own host model judges too when it writes the feedback
-        judge_engine = bwd if feedback.source == "host" else resolve_engine(engine)
-    scorer = Scorer(metric, judge, judge_engine)
+    # the judge is a critic like the gradients' writer (and TextLoss): the backward engine
+    scorer = Scorer(metric, judge, bwd if metric is None else None)
     runner = resolve_runner(target)
     if not in_place:
         runner = runner.copy()

@@ -16,6 +16,7 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..engines import as_engine
 from ..exceptions import UsageError
 from ..patching.binding import Binding
 from ..run_config import base_config, merge_configs, takes_config
@@ -240,7 +241,9 @@ class Scorer:
             raise UsageError("judge must be an instruction string")
         self.metric = metric
         self.judge = judge
-        self.engine = engine
+        #: the judge's engine, resolved here once (default: the backward engine, as for
+        #: TextLoss); None when a metric scores
+        self.engine = as_engine(engine, backward=True) if metric is None else None
         #: the judge's verdicts of this run (a metric is the user's code: always called)
         self.verdicts = VerdictCache()
 
@@ -282,11 +285,12 @@ class Scorer:
         """One judge call: (0..1 score or None when the answer has no usable one, critique)."""
         import json
 
-        from ..engines import resolve_engine
         from ..safety import delimit, mask_secrets
         from . import prompts
 
-        engine = resolve_engine(self.engine, backward=True)
+        if self.engine is None:  # a metric's scorer asked for a rating: resolve once, now
+            self.engine = as_engine(None, backward=True)
+        engine = self.engine
         shown = ""
         if example.inputs or example.expected is not None:
             data = {"inputs": dict(example.inputs), "expected": example.expected}
