@@ -22,6 +22,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any, Literal
 
 from tg_bridge.exceptions import UsageError
+from tg_bridge.loop.descent import pick_output
 from tg_bridge.offline import FeedbackEntry, FeedbackOptimization, feedback_text
 from tg_bridge.variable import Variable
 
@@ -189,18 +190,10 @@ def optimize_traces(
                          " assessment")
     pool: dict[str, Variable] = {}
     graphs = load_traces(with_feedback, parameters=pool)
-    work = [(g, _output_of(g), by_trace[str(g.metadata.get("trace_id"))]) for g in graphs]
+    work = [(g, pick_output(g.outputs, g.metadata.get("output")),
+             by_trace[str(g.metadata.get("trace_id"))]) for g in graphs]
     result = run_sync(afrom_graphs(work, engine=engine, mode=mode, constraints=constraints,
                                    parameters=pool))
     result.patch.metadata.update({"source": "mlflow", "traces": len(items),
                                   "with_feedback": result.used})
     return result
-
-
-def _output_of(graph: Any) -> Variable | None:
-    """The output variable holding the trace's final output text, else the first output."""
-    text = graph.metadata.get("output")
-    for var in graph.outputs:
-        if isinstance(text, str) and var.value == text:
-            return var
-    return graph.outputs[0] if graph.outputs else None
