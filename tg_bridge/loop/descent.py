@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from ..autograd import abackward
+from ..engines.base import Engine
 from ..optim.tgd import TGD
 from ..variable import Variable
 
@@ -39,7 +40,7 @@ class Descent:
     Stateless and safe to share across concurrent proposals of one step.
     """
 
-    engine: Any
+    engine: Engine
     mode: Mode = "edge"
     constraints: tuple[str, ...] = ()
 
