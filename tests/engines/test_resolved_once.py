@@ -116,6 +116,20 @@ def test_offline_api_resolves_once(tmp_path, fake_engine, resolutions):
     assert resolutions == ["backward"]
 
 
+def test_optimize_from_feedback_resolves_once(tmp_path, fake_engine, resolutions):
+    app = _app()
+
+    @tg_bridge.optimizable(store=str(tmp_path / "r.db"))
+    def answer(q):
+        return app.invoke({"q": q})
+
+    answer("fig")
+    answer.feedback(answer.last_run_id(), score=0, text="Be polite.")
+    answer.optimize_from_feedback(engine="fake:test")
+    assert app.template == NEW
+    assert resolutions == ["backward"]
+
+
 def test_refine_resolves_once(fake_engine, resolutions):
     result = tg_bridge.refine(lambda q: "3", "How many?", steps=2, engine="fake:test")
     assert len(result.history) == 3
