@@ -206,3 +206,36 @@ def test_load_traces_arguments(tmp_path):
         tg_bridge.load_traces(tmp_path / "t.json", phoenix="http://127.0.0.1:1", project="p")
     with pytest.raises(UsageError, match="http"):
         tg_bridge.load_traces(phoenix="127.0.0.1:6006", project="p")
+
+
+def _readme_section(heading: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n#", start + len(heading) + 2)
+    return text[start:end]
+
+
+def test_readme_commands_run_against_the_server(phoenix, traces, tmp_path, capsys, monkeypatch):
+    """The README's Phoenix commands, with its URL and project replaced by this server's."""
+    import re
+    import shlex
+
+    import tg_bridge.engines
+
+    section = _readme_section("### Where traces live")
+    fix = {"http://127.0.0.1:6006": phoenix.url, "my-app": PROJECT}
+    (command,) = [line for line in re.findall(r"```bash\n(.*?)```", section, re.S)[0].splitlines()
+                  if "--phoenix" in line]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    for old, new in fix.items():
+        command, code = command.replace(old, new), code.replace(old, new)
+    argv = shlex.split(command)
+    assert argv[0] == "tg-bridge"
+    argv[argv.index("--out") + 1] = str(tmp_path / "patch.json")
+    monkeypatch.setattr(tg_bridge.engines, "engine", lambda spec, **kw: FakeEngine(_respond))
+    assert cli.main(argv[1:]) == 0, capsys.readouterr().err
+    namespace: dict = {"tg_bridge": tg_bridge}
+    exec(code, namespace)  # noqa: S102 (our own README)
+    assert len(namespace["graphs"]) == len(QUESTIONS)

@@ -190,7 +190,7 @@ class PhoenixSource:
         try:
             with client.stream("GET", self.url + path, params=params, headers=self._headers,
                                timeout=self.timeout) as response:
-                raw = _read_capped(response)
+                raw = _read_capped(response, self.url)
                 status = response.status_code
         except httpx.HTTPError as exc:
             raise TraceSourceError(f"cannot reach Phoenix ({type(exc).__name__}: {exc})",
@@ -216,14 +216,14 @@ class PhoenixSource:
                                    url=self.url) from None
 
 
-def _read_capped(response: Any) -> bytes:
+def _read_capped(response: Any, url: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise TraceSourceError(f"an answer is larger than {MAX_BODY_BYTES} bytes",
-                                   url=str(response.url))
+            raise TraceSourceError(f"an answer is larger than {MAX_BODY_BYTES} bytes"
+                                   f" (GET {response.url.path})", url=url)
         chunks.append(chunk)
     return b"".join(chunks)
 
