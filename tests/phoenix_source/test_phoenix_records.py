@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-import tg_bridge
 from tests.support.fault_server import LoopbackServer
 from tg_bridge.exceptions import TraceFormatError, TraceSourceError
 from tg_bridge.reconstruction import phoenix_graphs
