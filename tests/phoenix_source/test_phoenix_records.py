@@ -162,3 +162,31 @@ def test_an_oversized_answer_is_refused(monkeypatch):
     big = json.dumps({"data": [_span(LLM, None, {"x": "y" * 5000})]}).encode()
     error, _ = _fetch(lambda path, query: (200, big))
     assert isinstance(error, TraceSourceError) and "larger than 1000 bytes" in str(error)
+
+
+def test_the_api_key_is_sent_as_a_bearer_token(monkeypatch):
+    seen: list[str | None] = []
+
+    class Auth(_Scripted):
+        def handler_class(self):
+            base = super().handler_class()
+
+            class Handler(base):  # type: ignore[misc, valid-type]
+                def do_GET(self) -> None:  # noqa: N802
+                    seen.append(self.headers.get("authorization"))
+                    super().do_GET()
+
+            return Handler
+
+    def answer(path: str, query: dict) -> tuple[int, bytes]:
+        ok = seen[-1] == "Bearer k-123"
+        return (200, json.dumps({"data": [_span(LLM, None, {})]}).encode()) if ok else (401, b"")
+
+    monkeypatch.delenv("PHOENIX_API_KEY", raising=False)
+    with Auth(answer) as server:
+        with pytest.raises(TraceSourceError, match="API key"):
+            PhoenixSource(server.url, "p").fetch_spans()
+        assert len(PhoenixSource(server.url, "p", api_key="k-123").fetch_spans()) == 1
+        monkeypatch.setenv("PHOENIX_API_KEY", "k-123")  # Phoenix's own variable is the default
+        assert len(PhoenixSource(server.url, "p").fetch_spans()) == 1
+    assert seen == [None, "Bearer k-123", "Bearer k-123"]

@@ -8,7 +8,7 @@ from its own venv, made by ``make phoenix`` (``.venv-phoenix`` at the repo root)
 or on PATH. Not found is a test FAILURE naming the make target, never a skip.
 
 :func:`start_phoenix` binds free ports (HTTP and the OTLP gRPC port, so parallel sessions
-never collide), turns telemetry off, waits for ``/healthz`` with a bounded poll (a server
+never collide), turns telemetry and every public-internet fetch off, waits for ``/healthz`` with a bounded poll (a server
 that exits early fails with its log) and returns a handle whose ``stop()`` ends the whole
 process group.
 """
@@ -114,6 +114,11 @@ def start_phoenix(workdir: Path) -> PhoenixServer:
         PHOENIX_GRPC_PORT=str(grpc_port),
         PHOENIX_TELEMETRY_ENABLED="false",
         DO_NOT_TRACK="1",
+        # network only on loopback: no public-internet fetches (its docs MCP server, sandbox
+        # downloads), no agent assistant, no MCP endpoint of its own
+        PHOENIX_ALLOW_EXTERNAL_RESOURCES="false",
+        PHOENIX_DISABLE_AGENT_ASSISTANT="true",
+        PHOENIX_ENABLE_MCP_SERVER="false",
     )
     log_path = workdir / "phoenix.log"
     with open(log_path, "wb") as log:

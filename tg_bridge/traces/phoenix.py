@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -72,8 +73,8 @@ class PhoenixSource:
     """A Phoenix server at ``url`` and one of its projects (name or id).
 
     ``client`` is an ``httpx.Client`` to use instead of a new one per call (tests, proxies,
-    auth headers); ``api_key`` is sent as a bearer token when given. Nothing is contacted
-    until a fetch method is called."""
+    auth headers); ``api_key`` (default: ``$PHOENIX_API_KEY``, Phoenix's own variable) is
+    sent as a bearer token when set. Nothing is contacted until a fetch method is called."""
 
     def __init__(
         self,
@@ -92,6 +93,8 @@ class PhoenixSource:
         self.project = project.strip()
         self.timeout = timeout
         self._headers = {"accept": "application/json"}
+        if api_key is None:
+            api_key = os.environ.get("PHOENIX_API_KEY") or None
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._client = client
