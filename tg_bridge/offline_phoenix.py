@@ -3,8 +3,10 @@
 :func:`read_feedback` turns Phoenix annotations (on spans or whole traces; scores, labels,
 explanations, notes) into :class:`tg_bridge.offline.FeedbackEntry` records;
 :func:`optimize_phoenix` is ``tg-bridge optimize --phoenix URL --project NAME``: each trace
-with feedback is rebuilt, its feedback is seeded as the gradient of the trace's output and
-TGD proposes a Patch (unapplied), exactly as for trace files with a feedback JSONL file.
+with feedback is rebuilt, its feedback is seeded as a gradient and TGD proposes a Patch
+(unapplied), as for trace files with a feedback JSONL file. Feedback on an LLM span is
+seeded on that call's output (it is about that call, which may not feed the final answer);
+any other annotation on the trace's final output.
 
 Annotations are written by end users, judges and scripts: their names, labels and
 explanations are untrusted text. They reach a prompt only through
@@ -39,20 +41,27 @@ def read_feedback(
     The score is the annotation's score; the text is ``"name: label - explanation"`` (the
     parts present). Every text is untrusted: it is only ever seeded through the feedback
     path that masks and delimits it."""
+    return [FeedbackEntry(item.trace_id, item.score, _text(item))
+            for item in _selected(annotations, names, kinds)]
+
+
+def _selected(
+    annotations: Iterable[PhoenixAnnotation],
+    names: Iterable[str] | None,
+    kinds: Iterable[AnnotatorKind] | None,
+) -> list[PhoenixAnnotation]:
+    """The annotations kept by the filters that carry a score or a text, in order."""
     wanted_names = None if names is None else set(names)
     wanted_kinds = None if kinds is None else {str(k).upper() for k in kinds}
-    out: list[FeedbackEntry] = []
-    for item in annotations:
-        if wanted_names is not None and item.name not in wanted_names:
-            continue
-        if wanted_kinds is not None and item.annotator_kind not in wanted_kinds:
-            continue
-        parts = [t for t in (item.label, item.explanation) if t]
-        text = f"{item.name}: " + " - ".join(parts) if parts else None
-        if item.score is None and text is None:
-            continue
-        out.append(FeedbackEntry(item.trace_id, item.score, text))
-    return out
+    return [item for item in annotations
+            if (wanted_names is None or item.name in wanted_names)
+            and (wanted_kinds is None or item.annotator_kind in wanted_kinds)
+            and (item.score is not None or _text(item) is not None)]
+
+
+def _text(item: PhoenixAnnotation) -> str | None:
+    parts = [t for t in (item.label, item.explanation) if t]
+    return f"{item.name}: " + " - ".join(parts) if parts else None
 
 
 def optimize_phoenix(
@@ -79,18 +88,39 @@ def optimize_phoenix(
 
     source = PhoenixSource(url, project, api_key=api_key)
     spans = source.fetch_spans(max_spans=max_spans)
-    by_trace: dict[str, list[str]] = {}
-    for entry in read_feedback(source.fetch_annotations(spans), names=names, kinds=kinds):
-        by_trace.setdefault(entry.trace_id, []).append(feedback_text(entry.score, entry.text))
+    # (trace id, span id or None) -> feedback texts, in annotation order
+    by_target: dict[tuple[str, str | None], list[str]] = {}
+    for item in _selected(source.fetch_annotations(spans), names, kinds):
+        by_target.setdefault((item.trace_id, item.span_id), []).append(
+            feedback_text(item.score, _text(item)))
     traces = {s.trace_id for s in spans}
-    if not by_trace:
+    if not by_target:
         raise UsageError(f"none of the {len(traces)} trace(s) of Phoenix project {project!r}"
                          f" at {source.url} has a usable annotation (score, label or explanation)")
+    wanted = {trace_id for trace_id, _ in by_target}
     pool: dict[str, Variable] = {}
-    graphs = phoenix_graphs([s for s in spans if s.trace_id in by_trace], parameters=pool)
-    work = [(g, _output_of(g), by_trace[str(g.metadata.get("trace_id"))]) for g in graphs]
+    graphs = phoenix_graphs([s for s in spans if s.trace_id in wanted], parameters=pool)
+    work: list[tuple[Any, Variable | None, list[str]]] = []
+    for graph in graphs:
+        trace_id = str(graph.metadata.get("trace_id"))
+        calls = {v.metadata.get("span_id"): v for v in graph.nodes if v.kind == "llm_output"}
+        for (target_trace, span_id), texts in by_target.items():
+            if target_trace == trace_id:
+                work.append((graph, calls.get(span_id) or _output_of(graph), texts))
     result = run_sync(afrom_graphs(work, engine=engine, mode=mode, constraints=constraints,
                                    parameters=pool))
+    result.used = _traces_seeded(work)  # afrom_graphs counts seeded outputs, we count traces
     result.patch.metadata.update({"source": "phoenix", "project": project,
                                   "traces": len(traces), "with_feedback": result.used})
     return result
+
+
+def _traces_seeded(work: Sequence[tuple[Any, Variable | None, Sequence[str]]]) -> int:
+    """How many graphs got feedback seeded on one of their outputs (afrom_graphs skips an
+    item whose target is missing or is a prompt)."""
+    seeded = set()
+    for graph, target, _ in work:
+        var = target if target is not None else (graph.outputs[0] if graph.outputs else None)
+        if var is not None and not var.requires_grad and var.gradients:
+            seeded.add(id(graph))
+    return len(seeded)

@@ -239,3 +239,55 @@ def test_readme_commands_run_against_the_server(phoenix, traces, tmp_path, capsy
     namespace: dict = {"tg_bridge": tg_bridge}
     exec(code, namespace)  # noqa: S102 (our own README)
     assert len(namespace["graphs"]) == len(QUESTIONS)
+
+
+CLASSIFY = "Label the topic of the question with one word."
+
+
+def test_feedback_on_an_llm_span_is_seeded_on_that_call(phoenix):
+    """A side call (a classifier whose label the answer does not use) rated on its own span:
+    the feedback reaches the classifier's prompt, not the answer's (seeding it on the trace's
+    final output would have done the opposite)."""
+    project = "tg-side-call"
+    provider = tracer_provider(phoenix, project)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("app", attributes={
+            "openinference.span.kind": "CHAIN", "input.value": "kiwi", "output.value": "KIWI"}):
+        with tracer.start_as_current_span("classify", attributes={
+                "openinference.span.kind": "LLM",
+                "llm.input_messages.0.message.role": "system",
+                "llm.input_messages.0.message.content": CLASSIFY,
+                "llm.input_messages.1.message.role": "user",
+                "llm.input_messages.1.message.content": "kiwi",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "bird",
+                "output.value": "bird"}) as side:
+            pass
+        with tracer.start_as_current_span("answer", attributes={
+                "openinference.span.kind": "LLM",
+                "llm.input_messages.0.message.role": "system",
+                "llm.input_messages.0.message.content": SYSTEM,
+                "llm.input_messages.1.message.role": "user",
+                "llm.input_messages.1.message.content": "Answer kiwi",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "KIWI",
+                "output.value": "KIWI"}):
+            pass
+    provider.shutdown()
+    wait_for_spans(phoenix, project, 3)
+    Client(base_url=phoenix.url).spans.add_span_annotation(
+        span_id=format(side.get_span_context().span_id, "016x"), annotation_name="label",
+        label="wrong", explanation="a kiwi here is a fruit, not a bird", annotator_kind="HUMAN",
+        sync=True)
+    better = "Label the topic of the question with one word; foods are 'fruit'."
+
+    def respond(messages, fmt):
+        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {}):
+            return {"improved_value": better}
+        return "The label prompt should say that foods are fruit."
+
+    result = optimize_phoenix(phoenix.url, project, engine=FakeEngine(respond))
+    assert result.used == 1
+    assert [(c.old, c.new) for c in result.patch.changes] == [(CLASSIFY, better)]
+    reached = {key for key, texts in result.gradients.items() if texts}
+    assert len(reached) == 1  # the classifier's prompt only
