@@ -139,7 +139,7 @@ def test_bad_answers_are_one_line_source_errors(status, body, message):
     assert isinstance(error, TraceSourceError) and message in str(error)
 
 
-def test_paging_is_bounded_by_max_spans_and_by_a_repeated_cursor():
+def test_paging_is_bounded_by_max_spans_and_by_a_repeated_cursor(caplog):
     counter = iter(range(10_000))
 
     def endless(path: str, query: dict) -> tuple[int, bytes]:
@@ -147,14 +147,18 @@ def test_paging_is_bounded_by_max_spans_and_by_a_repeated_cursor():
         span = _span(f"{n:016x}", None, {})
         return 200, json.dumps({"data": [span], "next_cursor": f"c{n}"}).encode()
 
-    spans, server = _fetch(endless, max_spans=7)
+    with caplog.at_level("WARNING", logger="tg_bridge.traces.phoenix"):
+        spans, server = _fetch(endless, max_spans=7)
     assert len(spans) == 7 and server.gets == 7
+    assert "more than max_spans=7" in caplog.text  # the cut is said, not silent
+    caplog.clear()
 
     def stuck(path: str, query: dict) -> tuple[int, bytes]:
         return 200, json.dumps({"data": [_span(LLM, None, {})], "next_cursor": "same"}).encode()
 
     spans, server = _fetch(stuck, max_spans=1000)
     assert server.gets == 2 and len(spans) == 2  # the repeated cursor ends paging
+    assert "max_spans" not in caplog.text
 
 
 def test_an_oversized_answer_is_refused(monkeypatch):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -33,6 +34,8 @@ from ..spans import SpanRecord
 from .checks import timestamp_ns
 
 __all__ = ["PhoenixAnnotation", "PhoenixSource", "record_of_span"]
+
+log = logging.getLogger(__name__)
 
 AnnotatorKind = Literal["HUMAN", "LLM", "CODE"]
 #: spans asked for per page (Phoenix caps a page at 1000)
@@ -128,6 +131,10 @@ class PhoenixSource:
             seen.add(cursor)
         if not records:
             raise TraceSourceError(f"project {self.project!r} has no spans", url=self.url)
+        if len(records) >= max_spans and isinstance(cursor, str) and cursor:
+            log.warning("Phoenix project %r at %s holds more than max_spans=%d spans: read the"
+                        " newest %d; the oldest trace read may be incomplete", self.project,
+                        self.url, max_spans, max_spans)
         return records[:max_spans]
 
     # -- annotations -----------------------------------------------------------------------
