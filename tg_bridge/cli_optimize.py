@@ -126,11 +126,11 @@ def _from_phoenix(args: argparse.Namespace, engines: Any) -> Any:
             or args.experiment):
         raise UsageError("--phoenix URL and --project NAME go together, without --traces,"
                          " --feedback, --mlflow and --experiment")
-    from .offline_phoenix import optimize_phoenix
+    from .offline_phoenix import gather, propose
 
+    gathered = gather(args.phoenix, args.project)  # a bad server fails before any engine is built
     engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
-    return optimize_phoenix(args.phoenix, args.project, engine=engine, mode=args.mode,
-                            constraints=args.constraint)
+    return propose(gathered, engine=engine, mode=args.mode, constraints=args.constraint)
 
 
 def _why_unchanged(result: Any) -> str:

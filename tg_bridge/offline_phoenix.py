@@ -16,6 +16,7 @@ masks and delimits them as data; the copy guard rejects proposals that carry the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from .offline import FeedbackEntry, FeedbackOptimization, feedback_text
 from .traces.phoenix import PhoenixAnnotation, PhoenixSource
 from .variable import Variable
 
-__all__ = ["optimize_phoenix", "read_feedback"]
+__all__ = ["PhoenixFeedback", "gather", "optimize_phoenix", "propose", "read_feedback"]
 
 AnnotatorKind = Literal["HUMAN", "LLM", "CODE"]
 
@@ -64,26 +65,33 @@ def _text(item: PhoenixAnnotation) -> str | None:
     return f"{item.name}: " + " - ".join(parts) if parts else None
 
 
-def optimize_phoenix(
+@dataclasses.dataclass
+class PhoenixFeedback:
+    """What :func:`gather` read: ``work`` items ``(graph, output to seed, feedback texts)``
+    for :func:`tg_bridge.offline.afrom_graphs`, the shared parameter pool, and counts."""
+
+    project: str
+    url: str
+    work: list[tuple[Any, Variable | None, list[str]]]
+    parameters: dict[str, Variable]
+    traces: int
+
+
+def gather(
     url: str,
     project: str,
     *,
-    engine: Any = None,
-    mode: Literal["edge", "fused"] = "edge",
-    constraints: Sequence[str] = (),
     names: Iterable[str] | None = None,
     kinds: Iterable[AnnotatorKind] | None = None,
     max_spans: int = 100_000,
     api_key: str | None = None,
-) -> FeedbackOptimization:
-    """Propose a Patch from the traces of a Phoenix project that have feedback (blocking).
+) -> PhoenixFeedback:
+    """Read a Phoenix project (at most ``max_spans`` spans, newest first, and the annotations
+    on them and on their traces) and rebuild the traces that have feedback (blocking).
 
-    Reads at most ``max_spans`` spans (newest first) and the annotations on them and on their
-    traces. Raises TraceSourceError (naming the URL) when the server cannot be read, the
-    project is unknown or empty; UsageError when no trace has usable feedback;
-    EngineError from the engine."""
-    from .engines.sync import run_sync
-    from .offline import _output_of, afrom_graphs
+    Raises TraceSourceError (naming the URL) when the server cannot be read, the project is
+    unknown or empty; UsageError when no trace has a usable annotation."""
+    from .offline import _output_of
     from .reconstruction import phoenix_graphs
 
     source = PhoenixSource(url, project, api_key=api_key)
@@ -107,12 +115,46 @@ def optimize_phoenix(
         for (target_trace, span_id), texts in by_target.items():
             if target_trace == trace_id:
                 work.append((graph, calls.get(span_id) or _output_of(graph), texts))
-    result = run_sync(afrom_graphs(work, engine=engine, mode=mode, constraints=constraints,
-                                   parameters=pool))
-    result.used = _traces_seeded(work)  # afrom_graphs counts seeded outputs, we count traces
-    result.patch.metadata.update({"source": "phoenix", "project": project,
-                                  "traces": len(traces), "with_feedback": result.used})
+    return PhoenixFeedback(project, source.url, work, pool, len(traces))
+
+
+def propose(
+    gathered: PhoenixFeedback,
+    *,
+    engine: Any = None,
+    mode: Literal["edge", "fused"] = "edge",
+    constraints: Sequence[str] = (),
+) -> FeedbackOptimization:
+    """Seed the gathered feedback, run backward and let TGD propose a Patch (unapplied;
+    blocking). Raises UsageError when nothing usable is left, EngineError from the engine."""
+    from .engines.sync import run_sync
+    from .offline import afrom_graphs
+
+    result = run_sync(afrom_graphs(gathered.work, engine=engine, mode=mode,
+                                   constraints=constraints, parameters=gathered.parameters))
+    result.used = _traces_seeded(gathered.work)  # afrom_graphs counts outputs, we count traces
+    result.patch.metadata.update({"source": "phoenix", "project": gathered.project,
+                                  "traces": gathered.traces, "with_feedback": result.used})
     return result
+
+
+def optimize_phoenix(
+    url: str,
+    project: str,
+    *,
+    engine: Any = None,
+    mode: Literal["edge", "fused"] = "edge",
+    constraints: Sequence[str] = (),
+    names: Iterable[str] | None = None,
+    kinds: Iterable[AnnotatorKind] | None = None,
+    max_spans: int = 100_000,
+    api_key: str | None = None,
+) -> FeedbackOptimization:
+    """Propose a Patch from the traces of a Phoenix project that have feedback (blocking):
+    :func:`gather` then :func:`propose`; raises as they do."""
+    gathered = gather(url, project, names=names, kinds=kinds, max_spans=max_spans,
+                      api_key=api_key)
+    return propose(gathered, engine=engine, mode=mode, constraints=constraints)
 
 
 def _traces_seeded(work: Sequence[tuple[Any, Variable | None, Sequence[str]]]) -> int:

@@ -187,7 +187,8 @@ def test_unknown_empty_and_unreachable_are_one_line_errors(phoenix, traces, tmp_
         with pytest.raises(TraceSourceError, match=message) as info:
             tg_bridge.load_traces(phoenix=url, project=project)
         assert info.value.url == url and str(info.value).startswith(url)
-    monkeypatch.setattr(tg_bridge.engines, "engine", lambda spec, **kw: FakeEngine([]))
+    built = []
+    monkeypatch.setattr(tg_bridge.engines, "engine", lambda spec, **kw: built.append(spec))
     for url, project, message in cases:
         code = cli.main(["optimize", "--phoenix", url, "--project", project, "--engine", "fake:x",
                          "--out", str(tmp_path / "p.json")])
@@ -195,6 +196,7 @@ def test_unknown_empty_and_unreachable_are_one_line_errors(phoenix, traces, tmp_
         assert code == 2 and message in err and url in err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "p.json").exists()
+    assert built == []  # the server is read before any engine is built
 
 
 def test_load_traces_arguments(tmp_path):
