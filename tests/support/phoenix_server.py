@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["PhoenixServer", "PhoenixUnavailable", "phoenix_command", "start_phoenix"]
@@ -160,9 +161,11 @@ def tracer_provider(server: PhoenixServer, project: str) -> object:
     return provider
 
 
-def wait_for_spans(server: PhoenixServer, project: str, count: int) -> list[dict]:
-    """Block until the project holds at least ``count`` spans (bounded poll of the REST
-    API: the export returned, but Phoenix inserts in the background); their JSON."""
+def wait_for_spans(server: PhoenixServer, project: str, count: int,
+                   where: Callable[[dict], bool] | None = None) -> list[dict]:
+    """Block until the project holds at least ``count`` spans (those ``where`` accepts, when
+    given) with a bounded poll of the REST API (the export returned, but Phoenix inserts in
+    the background); the JSON of all the project's spans."""
     import json
 
     url = f"{server.url}/v1/projects/{project}/spans?limit=1000"
@@ -176,7 +179,7 @@ def wait_for_spans(server: PhoenixServer, project: str, count: int) -> list[dict
         except urllib.error.HTTPError as exc:
             if exc.code != 404:  # 404: the project is created with its first span
                 raise
-        if len(spans) >= count:
+        if len([s for s in spans if where is None or where(s)]) >= count:
             return spans
         time.sleep(0.2)  # a poll interval; the condition is the span count
     raise PhoenixUnavailable(f"{len(spans)} of {count} spans arrived in project {project!r}")
