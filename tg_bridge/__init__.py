@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "TgBridgeError": ".exceptions",
     "TgBridgeWarning": ".exceptions",
     "TraceFormatError": ".exceptions",
+    "TraceSourceError": ".exceptions",
     "UnwritablePromptWarning": ".exceptions",
     "Usage": ".engines.usage",
     "UsageError": ".exceptions",

@@ -5,6 +5,7 @@
     tg-bridge optimize --traces prod.otlp.json --feedback feedback.jsonl \\
         --engine openai:gpt-4o-mini --out patch.json [--mode edge|fused] [--constraint TEXT]
     tg-bridge optimize --mlflow http://127.0.0.1:5000 --experiment NAME --engine ... --out patch.json
+    tg-bridge optimize --phoenix http://127.0.0.1:6006 --project NAME --engine ... --out patch.json
 
 No live app is needed: the Patch names prompts by binding key or identity (``name#hash``), and
 ``tg_bridge.apply_patch(app, "patch.json")`` applies it at deploy time.
@@ -41,6 +42,11 @@ def register(subparsers: Any) -> None:
                              " assessments from this MLflow tracking server (needs"
                              " tg-bridge-mlflow; with --experiment)")
     parser.add_argument("--experiment", help="the MLflow experiment holding the traces")
+    parser.add_argument("--phoenix", metavar="URL",
+                        help="instead of --traces/--feedback: read the spans of a project and"
+                             " their annotations (scores, labels, explanations: untrusted data)"
+                             " from this Arize Phoenix server (with --project)")
+    parser.add_argument("--project", help="the Phoenix project holding the traces")
     parser.add_argument("--engine", default=None,
                         help="engine spec for gradients and updates, e.g. openai:MODEL or local"
                              " (default: the configured engine)")
@@ -57,7 +63,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     from . import engines
     from .offline import optimize_traces, read_feedback
 
-    if args.mlflow or args.experiment:
+    if args.phoenix or args.project:
+        result = _from_phoenix(args, engines)
+    elif args.mlflow or args.experiment:
         result = _from_mlflow(args, engines)
     else:
         for label, path in (("--traces", args.traces), ("--feedback", args.feedback)):
@@ -109,6 +117,19 @@ def _from_mlflow(args: argparse.Namespace, engines: Any) -> Any:
     engine = engines.resolve_engine(args.engine or None, backward=True)  # once, passed down
     return from_mlflow(args.experiment, tracking_uri=args.mlflow, engine=engine, mode=args.mode,
                        constraints=args.constraint)
+
+
+def _from_phoenix(args: argparse.Namespace, engines: Any) -> Any:
+    """The proposal from a Phoenix project's traces and annotations."""
+    if (not (args.phoenix and args.project) or args.traces or args.feedback or args.mlflow
+            or args.experiment):
+        raise UsageError("--phoenix URL and --project NAME go together, without --traces,"
+                         " --feedback, --mlflow and --experiment")
+    from .offline_phoenix import gather, propose
+
+    gathered = gather(args.phoenix, args.project)  # a bad server fails before any engine is built
+    engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
+    return propose(gathered, engine=engine, mode=args.mode, constraints=args.constraint)
 
 
 def _why_unchanged(result: Any) -> str:

@@ -10,7 +10,8 @@ raises: it logs on the ``tg_bridge`` logger and counts the failure on the Run.
     ├── UsageError                  the caller passed something we cannot use (also ValueError)
     │   ├── ConfigurationError      bad settings / engine spec
     │   ├── MissingExtraError       an optional dependency is missing (also ImportError)
-    │   └── TraceFormatError        a trace file cannot be read (names file and place)
+    │   ├── TraceFormatError        a trace file cannot be read (names file and place)
+    │   └── TraceSourceError        a trace server (Phoenix) cannot be read (names the URL)
     ├── EngineError                 an LLM call failed (engine id, status, retryable, raw body)
     │   └── EngineTimeoutError      the call did not answer within the timeout
     │       └── EngineDeadlineError the overall deadline (retries included) ran out
@@ -53,6 +54,7 @@ __all__ = [
     "TgBridgeWarning",
     "UnwritablePromptWarning",
     "TraceFormatError",
+    "TraceSourceError",
     "UsageError",
 ]
 
@@ -96,6 +98,15 @@ class TraceFormatError(UsageError):
         elif where:
             prefix = f"{where}: "
         super().__init__(prefix + message)
+
+
+class TraceSourceError(UsageError):
+    """A trace server (Arize Phoenix) cannot be read: unreachable, unknown project, no spans,
+    or an answer that is not what its API documents. ``url`` names the server."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(f"{url}: {message}")
 
 
 class EngineError(TgBridgeError):

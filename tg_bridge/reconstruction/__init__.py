@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TgBridgeWarning, TraceFormatError
+from ..exceptions import TgBridgeWarning, TraceFormatError, UsageError
 from ..graph import Graph, topological_order
 from ..spans import SpanRecord
 from ..traces import iter_traces
@@ -33,7 +33,7 @@ from .tree import SpanNode, SpanTree
 if TYPE_CHECKING:
     from ..patching.binding import Binding
 
-__all__ = ["iter_graphs", "load_traces", "reconstruct"]
+__all__ = ["iter_graphs", "load_traces", "phoenix_graphs", "reconstruct"]
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +166,13 @@ def iter_graphs(
 
 
 def load_traces(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
     *,
     parameters: MutableMapping[str, Variable] | None = None,
     bindings: Mapping[str, Binding] | None = None,
+    phoenix: str | None = None,
+    project: str | None = None,
+    max_spans: int = 100_000,
 ) -> list[Graph]:
     """One :class:`Graph` per trace of the file, in order of first appearance.
 
@@ -179,5 +182,36 @@ def load_traces(
     ``output`` and ``spans`` (span count). Blocking; raises TraceFormatError for bad files.
     The file is streamed (OTLP JSON lines, one JSON document or OTLP protobuf, any size);
     the list holds every graph: use :func:`iter_graphs` to hold one at a time.
+
+    ``phoenix=URL, project=NAME`` instead of ``path`` reads the project's spans (at most
+    ``max_spans``, newest first) from an Arize Phoenix server
+    (:mod:`tg_bridge.traces.phoenix`); graphs come oldest trace first. Raises
+    TraceSourceError (naming the URL) when the server cannot be read, the project is
+    unknown or holds no spans.
     """
-    return list(iter_graphs(path, parameters=parameters, bindings=bindings))
+    if phoenix is None and project is None:
+        if path is None:
+            raise UsageError("give a trace file path, or phoenix=URL and project=NAME")
+        return list(iter_graphs(path, parameters=parameters, bindings=bindings))
+    if path is not None or phoenix is None or project is None:
+        raise UsageError("phoenix=URL and project=NAME go together, without a file path")
+    from ..traces.phoenix import PhoenixSource
+
+    spans = PhoenixSource(phoenix, project).fetch_spans(max_spans=max_spans)
+    return phoenix_graphs(spans, parameters=parameters, bindings=bindings)
+
+
+def phoenix_graphs(
+    spans: Iterable[SpanRecord],
+    *,
+    parameters: MutableMapping[str, Variable] | None = None,
+    bindings: Mapping[str, Binding] | None = None,
+) -> list[Graph]:
+    """One graph per trace of ``spans`` read from a trace server, oldest trace first (the
+    server answers newest first). Pure."""
+    traces: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    ordered = sorted(traces.values(), key=lambda t: (min(s.start_ns for s in t), t[0].trace_id))
+    pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
+    return [reconstruct(t, bindings=bindings, parameters=pool) for t in ordered]
