@@ -91,7 +91,7 @@ def gather(
 
     Raises TraceSourceError (naming the URL) when the server cannot be read, the project is
     unknown or empty; UsageError when no trace has a usable annotation."""
-    from .offline import _output_of
+    from .loop.descent import pick_output
     from .reconstruction import phoenix_graphs
 
     source = PhoenixSource(url, project, api_key=api_key)
@@ -114,7 +114,8 @@ def gather(
         calls = {v.metadata.get("span_id"): v for v in graph.nodes if v.kind == "llm_output"}
         for (target_trace, span_id), texts in by_target.items():
             if target_trace == trace_id:
-                work.append((graph, calls.get(span_id) or _output_of(graph), texts))
+                work.append((graph, calls.get(span_id)
+                             or pick_output(graph.outputs, graph.metadata.get("output")), texts))
     return PhoenixFeedback(project, source.url, work, pool, len(traces))
 
 
