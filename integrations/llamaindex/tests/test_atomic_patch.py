@@ -11,7 +11,8 @@ call must carry ONE version.
 
 The other tests pin the lock's contract: a writer waits for calls in flight (bounded); a
 nested call re-enters the lock while a writer waits; an async call that waits leaves its
-event loop running; a cancelled waiter holds nothing.
+event loop running; a cancelled waiter holds nothing; a writer on an event loop does not
+wait for the calls suspended on that same loop (which would deadlock).
 """
 
 from __future__ import annotations
@@ -277,3 +278,41 @@ def test_a_cancelled_waiting_call_holds_nothing() -> None:
     writer, out = _in_thread(lambda: (lock.acquire(), lock.release()))
     writer.join(timeout=60)
     assert out == [(True, None)]
+
+
+class _AsyncGatedLLM(MockLLM):
+    """MockLLM whose async calls wait for an asyncio event (a call suspended on its loop)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gate: asyncio.Event | None = None
+        self._entered: asyncio.Event | None = None
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        assert self._gate is not None and self._entered is not None
+        self._entered.set()
+        await self._gate.wait()
+        return CompletionResponse(text=prompt)
+
+
+def test_a_patch_on_the_event_loop_does_not_wait_for_its_own_suspended_calls(monkeypatch) -> None:
+    # waiting for a call suspended on the writer's own loop would deadlock: the writer goes on
+    # (the documented limit: that one call may see the patch between its two prompts)
+    llm = _AsyncGatedLLM()
+    engine, patch = _engine_with_patch(llm)
+    monkeypatch.setattr(call_lock, "DRAIN_TIMEOUT", 0.0)  # a wait would fail at once
+
+    async def patch_while_a_call_is_suspended() -> str:
+        llm._gate, llm._entered = asyncio.Event(), asyncio.Event()
+        call = asyncio.ensure_future(engine.aquery("q"))
+        await llm._entered.wait()
+        applied = tg_bridge.apply_patch(engine, patch)
+        llm._gate.set()
+        answer = str(await call)
+        applied.revert()
+        return answer
+
+    answer = asyncio.run(patch_while_a_call_is_suspended())
+    assert len(_versions(answer, 2)) == 2
+    assert "readers=0" in repr(call_lock.lock_of(engine))
