@@ -29,14 +29,15 @@ tasks and worker threads that LlamaIndex starts inside a call re-enter too, beca
 ``asyncio_run`` copies the context. An async call that must wait does so in a worker
 thread, so the event loop keeps running.
 
-Limits (why they are safe):
+Limits:
 
 - A writer does not wait for calls held by its own thread: those would be async tasks
   suspended on the writer's event loop, and waiting for them would deadlock. They cannot run
   during the synchronous writes. But a call that read one prompt before the patch may read
   the next one after it.
-- Only the methods above are covered. An app object with another entry point (an agent
-  workflow's ``run``) reads single system prompts, which are written in one assignment each.
+- Only the methods above are covered. An agent run through a workflow's ``run`` (a ReAct
+  agent's header and system prompt) is not: each write is one assignment, but a run in
+  flight may see a two-prompt patch half written.
 - An owner already locked by another app tree keeps that tree's lock.
 
 Costs: for an object without a lock, a wrapped method costs one dictionary lookup. A
