@@ -6,7 +6,7 @@ import pytest
 
 import tg_bridge
 import tg_bridge.engines
-from tg_bridge.capturing import capture
+from tests.support.otlp import record_calls
 from tg_bridge.cli import main
 from tg_bridge.exceptions import UsageError
 from tg_bridge.offline import normalize_trace_id, read_feedback
@@ -41,39 +41,12 @@ def fake_engine(monkeypatch):
     return engine
 
 
-def _otlp_line(spans) -> str:
-    def value(v):
-        if isinstance(v, bool):
-            return {"boolValue": v}
-        if isinstance(v, int):
-            return {"intValue": str(v)}
-        if isinstance(v, float):
-            return {"doubleValue": v}
-        return {"stringValue": str(v)}
-
-    out = [{
-        "traceId": s.trace_id, "spanId": s.span_id, "parentSpanId": s.parent_id or "",
-        "name": s.name, "kind": 1, "startTimeUnixNano": str(s.start_ns),
-        "endTimeUnixNano": str(s.end_ns),
-        "attributes": [{"key": k, "value": value(v)} for k, v in s.attributes.items()],
-        "status": {},
-    } for s in spans]
-    return json.dumps({"resourceSpans": [{"resource": {"attributes": []},
-                                          "scopeSpans": [{"scope": {"name": "t"}, "spans": out}]}]})
-
-
 @pytest.fixture
 def production(tmp_path):
     """Two production calls of a FakeApp exported as an OTLP JSON file, plus feedback."""
     app = FakeApp("Answer {q}", lambda p: p.rsplit(" ", 1)[-1], name="prod")
-    lines, trace_ids = [], []
-    for q in ("fig", "yam", "kiwi"):
-        with capture() as run:
-            app.invoke({"q": q})
-        lines.append(_otlp_line(run.spans))
-        trace_ids.append(run.spans[0].trace_id)
     traces = tmp_path / "prod.otlp.json"
-    traces.write_text("\n".join(lines) + "\n")
+    trace_ids = record_calls(app, [{"q": q} for q in ("fig", "yam", "kiwi")], traces)
     feedback = tmp_path / "feedback.jsonl"
     feedback.write_text(
         json.dumps({"trace_id": trace_ids[0], "score": 0, "text": "Rude one-word answer."}) + "\n"

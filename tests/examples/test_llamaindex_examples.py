@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from tests.support.examples import load_example  # noqa: E402
+from tests.support.examples import QUOTE, load_example, quote_optimizer, quoting_app  # noqa: E402
 from tg_bridge.testing import FakeEngine  # noqa: E402
 
-MARKER = "Answer by quoting the sentence of the context that answers the question."
+MARKER = QUOTE
 
 
 load = load_example
@@ -23,29 +23,13 @@ def example() -> Any:
     return load("llamaindex_query_engine")
 
 
-def app_model(messages: list[dict[str, str]]) -> str:
-    """The app's LLM: quotes the retrieved context only when the live template says so."""
-    prompt = messages[-1]["content"]
-    if MARKER in prompt and "Context:\n" in prompt:
-        return prompt.split("Context:\n", 1)[1].split("\n\nQuestion:", 1)[0]
-    return "I do not know."
-
-
 def optimizer_model(example: Any, seen: list[str]) -> FakeEngine:
-    improved = f"{MARKER}\n{example.QA_TEMPLATE}"
-
-    def respond(messages: list[dict[str, str]], response_format: Any) -> Any:
-        props = response_format.get("properties", {}) if isinstance(response_format, dict) else {}
-        if "improved_value" in props:
-            seen.append(messages[-1]["content"])
-            return {"improved_value": improved}
-        return "The answer ignored the context: the template should ask to quote the fact."
-
-    return FakeEngine(respond)
+    return quote_optimizer(example.QA_TEMPLATE, seen,
+                           "The answer ignored the context: the template should ask to quote the fact.")
 
 
 def test_query_engine_example_improves_the_live_template(example, tmp_path, capsys):
-    app = FakeEngine(app_model)
+    app = FakeEngine(quoting_app)
     seen: list[str] = []
     code = example.main(
         ["--examples", "2", "--val", "2", "--steps", "1", "--quiet", "--store", str(tmp_path / "r.db")],
@@ -68,7 +52,7 @@ def test_query_engine_example_improves_the_live_template(example, tmp_path, caps
 
 def test_query_engine_example_rejects_bad_arguments(example, capsys):
     with pytest.raises(SystemExit):
-        example.main(["--examples", "9", "--val", "5"], app_engine=FakeEngine(app_model),
+        example.main(["--examples", "9", "--val", "5"], app_engine=FakeEngine(quoting_app),
                      backward_engine=FakeEngine(default="x"))
     assert "--examples" in capsys.readouterr().err
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("llama_index.core")
 
 import tg_bridge.engines  # noqa: E402
-from tests.support.examples import EXAMPLES, load_example  # noqa: E402
+from tests.support.examples import EXAMPLES, QUOTE, load_example, quote_optimizer, quoting_app  # noqa: E402
 from tg_bridge.cli import main as cli_main  # noqa: E402
 from tg_bridge.offline import read_feedback  # noqa: E402
 from tg_bridge.patching.patch import Patch  # noqa: E402
@@ -23,7 +23,7 @@ from tg_bridge.traces import read_spans  # noqa: E402
 DATA = EXAMPLES / "data"
 TRACES = DATA / "prod_traces.otlp.jsonl"
 FEEDBACK = DATA / "feedback.jsonl"
-MARKER = "Answer by quoting the sentence of the context that answers the question."
+MARKER = QUOTE
 
 
 load = load_example
@@ -39,22 +39,9 @@ def qa_template(example) -> str:
     return sys.modules["llamaindex_query_engine"].QA_TEMPLATE
 
 
-def app_model(messages: list[dict[str, str]]) -> str:
-    prompt = messages[-1]["content"]
-    if MARKER in prompt and "Context:\n" in prompt:
-        return prompt.split("Context:\n", 1)[1].split("\n\nQuestion:", 1)[0]
-    return "I do not know."
-
-
 def optimizer(template: str, updates: list[str]) -> FakeEngine:
-    def respond(messages: list[dict[str, str]], response_format: Any) -> Any:
-        props = response_format.get("properties", {}) if isinstance(response_format, dict) else {}
-        if "improved_value" in props:
-            updates.append(messages[-1]["content"])
-            return {"improved_value": f"{MARKER}\n{template}"}
-        return "Users want the fact itself: the template should ask to quote it from the context."
-
-    return FakeEngine(respond)
+    return quote_optimizer(template, updates,
+                           "Users want the fact itself: the template should ask to quote it from the context.")
 
 
 def test_committed_data_is_an_openinference_recording_with_matching_feedback(qa_template):
@@ -77,7 +64,7 @@ def test_committed_data_is_an_openinference_recording_with_matching_feedback(qa_
 
 def test_production_example_proposes_and_deploys_by_identity(example, qa_template, tmp_path, capsys):
     updates: list[str] = []
-    app = FakeEngine(app_model)
+    app = FakeEngine(quoting_app)
     out = tmp_path / "patch.json"
     code = example.main(["--out", str(out)], app_engine=app,
                         backward_engine=optimizer(qa_template, updates))
@@ -105,7 +92,7 @@ def test_production_example_with_a_proposal_that_loses_a_placeholder(example, tm
         return {"improved_value": "Just answer."} if "improved_value" in props else "be brief"
 
     out = tmp_path / "patch.json"
-    code = example.main(["--out", str(out), "--quiet"], app_engine=FakeEngine(app_model),
+    code = example.main(["--out", str(out), "--quiet"], app_engine=FakeEngine(quoting_app),
                         backward_engine=FakeEngine(respond))
     text = capsys.readouterr().out
     assert code == 0, text

@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import re
 
-from tests.loop.helpers import metric, polite_model
+from tests.loop.helpers import RefusingApp, metric, polite_model
 from tg_bridge.loop import optimize
-from tg_bridge.patching.binding import CallableBinding
 from tg_bridge.store import RunStore
 from tg_bridge.testing import FakeApp, FakeEngine
 
 TRAIN = [({"q": w}, w.upper()) for w in ("apple", "pear", "fig", "kiwi")]
 SYSTEM = "You answer questions."
 TEMPLATE = "Answer {q}"
-
-
-class PickyApp(FakeApp):
-    """Its template setter stores the text, then refuses one containing BOOM (like a host
-    that validates while setting): the write fails after changing the prompt."""
-
-    def bindings(self):
-        def refusing(setter):
-            def write(value: str) -> None:
-                setter(value)
-                if "BOOM" in value:
-                    raise RuntimeError("the host refused this template")
-            return write
-
-        return [CallableBinding(b.key, b.getter, refusing(b.setter), b.template_format)
-                for b in super().bindings()]
 
 
 def engine(template_proposals: list[str]) -> FakeEngine:
@@ -55,7 +38,7 @@ def live(app: FakeApp) -> dict[str, str]:
 
 def test_refused_writes_and_refused_templates_leave_app_and_store_agreeing_then_resume(tmp_path):
     path = str(tmp_path / "runs.db")
-    app = PickyApp(TEMPLATE, polite_model, system=SYSTEM)
+    app = RefusingApp(TEMPLATE, polite_model, system=SYSTEM)
     proposals = ["BOOM please answer {q}", "Please answer {q.__class__.__mro__}"]
     first = optimize(app, TRAIN, metric=metric, engine=engine(proposals), batch_size=2,
                      store=path, progress=False)
@@ -73,7 +56,7 @@ def test_refused_writes_and_refused_templates_leave_app_and_store_agreeing_then_
     assert [dict(s.values) for s in store.steps(first.run_id)] == [live(app)] * 2
 
     # a fresh process: a new app object, the same run, one more epoch
-    fresh = PickyApp(TEMPLATE, polite_model, system=SYSTEM)
+    fresh = RefusingApp(TEMPLATE, polite_model, system=SYSTEM)
     resumed = optimize(fresh, TRAIN, metric=metric, engine=engine(["Please answer {q}"] * 2),
                        batch_size=2, epochs=2, store=path, resume=first.run_id,
                        progress=False)

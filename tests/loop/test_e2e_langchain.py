@@ -21,10 +21,10 @@ from langchain_core.runnables import RunnablePassthrough  # noqa: E402
 
 import tg_bridge.adapters  # noqa: E402
 import tg_bridge.capturing  # noqa: E402
+from tests.loop.helpers import capitals, check_one_real_step, names_the_capital  # noqa: E402
 from tg_bridge.adapters import load_adapters as real_load_adapters  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.loop import optimize  # noqa: E402
-from tg_bridge.patching.validate import placeholders  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -72,28 +72,7 @@ def test_rag_chain_end_to_end(engine, tmp_path, monkeypatch):
         | prompt | LocalChat(engine=engine) | StrOutputParser()
     )
     original = prompt.messages[0].prompt.template
-
-    def metric(example, output):
-        ok = example.expected.lower() in output.lower()
-        return (1.0, "correct") if ok else (0.0, f"The answer should name {example.expected}.")
-
-    train = [({"question": "What is the capital of France?"}, "Paris"),
-             ({"question": "What is the capital of Germany?"}, "Berlin")]
-    result = optimize(chain, train, metric=metric, engine=engine, batch_size=2,
-                      store=str(tmp_path / "runs.db"), progress=False, mode="edge")
-    assert len(result.history) == 1 and result.baseline_score is not None
-    step = result.history[0]
-    # the real adapter captured the run: a prompt was found and received feedback
-    assert not step.reason.startswith(("no run of the batch", "no writable prompt")), step.reason
-    assert any(step.gradients.values())
-    # every proposed change keeps exactly the template's placeholders
-    for change in (step.candidate.changes if step.candidate is not None else ()):
-        fmt = change.provenance.get("template_format", "f-string")
-        assert set(placeholders(change.old, fmt)) == set(placeholders(change.new, fmt))
-    # revert restores the original prompts byte for byte
-    if step.accepted and step.candidate is not None and step.candidate.changes:
-        step.candidate.revert()
-    assert prompt.messages[0].prompt.template == original
-    # the app's own model calls were metered (the baseline's runs double as the first
-    # step's forward pass, so they count under "eval")
-    assert result.usage["forward"]["calls"] + result.usage["eval"]["calls"] >= 2
+    result = optimize(chain, capitals("question"), metric=names_the_capital, engine=engine,
+                      batch_size=2, store=str(tmp_path / "runs.db"), progress=False, mode="edge")
+    check_one_real_step(result)
+    assert prompt.messages[0].prompt.template == original  # byte for byte

@@ -15,10 +15,10 @@ from llama_index.core.llms.callbacks import llm_completion_callback  # noqa: E40
 
 import tg_bridge.adapters  # noqa: E402
 import tg_bridge.capturing  # noqa: E402
+from tests.loop.helpers import capitals, check_one_real_step, names_the_capital  # noqa: E402
 from tg_bridge.adapters import load_adapters as real_load_adapters  # noqa: E402
 from tg_bridge.engines.local import LocalEngine  # noqa: E402
 from tg_bridge.loop import optimize  # noqa: E402
-from tg_bridge.patching.validate import placeholders  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -56,26 +56,10 @@ def test_query_engine_end_to_end(tmp_path, monkeypatch):
     query_engine = index.as_query_engine(llm=LocalLLM(engine=engine), similarity_top_k=2)
     query_engine.update_prompts({KEY: PromptTemplate(QA)})
 
-    def metric(example, output):
-        ok = example.expected.lower() in output.lower()
-        return (1.0, "correct") if ok else (0.0, f"The answer should name {example.expected}.")
-
-    train = [({"query": "What is the capital of France?"}, "Paris"),
-             ({"query": "What is the capital of Germany?"}, "Berlin")]
-    result = optimize(query_engine, train, metric=metric, engine=engine, batch_size=2,
-                      in_place=False, store=str(tmp_path / "runs.db"), progress=False)
-    assert len(result.history) == 1 and result.baseline_score is not None
+    result = optimize(query_engine, capitals("query"), metric=names_the_capital, engine=engine,
+                      batch_size=2, in_place=False, store=str(tmp_path / "runs.db"), progress=False)
     # the original engine is untouched; the copy carries the result
     assert query_engine.get_prompts()[KEY].get_template() == QA
     assert result.target is not query_engine
-    step = result.history[0]
-    # the real adapter captured the run: a prompt was found and received feedback
-    assert not step.reason.startswith(("no run of the batch", "no writable prompt")), step.reason
-    assert any(step.gradients.values())
-    for change in (step.candidate.changes if step.candidate is not None else ()):
-        fmt = change.provenance.get("template_format", "f-string")
-        assert set(placeholders(change.old, fmt)) == set(placeholders(change.new, fmt))
-    if step.accepted and step.candidate is not None and step.candidate.changes:
-        step.candidate.revert()
+    check_one_real_step(result)
     assert result.target.get_prompts()[KEY].get_template() == QA  # byte for byte
-    assert result.usage["forward"]["calls"] + result.usage["eval"]["calls"] >= 2  # baseline = forward

@@ -19,31 +19,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.loop.helpers import RefusingApp
 from tg_bridge.exceptions import EngineError, TgBridgeError
 from tg_bridge.loop import optimize
-from tg_bridge.patching.binding import CallableBinding
 from tg_bridge.store import RunStore
-from tg_bridge.testing import FakeApp, FakeEngine
+from tg_bridge.testing import FakeEngine
 
 TRAIN = [({"q": w}, i) for i, w in enumerate(("apple", "pear", "fig", "kiwi"))]
 VAL = [({"q": "date"}, 0), ({"q": "plum"}, 1)]
 SYSTEM, TEMPLATE = "You answer.", "Version 0: answer {q}"
 SYSTEM_KEY, TEMPLATE_KEY = "fake:fake/system", "fake:fake/template"
-
-
-class HostApp(FakeApp):
-    """Setters store first, then the host refuses a text containing BOOM (a partial write)."""
-
-    def bindings(self):
-        def refusing(setter):
-            def write(value: str) -> None:
-                setter(value)
-                if "BOOM" in value:
-                    raise RuntimeError("host refused the prompt")
-            return write
-
-        return [CallableBinding(b.key, b.getter, refusing(b.setter), b.template_format)
-                for b in super().bindings()]
 
 
 def model(prompt: str) -> str:
@@ -121,7 +106,7 @@ def fields(template: str) -> list[tuple[str, str | None, str]]:
 def test_live_prompts_match_the_store_and_keep_the_original_fields(
     templates, systems, engine_fail, metric_fail, with_valset, accept
 ):
-    app = HostApp(TEMPLATE, model, system=SYSTEM)
+    app = RefusingApp(TEMPLATE, model, system=SYSTEM)
     originals = {SYSTEM_KEY: SYSTEM, TEMPLATE_KEY: TEMPLATE}
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "runs.db")

@@ -1,53 +1,24 @@
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-import tg_bridge.adapters
 from tests.loop import resume_worker
+from tests.loop.helpers import reference_run, spawn_worker, trajectory
 from tg_bridge.exceptions import StoreError
 from tg_bridge.store import RunStore
-from tg_bridge.testing import FakeAppAdapter
-
-WORKER = Path(resume_worker.__file__)
-ROOT = WORKER.parents[2]
-
-
-def _trajectory(store: RunStore, run_id: str):
-    return [(s.step, s.epoch, s.batch, s.accepted, s.score, dict(s.values))
-            for s in store.steps(run_id)]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("ref") / "runs.db")
-    from tg_bridge.capturing import instrumentation
-
-    before = instrumentation._active
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the function fixture is not up yet
-        mp.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
-        result = resume_worker.run(path)
-    if instrumentation._active is not before:
-        instrumentation.uninstrument()
-    store = RunStore(path)
-    traj = _trajectory(store, result.run_id)
-    # the scenario must exercise both decisions, or the test proves little
-    assert any(t[3] for t in traj) and not all(t[3] for t in traj)
-    assert len(traj) == 8
-    return result, traj
+    return reference_run(str(tmp_path_factory.mktemp("ref") / "runs.db"))
 
 
 def _spawn(store: str, run_id: str | None = None) -> subprocess.Popen:
-    args = [sys.executable, str(WORKER), store] + ([run_id] if run_id else [])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return spawn_worker(store, *([run_id] if run_id else []))
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -79,13 +50,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, reference, kil
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     run_id = store.runs()[0].id
-    before = _trajectory(store, run_id)
+    before = trajectory(store, run_id)
     assert len(before) < 8, "the worker finished before it could be killed"
     assert before == expected[: len(before)]  # nothing half-written
     resumed = _spawn(path, run_id)
     out, err = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, err
-    after = _trajectory(store, run_id)
+    after = trajectory(store, run_id)
     assert after == expected  # no step lost, none repeated, same decisions and prompts
     assert [t[0] for t in after] == list(range(1, 9))
     info = store.get_run(run_id)
@@ -106,7 +77,7 @@ def test_resume_in_process_continues_and_reapplies(tmp_path, reference):
     for record in ref_store.steps(ref_result.run_id)[:3]:
         store.commit_step(record.__class__(**{**record.__dict__, "run_id": run_id}))
     result = resume_worker.run(path, resume=run_id)
-    assert _trajectory(store, run_id) == expected
+    assert trajectory(store, run_id) == expected
     assert result.best_patch.changes[0].new == ref_result.best_patch.changes[0].new
     assert result.target.template == ref_result.target.template
 

@@ -11,51 +11,27 @@ intermediate state a prefix of it.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import tg_bridge.adapters
-from tests.loop import resume_worker
+from tests.loop.helpers import reference_run, spawn_worker, trajectory
 from tg_bridge.store import RunStore
-from tg_bridge.testing import FakeAppAdapter
 
 WORKER = Path(__file__).with_name("crash_worker.py")
-ROOT = Path(resume_worker.__file__).parents[2]
 KILLS = 12
-
-
-def trajectory(store: RunStore, run_id: str):
-    return [(s.step, s.epoch, s.batch, s.accepted, s.score, dict(s.values))
-            for s in store.steps(run_id)]
 
 
 @pytest.fixture(scope="module")
 def expected(tmp_path_factory):
-    from tg_bridge.capturing import instrumentation
-
-    path = str(tmp_path_factory.mktemp("ref") / "runs.db")
-    before = instrumentation._active
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tg_bridge.adapters, "load_adapters", lambda: [FakeAppAdapter()])
-        result = resume_worker.run(path)
-    if instrumentation._active is not before:
-        instrumentation.uninstrument()
-    traj = trajectory(RunStore(path), result.run_id)
-    assert len(traj) == 8 and any(t[3] for t in traj) and not all(t[3] for t in traj)
-    return traj
+    return reference_run(str(tmp_path_factory.mktemp("ref") / "runs.db"))[1]
 
 
 def spawn(store: str, kill_at: int, run_id: str | None) -> subprocess.Popen:
-    args = [sys.executable, str(WORKER), store, str(kill_at)] + ([run_id] if run_id else [])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return spawn_worker(store, str(kill_at), *([run_id] if run_id else []), script=WORKER)
 
 
 @pytest.fixture(scope="module")

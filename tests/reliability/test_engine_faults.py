@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.loop import resume_worker as W
+from tests.loop.helpers import trajectory
 from tests.support.fault_server import (
     RecordedRequest,
     Reply,
@@ -75,11 +76,6 @@ class Chaos:
             self.injected[kind] = self.injected.get(kind, 0) + 1
             return FAULTS[kind]()
         return answer(request)
-
-
-def trajectory(store: RunStore, run_id: str) -> list[tuple[Any, ...]]:
-    return [(s.step, s.epoch, s.batch, s.accepted, s.score, dict(s.values))
-            for s in store.steps(run_id)]
 
 
 def run(server, store: str, *, max_retries: int, resume: str | None = None, judge: bool = False):

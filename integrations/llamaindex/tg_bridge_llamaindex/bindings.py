@@ -20,10 +20,15 @@ keys spell the path: ``llamaindex:RetrieverQueryEngine#1/response_synthesizer:te
 conditionals) kept. A write into a ``SelectorPromptTemplate`` changes only the variant at the
 binding's path: the variant the LLM in use selects is the one capture reports, so that is the
 one optimized; other variants keep their text.
+
+Every write takes the app's lock (``write_lock``, see :mod:`.call_lock`), whose read side the
+host's query and chat calls take: a host call sees the old or the new text, and a whole
+patch held under the lock is seen whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Iterator
@@ -40,6 +45,7 @@ from llama_index.core.prompts.utils import get_template_vars
 
 from tg_bridge.exceptions import BindingError
 
+from .call_lock import PromptLock, lock_of
 from .registry import owner_key, strong_or_weak
 
 __all__ = [
@@ -194,13 +200,24 @@ class _OwnerRef:
             raise BindingError(f"the app object behind {self.key} no longer exists")  # type: ignore[attr-defined]
         return owner
 
+    @property
+    def write_lock(self) -> PromptLock | None:
+        """The app's lock, whose read side the host's calls take (see :mod:`.call_lock`): a
+        patch holding it is seen whole by concurrent host calls. None for an owner that was
+        never discovered as part of an app (or is gone)."""
+        return lock_of(self._ref())
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        lock = self.write_lock
+        return lock if lock is not None else contextlib.nullcontext()
+
 
 class PromptKeyBinding(_OwnerRef):
     """A prompt reached through ``owner.get_prompts()[slot]`` at ``path``.
 
     ``read()`` and ``write()`` are blocking and cheap (one deep copy of one template);
     ``write`` goes through ``update_prompts`` and raises :class:`BindingError` when the slot or
-    path no longer exists. Not thread-safe against a concurrent write of the same slot.
+    path no longer exists. Writes of one app are serialized by its lock (``write_lock``).
     """
 
     def __init__(
@@ -223,13 +240,14 @@ class PromptKeyBinding(_OwnerRef):
         return read_path(self._template(), self.path)
 
     def write(self, value: str) -> None:
-        template = self._template()
-        write_path(template, self.path, value)
-        try:
-            self.owner.update_prompts({self.slot: template})
-        except Exception as exc:
-            raise BindingError(f"{self.key}: update_prompts failed: {exc}") from exc
-        retag_rebuilt(self.owner, self.slot)
+        with self._writing():
+            template = self._template()
+            write_path(template, self.path, value)
+            try:
+                self.owner.update_prompts({self.slot: template})
+            except Exception as exc:
+                raise BindingError(f"{self.key}: update_prompts failed: {exc}") from exc
+            retag_rebuilt(self.owner, self.slot)
 
     def __repr__(self) -> str:
         return f"<PromptKeyBinding {self.key}>"
@@ -259,9 +277,10 @@ class AttrTemplateBinding(_OwnerRef):
 
     def write(self, value: str) -> None:
         # Write into a copy and swap it in: other objects may share the old template.
-        template = copy.deepcopy(self._template())
-        write_path(template, self.path, value)
-        setattr(self.owner, self.attr, template)
+        with self._writing():
+            template = copy.deepcopy(self._template())
+            write_path(template, self.path, value)
+            setattr(self.owner, self.attr, template)
 
     def __repr__(self) -> str:
         return f"<AttrTemplateBinding {self.key}>"
@@ -285,10 +304,11 @@ class AttrTextBinding(_OwnerRef):
         return value
 
     def write(self, value: str) -> None:
-        try:
-            setattr(self.owner, self.attr, value)
-        except Exception as exc:
-            raise BindingError(f"{self.key}: cannot set {self.attr!r}: {exc}") from exc
+        with self._writing():
+            try:
+                setattr(self.owner, self.attr, value)
+            except Exception as exc:
+                raise BindingError(f"{self.key}: cannot set {self.attr!r}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"<AttrTextBinding {self.key}>"
@@ -310,11 +330,12 @@ class ReActContextBinding(_OwnerRef):
 
     def write(self, value: str) -> None:
         owner = self.owner
-        try:
-            owner.formatter.context = value
-            owner.system_prompt = value
-        except Exception as exc:
-            raise BindingError(f"{self.key}: cannot set the system prompt: {exc}") from exc
+        with self._writing():
+            try:
+                owner.formatter.context = value
+                owner.system_prompt = value
+            except Exception as exc:
+                raise BindingError(f"{self.key}: cannot set the system prompt: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"<ReActContextBinding {self.key}>"
@@ -340,10 +361,11 @@ class PrefixSystemBinding(_OwnerRef):
         return self._messages()[0].content or ""
 
     def write(self, value: str) -> None:
-        messages = list(self._messages())
-        old = messages[0]
-        messages[0] = ChatMessage(role=old.role, content=value, additional_kwargs=dict(old.additional_kwargs))
-        self.owner._prefix_messages = messages
+        with self._writing():
+            messages = list(self._messages())
+            old = messages[0]
+            messages[0] = ChatMessage(role=old.role, content=value, additional_kwargs=dict(old.additional_kwargs))
+            self.owner._prefix_messages = messages
 
     def __repr__(self) -> str:
         return f"<PrefixSystemBinding {self.key}>"

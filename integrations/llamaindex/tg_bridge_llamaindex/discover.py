@@ -13,6 +13,9 @@ process yields the same paths, so a saved patch finds the same prompt (keys carr
 counters; default texts repeat across components). ``owner_type`` names the class the prompt
 was found on.
 
+Every object found with a prompt, and ``target`` itself, share one lock (:mod:`.call_lock`):
+a patch of any of their prompts is seen whole by the host's query and chat calls.
+
 Side effect (why it exists): each bound template gets a ``metadata`` tag naming its binding key,
 written back into the live object through ``update_prompts`` (or by swapping the attribute for a
 tagged copy, never mutating a template that module-level defaults may share). The prompt text is
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from llama_index.core.base.llms.base import BaseLLM
@@ -44,6 +47,7 @@ from .bindings import (
     path_suffix,
     retag_rebuilt,
 )
+from .call_lock import share
 from .registry import binding_for, register
 from .tools import tool_binding
 
@@ -74,7 +78,23 @@ def collect_bindings(target: Any, *, tool_descriptions: bool = False) -> list[An
     unique: dict[str, Any] = {}
     for binding in walk.out:
         unique.setdefault(binding.key, binding)
+    # one lock for the whole app: the host's calls on any of these objects read under it, a
+    # patch of any of their prompts writes under it (see call_lock)
+    share(target, _owners(unique.values()))
     return list(unique.values())
+
+
+def _owners(bindings: Iterable[Any]) -> list[Any]:
+    """The live owners of ``bindings`` (tool bindings and dead owners have none)."""
+    owners = []
+    for binding in bindings:
+        try:
+            owner = getattr(binding, "owner", None)
+        except Exception:  # the owner is gone
+            owner = None
+        if owner is not None:
+            owners.append(owner)
+    return owners
 
 
 def children(obj: Any) -> list[tuple[str, Any]]:

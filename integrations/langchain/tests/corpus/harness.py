@@ -95,6 +95,33 @@ class CorpusApp:
     answer_of: Callable[[str], str] = lambda text: text
 
 
+def get_weather(city: str) -> str:
+    """Get weather for a given city."""
+    return f"It's always sunny in {city}!"
+
+
+def messages_agent(name: str, build: Callable[[Any], Any], system: str) -> CorpusApp:
+    """An agent called the LangGraph way (``{"messages": [user message]}`` in, the last
+    message's text out) whose system prompt ``system`` is what capture finds and the target."""
+    return CorpusApp(
+        name=name,
+        build=build,
+        run=lambda app, q: app.invoke(_user_message(q))["messages"][-1].content,
+        arun=lambda app, q: _last_message(app.ainvoke(_user_message(q))),
+        expected=(system,),
+        target=system,
+        examples=lambda questions: [{"inputs": _user_message(q)} for q in questions],
+    )
+
+
+def _user_message(question: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": question}]}
+
+
+async def _last_message(pending: Any) -> str:
+    return (await pending)["messages"][-1].content
+
+
 def chat_model(stub: OpenAIStub, **kwargs: Any) -> Any:
     from langchain_openai import ChatOpenAI
 

@@ -12,12 +12,12 @@ import asyncio
 
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 
 def _llm(stub):
-    return OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake",
-                      is_chat_model=True, is_function_calling_model=True)
+    return openai_like(stub, is_function_calling_model=True)
 
 
 def multiply(a: float, b: float) -> float:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.memory import ChatMemoryBuffer
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 DOCS = ("The Eiffel Tower is 330 metres tall and stands in Paris.", "The Louvre is a museum in Paris.")
 CONTEXT = "context_prompt_template"
@@ -31,7 +32,7 @@ CONDENSE = "condense_prompt_template"
 
 
 def build(stub):
-    llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake", is_chat_model=True)
+    llm = openai_like(stub)
     index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCS])
     memory = ChatMemoryBuffer.from_defaults(token_limit=3900)
     return index.as_chat_engine(

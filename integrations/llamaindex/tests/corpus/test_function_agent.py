@@ -25,7 +25,8 @@ import asyncio
 import pytest
 import tg_bridge_llamaindex
 from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 
 def multiply(a: float, b: float) -> float:
@@ -34,8 +35,7 @@ def multiply(a: float, b: float) -> float:
 
 
 def build(stub):
-    llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake",
-                     is_chat_model=True, is_function_calling_model=True)
+    llm = openai_like(stub, is_function_calling_model=True)
     return FunctionAgent(
         tools=[multiply],
         llm=llm,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.llms.openai import OpenAI
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 DOCS = (
     "The Eiffel Tower is 330 metres tall and stands in Paris.",
@@ -24,7 +25,7 @@ USER = "response_synthesizer:text_qa_template.conditionals[0].messages[1]"
 
 
 def build_openai_like(stub):
-    llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake", is_chat_model=True)
+    llm = openai_like(stub)
     index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCS])
     return index.as_query_engine(llm=llm)
 

@@ -22,7 +22,8 @@ import asyncio
 
 from llama_index.core.agent.workflow import ReActAgent
 from llama_index.core.workflow import Context
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 
 def multiply(a: int, b: int) -> int:
@@ -36,7 +37,7 @@ def add(a: int, b: int) -> int:
 
 
 def build(stub):
-    llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake", is_chat_model=True)
+    llm = openai_like(stub)
     return ReActAgent(tools=[multiply, add], llm=llm)
 
 

@@ -31,7 +31,8 @@ from llama_index.core import Document, SummaryIndex, VectorStoreIndex
 from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.selectors import LLMSingleSelector, PydanticSingleSelector
 from llama_index.core.tools import QueryEngineTool
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 DOCS = ("The Eiffel Tower is 330 metres tall and stands in Paris.", "The Louvre is a museum in Paris.")
 SUB_SYSTEM = "query_engines[0]/response_synthesizer:summary_template.conditionals[0].messages[0]"
@@ -42,8 +43,7 @@ SELECTORS = {"llm": ("selector:prompt", LLMSingleSelector),
 
 def build_with(selector_cls):
     def build(stub):
-        llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake",
-                         is_chat_model=True, is_function_calling_model=True)
+        llm = openai_like(stub, is_function_calling_model=True)
         documents = [Document(text=t) for t in DOCS]
         summary_index = SummaryIndex.from_documents(documents)
         vector_index = VectorStoreIndex.from_documents(documents)

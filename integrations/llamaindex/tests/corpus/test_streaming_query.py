@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 from llama_index.core import Document, VectorStoreIndex
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 DOCS = ("The Eiffel Tower is 330 metres tall and stands in Paris.", "Mount Fuji is in Japan.")
 SYSTEM = "response_synthesizer:text_qa_template.conditionals[0].messages[0]"
@@ -18,7 +19,7 @@ USER = "response_synthesizer:text_qa_template.conditionals[0].messages[1]"
 
 
 def build(stub):
-    llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake", is_chat_model=True)
+    llm = openai_like(stub)
     index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCS])
     return index.as_query_engine(llm=llm, streaming=True, similarity_top_k=1)
 

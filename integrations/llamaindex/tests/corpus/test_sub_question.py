@@ -28,7 +28,8 @@ from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.query_engine import SubQuestionQueryEngine
 from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.tools import QueryEngineTool, ToolMetadata
-from llama_index.llms.openai_like import OpenAILike
+
+from tests.support.llamaindex_stub import openai_like
 
 DOCS = ("The Eiffel Tower is 330 metres tall and stands in Paris.", "The Louvre is a museum in Paris.")
 QUESTION_GEN = "question_gen:question_gen_prompt"
@@ -37,7 +38,7 @@ SUB_USER = "query_engines[paris_facts]/response_synthesizer:text_qa_template.con
 
 
 def build(stub):
-    llm = OpenAILike(model="stub-model", api_base=stub.base_url, api_key="fake", is_chat_model=True)
+    llm = openai_like(stub)
     vector_query_engine = VectorStoreIndex.from_documents([Document(text=t) for t in DOCS]).as_query_engine(llm=llm)
     query_engine_tools = [
         QueryEngineTool(
