@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..engines.sync import run_sync
+from ..engines.sync import blocking, run_sync
 from ..exceptions import UsageError
 from ..losses import MetricLoss
 from ..variable import Variable
@@ -151,8 +151,7 @@ async def aoptimize_code(
     )
 
 
-def optimize_code(code: str, tests: Tests, **kwargs: Any) -> ValueOptimization:
-    """Blocking :func:`aoptimize_code` (works inside a running event loop too)."""
-    return run_sync(aoptimize_code(code, tests, **kwargs))
+# the blocking twin keeps aoptimize_code's full signature (for type checkers and inspect.signature)
+optimize_code = blocking(aoptimize_code)
 
 

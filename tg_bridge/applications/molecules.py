@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..engines.sync import run_sync
+from ..engines.sync import blocking
 from ..exceptions import UsageError
 from ..losses import MetricLoss
 from ..variable import Variable
@@ -101,6 +101,5 @@ async def aoptimize_molecule(
     )
 
 
-def optimize_molecule(smiles: str, **kwargs: Any) -> ValueOptimization:
-    """Blocking :func:`aoptimize_molecule` (works inside a running event loop too)."""
-    return run_sync(aoptimize_molecule(smiles, **kwargs))
+# the blocking twin keeps aoptimize_molecule's full signature (for type checkers and inspect.signature)
+optimize_molecule = blocking(aoptimize_molecule)
