@@ -126,7 +126,7 @@ def _mermaid_escape(text: str) -> str:
 
 
 def _label_parts(node: Variable) -> tuple[str, str]:
-    head = node.kind
+    head: str = node.kind
     if node.op is not None:
         head += f" = {node.op.kind}" + (f" {node.op.name}" if node.op.name else "")
     elif node.name:

@@ -16,7 +16,7 @@ import asyncio
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from ..config import get_settings
 from ..engines.base import Completion
@@ -25,13 +25,13 @@ from ..exceptions import DisconnectedParameterWarning, GraphError, TgBridgeError
 from ..graph import Graph
 from ..variable import Variable, unique_variables
 from . import _engine
-from .report import BackwardReport, LevelStats
+from .report import BackwardMode, BackwardReport, LevelStats, is_backward_mode
 from .rules import RuleContext, get_rule
 from .summarize import summarize_gradients
 
 __all__ = ["abackward", "backward"]
 
-MODES = ("edge", "fused")
+MODES: tuple[BackwardMode, ...] = get_args(BackwardMode)
 
 
 class Caller:
@@ -114,7 +114,9 @@ async def abackward(
     :class:`EngineError`, or :class:`OptimizerOutputError` (fused answer unreadable). On error,
     gradients of levels already finished stay in place.
     """
-    if mode not in MODES:
+    # ``mode`` is typed str, not BackwardMode, because the loop and offline entry points still
+    # hand over a plain str; this check narrows it (and rejects anything else at run time)
+    if not is_backward_mode(mode):
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     items = _as_roots(roots)
     k = get_settings(max_gradients=max_gradients).max_gradients

@@ -34,6 +34,7 @@ from .patch_io import (  # the schema constants are re-exported: they were defin
     MAX_JSON_CHARS,  # noqa: F401
     SCHEMA_NAME,  # noqa: F401
     SCHEMA_VERSION,  # noqa: F401
+    ChangeKind,
     dump_patch,
     parse_patch,
     read_patch_file,
@@ -44,7 +45,7 @@ from .patch_render import diff_html, unified_diff
 from .template_rules import check_template
 from .write_group import hold
 
-__all__ = ["Change", "Patch"]
+__all__ = ["Change", "ChangeKind", "Patch"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Change:
     """One prompt replacement. ``kind`` is ``"replace"`` (the only kind today)."""
 
     target: str
-    kind: str
+    kind: ChangeKind
     old: str
     new: str
     old_hash: str

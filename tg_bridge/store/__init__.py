@@ -24,9 +24,9 @@ from ..config import get_settings
 from ..exceptions import StoreError
 from . import _schema as S
 from .captures import CaptureMixin
-from .records import CaptureRecord, FeedbackRecord, RunInfo, StepRecord
+from .records import CaptureRecord, FeedbackRecord, RunInfo, RunStatus, StepRecord
 
-__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStore", "StepRecord"]
+__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStatus", "RunStore", "StepRecord"]
 
 _PHASE_FIELDS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
 
@@ -166,7 +166,7 @@ class RunStore(CaptureMixin):
             conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*params, run_id))
 
     def finish_run(
-        self, run_id: str, *, status: str = "finished", final_score: float | None = None,
+        self, run_id: str, *, status: RunStatus = "finished", final_score: float | None = None,
         error: str | None = None,
     ) -> None:
         """Mark a run finished (or failed) with its final score."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "StepRecord"]
+__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStatus", "StepRecord"]
+
+#: A run's lifecycle: ``running`` from create_run (and after a crash), then finished or failed.
+RunStatus = Literal["running", "finished", "failed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +23,7 @@ class RunInfo:
 
     id: str
     name: str
-    status: str
+    status: RunStatus
     created: float
     finished: float | None
     config: Mapping[str, Any]
