@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any
 
 __all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall"]
 
@@ -65,7 +64,7 @@ class SpanView:
     name: str = ""
     input_text: str | None = None
     output_text: str | None = None
-    input_obj: Any = None
+    input_obj: object = None
     messages: list[Message] = dataclasses.field(default_factory=list)
     output_messages: list[Message] = dataclasses.field(default_factory=list)
     completion: bool = False
@@ -87,11 +86,11 @@ class SpanView:
         return _generation_text(self.output_text)
 
 
-def _str(value: Any) -> str | None:
+def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json(value: Any) -> Any:
+def _json(value: object) -> object:
     if not isinstance(value, str):
         return None
     text = value.strip()
