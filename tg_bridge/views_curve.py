@@ -74,7 +74,7 @@ def _fmt_tick(value: float, step: float) -> str:
 
 
 def _one_digit(step: float) -> bool:
-    mantissa = step / 10 ** math.floor(math.log10(step))
+    mantissa = step / 10.0 ** math.floor(math.log10(step))
     return abs(mantissa - round(mantissa)) < 1e-9
 
 

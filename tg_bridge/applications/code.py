@@ -13,7 +13,6 @@ the pass rate, and TGD rewrites the code from that feedback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ..engines.sync import blocking, run_sync
 from ..exceptions import UsageError
@@ -97,7 +96,7 @@ class UnitTestLoss:
         self.last_report = report
         return report
 
-    async def acall(self, output: Variable, example: Any = None) -> Variable:
+    async def acall(self, output: Variable, example: object = None) -> Variable:
         if not isinstance(output, Variable):
             raise UsageError(f"a loss evaluates a Variable, got {type(output).__name__}")
         report = await self.areport(output.value)
@@ -106,7 +105,7 @@ class UnitTestLoss:
         variable.metadata["report"] = report
         return variable
 
-    def __call__(self, output: Variable, example: Any = None) -> Variable:
+    def __call__(self, output: Variable, example: object = None) -> Variable:
         return run_sync(self.acall(output, example))
 
     def __repr__(self) -> str:
@@ -123,7 +122,7 @@ async def aoptimize_code(
     tests: Tests,
     *,
     steps: int = 3,
-    engine: Any = None,
+    engine: object = None,
     task: str = "",
     timeout: float = 5.0,
     constraints: Sequence[str] = (),

@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ..spans import SpanRecord
+
 __all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStatus", "StepRecord"]
 
 #: A run's lifecycle: ``running`` from create_run (and after a crash), then finished or failed.
@@ -68,11 +70,11 @@ class CaptureRecord:
     id: str
     source: str
     created: float
-    inputs: Any
+    inputs: Any  # the call's inputs as JSON gave them back: the app's own shape
     output: str | None
     error: str | None
     bindings: tuple[str, ...]
-    spans: tuple[Any, ...] = ()
+    spans: tuple[SpanRecord, ...] = ()
     feedback: tuple[FeedbackRecord, ...] = ()
 
 

@@ -193,7 +193,8 @@ def _attr_binding(
     root: Any, key: str, name: str, obj: Any, attr: str, fmt: str, role: str | None, index: int
 ) -> PromptBinding:
     def get() -> str:
-        return getattr(obj, attr)
+        value: str = getattr(obj, attr)  # a prompt attribute of the host object
+        return value
 
     def put(text: str) -> None:
         setattr(obj, attr, text)
