@@ -121,6 +121,8 @@ class Variable:
         self.op = op
         self.binding = binding
         self.name = name or ""
+        # free-form JSON-like annotations (template_format, message_role, score...) read by
+        # several layers: Any so each reader states what it expects of its own keys
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.gradients: list[Gradient] = []
         self.serial = next(_counter)

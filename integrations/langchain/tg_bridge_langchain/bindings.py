@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Literal, TypeGuard, get_args
 
@@ -109,7 +110,7 @@ class PromptBinding:
             ) from exc
 
     @property
-    def write_lock(self) -> Any:
+    def write_lock(self) -> threading.RLock | None:
         """The prompt's lock, also taken by LangChain's formatting of it (see
         :mod:`.format_lock`): a patch holding it is seen whole by concurrent host calls."""
         return lock_for(self.root)
