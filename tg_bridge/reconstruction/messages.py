@@ -21,17 +21,17 @@ from collections.abc import Mapping, Sequence
 from .. import semconv as sc
 from .conventions import enrich
 from .events import event_messages
-from .spanview import Document, Message, SpanView, TemplateInfo, ToolCall, _json, _str
+from .spanview import Document, Message, SpanKind, SpanView, TemplateInfo, ToolCall, _json, _str, is_span_kind
 from .templates import placeholders
 
 __all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "view_of"]
 
-_GENAI_KINDS = {
+_GENAI_KINDS: dict[str, SpanKind] = {
     "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
     "execute_tool": "tool", "retrieval": "retriever", "invoke_agent": "agent",
     "create_agent": "agent", "embeddings": "embedding",
 }  # fmt: skip
-_TRACELOOP_KINDS = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
+_TRACELOOP_KINDS: dict[str, SpanKind] = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
 #: ``prefix.{i}.rest`` span attributes by group, index and rest of the key (see _split_indexed).
 Groups = dict[str, dict[int, dict[str, object]]]
 
@@ -131,10 +131,11 @@ def _system_instructions(raw: object) -> Message | None:
     return None
 
 
-def _kind(attrs: Mapping[str, object], groups: Groups) -> str:
+def _kind(attrs: Mapping[str, object], groups: Groups) -> SpanKind:
     kind = _str(attrs.get(sc.SPAN_KIND))
-    if kind and kind.upper() in sc.SPAN_KINDS:
-        return kind.lower()
+    lowered = kind.lower() if kind and kind.upper() in sc.SPAN_KINDS else None
+    if is_span_kind(lowered):
+        return lowered
     op = _str(attrs.get(sc.GEN_AI_OPERATION_NAME))
     if op and op in _GENAI_KINDS:
         return _GENAI_KINDS[op]

@@ -10,8 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from typing import Literal, TypeGuard, get_args
 
-__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall"]
+__all__ = ["Document", "Message", "SpanKind", "SpanView", "TemplateInfo", "ToolCall", "is_span_kind"]
+
+#: What a span did, as reconstruction reads it: OpenInference's span kinds (lower case), plus
+#: ``other`` (unknown) and ``merged`` (a start/success pair read as one span).
+SpanKind = Literal[
+    "llm", "chain", "retriever", "tool", "agent", "embedding", "reranker", "prompt", "other", "merged"
+]
+
+
+def is_span_kind(value: object) -> TypeGuard[SpanKind]:
+    return value in get_args(SpanKind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +71,7 @@ class TemplateInfo:
 
 @dataclasses.dataclass
 class SpanView:
-    kind: str = "other"
+    kind: SpanKind = "other"
     name: str = ""
     input_text: str | None = None
     output_text: str | None = None

@@ -103,7 +103,7 @@ def uninstall() -> None:
                 from langchain_core.tracers import context as lc_context
 
                 hooks = lc_context._configure_hooks
-                hooks[:] = [h for h in hooks if h[0] is not _switch]
+                hooks[:] = [h for h in hooks if h[0] is not _switch]  # type: ignore[comparison-overlap]  # our stand-in
                 _registered = False
             except Exception:  # private list moved: the switch stays registered but off
                 log.debug("could not remove the LangChain configure hook", exc_info=True)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..spanview import Document, Message, SpanView, _str
+from ..spanview import Document, Message, SpanKind, SpanView, _str
 from ._chat import as_json, chat_message, chat_messages, compact_json
 from .openai_json import response_message
 
 __all__ = ["read"]
 
-_KINDS = {
+_KINDS: dict[str, SpanKind] = {
     "generation": "llm", "span": "chain", "chain": "chain", "agent": "agent", "tool": "tool",
     "retriever": "retriever", "embedding": "embedding",
 }  # fmt: skip

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..spanview import Message, ToolCall
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MERGED", "pair_halves"]
 
-MERGED = "merged"
+MERGED: Final = "merged"  # a SpanKind
 _COUNTER = re.compile(r"-\d+$")
 _SUFFIXES = (".start", ".success", ".finish")
 
