@@ -15,9 +15,12 @@ import sys
 import threading
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .patching.binding import Binding
+
+if TYPE_CHECKING:
+    from .engines.base import Engine
 
 __all__ = ["HOST_PACKAGES", "Adapter", "adapter_for", "frameworks_in_use", "load_adapters"]
 
@@ -56,17 +59,19 @@ class Adapter(Protocol):
 
     name: str
 
+    # Targets, models and copies are the host framework's own objects, which the core never
+    # imports: Any on purpose (each adapter narrows them to its framework's types).
     def instrument(self, tracer_provider: Any) -> None: ...
 
     def uninstrument(self) -> None: ...
 
-    def owns(self, obj: Any) -> bool: ...
+    def owns(self, obj: object) -> bool: ...
 
     def bindings(self, target: Any) -> list[Binding]: ...
 
-    def engine(self, model: Any) -> Any: ...
+    def engine(self, model: Any) -> Engine: ...
 
-    async def ainvoke(self, target: Any, inputs: Mapping[str, Any], config: Any = None) -> str: ...
+    async def ainvoke(self, target: Any, inputs: Mapping[str, Any], config: object = None) -> str: ...
 
     def copy(self, target: Any) -> Any: ...
 
@@ -123,7 +128,7 @@ def load_adapters() -> list[Adapter]:
         return found
 
 
-def adapter_for(obj: Any) -> Adapter | None:
+def adapter_for(obj: object) -> Adapter | None:
     """The adapter that owns ``obj``, or None."""
     for adapter in load_adapters():
         try:

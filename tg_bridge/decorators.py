@@ -25,11 +25,12 @@ import contextvars
 import functools
 import inspect
 import logging
+import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from ._internal import is_internal
 from .exceptions import UsageError
@@ -38,6 +39,19 @@ from .patching.binding import Binding
 from .run_config import with_config
 from .store._schema import dumps as store_json
 from .traces.checks import finite_number
+
+if TYPE_CHECKING:
+    from .capturing import Capture, Run
+    from .loop import OptimizationResult
+    from .loop.evaluation import Runner
+    from .proxy import OptimizableProxy
+    from .store import RunStore
+
+#: Where recorded calls go: an open RunStore, a database path, or None for settings.store.
+StoreSpec: TypeAlias = "RunStore | str | os.PathLike[str] | None"
+
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["Recorder", "last_run_id", "optimizable"]
 
@@ -63,7 +77,7 @@ class Recorder:
     optimization) runs of this process, key -> Binding.
     """
 
-    def __init__(self, source: str, *, sample_rate: float = 1.0, store: Any = None,
+    def __init__(self, source: str, *, sample_rate: float = 1.0, store: StoreSpec = None,
                  max_pending: int | None = None) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)) or not (
             0.0 <= sample_rate <= 1.0
@@ -78,7 +92,7 @@ class Recorder:
         self.source = source
         self.sample_rate = float(sample_rate)
         self._store_arg = store
-        self._store: Any = None
+        self._store: RunStore | None = None
         self.bindings: dict[str, Binding] = {}
         self.errors = 0
         self._lock = threading.Lock()
@@ -88,7 +102,7 @@ class Recorder:
         )
 
     @property
-    def store(self) -> Any:
+    def store(self) -> RunStore:
         """The RunStore (opened lazily; settings.store unless one was given)."""
         if self._store is None:
             from .store import RunStore
@@ -119,7 +133,7 @@ class Recorder:
         return self.writer.close(timeout)
 
     # -- request path (never raises) --------------------------------------------------------
-    def start(self) -> Any:
+    def start(self) -> Capture | None:
         """Enter a capture for this call, or return None (not sampled / already captured)."""
         try:
             from .capturing import capture, current_run
@@ -136,7 +150,7 @@ class Recorder:
             self._failed("start")
             return None
 
-    def stop(self, cap: Any, inputs: Callable[[], Any], output: Any,
+    def stop(self, cap: Capture, inputs: Callable[[], object], output: object,
              error: BaseException | None) -> None:
         """Leave the capture and queue the call for storage. Never raises.
 
@@ -148,7 +162,7 @@ class Recorder:
             self._failed("stop")
         self.save(cap.run, inputs, output, error)
 
-    def save(self, run: Any, inputs: Callable[[], Any], output: Any,
+    def save(self, run: Run, inputs: Callable[[], object], output: object,
              error: BaseException | None) -> None:
         """Queue one finished call for the background writer (``inputs`` as in
         :meth:`stop`). Never raises, never blocks on the store."""
@@ -171,7 +185,7 @@ class Recorder:
         except Exception:
             self._failed("save")
 
-    def guard(self, where: str, hook: Callable[[], Any]) -> Any:
+    def guard(self, where: str, hook: Callable[[], _T]) -> _T | None:
         """Run one of our own request-path hooks; a failure is counted and logged, and
         None returned, so the host sees exactly its own result or exception."""
         try:
@@ -219,7 +233,7 @@ class Recorder:
             return list(self.bindings.values())
 
 
-def output_text(output: Any) -> str:
+def output_text(output: object) -> str:
     """The text of a call's result (message objects by their ``content``)."""
     if isinstance(output, str):
         return output
@@ -229,10 +243,34 @@ def output_text(output: Any) -> str:
     return str(output)
 
 
+@overload
 def optimizable(
-    obj: Any = None, *, sample_rate: float = 1.0, store: Any = None, name: str | None = None,
+    obj: None = None, *, sample_rate: float = 1.0, store: StoreSpec = None, name: str | None = None,
     max_pending: int | None = None,
-) -> Any:
+) -> Callable[[_F], _F]: ...
+
+
+# A function keeps its exact type (same signature and result). A callable app object matches
+# this overload too, though it gets an OptimizableProxy: the proxy forwards every attribute and
+# call to it, so the object's own type is the more useful one to type checkers.
+@overload
+def optimizable(  # type: ignore[overload-overlap]
+    obj: _F, *, sample_rate: float = 1.0, store: StoreSpec = None, name: str | None = None,
+    max_pending: int | None = None,
+) -> _F: ...
+
+
+@overload
+def optimizable(
+    obj: object, *, sample_rate: float = 1.0, store: StoreSpec = None, name: str | None = None,
+    max_pending: int | None = None,
+) -> OptimizableProxy: ...
+
+
+def optimizable(
+    obj: object = None, *, sample_rate: float = 1.0, store: StoreSpec = None, name: str | None = None,
+    max_pending: int | None = None,
+) -> Any:  # one of the overloads' results
     """Make a function or an app object optimizable (see the module docstring).
 
     ``@optimizable``, ``@optimizable(sample_rate=0.1)`` or ``optimizable(chain)``.
@@ -252,12 +290,13 @@ def optimizable(
                                  max_pending=max_pending)
 
 
-def _qualname(fn: Any) -> str:
+def _qualname(fn: Callable[..., object]) -> str:
     inner = fn.func if isinstance(fn, functools.partial) else fn
     return f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', repr(inner))}"
 
 
-def _inputs(signature: inspect.Signature | None, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+def _inputs(signature: inspect.Signature | None, args: tuple[object, ...],
+            kwargs: Mapping[str, object]) -> dict[str, object]:
     try:
         if signature is not None:
             return dict(signature.bind_partial(*args, **kwargs).arguments)
@@ -266,7 +305,7 @@ def _inputs(signature: inspect.Signature | None, args: tuple, kwargs: Mapping[st
     return {"args": list(args), "kwargs": dict(kwargs)}
 
 
-def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
+def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Callable[..., Any]:
     try:
         signature: inspect.Signature | None = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -315,23 +354,23 @@ def _wrap_function(fn: Callable[..., Any], recorder: Recorder) -> Any:
     return wrapper
 
 
-def _attach(target: Any, recorder: Recorder, invoke: Callable[[Mapping[str, Any]], Any],
-            setter: Callable[[str, Any], None] | None = None) -> None:
+def _attach(target: object, recorder: Recorder, invoke: Callable[..., Any],
+            setter: Callable[[str, object], None] | None = None) -> None:
     """Add the optimizable API to a wrapper function or a proxy."""
     put = setter or (lambda name, value: setattr(target, name, value))
 
-    def make_runner() -> Any:
+    def make_runner() -> Runner:
         from .loop.evaluation import Runner
 
         return Runner(target, invoke, name=recorder.source, seen=recorder.bindings)
 
-    def optimize(trainset: Any, **kwargs: Any) -> Any:
+    def optimize(trainset: Iterable[Any], **kwargs: Any) -> OptimizationResult:
         from .loop import optimize as _optimize
 
         kwargs.setdefault("store", recorder.store)
         return _optimize(target, trainset, **kwargs)
 
-    async def aoptimize(trainset: Any, **kwargs: Any) -> Any:
+    async def aoptimize(trainset: Iterable[Any], **kwargs: Any) -> OptimizationResult:
         from .loop import aoptimize as _aoptimize
 
         kwargs.setdefault("store", recorder.store)

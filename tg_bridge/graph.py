@@ -7,10 +7,13 @@ parents before children, ties broken by first discovery from ``outputs`` in pare
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import GraphError, UsageError
 from .variable import Variable
+
+if TYPE_CHECKING:
+    from .views import GraphJSON
 
 __all__ = ["Graph", "topological_order"]
 
@@ -61,7 +64,7 @@ class Graph:
             if not isinstance(out, Variable):
                 raise UsageError(f"Graph outputs must be Variables, got {type(out).__name__}")
         self.outputs: tuple[Variable, ...] = tuple(outputs)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata: dict[str, Any] = dict(metadata or {})  # free-form, like Variable.metadata
         self._nodes: list[Variable] | None = None
 
     @property
@@ -145,7 +148,7 @@ class Graph:
         return merged
 
     # -- views (implemented in tg_bridge.views) --------------------------------------------
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> GraphJSON:
         """A JSON-serializable description: nodes, edges, parameters, metadata."""
         from .views import graph_to_json
 

@@ -14,12 +14,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .capturing.state import context_run, reset_current, set_current
-from .decorators import Recorder, _attach, output_text
+from .decorators import Recorder, StoreSpec, _attach, output_text
 from .exceptions import UsageError
+
+if TYPE_CHECKING:
+    from .capturing import Capture, Run
+    from .loop.evaluation import Runner
+    from .patching.binding import Binding
+
+# The host's objects, arguments, results and chunks pass through here untouched and are typed
+# Any on purpose: the proxy stands in for any app object of any framework.
 
 __all__ = ["OptimizableProxy"]
 
@@ -34,7 +42,7 @@ class OptimizableProxy:
     """See the module docstring. Build one with :meth:`wrap` (or ``tg_bridge.optimizable``)."""
 
     @classmethod
-    def wrap(cls, obj: Any, *, sample_rate: float = 1.0, store: Any = None,
+    def wrap(cls, obj: object, *, sample_rate: float = 1.0, store: StoreSpec = None,
              name: str | None = None, max_pending: int | None = None) -> OptimizableProxy:
         if isinstance(obj, OptimizableProxy):
             return obj
@@ -49,25 +57,25 @@ class OptimizableProxy:
         recorder = Recorder(name or f"{type(obj).__module__}.{type(obj).__qualname__}",
                             sample_rate=sample_rate, store=store, max_pending=max_pending)
         proxy = cls.__new__(cls)
-        api: dict[str, Any] = {}
+        api: dict[str, object] = {}
         object.__setattr__(proxy, "_tg_target", obj)
         object.__setattr__(proxy, "_tg_recorder", recorder)
         object.__setattr__(proxy, "_tg_api", api)
 
-        async def invoke(inputs: Mapping[str, Any], config: Any = None) -> Any:
+        async def invoke(inputs: Mapping[str, object], config: object = None) -> Any:
             if config is None:
                 return await adapter.ainvoke(obj, inputs)
             return await adapter.ainvoke(obj, inputs, config=config)
 
         _attach(proxy, recorder, invoke, setter=api.__setitem__)
 
-        def make_runner() -> Any:
+        def make_runner() -> Runner:
             from .loop.evaluation import Runner
 
             return Runner(obj, invoke, adapter=adapter, copier=adapter.copy,
                           name=recorder.source, seen=recorder.bindings)
 
-        def bindings() -> list[Any]:
+        def bindings() -> list[Binding]:
             found = {b.key: b for b in adapter.bindings(obj)}
             for b in recorder.live_bindings():
                 found.setdefault(b.key, b)
@@ -88,7 +96,7 @@ class OptimizableProxy:
             return _recorded(attr, name, object.__getattribute__(self, "_tg_recorder"))
         return attr
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         setattr(object.__getattribute__(self, "_tg_target"), name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -106,10 +114,10 @@ class OptimizableProxy:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__getattr__("__call__")(*args, **kwargs)
 
-    def __or__(self, other: Any) -> Any:
+    def __or__(self, other: object) -> Any:
         return _target(self) | _unwrap(other)
 
-    def __ror__(self, other: Any) -> Any:
+    def __ror__(self, other: object) -> Any:
         return _unwrap(other) | _target(self)
 
     def __repr__(self) -> str:
@@ -118,7 +126,7 @@ class OptimizableProxy:
     def __str__(self) -> str:
         return str(_target(self))
 
-    def __eq__(self, other: Any) -> bool:
+    def __eq__(self, other: object) -> bool:
         return bool(_target(self) == _unwrap(other))
 
     def __hash__(self) -> int:
@@ -130,24 +138,24 @@ class OptimizableProxy:
     def __len__(self) -> int:
         return len(_target(self))
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Any]:
         return iter(_target(self))
 
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: object) -> Any:
         return _target(self)[key]
 
 
-def _target(proxy: Any) -> Any:
+def _target(proxy: OptimizableProxy) -> Any:
     return object.__getattribute__(proxy, "_tg_target")
 
 
-def _unwrap(obj: Any) -> Any:
+def _unwrap(obj: object) -> Any:
     if type(obj) is OptimizableProxy:  # type(), not isinstance(): __class__ is forwarded
         return _target(obj)
     return obj
 
 
-def _recorded(method: Any, name: str, recorder: Recorder) -> Any:
+def _recorded(method: Callable[..., Any], name: str, recorder: Recorder) -> Callable[..., Any]:
     if name in STREAM_CALLS:
         @functools.wraps(method)
         def stream(*args: Any, **kwargs: Any) -> Any:
@@ -190,14 +198,14 @@ def _recorded(method: Any, name: str, recorder: Recorder) -> Any:
     return call
 
 
-def _call_inputs(args: tuple, kwargs: Mapping[str, Any]) -> Any:
+def _call_inputs(args: tuple[object, ...], kwargs: Mapping[str, object]) -> object:
     # the first positional argument is the input; config and the rest are not app inputs
     return args[0] if len(args) == 1 and not kwargs else {"args": list(args), "kwargs": {
         k: v for k, v in kwargs.items() if k != "config"}}
 
 
 @contextlib.contextmanager
-def _run_active(run: Any, recorder: Recorder) -> Iterator[None]:
+def _run_active(run: Run, recorder: Recorder) -> Iterator[None]:
     """Make ``run`` the current Run while a stream produces one chunk (the stream's steps
     happen lazily, between our yields, so the run is only active while a chunk is pulled).
 
@@ -215,7 +223,8 @@ def _run_active(run: Any, recorder: Recorder) -> Iterator[None]:
 class _StreamRecord:
     """What a recorded stream collects; every method is guarded (never raises)."""
 
-    def __init__(self, recorder: Recorder, cap: Any, args: tuple, kwargs: Mapping[str, Any]):
+    def __init__(self, recorder: Recorder, cap: Capture, args: tuple[object, ...],
+                 kwargs: Mapping[str, object]) -> None:
         self.recorder = recorder
         # the Run stays after the block is left; it is re-entered around each pull
         recorder.guard("stream", lambda: cap.__exit__(None, None, None))
@@ -224,7 +233,7 @@ class _StreamRecord:
         self.chunks: list[str] = []
         self.error: BaseException | None = None
 
-    def add(self, chunk: Any) -> None:
+    def add(self, chunk: object) -> None:
         self.recorder.guard("stream", lambda: self.chunks.append(output_text(chunk)))
 
     def done(self) -> None:
@@ -232,7 +241,8 @@ class _StreamRecord:
         self.recorder.save(self.run, self.inputs, "".join(self.chunks), self.error)
 
 
-def _stream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+def _stream(method: Callable[..., Any], recorder: Recorder, args: tuple[object, ...],
+            kwargs: Mapping[str, object]) -> Iterator[Any]:
     """Record a stream: the Run is current only while the host pulls the next chunk (a
     generator must not leave its context behind in the caller between chunks). The host
     sees exactly its stream's chunks and its stream's own exception."""
@@ -259,7 +269,8 @@ def _stream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, A
         record.done()
 
 
-async def _astream(method: Any, recorder: Recorder, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+async def _astream(method: Callable[..., Any], recorder: Recorder, args: tuple[object, ...],
+                   kwargs: Mapping[str, object]) -> AsyncIterator[Any]:
     cap = recorder.start()
     if cap is None:
         async for chunk in method(*args, **kwargs):

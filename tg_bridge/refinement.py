@@ -28,7 +28,7 @@ from .adapters import adapter_for
 from .applications import prompts
 from .applications.loop import Step, ValueOptimization, aoptimize_value
 from .engines import resolve_engine
-from .engines.sync import run_sync
+from .engines.sync import blocking
 from .engines.usage import Usage, usage
 from .exceptions import TgBridgeError, UsageError
 from .losses import MetricLoss, TextLoss
@@ -166,9 +166,8 @@ async def arefine(
     )
 
 
-def refine(target: Any, inputs: Any, **kwargs: Any) -> Refinement:
-    """Blocking :func:`arefine` (works inside a running event loop too)."""
-    return run_sync(arefine(target, inputs, **kwargs))
+# the blocking twin keeps arefine's full signature (for type checkers and inspect.signature)
+refine = blocking(arefine)
 
 
 def majority_vote(answers: list[str], key: Callable[[str], str] = normalize_answer) -> tuple[str, dict[str, int]]:

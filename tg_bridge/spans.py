@@ -31,6 +31,8 @@ class SpanRecord:
     name: str
     start_ns: int = 0
     end_ns: int = 0
+    # Any, not object: every reader and consumer across the layers shares these mappings, and
+    # the values are the documented OTel attribute types above (consumers narrow what they read)
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     status: str = "UNSET"
     events: tuple[Mapping[str, Any], ...] = ()
@@ -40,7 +42,7 @@ class SpanRecord:
 _TUPLE = "\u0000tuple"  # marks a tuple in the JSON form (no JSON object key from a trace has it)
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: object) -> object:
     if isinstance(value, tuple):
         return {_TUPLE: [_encode(v) for v in value]}
     if isinstance(value, Mapping):
@@ -50,7 +52,7 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any) -> Any:  # JSON we wrote: the decoded fields are SpanRecord's own
     if isinstance(value, dict):
         if len(value) == 1 and _TUPLE in value:
             return tuple(_decode(v) for v in value[_TUPLE])

@@ -26,19 +26,23 @@ import dataclasses
 import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import UsageError
 
 if TYPE_CHECKING:
+    from .autograd.report import BackwardMode, BackwardReport
     from .patching.binding import Binding
 
-__all__ = ["Gradient", "Operation", "Variable", "content_hash", "identity_of", "unique_variables"]
+__all__ = ["Gradient", "Operation", "Variable", "VariableKind", "content_hash", "identity_of", "unique_variables"]
 
 _counter = itertools.count(1)
 
+#: What a variable holds (see :class:`Variable`). A closed set: trust and rendering depend on it.
+VariableKind = Literal["parameter", "input", "document", "tool_result", "llm_output", "output", "loss", "value"]
+
 #: Kinds of variable that carry untrusted span content (see DESIGN principle 8).
-UNTRUSTED_KINDS = ("input", "document", "tool_result")
+UNTRUSTED_KINDS: tuple[VariableKind, ...] = ("input", "document", "tool_result")
 
 
 def content_hash(text: str) -> str:
@@ -69,7 +73,7 @@ class Gradient:
 class Operation:
     """How ``output`` was computed from ``inputs``. Identity equality, like variables."""
 
-    kind: str
+    kind: str  # an open set: register_rule() adds kinds beyond the ones listed above
     inputs: tuple[Variable, ...]
     output: Variable | None = None
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -95,7 +99,7 @@ class Variable:
         role: str,
         requires_grad: bool = False,
         parents: Sequence[Variable] = (),
-        kind: str = "value",
+        kind: VariableKind = "value",
         op: Operation | None = None,
         binding: Binding | None = None,
         name: str | None = None,
@@ -113,10 +117,12 @@ class Variable:
         self.role = role
         self.requires_grad = bool(requires_grad)
         self.parents: tuple[Variable, ...] = tuple(parents)
-        self.kind = kind
+        self.kind: VariableKind = kind
         self.op = op
         self.binding = binding
         self.name = name or ""
+        # free-form JSON-like annotations (template_format, message_role, score...) read by
+        # several layers: Any so each reader states what it expects of its own keys
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.gradients: list[Gradient] = []
         self.serial = next(_counter)
@@ -156,7 +162,7 @@ class Variable:
         """All gradient texts joined in arrival order."""
         return separator.join(g.text for g in self.gradients)
 
-    def backward(self, *, engine: Any = None, mode: str = "edge", **kwargs: Any) -> Any:
+    def backward(self, *, engine: Any = None, mode: BackwardMode = "edge", **kwargs: Any) -> BackwardReport:
         """Propagate feedback from this variable (usually a loss) to every parameter.
 
         Blocking; see :func:`tg_bridge.autograd.backward` for the contract.
@@ -165,7 +171,7 @@ class Variable:
 
         return backward(self, engine=engine, mode=mode, **kwargs)
 
-    async def abackward(self, *, engine: Any = None, mode: str = "edge", **kwargs: Any) -> Any:
+    async def abackward(self, *, engine: Any = None, mode: BackwardMode = "edge", **kwargs: Any) -> BackwardReport:
         """Async form of :meth:`backward`."""
         from .autograd import abackward
 

@@ -14,17 +14,17 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
-from .variable import Variable
+from .variable import Variable, VariableKind
 from .views_svg import SvgEngine, graph_to_svg
 
 if TYPE_CHECKING:
     from .graph import Graph
 
 __all__ = [
-    "graph_to_dot", "graph_to_html", "graph_to_json", "graph_to_mermaid", "graph_to_svg",
-    "graph_to_text", "shorten",
+    "EdgeJSON", "GraphJSON", "NodeJSON", "graph_to_dot", "graph_to_html", "graph_to_json",
+    "graph_to_mermaid", "graph_to_svg", "graph_to_text", "shorten",
 ]
 
 DIAGRAM_VALUE_CHARS = 60
@@ -65,7 +65,41 @@ def _is_parameter(node: Variable) -> bool:
     return node.requires_grad and node.op is None
 
 
-def _jsonable(value: Any, ids: dict[int, str], depth: int = 0) -> Any:
+class NodeJSON(TypedDict):
+    """One node of :func:`graph_to_json` (``op*`` are None for a leaf)."""
+
+    id: str
+    kind: VariableKind
+    role: str
+    name: str | None
+    key: str
+    value: str
+    requires_grad: bool
+    trusted: bool
+    op: str | None
+    op_name: str | None
+    op_attrs: object
+    inputs: list[str]
+    gradients: list[str]
+    metadata: object
+
+
+class EdgeJSON(TypedDict):
+    source: str
+    target: str
+
+
+class GraphJSON(TypedDict):
+    """What :func:`graph_to_json` returns; node references are node ids."""
+
+    nodes: list[NodeJSON]
+    edges: list[EdgeJSON]
+    parameters: list[str]
+    outputs: list[str]
+    metadata: object
+
+
+def _jsonable(value: object, ids: dict[int, str], depth: int = 0) -> object:
     """Plain JSON data: Variables become their node id, unknown objects their repr."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -81,12 +115,12 @@ def _jsonable(value: Any, ids: dict[int, str], depth: int = 0) -> Any:
 
 
 # -- JSON ---------------------------------------------------------------------------------
-def graph_to_json(graph: Graph) -> dict[str, Any]:
+def graph_to_json(graph: Graph) -> GraphJSON:
     """A JSON-serializable dict: ``nodes`` (id, kind, role, name, key, value, requires_grad,
     trusted, op, op_name, op_attrs, inputs, gradients, metadata), ``edges`` (parent -> child),
     ``parameters`` and ``outputs`` (node ids) and the graph ``metadata``."""
     ids = _ids(graph)
-    nodes = []
+    nodes: list[NodeJSON] = []
     for node in graph.nodes:
         op = node.op
         nodes.append(
@@ -126,7 +160,7 @@ def _mermaid_escape(text: str) -> str:
 
 
 def _label_parts(node: Variable) -> tuple[str, str]:
-    head = node.kind
+    head: str = node.kind
     if node.op is not None:
         head += f" = {node.op.kind}" + (f" {node.op.name}" if node.op.name else "")
     elif node.name:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any, Literal, TypeGuard
+from typing import Literal, Protocol, TypeGuard
 
 __all__ = ["MARKS", "Decision", "decision", "nice_ticks", "score_curve_svg"]
 
@@ -37,14 +37,26 @@ GLYPHS = {"kept": "\u25cf", "reverted": "\u25b2", "skipped": "\u25a1", "baseline
 LEFT, RIGHT, TOP, BOTTOM = 62, 18, 34, 46
 
 
-def decision(step: Any) -> Decision:
+class CurveStep(Protocol):
+    """What the curve reads of a step (a :class:`~tg_bridge.loop.result.StepResult` has it).
+    ``object``: a result loaded from elsewhere may carry anything; the drawing checks."""
+
+    @property
+    def step(self) -> object: ...
+    @property
+    def score(self) -> object: ...
+    @property
+    def accepted(self) -> object: ...
+
+
+def decision(step: CurveStep) -> Decision:
     """kept / reverted (scored, not kept) / skipped (no score: nothing was proposed)."""
     if step.accepted:
         return "kept"
     return "reverted" if step.score is not None else "skipped"
 
 
-def _finite(value: Any) -> TypeGuard[float]:
+def _finite(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -74,7 +86,7 @@ def _fmt_tick(value: float, step: float) -> str:
 
 
 def _one_digit(step: float) -> bool:
-    mantissa = step / 10 ** math.floor(math.log10(step))
+    mantissa = step / 10.0 ** math.floor(math.log10(step))
     return abs(mantissa - round(mantissa)) < 1e-9
 
 
@@ -93,11 +105,11 @@ def _marker(shape: str, x: float, y: float, r: float, colour: str, tip: str, cls
     return f'<polygon {c}points="{pts}" fill="{colour}">{title}</polygon>'
 
 
-def score_curve_svg(result: Any, width: int = 640, height: int = 260) -> str:
+def score_curve_svg(result: object, width: int = 640, height: int = 260) -> str:
     """The chart for an :class:`~tg_bridge.loop.result.OptimizationResult` (anything with
     ``baseline_score`` and ``history`` of steps with ``step``, ``score``, ``accepted``)."""
     width, height = max(480, int(width)), max(160, int(height))
-    history: Sequence[Any] = list(getattr(result, "history", []) or [])
+    history: Sequence[CurveStep] = list(getattr(result, "history", []) or [])
     baseline = getattr(result, "baseline_score", None)
     skipped_nan = 0
     # (x, y or None, kind, tooltip)

@@ -11,9 +11,12 @@ prompt keys, run id) is escaped.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .views_curve import GLYPHS, MARKS, decision, score_curve_svg
+
+if TYPE_CHECKING:
+    from .loop.result import OptimizationResult, StepResult
 
 __all__ = ["GRADIENT_CHARS", "result_to_html"]
 
@@ -31,7 +34,7 @@ _STYLE = (
 )
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     try:
@@ -45,7 +48,7 @@ def _decision_cell(kind: str) -> str:
     return f"<td style='color:{colour};font-weight:bold'>{GLYPHS[kind]} {kind}</td>"
 
 
-def _gradients_html(history: list[Any]) -> str:
+def _gradients_html(history: list[StepResult]) -> str:
     per_key: dict[str, list[tuple[int, str]]] = {}
     for s in history:
         for key, texts in dict(getattr(s, "gradients", {}) or {}).items():
@@ -67,7 +70,7 @@ def _gradients_html(history: list[Any]) -> str:
     return "".join(blocks)
 
 
-def _patch_html(patch: Any) -> str:
+def _patch_html(patch: Any) -> str:  # result.best_patch: a Patch, or None / a loaded stand-in
     changes = list(getattr(patch, "changes", []) or [])
     if not changes:
         return "<p>Best patch: no change.</p>"
@@ -79,7 +82,7 @@ def _patch_html(patch: Any) -> str:
             f"{body}</details>")
 
 
-def result_to_html(result: Any) -> str:
+def result_to_html(result: OptimizationResult) -> str:
     """The notebook view of ``result`` (see the module docstring)."""
     esc = html.escape
     history = list(result.history)

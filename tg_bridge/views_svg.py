@@ -173,7 +173,7 @@ class Layout:
 
 
 def _head(node: Variable) -> str:
-    head = node.kind
+    head: str = node.kind
     if node.op is not None:
         head += f" = {node.op.kind}" + (f" {node.op.name}" if node.op.name else "")
     elif node.name:

@@ -13,9 +13,8 @@ the pass rate, and TGD rewrites the code from that feedback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from ..engines.sync import run_sync
+from ..engines.sync import blocking, run_sync
 from ..exceptions import UsageError
 from ..losses import MetricLoss
 from ..variable import Variable
@@ -97,7 +96,7 @@ class UnitTestLoss:
         self.last_report = report
         return report
 
-    async def acall(self, output: Variable, example: Any = None) -> Variable:
+    async def acall(self, output: Variable, example: object = None) -> Variable:
         if not isinstance(output, Variable):
             raise UsageError(f"a loss evaluates a Variable, got {type(output).__name__}")
         report = await self.areport(output.value)
@@ -106,7 +105,7 @@ class UnitTestLoss:
         variable.metadata["report"] = report
         return variable
 
-    def __call__(self, output: Variable, example: Any = None) -> Variable:
+    def __call__(self, output: Variable, example: object = None) -> Variable:
         return run_sync(self.acall(output, example))
 
     def __repr__(self) -> str:
@@ -123,7 +122,7 @@ async def aoptimize_code(
     tests: Tests,
     *,
     steps: int = 3,
-    engine: Any = None,
+    engine: object = None,
     task: str = "",
     timeout: float = 5.0,
     constraints: Sequence[str] = (),
@@ -151,8 +150,7 @@ async def aoptimize_code(
     )
 
 
-def optimize_code(code: str, tests: Tests, **kwargs: Any) -> ValueOptimization:
-    """Blocking :func:`aoptimize_code` (works inside a running event loop too)."""
-    return run_sync(aoptimize_code(code, tests, **kwargs))
+# the blocking twin keeps aoptimize_code's full signature (for type checkers and inspect.signature)
+optimize_code = blocking(aoptimize_code)
 
 

@@ -13,12 +13,22 @@ import dataclasses
 import html
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..engines import as_engine
 from ..engines.usage import Usage, usage
 from ..exceptions import OptimizerOutputError, PatchValidationError, UsageError
 from ..variable import Variable
+
+if TYPE_CHECKING:
+    from ..optim.tgd import TGD
+
+
+class ValueLoss(Protocol):
+    """What :func:`aoptimize_value` needs of a loss (TextLoss, MetricLoss, UnitTestLoss,
+    MoleculeLoss all have it): the loss Variable of ``variable`` on ``example``."""
+
+    async def acall(self, variable: Variable, example: Any = None) -> Variable: ...
 
 __all__ = ["Step", "ValueOptimization", "aoptimize_value"]
 
@@ -96,11 +106,11 @@ def _fmt(score: float | None) -> str:
 
 async def aoptimize_value(
     variable: Variable,
-    loss: Any,
+    loss: ValueLoss,
     *,
     steps: int = 3,
-    engine: Any = None,
-    example: Any = None,
+    engine: object = None,
+    example: object = None,
     constraints: Sequence[str] = (),
     stop_score: float | None = None,
     postprocess: Callable[[str], str] | None = None,
@@ -141,7 +151,7 @@ async def aoptimize_value(
     return ValueOptimization(history=tuple(history), usage=meter)
 
 
-async def _update(optimizer: Any, variable: Variable, postprocess: Callable[[str], str] | None) -> str:
+async def _update(optimizer: TGD, variable: Variable, postprocess: Callable[[str], str] | None) -> str:
     """Propose and apply one update; returns why it was not used ("" when it was)."""
     try:
         patch = await optimizer.apropose()

@@ -13,9 +13,8 @@ crash. Needs the ``chem`` extra: ``pip install "tg-bridge[chem]"``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from ..engines.sync import run_sync
+from ..engines.sync import blocking
 from ..exceptions import UsageError
 from ..losses import MetricLoss
 from ..variable import Variable
@@ -51,7 +50,7 @@ class MoleculeLoss:
     def score(self, smiles: str) -> MoleculeScore:
         return score_molecule(smiles, objective=self.objective)
 
-    def __call__(self, output: Variable, example: Any = None) -> Variable:
+    def __call__(self, output: Variable, example: object = None) -> Variable:
         if not isinstance(output, Variable):
             raise UsageError(f"a loss evaluates a Variable, got {type(output).__name__}")
         result = self.score(output.value)
@@ -62,7 +61,7 @@ class MoleculeLoss:
         variable.metadata["molecule"] = result
         return variable
 
-    async def acall(self, output: Variable, example: Any = None) -> Variable:
+    async def acall(self, output: Variable, example: object = None) -> Variable:
         return self(output, example)
 
     def __repr__(self) -> str:
@@ -79,7 +78,7 @@ async def aoptimize_molecule(
     smiles: str,
     *,
     steps: int = 3,
-    engine: Any = None,
+    engine: object = None,
     objective: MoleculeObjective | None = None,
     goal: str = "",
     constraints: Sequence[str] = (),
@@ -101,6 +100,5 @@ async def aoptimize_molecule(
     )
 
 
-def optimize_molecule(smiles: str, **kwargs: Any) -> ValueOptimization:
-    """Blocking :func:`aoptimize_molecule` (works inside a running event loop too)."""
-    return run_sync(aoptimize_molecule(smiles, **kwargs))
+# the blocking twin keeps aoptimize_molecule's full signature (for type checkers and inspect.signature)
+optimize_molecule = blocking(aoptimize_molecule)

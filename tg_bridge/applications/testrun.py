@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..engines.sync import run_sync
+from ..engines.sync import blocking
 from ..exceptions import UsageError
 from .sandbox import Limits, SandboxResult, arun_sandboxed
 
@@ -212,9 +212,8 @@ async def arun_tests(
     return _report(result, [s["name"] for s in snippets], timeout)
 
 
-def run_tests(code: str, tests: Tests, **kwargs: Any) -> TestReport:
-    """Blocking :func:`arun_tests` (works inside a running event loop too)."""
-    return run_sync(arun_tests(code, tests, **kwargs))
+# the blocking twin keeps arun_tests's full signature (for type checkers and inspect.signature)
+run_tests = blocking(arun_tests)
 
 
 def _report(result: SandboxResult, expected_names: list[str], timeout: float) -> TestReport:

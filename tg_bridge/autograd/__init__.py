@@ -8,11 +8,12 @@ Public API: :func:`backward`, :func:`abackward`, :class:`BackwardReport`,
 from __future__ import annotations
 
 from . import functional
-from .report import BackwardReport, LevelStats
+from .report import BackwardMode, BackwardReport, LevelStats
 from .rules import Edge, RuleContext, register_rule
 from .schedule import abackward, backward
 
 __all__ = [
+    "BackwardMode",
     "BackwardReport",
     "Edge",
     "LevelStats",

@@ -16,7 +16,7 @@ __all__ = ["ask", "lenient_json", "resolve", "supports_structured"]
 log = logging.getLogger(__name__)
 
 
-def resolve(engine: Any = None, *, backward: bool = True) -> Any:
+def resolve(engine: object = None, *, backward: bool = True) -> Engine:
     """The engine to use: explicit, else settings, else ``"local"``.
 
     An Engine object is used as is (resolved once by the caller's entry point); anything
@@ -36,19 +36,19 @@ def resolve(engine: Any = None, *, backward: bool = True) -> Any:
         settings = get_settings()
         engine = (settings.backward_engine or settings.engine) if backward else settings.engine
     if engine is not None and callable(getattr(engine, "acomplete", None)):
-        return engine
+        return engine  # type: ignore[return-value]  # duck-typed: has acomplete
     raise ConfigurationError(
         "no usable engine: pass engine=... or configure(engine=...) with an Engine object"
     )
 
 
-def supports_structured(engine: Any) -> bool:
+def supports_structured(engine: object) -> bool:
     """True when the engine can constrain its answer to a JSON schema."""
     return bool(getattr(engine, "supports_structured", False))
 
 
 async def ask(
-    engine: Any, messages: Sequence[dict[str, str]], *, response_format: Any = None
+    engine: Engine, messages: Sequence[dict[str, str]], *, response_format: object = None
 ) -> Completion:
     """One call; prompt bodies are logged at DEBUG only."""
     if log.isEnabledFor(logging.DEBUG):
@@ -56,7 +56,7 @@ async def ask(
     return await engine.acomplete(list(messages), response_format=response_format)
 
 
-def lenient_json(text: str) -> Any:
+def lenient_json(text: str) -> Any:  # a model's JSON: callers check its shape
     """``text`` as JSON, or None. Tolerates code fences, chatter before the first brace and
     raw newlines inside strings (small models emit those under constrained decoding)."""
     body = text.strip()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from ..engines.sync import run_sync
 from ..exceptions import UsageError
@@ -35,13 +34,13 @@ def _as_list(inputs: Variable | Sequence[Variable]) -> list[Variable]:
 
 
 async def allm_call(
-    engine: Any,
+    engine: object,
     inputs: Variable | Sequence[Variable] = (),
     *,
     system: Variable | None = None,
     name: str = "llm",
     role: str | None = None,
-    **params: Any,
+    **params: object,
 ) -> Variable:
     """Call the model with ``system`` (a system message) and ``inputs`` (user messages, in
     order); returns the output Variable (kind ``llm_output``, op ``llm_call``)."""
@@ -75,13 +74,13 @@ async def allm_call(
 
 
 def llm_call(
-    engine: Any,
+    engine: object,
     inputs: Variable | Sequence[Variable] = (),
     *,
     system: Variable | None = None,
     name: str = "llm",
     role: str | None = None,
-    **params: Any,
+    **params: object,
 ) -> Variable:
     """Blocking :func:`allm_call`."""
     return run_sync(allm_call(engine, inputs, system=system, name=name, role=role, **params))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from ..engines.base import Completion
 from ..exceptions import OptimizerOutputError
@@ -37,7 +36,7 @@ RETRY_NOTE = (
 )
 
 
-def feedback_schema(ids: Sequence[str]) -> dict[str, Any]:
+def feedback_schema(ids: Sequence[str]) -> dict[str, object]:
     """JSON schema: ``{"feedback": {id: string, ...}}`` with every id required."""
     return {
         "type": "object",

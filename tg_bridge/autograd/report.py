@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, TypeGuard, get_args
 
-__all__ = ["BackwardReport", "LevelStats"]
+__all__ = ["BackwardMode", "BackwardReport", "LevelStats", "is_backward_mode"]
+
+#: How backward batches its calls: one per edge, or one per root for its whole graph.
+BackwardMode = Literal["edge", "fused"]
+
+
+def is_backward_mode(value: object) -> TypeGuard[BackwardMode]:
+    """Whether ``value`` is one of :data:`BackwardMode` (the one list of modes)."""
+    return value in get_args(BackwardMode)
 
 
 @dataclasses.dataclass
@@ -27,7 +36,7 @@ class BackwardReport:
     ``disconnected``: keys of given parameters that cannot reach any root; ``seconds``.
     """
 
-    mode: str
+    mode: BackwardMode
     roots: int
     calls: int = 0
     summaries: int = 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from ..exceptions import GraphError, UsageError
 from ..variable import Variable
@@ -136,7 +135,7 @@ async def loss_rule(ctx: RuleContext, var: Variable) -> list[Edge]:
     targets = _grad_inputs(ctx, var)
     if not targets:
         return []
-    attrs: dict[str, Any] = op.attrs
+    attrs = op.attrs
     edges: list[Edge] = []
     if "instruction" in attrs:
         evaluated = targets[0]

@@ -15,40 +15,42 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar, get_args
 
 from ..config import get_settings
-from ..engines.base import Completion
+from ..engines.base import Completion, Engine
 from ..engines.sync import run_sync
 from ..exceptions import DisconnectedParameterWarning, GraphError, TgBridgeError, UsageError
 from ..graph import Graph
 from ..variable import Variable, unique_variables
 from . import _engine
-from .report import BackwardReport, LevelStats
+from .report import BackwardMode, BackwardReport, LevelStats, is_backward_mode
 from .rules import RuleContext, get_rule
 from .summarize import summarize_gradients
 
 __all__ = ["abackward", "backward"]
 
-MODES = ("edge", "fused")
+MODES: tuple[BackwardMode, ...] = get_args(BackwardMode)
+
+_T = TypeVar("_T")
 
 
 class Caller:
     """Counts calls and resolves the engine on first use (a pass with no LLM work needs none)."""
 
-    def __init__(self, engine: Any, report: BackwardReport) -> None:
+    def __init__(self, engine: object, report: BackwardReport) -> None:
         self._engine_arg = engine
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self.report = report
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self._engine is None:
             self._engine = _engine.resolve(self._engine_arg, backward=True)
         return self._engine
 
-    async def completion(self, messages: list[dict[str, str]], response_format: Any = None) -> Completion:
+    async def completion(self, messages: list[dict[str, str]], response_format: object = None) -> Completion:
         engine = self.engine
         self.report.calls += 1
         return await _engine.ask(engine, messages, response_format=response_format)
@@ -61,7 +63,7 @@ class Caller:
         return await self.text(messages)
 
 
-def _as_roots(roots: Any) -> list[Variable]:
+def _as_roots(roots: Variable | Sequence[Variable]) -> list[Variable]:
     return unique_variables(roots, what="backward roots",
                             empty_message="backward needs at least one root Variable")
 
@@ -95,7 +97,7 @@ def _trainable(graph: Graph, parameters: Sequence[Variable] | None, report: Back
 async def abackward(
     roots: Variable | Sequence[Variable],
     *,
-    engine: Any = None,
+    engine: object = None,
     mode: str = "edge",
     max_gradients: int | None = None,
     parameters: Sequence[Variable] | None = None,
@@ -114,7 +116,9 @@ async def abackward(
     :class:`EngineError`, or :class:`OptimizerOutputError` (fused answer unreadable). On error,
     gradients of levels already finished stay in place.
     """
-    if mode not in MODES:
+    # ``mode`` is typed str, not BackwardMode, because the loop and offline entry points still
+    # hand over a plain str; this check narrows it (and rejects anything else at run time)
+    if not is_backward_mode(mode):
         raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
     items = _as_roots(roots)
     k = get_settings(max_gradients=max_gradients).max_gradients
@@ -144,7 +148,7 @@ async def abackward(
 def backward(
     roots: Variable | Sequence[Variable],
     *,
-    engine: Any = None,
+    engine: object = None,
     mode: str = "edge",
     max_gradients: int | None = None,
     parameters: Sequence[Variable] | None = None,
@@ -155,9 +159,10 @@ def backward(
     )
 
 
-async def _gather_in_order(coros: list[Any], what: str) -> list[Any]:
+async def _gather_in_order(coros: list[Awaitable[_T]], what: str) -> list[_T]:
     """Run concurrently; raise the first failure in input order (typed)."""
     results = await asyncio.gather(*coros, return_exceptions=True)
+    done: list[_T] = []
     for r in results:
         if isinstance(r, TgBridgeError):
             raise r
@@ -165,7 +170,8 @@ async def _gather_in_order(coros: list[Any], what: str) -> list[Any]:
             if not isinstance(r, Exception):
                 raise r
             raise GraphError(f"{what} failed: {type(r).__name__}: {r}") from r
-    return results
+        done.append(r)
+    return done
 
 
 async def _edge(graph: Graph, needs: dict[int, bool], caller: Caller, k: int) -> None:

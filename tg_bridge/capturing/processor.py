@@ -23,7 +23,6 @@ import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -38,7 +37,7 @@ __all__ = ["RunSpanProcessor", "span_to_record"]
 
 log = logging.getLogger("tg_bridge.capture")
 
-_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+_EMPTY: Mapping[str, object] = types.MappingProxyType({})
 
 
 class RunSpanProcessor(SpanProcessor):
@@ -58,7 +57,8 @@ class RunSpanProcessor(SpanProcessor):
         # parent closed, e.g. streams); weak so a finished Run can be collected.
         self._recent: OrderedDict[int, weakref.ref[Run]] = OrderedDict()
         self._lock = threading.Lock()
-        self._resource: tuple[Any, Mapping[str, Any]] = (None, _EMPTY)
+        # (the SDK Resource last converted, compared by identity; its attributes)
+        self._resource: tuple[object, Mapping[str, object]] = (None, _EMPTY)
 
     # -- SpanProcessor --------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -155,7 +155,7 @@ class RunSpanProcessor(SpanProcessor):
             pass
 
 
-def span_to_record(span: ReadableSpan, *, resource: Mapping[str, Any] | None = None) -> SpanRecord:
+def span_to_record(span: ReadableSpan, *, resource: Mapping[str, object] | None = None) -> SpanRecord:
     """Convert an SDK span to a :class:`SpanRecord` (hex ids, plain dict attributes)."""
     ctx = span.context
     parent = span.parent

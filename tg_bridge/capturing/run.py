@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..config import get_settings
 from ..exceptions import DroppedDataWarning
@@ -138,7 +138,7 @@ class Run:
         return list(seen)
 
     # -- display --------------------------------------------------------------------------
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self) -> dict[str, object]:
         duration = (self.ended if self.ended is not None else time.time()) - self.started
         return {
             "spans": len(self.spans),

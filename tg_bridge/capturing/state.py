@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..patching.binding import Binding
@@ -72,7 +72,7 @@ def register_binding(binding: Binding, *, run: Run | None = None) -> None:
         record_hook_error(exc, run=run)
 
 
-def record_hook_error(exc: BaseException | None = None, *, run: Run | None = None, where: Any = None) -> None:
+def record_hook_error(exc: BaseException | None = None, *, run: Run | None = None, where: object = None) -> None:
     """Log a failure of a capture hook and count it on the Run. Never raises.
 
     ``where`` names the hook (for the log line). The first failure of a Run is logged at

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from ..exceptions import BindingError, PatchConflictError, UsageError
 from ..variable import content_hash
@@ -42,14 +42,17 @@ BINDINGS_HOOK = "__tg_bridge_bindings__"
 PATH_KEY = "path"
 OWNER_TYPE_KEY = "owner_type"
 
+#: A patch as :func:`apply_patch` takes it: a Patch, its JSON text or the path of its file.
+PatchSource = Patch | str | os.PathLike[str]
+
 
 @overload
-def apply_patch(target: Any, patch: Any, *, dry_run: Literal[False] = False) -> Patch: ...
+def apply_patch(target: object, patch: PatchSource, *, dry_run: Literal[False] = False) -> Patch: ...
 @overload
-def apply_patch(target: Any, patch: Any, *, dry_run: Literal[True]) -> dict[str, str]: ...
+def apply_patch(target: object, patch: PatchSource, *, dry_run: Literal[True]) -> dict[str, str]: ...
 
 
-def apply_patch(target: Any, patch: Any, *, dry_run: bool = False) -> Patch | dict[str, str]:
+def apply_patch(target: object, patch: PatchSource, *, dry_run: bool = False) -> Patch | dict[str, str]:
     """Write ``patch`` into the live prompts of ``target``; returns the applied Patch
     (call ``.revert()`` on it to restore the previous prompts exactly). The public
     :func:`tg_bridge.apply_patch` (tg_bridge.loop.deploy) adds ``run_id=`` on top of this.
@@ -71,7 +74,7 @@ def apply_patch(target: Any, patch: Any, *, dry_run: bool = False) -> Patch | di
     return patch.apply(resolver=resolved.__getitem__)
 
 
-def binding_location(binding: Any) -> dict[str, str]:
+def binding_location(binding: object) -> dict[str, str]:
     """The stable location a binding reports (attributes ``app_path`` and ``owner_type``) as
     provenance entries (``path``, ``owner_type``). Empty for bindings that know none (then only
     key and identity match)."""
@@ -175,7 +178,7 @@ def _plan(patch: Patch, resolved: Mapping[str, Binding]) -> dict[str, str]:
     return plan
 
 
-def live_bindings(target: Any) -> list[Binding]:
+def live_bindings(target: object) -> list[Binding]:
     """Every live prompt binding of ``target`` (see :func:`apply_patch`), one per key."""
     if isinstance(target, Mapping):
         found = list(target.values())
@@ -208,7 +211,7 @@ def patch_between(
     originals: Mapping[str, str],
     values: Mapping[str, str],
     *,
-    metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, object] | None = None,
     formats: Mapping[str, str] | None = None,
     bindings: Iterable[Binding] = (),
 ) -> Patch:
@@ -223,14 +226,14 @@ def patch_between(
     for key, old in originals.items():
         new = values.get(key, old)
         if new != old:
-            provenance: dict[str, Any] = dict(located.get(key, {}))
+            provenance: dict[str, object] = dict(located.get(key, {}))
             if formats and key in formats:
                 provenance["template_format"] = formats[key]
             changes.append(Change(key, "replace", old, new, content_hash(old), provenance))
     return Patch(changes, metadata=dict(metadata or {}))
 
 
-def _as_patch(patch: Any) -> Patch:
+def _as_patch(patch: object) -> Patch:
     if isinstance(patch, Patch):
         # a live patch (optimize()'s result.best_patch) can still be deployed elsewhere
         return Patch(patch.changes, patch.metadata) if patch.applied else patch

@@ -40,8 +40,12 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..exceptions import PatchValidationError, UsageError
+
+if TYPE_CHECKING:
+    from .template_rules import RejectReason
 
 __all__ = [
     "DEFAULT_MIN_WORDS",
@@ -265,7 +269,7 @@ def _sentences(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _reject(message: str, target: str, reason: str) -> PatchValidationError:
+def _reject(message: str, target: str, reason: RejectReason) -> PatchValidationError:
     return PatchValidationError(
         f"new value of {target or 'the prompt'} {message}", target=target, reason=reason
     )

@@ -34,6 +34,7 @@ from .patch_io import (  # the schema constants are re-exported: they were defin
     MAX_JSON_CHARS,  # noqa: F401
     SCHEMA_NAME,  # noqa: F401
     SCHEMA_VERSION,  # noqa: F401
+    ChangeKind,
     dump_patch,
     parse_patch,
     read_patch_file,
@@ -44,11 +45,14 @@ from .patch_render import diff_html, unified_diff
 from .template_rules import check_template
 from .write_group import hold
 
-__all__ = ["Change", "Patch"]
+__all__ = ["Change", "ChangeKind", "Patch"]
 
 log = logging.getLogger(__name__)
 
-Resolver = Callable[[str], Any]
+#: key -> the live Binding or Variable to write (None: not found); anything else is rejected.
+Resolver = Callable[[str], object]
+#: What a change is written to: a Variable (through its binding when it has one) or a Binding.
+Target = Variable | Binding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +60,7 @@ class Change:
     """One prompt replacement. ``kind`` is ``"replace"`` (the only kind today)."""
 
     target: str
-    kind: str
+    kind: ChangeKind
     old: str
     new: str
     old_hash: str
@@ -89,7 +93,7 @@ class Patch:
         changes: Sequence[Change] = (),
         metadata: Mapping[str, Any] | None = None,
         *,
-        targets: Mapping[str, Any] | None = None,
+        targets: Mapping[str, object] | None = None,
     ) -> None:
         self.changes: tuple[Change, ...] = tuple(changes)
         keys = [c.target for c in self.changes]
@@ -100,8 +104,8 @@ class Patch:
         if duplicates:
             raise UsageError(f"a patch changes each target once; repeated: {duplicates}")
         self.metadata: dict[str, Any] = dict(metadata or {})
-        self._targets: dict[str, Any] = dict(targets or {})
-        self._written: list[tuple[Any, str, str]] = []  # (target, before, after)
+        self._targets: dict[str, object] = dict(targets or {})
+        self._written: list[tuple[Target, str, str]] = []  # (target, before, after)
         self.applied = False
 
     def __len__(self) -> int:
@@ -175,7 +179,7 @@ class Patch:
         """
         if self.applied:
             raise PatchError("this patch is already applied; revert() it first")
-        plan: list[tuple[Any, str, Change]] = []
+        plan: list[tuple[Target, str, Change]] = []
         for change in self.changes:
             target = self._resolve(change.target, resolver)
             live = _read(target, change.target)
@@ -189,7 +193,7 @@ class Patch:
             check_template(live, change.new, _format_of(target, change), target=change.target)
             _host_check(target, change.new, change.target)
             plan.append((target, live, change))
-        written: list[tuple[Any, str, str]] = []
+        written: list[tuple[Target, str, str]] = []
         with hold(t for t, _, _ in plan):  # concurrent host calls see the patch whole
             for target, before, change in plan:
                 try:
@@ -217,7 +221,7 @@ class Patch:
         """
         if self.applied:
             raise PatchError("this patch is already applied")
-        written: list[tuple[Any, str, str]] = []
+        written: list[tuple[Target, str, str]] = []
         for change in self.changes:
             target = self._resolve(change.target, resolver)
             if _read(target, change.target) != change.new:
@@ -249,7 +253,7 @@ class Patch:
                     f"cannot revert {key!r}: it changed after the patch was applied", target=key
                 )
         restores = [(t, after, before) for t, before, after in reversed(self._written)]
-        done: list[tuple[Any, str, str]] = []
+        done: list[tuple[Target, str, str]] = []
         with hold(t for t, _, _ in restores):
             for target, after, before in restores:
                 try:
@@ -263,8 +267,8 @@ class Patch:
         self.applied = False
         return self
 
-    def _resolve(self, key: str, resolver: Resolver | None) -> Any:
-        target = None
+    def _resolve(self, key: str, resolver: Resolver | None) -> Target:
+        target: object = None
         if resolver is not None:
             try:
                 target = resolver(key)
@@ -286,17 +290,17 @@ class Patch:
         return target
 
 
-def _key_of(target: Any) -> str:
+def _key_of(target: Target) -> str:
     return str(getattr(target, "key", "?"))
 
 
-def _format_of(target: Any, change: Change) -> str:
+def _format_of(target: Target, change: Change) -> str:
     binding = target.binding if isinstance(target, Variable) else target
     fmt = getattr(binding, "template_format", None) if binding is not None else None
     return fmt or change.template_format
 
 
-def _read(target: Any, key: str) -> str:
+def _read(target: Target, key: str) -> str:
     try:
         if isinstance(target, Variable):
             return target.binding.read() if target.binding is not None else target.value
@@ -310,7 +314,7 @@ def _read(target: Any, key: str) -> str:
     return value
 
 
-def _write(target: Any, text: str, key: str) -> None:
+def _write(target: Target, text: str, key: str) -> None:
     if isinstance(target, Variable):
         if target.binding is not None:
             target.binding.write(text)
@@ -319,14 +323,14 @@ def _write(target: Any, text: str, key: str) -> None:
         target.write(text)
 
 
-def _peek(target: Any) -> str | None:
+def _peek(target: Target) -> str | None:
     try:
         return _read(target, _key_of(target))
     except PatchError:
         return None
 
 
-def _host_check(target: Any, value: str, key: str) -> None:
+def _host_check(target: Target, value: str, key: str) -> None:
     """Run the binding's optional ``check(value)`` (the host's own formatting of ``value``)."""
     binding = target.binding if isinstance(target, Variable) else target
     check = getattr(binding, "check", None) if binding is not None else None
@@ -343,7 +347,7 @@ def _host_check(target: Any, value: str, key: str) -> None:
         ) from exc
 
 
-def _rollback(written: list[tuple[Any, str, str]]) -> list[str]:
+def _rollback(written: list[tuple[Target, str, str]]) -> list[str]:
     """Restore ``written`` in reverse order; returns the keys that could not be restored."""
     failed: list[str] = []
     for target, before, _after in reversed(written):

@@ -17,14 +17,14 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, TypedDict, TypeGuard, get_args
 
 from ..exceptions import PatchError, PatchValidationError, UsageError
 from ..variable import content_hash
 from .validate import MAX_VALUE_CHARS
 
 __all__ = [
-    "MAX_CHANGES", "MAX_JSON_CHARS", "SCHEMA_NAME", "SCHEMA_VERSION",
+    "MAX_CHANGES", "MAX_JSON_CHARS", "SCHEMA_NAME", "SCHEMA_VERSION", "ChangeFields", "ChangeKind",
     "dump_patch", "parse_patch", "read_patch_file", "schema_error", "write_text_file",
 ]  # fmt: skip
 
@@ -33,6 +33,20 @@ SCHEMA_VERSION = 1
 MAX_JSON_CHARS = 20_000_000
 MAX_CHANGES = 10_000
 _HEX = re.compile(r"^[0-9a-f]{16,64}$")
+
+#: What a Change does to its target; a loaded document with any other kind is rejected.
+ChangeKind = Literal["replace"]
+
+
+class ChangeFields(TypedDict):
+    """One checked change of a loaded document: exactly :class:`~.patch.Change`'s fields."""
+
+    target: str
+    kind: ChangeKind
+    old: str
+    new: str
+    old_hash: str
+    provenance: dict[str, Any]  # JSON object; free-form by design (role, gradients, engine...)
 
 
 def schema_error(msg: str) -> PatchValidationError:
@@ -54,7 +68,7 @@ def dump_patch(changes: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]
         raise PatchError(f"patch metadata/provenance is not JSON-serializable: {exc}") from exc
 
 
-def parse_patch(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def parse_patch(text: str) -> tuple[list[ChangeFields], dict[str, Any]]:
     """``(change field dicts, metadata)`` of a document written by :func:`dump_patch`.
 
     Raises :class:`PatchValidationError` (reason ``schema``) for anything malformed.
@@ -82,31 +96,36 @@ def parse_patch(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return [_change_fields(item, i, bad) for i, item in enumerate(raw_changes)], metadata
 
 
-def _change_fields(item: Any, i: int, bad: Callable[[str], PatchValidationError]) -> dict[str, Any]:
+def _change_fields(item: object, i: int, bad: Callable[[str], PatchValidationError]) -> ChangeFields:
     if not isinstance(item, dict):
         raise bad(f"changes[{i}] is not an object")
-    fields: dict[str, Any] = {}
+    text: dict[str, str] = {}
     for name in ("target", "kind", "old", "new", "old_hash"):
         value = item.get(name)
         if not isinstance(value, str):
             raise bad(f"changes[{i}].{name} must be a string")
-        fields[name] = value
+        text[name] = value
     for name in ("old", "new"):
-        if len(fields[name]) > MAX_VALUE_CHARS:
+        if len(text[name]) > MAX_VALUE_CHARS:
             raise bad(f"changes[{i}].{name} is longer than {MAX_VALUE_CHARS} characters")
-    if fields["kind"] != "replace":
-        raise bad(f"changes[{i}].kind {fields['kind']!r} is unknown")
-    if not fields["target"]:
+    kind = text["kind"]
+    if not _is_change_kind(kind):
+        raise bad(f"changes[{i}].kind {kind!r} is unknown")
+    if not text["target"]:
         raise bad(f"changes[{i}].target is empty")
-    if not _HEX.match(fields["old_hash"]) or not content_hash(fields["old"]).startswith(
-        fields["old_hash"]
+    if not _HEX.match(text["old_hash"]) or not content_hash(text["old"]).startswith(
+        text["old_hash"]
     ):
         raise bad(f"changes[{i}].old_hash does not match its old text")
     provenance = item.get("provenance", {})
     if not isinstance(provenance, dict):
         raise bad(f"changes[{i}].provenance must be an object")
-    fields["provenance"] = provenance
-    return fields
+    return ChangeFields(target=text["target"], kind=kind, old=text["old"], new=text["new"],
+                        old_hash=text["old_hash"], provenance=provenance)
+
+
+def _is_change_kind(value: str) -> TypeGuard[ChangeKind]:
+    return value in get_args(ChangeKind)
 
 
 def write_text_file(path: str | os.PathLike[str], text: str) -> str:

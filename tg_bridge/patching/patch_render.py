@@ -9,12 +9,23 @@ from __future__ import annotations
 import difflib
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["diff_html", "unified_diff"]
 
 
-def unified_diff(changes: Sequence[Any], context: int = 3) -> str:
+class ChangeLike(Protocol):
+    """What a diff reads of a change record (a :class:`~.patch.Change` has these)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def old(self) -> str: ...
+    @property
+    def new(self) -> str: ...
+
+
+def unified_diff(changes: Sequence[ChangeLike], context: int = 3) -> str:
     """A unified diff of every change (``a/<target>`` -> ``b/<target>``)."""
     out: list[str] = []
     for c in changes:

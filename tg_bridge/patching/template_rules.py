@@ -35,9 +35,16 @@ from typing import Literal
 
 from ..exceptions import PatchValidationError
 
-__all__ = ["GROWTH_FACTOR", "GROWTH_SLACK", "TemplateFormat", "check_template", "max_length"]
+__all__ = ["GROWTH_FACTOR", "GROWTH_SLACK", "RejectReason", "TemplateFormat", "check_template", "max_length"]
 
 TemplateFormat = Literal["f-string", "mustache", "jinja2", "none"]
+
+#: The ``reason`` codes the patching rules give :class:`PatchValidationError` (which still
+#: takes a plain str: the optimizer forwards reasons from its own records).
+RejectReason = Literal[
+    "empty", "control_chars", "size", "placeholders", "template", "host_check", "copy_guard",
+    "scaffolding", "label_leak", "schema",
+]
 
 #: A new value may be at most ``GROWTH_FACTOR * len(original) + GROWTH_SLACK`` characters.
 GROWTH_FACTOR = 4

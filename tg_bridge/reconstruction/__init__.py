@@ -17,7 +17,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..exceptions import TgBridgeWarning, TraceFormatError, UsageError
 from ..graph import Graph, topological_order
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 def reconstruct(
-    spans: Iterable[SpanRecord | Mapping[str, Any]],
+    spans: Iterable[SpanRecord | Mapping[str, object]],
     *,
     bindings: Mapping[str, Binding] | None = None,
     parameters: MutableMapping[str, Variable] | None = None,
@@ -98,7 +98,7 @@ def reconstruct(
             "input": builder.root_view.input_text or builder.first_input(),
             "output": final.value if final is not None else builder.root_view.output_text,
         })  # fmt: skip
-    metadata: dict[str, Any] = dict(summaries[0]) if summaries else {"trace_id": None, "root": None,
+    metadata: dict[str, object] = dict(summaries[0]) if summaries else {"trace_id": None, "root": None,
                                                                     "input": None, "output": None}  # fmt: skip
     metadata.update(
         spans=len(tree.nodes) + tree.internal,
@@ -126,7 +126,7 @@ def _warn_unbound(names: list[str]) -> None:
     warnings.warn(message, TgBridgeWarning, stacklevel=3)
 
 
-def _record(span: Any, index: int) -> SpanRecord:
+def _record(span: object, index: int) -> SpanRecord:
     if isinstance(span, SpanRecord):
         return span
     if isinstance(span, Mapping):

@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..variable import Operation, Variable
 from . import claims as prompts_match
 from .build_steps import RetrievalToolSteps
+from .claims import Claim
 from .dataflow import Flow
 from .messages import Message, SpanView
 from .params import get_parameter, parameter_role
 from .skips import SkipReason
+from .spanview import TemplateInfo, ToolCall
 from .templates import recover_template
 from .tree import SpanNode, SpanTree
 
@@ -55,10 +57,10 @@ class TraceBuilder(RetrievalToolSteps):
         self.root_view = views[id(self.root)]
         self.flow = Flow(self.root.name, self.root_view.input_text)
         self.offers: list[SpanNode] = []
-        self.tool_calls: list[tuple[Variable, Any]] = []  # (llm output, ToolCall) unclaimed
+        self.tool_calls: list[tuple[Variable, ToolCall]] = []  # (llm output, ToolCall) unclaimed
         self.done_kinds: dict[int, str] = {}  # id(node) -> kind handled there
         self.llm_outputs: list[Variable] = []
-        self.claimed: list[Any] = []  # TemplateInfos claimed exactly by the current LLM call
+        self.claimed: list[TemplateInfo] = []  # TemplateInfos claimed exactly by the current LLM call
         self.skipped: Counter[str] = Counter()  # SkipReason -> spans
         self.unanswered: list[Variable] = []  # parameters of LLM calls that have no output
 
@@ -183,7 +185,7 @@ class TraceBuilder(RetrievalToolSteps):
                                    and all(v is not u for u in self.unanswered))  # fmt: skip
 
     def _message_var(
-        self, node: SpanNode, chain: str, k: int, message: Message, claim: Any
+        self, node: SpanNode, chain: str, k: int, message: Message, claim: Claim | None
     ) -> Variable:
         if claim is not None:
             var = self._templated(node, chain, k, message, claim)
@@ -208,7 +210,7 @@ class TraceBuilder(RetrievalToolSteps):
             return Variable(message.text, role=f"earlier assistant turn sent to '{node.name}'")
         return self.flow.input_var(message.text, "user message" if message.role == "user" else message.role)
 
-    def _templated(self, node: SpanNode, chain: str, k: int, message: Message, claim: Any) -> Variable | None:
+    def _templated(self, node: SpanNode, chain: str, k: int, message: Message, claim: Claim) -> Variable | None:
         info, values, offer_node = claim
         names = prompts_match.placeholders_of(info)
         if names and not prompts_match.has_static_text(info):

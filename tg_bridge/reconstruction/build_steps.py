@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import semconv as sc
 from ..variable import Operation, Variable
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..patching.binding import Binding
     from .dataflow import Flow
     from .skips import SkipReason
-    from .spanview import SpanView
+    from .spanview import SpanView, ToolCall
     from .tree import SpanNode
 
 __all__ = ["RetrievalToolSteps"]
@@ -34,7 +34,7 @@ class RetrievalToolSteps:
     pool: MutableMapping[str, Variable]
     bindings: Mapping[str, Binding] | None
     done_kinds: dict[int, str]
-    tool_calls: list[tuple[Variable, Any]]
+    tool_calls: list[tuple[Variable, ToolCall]]
     skip: Callable[[SpanNode, SkipReason], None]  # the builder's skipped-span counter
 
     def _inside(self, node: SpanNode, kind: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from .messages import Message, SpanView, TemplateInfo
 from .templates import match_template, placeholders, recover_template, render, static_text
@@ -189,7 +188,7 @@ def _rendered_contents(output: str | None) -> list[str] | None:
     if not output:
         return None
     try:
-        obj: Any = json.loads(output)
+        obj: object = json.loads(output)
     except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return None
     items = obj.get("messages") if isinstance(obj, Mapping) else None

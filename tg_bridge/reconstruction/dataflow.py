@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from ..variable import Operation, Variable
 
@@ -147,7 +146,7 @@ class Flow:
 def _unwrap(text: str) -> str:
     """A step's JSON input with one string value (``{"input": "x"}``) is that string."""
     try:
-        obj: Any = json.loads(text)
+        obj: object = json.loads(text)
     except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return text
     if isinstance(obj, str):
@@ -163,7 +162,7 @@ def _root_inputs(text: str | None) -> dict[str, str]:
     if not text:
         return {}
     try:
-        obj: Any = json.loads(text)
+        obj: object = json.loads(text)
     except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here
         return {"input": text}
     if isinstance(obj, str):

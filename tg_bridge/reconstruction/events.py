@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 __all__ = ["event_messages"]
 
@@ -27,7 +26,7 @@ _CHOICE = "gen_ai.choice"
 _MAX_EVENTS = 2_000  # a pathological span cannot make reconstruction slow
 
 
-def event_messages(events: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def event_messages(events: Sequence[object]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """(input messages, output messages) from a span's events, in time order (choices by index).
 
     Each message is ``{"role": str, "content": str, "parts": [...]}`` with tool calls as
@@ -35,8 +34,8 @@ def event_messages(events: Sequence[Any]) -> tuple[list[dict[str, Any]], list[di
     ``{"type": "tool_call_response", "id", "response"}`` part. Empty lists when the span has
     no such events.
     """
-    inputs: list[tuple[int, int, dict[str, Any]]] = []
-    choices: list[tuple[int, int, dict[str, Any]]] = []
+    inputs: list[tuple[int, int, dict[str, object]]] = []
+    choices: list[tuple[int, int, dict[str, object]]] = []
     for pos, event in enumerate(events[:_MAX_EVENTS] if isinstance(events, Sequence) else ()):
         if not isinstance(event, Mapping):
             continue
@@ -60,7 +59,7 @@ def event_messages(events: Sequence[Any]) -> tuple[list[dict[str, Any]], list[di
     return [m for _, _, m in inputs], [m for _, _, m in choices]
 
 
-def _message(role: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+def _message(role: str, attrs: Mapping[str, object]) -> dict[str, object] | None:
     own_role = attrs.get("role")
     if isinstance(own_role, str) and own_role.strip():
         role = own_role  # e.g. "developer" on a system event
@@ -75,9 +74,9 @@ def _message(role: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"role": role, "content": content or "", "parts": parts}
 
 
-def _choice(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+def _choice(attrs: Mapping[str, object]) -> dict[str, object] | None:
     raw = attrs.get("message")
-    body: Any = _loads(raw) if isinstance(raw, str) else raw
+    body: object = _loads(raw) if isinstance(raw, str) else raw
     if isinstance(raw, str) and not isinstance(body, (Mapping, list)):
         body = {"content": raw}  # a bare answer string
     if not isinstance(body, Mapping):  # flattened: message.role / message.content / message.tool_calls
@@ -87,11 +86,11 @@ def _choice(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
             body = {"content": attrs.get("content")}
     if not body:
         return None
-    role = body.get("role") if isinstance(body.get("role"), str) else "assistant"
-    return _message(role, body)
+    role = body.get("role")
+    return _message(role if isinstance(role, str) else "assistant", body)
 
 
-def _content(raw: Any) -> str | None:
+def _content(raw: object) -> str | None:
     """Text of a ``content`` value: plain text, a JSON string, a list of parts or a mapping."""
     if isinstance(raw, str):
         parsed = _loads(raw) if raw.strip()[:1] in ("[", "{", '"') else None
@@ -109,14 +108,14 @@ def _content(raw: Any) -> str | None:
     return None
 
 
-def _tool_call_parts(raw: Any) -> list[dict[str, Any]]:
+def _tool_call_parts(raw: object) -> list[dict[str, object]]:
     calls = _loads(raw) if isinstance(raw, str) else raw
-    parts: list[dict[str, Any]] = []
+    parts: list[dict[str, object]] = []
     for call in calls if isinstance(calls, (list, tuple)) else ():
         if not isinstance(call, Mapping):
             continue
         inner = call.get("function")
-        fn: Mapping[str, Any] = inner if isinstance(inner, Mapping) else call
+        fn: Mapping[str, object] = inner if isinstance(inner, Mapping) else call
         args = fn.get("arguments", "")
         parts.append({
             "type": "tool_call",
@@ -127,7 +126,7 @@ def _tool_call_parts(raw: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def _loads(text: str) -> Any:
+def _loads(text: str) -> object:
     try:
         return json.loads(text)
     except (ValueError, RecursionError):  # hostile JSON nested too deep is not JSON here

@@ -17,22 +17,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from .. import semconv as sc
 from .conventions import enrich
 from .events import event_messages
-from .spanview import Document, Message, SpanView, TemplateInfo, ToolCall, _json, _str
+from .spanview import Document, Message, SpanKind, SpanView, TemplateInfo, ToolCall, _json, _str, is_span_kind
 from .templates import placeholders
 
 __all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "view_of"]
 
-_GENAI_KINDS = {
+_GENAI_KINDS: dict[str, SpanKind] = {
     "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
     "execute_tool": "tool", "retrieval": "retriever", "invoke_agent": "agent",
     "create_agent": "agent", "embeddings": "embedding",
 }  # fmt: skip
-_TRACELOOP_KINDS = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
+_TRACELOOP_KINDS: dict[str, SpanKind] = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
+#: ``prefix.{i}.rest`` span attributes by group, index and rest of the key (see _split_indexed).
+Groups = dict[str, dict[int, dict[str, object]]]
+
 _INDEXED = (
     ("in", sc.LLM_INPUT_MESSAGES + "."),
     ("out", sc.LLM_OUTPUT_MESSAGES + "."),
@@ -43,9 +45,9 @@ _INDEXED = (
 )
 
 
-def _split_indexed(attrs: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+def _split_indexed(attrs: Mapping[str, object]) -> Groups:
     """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass."""
-    groups: dict[str, dict[int, dict[str, Any]]] = {}
+    groups: Groups = {}
     for key, value in attrs.items():
         for group, prefix in _INDEXED:
             if key.startswith(prefix):
@@ -56,7 +58,7 @@ def _split_indexed(attrs: Mapping[str, Any]) -> dict[str, dict[int, dict[str, An
     return groups
 
 
-def _oi_message(fields: Mapping[str, Any], pre: str = "message.") -> Message:
+def _oi_message(fields: Mapping[str, object], pre: str = "message.") -> Message:
     content = _str(fields.get(pre + "content"))
     if content is None:  # multimodal: message.contents.{j}.message_content.text
         parts = sorted(
@@ -82,7 +84,7 @@ def _oi_message(fields: Mapping[str, Any], pre: str = "message.") -> Message:
     )
 
 
-def _genai_messages(raw: Any) -> list[Message]:
+def _genai_messages(raw: object) -> list[Message]:
     parsed = _json(raw) if isinstance(raw, str) else raw
     if isinstance(parsed, tuple):
         parsed = list(parsed)
@@ -117,7 +119,7 @@ def _genai_messages(raw: Any) -> list[Message]:
     return out
 
 
-def _system_instructions(raw: Any) -> Message | None:
+def _system_instructions(raw: object) -> Message | None:
     if isinstance(raw, str) and _json(raw) is None:
         return Message("system", raw) if raw.strip() else None
     parsed = list(raw) if isinstance(raw, (list, tuple)) else _json(raw)  # OTLP array or JSON
@@ -129,10 +131,11 @@ def _system_instructions(raw: Any) -> Message | None:
     return None
 
 
-def _kind(attrs: Mapping[str, Any], groups: Mapping[str, Any]) -> str:
+def _kind(attrs: Mapping[str, object], groups: Groups) -> SpanKind:
     kind = _str(attrs.get(sc.SPAN_KIND))
-    if kind and kind.upper() in sc.SPAN_KINDS:
-        return kind.lower()
+    lowered = kind.lower() if kind and kind.upper() in sc.SPAN_KINDS else None
+    if is_span_kind(lowered):
+        return lowered
     op = _str(attrs.get(sc.GEN_AI_OPERATION_NAME))
     if op and op in _GENAI_KINDS:
         return _GENAI_KINDS[op]
@@ -146,7 +149,7 @@ def _kind(attrs: Mapping[str, Any], groups: Mapping[str, Any]) -> str:
     return "other"
 
 
-def _templates(attrs: Mapping[str, Any], view: SpanView) -> None:
+def _templates(attrs: Mapping[str, object], view: SpanView) -> None:
     records = _json(attrs.get(sc.TEMPLATES))
     if isinstance(records, list):
         for pos, rec in enumerate(records):
@@ -177,7 +180,7 @@ def _templates(attrs: Mapping[str, Any], view: SpanView) -> None:
             _merge_variables(view, view.input_obj)
 
 
-def _merge_variables(view: SpanView, obj: Any) -> None:
+def _merge_variables(view: SpanView, obj: object) -> None:
     if not isinstance(obj, Mapping):
         return
     for key, value in obj.items():
@@ -187,7 +190,7 @@ def _merge_variables(view: SpanView, obj: Any) -> None:
             view.variables.setdefault(str(key), str(value))
 
 
-def view_of(name: str, attrs: Mapping[str, Any], events: Sequence[Any] = ()) -> SpanView:
+def view_of(name: str, attrs: Mapping[str, object], events: Sequence[object] = ()) -> SpanView:
     """Everything reconstruction needs from one span's attributes (and its GenAI message
     events, read only when no attribute carries the messages)."""
     groups = _split_indexed(attrs)
@@ -208,8 +211,8 @@ def view_of(name: str, attrs: Mapping[str, Any], events: Sequence[Any] = ()) -> 
     return view
 
 
-def _llm_content(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanView,
-                 ev_in: list[Any], ev_out: list[Any]) -> None:  # fmt: skip
+def _llm_content(attrs: Mapping[str, object], groups: Groups, view: SpanView,
+                 ev_in: Sequence[object], ev_out: Sequence[object]) -> None:  # fmt: skip
     if "in" in groups:
         view.messages = [_oi_message(groups["in"][i]) for i in sorted(groups["in"])]
     elif sc.GEN_AI_INPUT_MESSAGES in attrs:
@@ -243,7 +246,7 @@ def _llm_content(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: Span
         view.output_text = view.output_text or _str(attrs.get("traceloop.entity.output"))
 
 
-def _retrieval(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanView) -> None:
+def _retrieval(attrs: Mapping[str, object], groups: Groups, view: SpanView) -> None:
     for i in sorted(groups.get("doc", {})):
         fields = groups["doc"][i]
         content = _str(fields.get("document.content"))
@@ -261,7 +264,7 @@ def _retrieval(attrs: Mapping[str, Any], groups: Mapping[str, Any], view: SpanVi
         view.input_text = query
 
 
-def _tool(attrs: Mapping[str, Any], view: SpanView) -> None:
+def _tool(attrs: Mapping[str, object], view: SpanView) -> None:
     view.tool_name = _str(attrs.get(sc.TOOL_NAME)) or _str(attrs.get(sc.GEN_AI_TOOL_NAME))
     view.tool_description = _str(attrs.get(sc.TOOL_DESCRIPTION)) or _str(
         attrs.get("gen_ai.tool.description")

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .. import semconv as sc
 from .messages import view_of
 from .spanview import SpanView
 
 if TYPE_CHECKING:
+    from ..spans import SpanRecord
     from .tree import SpanNode
 
 __all__ = ["merge_nested_calls"]
@@ -81,7 +82,7 @@ def merge_nested_calls(nodes: Sequence[SpanNode]) -> tuple[list[SpanNode], int]:
 
 
 def _inner_call(outer: SpanNode, outer_view: SpanView, children: dict[int, list[SpanNode]],
-                view: Any) -> SpanNode | None:  # fmt: skip
+                view: Callable[[SpanNode], SpanView]) -> SpanNode | None:  # fmt: skip
     """The first span below ``outer`` (breadth first, no LLM span in between) that carries
     the messages of the same call, or None."""
     level = list(children.get(id(outer), []))
@@ -110,7 +111,7 @@ def _same_call(outer: SpanNode, outer_view: SpanView, inner: SpanNode, inner_vie
     return bool(out_a and out_a.strip()) and out_a == out_b
 
 
-def _merged(outer: Any, inner: Any) -> Any:
+def _merged(outer: SpanRecord, inner: SpanRecord) -> SpanRecord:
     """``outer`` with the attributes it lacks taken from ``inner`` (outer's own win)."""
     attributes = dict(inner.attributes)
     attributes.update(outer.attributes)

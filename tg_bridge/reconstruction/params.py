@@ -8,7 +8,7 @@ identity ``name#hash`` (name derived from span names, hash of the template text)
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..variable import Variable, identity_of
 
@@ -45,7 +45,7 @@ def get_parameter(
     fmt: str,
     binding_key: str | None,
     bindings: Mapping[str, Binding] | None,
-    metadata: Mapping[str, Any],
+    metadata: Mapping[str, object],
 ) -> Variable:
     """The pooled parameter for this prompt, created on first sight.
 

@@ -10,9 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Literal, TypeGuard, get_args
 
-__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall"]
+__all__ = ["Document", "Message", "SpanKind", "SpanView", "TemplateInfo", "ToolCall", "is_span_kind"]
+
+#: What a span did, as reconstruction reads it: OpenInference's span kinds (lower case), plus
+#: ``other`` (unknown) and ``merged`` (a start/success pair read as one span).
+SpanKind = Literal[
+    "llm", "chain", "retriever", "tool", "agent", "embedding", "reranker", "prompt", "other", "merged"
+]
+
+
+def is_span_kind(value: object) -> TypeGuard[SpanKind]:
+    return value in get_args(SpanKind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +71,11 @@ class TemplateInfo:
 
 @dataclasses.dataclass
 class SpanView:
-    kind: str = "other"
+    kind: SpanKind = "other"
     name: str = ""
     input_text: str | None = None
     output_text: str | None = None
-    input_obj: Any = None
+    input_obj: object = None
     messages: list[Message] = dataclasses.field(default_factory=list)
     output_messages: list[Message] = dataclasses.field(default_factory=list)
     completion: bool = False
@@ -87,11 +97,11 @@ class SpanView:
         return _generation_text(self.output_text)
 
 
-def _str(value: Any) -> str | None:
+def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json(value: Any) -> Any:
+def _json(value: object) -> object:
     if not isinstance(value, str):
         return None
     text = value.strip()

@@ -18,15 +18,18 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import get_settings
 from ..exceptions import StoreError
 from . import _schema as S
 from .captures import CaptureMixin
-from .records import CaptureRecord, FeedbackRecord, RunInfo, StepRecord
+from .records import CaptureRecord, FeedbackRecord, RunInfo, RunStatus, StepRecord
 
-__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStore", "StepRecord"]
+if TYPE_CHECKING:
+    from ..patching.patch import Patch
+
+__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStatus", "RunStore", "StepRecord"]
 
 _PHASE_FIELDS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
 
@@ -66,7 +69,7 @@ class RunStore(CaptureMixin):
 
     # -- connection -----------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         try:
@@ -108,7 +111,7 @@ class RunStore(CaptureMixin):
         except sqlite3.Error as exc:
             raise StoreError(f"run store {self.path!r}: {exc}") from exc
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         conn = self._conn()
         conn.row_factory = sqlite3.Row
         try:
@@ -118,7 +121,7 @@ class RunStore(CaptureMixin):
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
-        conn = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
@@ -128,7 +131,7 @@ class RunStore(CaptureMixin):
         self,
         *,
         name: str = "",
-        config: Mapping[str, Any] | None = None,
+        config: Mapping[str, object] | None = None,
         originals: Mapping[str, str] | None = None,
         baseline_score: float | None = None,
         run_id: str | None = None,
@@ -166,7 +169,7 @@ class RunStore(CaptureMixin):
             conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*params, run_id))
 
     def finish_run(
-        self, run_id: str, *, status: str = "finished", final_score: float | None = None,
+        self, run_id: str, *, status: RunStatus = "finished", final_score: float | None = None,
         error: str | None = None,
     ) -> None:
         """Mark a run finished (or failed) with its final score."""
@@ -323,7 +326,7 @@ class RunStore(CaptureMixin):
             values.update(record.values)
         return values
 
-    def version(self, run_id: str, step: int | None = None) -> Any:
+    def version(self, run_id: str, step: int | None = None) -> Patch:
         """The Patch from the original prompts to the accepted version as of ``step``.
 
         ``step=0`` gives an empty patch (the originals); ``None`` the latest version. Apply it

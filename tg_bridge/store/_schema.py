@@ -92,7 +92,7 @@ CREATE INDEX IF NOT EXISTS feedback_capture ON feedback(capture_id);
 """
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
     """Deterministic JSON (sorted keys) that never fails: unknown objects become repr()."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
 
@@ -103,7 +103,7 @@ def loads(text: str | None, default: Any = None) -> Any:
     return json.loads(text)
 
 
-def span_to_dict(span: SpanRecord) -> dict[str, Any]:
+def span_to_dict(span: SpanRecord) -> dict[str, object]:
     return {
         "trace_id": span.trace_id,
         "span_id": span.span_id,
@@ -118,7 +118,7 @@ def span_to_dict(span: SpanRecord) -> dict[str, Any]:
     }
 
 
-def span_from_dict(data: Mapping[str, Any]) -> SpanRecord:
+def span_from_dict(data: Mapping[str, Any]) -> SpanRecord:  # JSON we wrote
     return SpanRecord(
         trace_id=data["trace_id"],
         span_id=data["span_id"],
@@ -141,13 +141,13 @@ def spans_from_json(text: str) -> list[SpanRecord]:
     return [span_from_dict(d) for d in loads(text, [])]
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, tuple):
         return list(value)
     return value
 
 
-def _attr(value: Any) -> Any:
+def _attr(value: object) -> object:
     # OTel attribute sequences are tuples in SpanRecord; JSON gives lists back.
     if isinstance(value, list):
         return tuple(value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..exceptions import StoreError
 from ..spans import SpanRecord
@@ -18,15 +20,15 @@ class CaptureMixin:
 
     path: str
 
-    # provided by RunStore
-    _tx: Any
-    _query: Any
+    if TYPE_CHECKING:  # provided by RunStore
+        def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+        def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]: ...
 
     def add_capture(
         self,
         *,
         source: str,
-        inputs: Any = None,
+        inputs: object = None,
         output: str | None = None,
         spans: Sequence[SpanRecord] = (),
         bindings: Sequence[str] = (),

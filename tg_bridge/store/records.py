@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "StepRecord"]
+from ..spans import SpanRecord
+
+__all__ = ["CaptureRecord", "FeedbackRecord", "RunInfo", "RunStatus", "StepRecord"]
+
+#: A run's lifecycle: ``running`` from create_run (and after a crash), then finished or failed.
+RunStatus = Literal["running", "finished", "failed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +25,7 @@ class RunInfo:
 
     id: str
     name: str
-    status: str
+    status: RunStatus
     created: float
     finished: float | None
     config: Mapping[str, Any]
@@ -65,11 +70,11 @@ class CaptureRecord:
     id: str
     source: str
     created: float
-    inputs: Any
+    inputs: Any  # the call's inputs as JSON gave them back: the app's own shape
     output: str | None
     error: str | None
     bindings: tuple[str, ...]
-    spans: tuple[Any, ...] = ()
+    spans: tuple[SpanRecord, ...] = ()
     feedback: tuple[FeedbackRecord, ...] = ()
 
 

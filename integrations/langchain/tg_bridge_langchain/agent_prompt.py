@@ -107,8 +107,8 @@ def is_model_node(obj: Any) -> bool:
 
 
 def _cell_named(fn: Any, names: tuple[str, ...]) -> types.CellType | None:
-    code = getattr(fn, "__code__", None)
-    closure = getattr(fn, "__closure__", None)
+    code: types.CodeType | None = getattr(fn, "__code__", None)
+    closure: tuple[types.CellType, ...] | None = getattr(fn, "__closure__", None)
     if code is None or closure is None:
         return None
     for name in names:
@@ -236,7 +236,7 @@ def agent_prompt_binding(node: Any) -> AgentPromptBinding | None:
         if key is None:
             return None
         cache = registry.extras(key)
-        binding = cache.get("system_prompt")
+        binding: AgentPromptBinding | None = cache.get("system_prompt")
         if binding is None:
             binding = cache.setdefault("system_prompt", AgentPromptBinding(f"{key}/system_prompt", node))
         return binding

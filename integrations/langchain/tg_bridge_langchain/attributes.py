@@ -57,7 +57,7 @@ def message_content(message: BaseMessage) -> str:
     return "\n".join(parts) if parts else to_json(content)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> Any:
     """json.dumps ``default``: LangChain objects as plain data."""
     if isinstance(value, BaseMessage):
         return {"role": role_of(value), "content": message_content(value)}
@@ -76,7 +76,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def to_json(value: Any) -> str:
+def to_json(value: object) -> str:
     """Compact JSON of any value (LangChain objects converted, the rest via str)."""
     try:
         return json.dumps(value, default=_plain, ensure_ascii=False)
@@ -84,7 +84,7 @@ def to_json(value: Any) -> str:
         return json.dumps(str(value), ensure_ascii=False)
 
 
-def value_attributes(value: Any, value_key: str, mime_key: str) -> dict[str, Any]:
+def value_attributes(value: object, value_key: str, mime_key: str) -> dict[str, Any]:
     """``input.value``/``output.value`` with their mime type; a lone string stays text."""
     if isinstance(value, Mapping) and len(value) == 1:
         # LangChain wraps scalar inputs/outputs as {"input": x} / {"output": x}

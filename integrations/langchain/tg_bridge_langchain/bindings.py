@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Literal, TypeGuard, get_args
 
@@ -109,7 +110,7 @@ class PromptBinding:
             ) from exc
 
     @property
-    def write_lock(self) -> Any:
+    def write_lock(self) -> threading.RLock | None:
         """The prompt's lock, also taken by LangChain's formatting of it (see
         :mod:`.format_lock`): a patch holding it is seen whole by concurrent host calls."""
         return lock_for(self.root)
@@ -193,7 +194,8 @@ def _attr_binding(
     root: Any, key: str, name: str, obj: Any, attr: str, fmt: str, role: str | None, index: int
 ) -> PromptBinding:
     def get() -> str:
-        return getattr(obj, attr)
+        value: str = getattr(obj, attr)  # a prompt attribute of the host object
+        return value
 
     def put(text: str) -> None:
         setattr(obj, attr, text)

@@ -42,11 +42,11 @@ class LangChainEngine(BaseEngine):
     Keyword arguments (timeout, max_retries, cache) go to :class:`BaseEngine`.
     """
 
-    def __init__(self, llm: Any, **kwargs: Any) -> None:
+    def __init__(self, llm: object, **kwargs: Any) -> None:
         if not isinstance(llm, BaseLanguageModel):
             raise UsageError(f"expected a LangChain language model, got {type(llm).__name__}")
         super().__init__(**kwargs)
-        self.llm = llm
+        self.llm: BaseLanguageModel[Any] = llm
         self.id = f"langchain:{type(llm).__name__}"
         self.model = str(
             getattr(llm, "model_name", None) or getattr(llm, "model", None) or type(llm).__name__
@@ -72,7 +72,7 @@ class LangChainEngine(BaseEngine):
     def _runnable(self, params: dict[str, Any]) -> Any:
         return self.llm.bind(**params) if params else self.llm
 
-    def _convert(self, messages: list[dict[str, str]]) -> Any:
+    def _convert(self, messages: list[dict[str, str]]) -> list[BaseMessage] | str:
         if isinstance(self.llm, BaseChatModel):
             return [_to_message(m) for m in messages]
         return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
@@ -136,7 +136,7 @@ class LangChainEngine(BaseEngine):
         )
 
 
-def _supports_structured(llm: Any) -> bool:
+def _supports_structured(llm: object) -> bool:
     if not isinstance(llm, BaseChatModel):
         return False
     cls = type(llm)

@@ -35,14 +35,14 @@ _installed = False
 _WRAPPED = "__tg_bridge_format_lock__"
 
 
-def lock_for(prompt: Any) -> Any:
+def lock_for(prompt: object) -> threading.RLock | None:
     """The prompt's lock (made on first use; the formatting hooks go in then). Returns None
     for an object that cannot carry a binding key."""
     key = registry.ensure_key(prompt)
     if key is None:
         return None
     cache = registry.extras(key)
-    lock = cache.get(_LOCK)
+    lock: threading.RLock | None = cache.get(_LOCK)
     if lock is None:
         with _install_lock:
             lock = cache.setdefault(_LOCK, threading.RLock())
@@ -50,7 +50,7 @@ def lock_for(prompt: Any) -> Any:
     return lock
 
 
-def existing_lock(prompt: Any) -> Any:
+def existing_lock(prompt: object) -> threading.RLock | None:
     """The prompt's lock if it has one, else None. Cheap; never raises."""
     try:
         key = registry.key_of(prompt)

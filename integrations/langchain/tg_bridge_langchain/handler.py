@@ -73,13 +73,13 @@ class SpanHandler(BaseCallbackHandler):
     run_inline = True
     raise_error = False
 
-    def __init__(self, tracer: Any, *, max_open: int = 10_000, tool_descriptions: bool = False):
+    def __init__(self, tracer: trace_api.Tracer, *, max_open: int = 10_000, tool_descriptions: bool = False):
         super().__init__()
         self.tracer = tracer
         self.max_open = max_open
         self.tool_descriptions = tool_descriptions
         self.dropped = 0
-        self._spans: dict[UUID, Any] = {}
+        self._spans: dict[UUID, trace_api.Span] = {}
 
     # -- span bookkeeping -------------------------------------------------------------------
     def _start(

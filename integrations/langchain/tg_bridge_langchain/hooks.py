@@ -27,7 +27,7 @@ import functools
 import logging
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.tools import BaseTool
@@ -35,6 +35,9 @@ from langchain_core.tools import BaseTool
 from tg_bridge._internal import is_internal
 
 from . import agent_prompt, registry
+
+if TYPE_CHECKING:
+    from .handler import SpanHandler
 
 __all__ = ["install", "uninstall", "installed_handler"]
 
@@ -50,9 +53,9 @@ class _Switch:
     __slots__ = ("handler",)
 
     def __init__(self) -> None:
-        self.handler: Any = None
+        self.handler: SpanHandler | None = None
 
-    def get(self) -> Any:
+    def get(self) -> SpanHandler | None:
         handler = self.handler
         if handler is None or is_internal():
             return None
@@ -66,12 +69,12 @@ _agent_nodes_wrapped = False
 _LANGGRAPH_RUNNABLE = "langgraph._internal._runnable"
 
 
-def installed_handler() -> Any:
+def installed_handler() -> SpanHandler | None:
     """The active span handler, or None when not instrumented."""
     return _switch.handler
 
 
-def install(handler: Any) -> None:
+def install(handler: SpanHandler) -> None:
     """Route every LangChain run to ``handler`` and tag prompts/tools. Idempotent."""
     global _registered
     with _lock:
@@ -100,7 +103,7 @@ def uninstall() -> None:
                 from langchain_core.tracers import context as lc_context
 
                 hooks = lc_context._configure_hooks
-                hooks[:] = [h for h in hooks if h[0] is not _switch]
+                hooks[:] = [h for h in hooks if h[0] is not _switch]  # type: ignore[comparison-overlap]  # our stand-in
                 _registered = False
             except Exception:  # private list moved: the switch stays registered but off
                 log.debug("could not remove the LangChain configure hook", exc_info=True)

@@ -20,6 +20,7 @@ import itertools
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["META_KEY", "ensure_key", "key_of", "lookup", "forget"]
@@ -38,14 +39,14 @@ _extras: dict[str, dict[str, Any]] = {}
 _side: dict[int, tuple[weakref.ReferenceType[Any], str]] = {}
 
 
-def _base_name(obj: Any) -> str:
+def _base_name(obj: object) -> str:
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name:
         name = type(obj).__name__
     return name.replace("/", "_").replace("#", "_")
 
 
-def key_of(obj: Any) -> str | None:
+def key_of(obj: object) -> str | None:
     """The key stored on ``obj`` if it is really ``obj``'s (not a copy's), else None."""
     side = _side.get(id(obj))
     if side is not None and side[0]() is obj:
@@ -62,7 +63,7 @@ def key_of(obj: Any) -> str | None:
     return key
 
 
-def ensure_key(obj: Any, kind: str = "") -> str | None:
+def ensure_key(obj: object, kind: str = "") -> str | None:
     """The object's key, assigning and registering one if needed.
 
     Mutates ``obj.metadata`` (adds :data:`META_KEY`) the first time. Returns None when the
@@ -95,15 +96,15 @@ def ensure_key(obj: Any, kind: str = "") -> str | None:
         return None
 
 
-def _has_metadata(obj: Any) -> bool:
+def _has_metadata(obj: object) -> bool:
     fields = getattr(type(obj), "model_fields", None)
     if isinstance(fields, dict):
         return "metadata" in fields
     return hasattr(obj, "metadata")
 
 
-def _make_reaper(key: str, obj_id: int) -> Any:
-    def reap(_ref: Any) -> None:
+def _make_reaper(key: str, obj_id: int) -> Callable[[weakref.ref[Any]], None]:
+    def reap(_ref: weakref.ref[Any]) -> None:
         try:
             _objects.pop(key, None)
             _extras.pop(key, None)
@@ -130,7 +131,7 @@ def extras(key: str) -> dict[str, Any]:
     return found
 
 
-def forget(obj: Any) -> None:
+def forget(obj: object) -> None:
     """Drop ``obj``'s key (used on copies so they get keys of their own)."""
     meta = getattr(obj, "metadata", None)
     if isinstance(meta, dict) and META_KEY in meta:

@@ -28,6 +28,7 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.vectorstores import VectorStore
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 _SHARED = (BaseLanguageModel, BaseRetriever, VectorStore, Embeddings)
 
 
-def takes_single_value(target: Any) -> bool:
+def takes_single_value(target: Runnable[Any, Any]) -> bool:
     """True when ``target``'s input schema is not an object with named fields."""
     try:
         schema = target.get_input_jsonschema()
@@ -63,6 +64,8 @@ async def run_target(
 ) -> str:
     """``target.ainvoke`` on ``inputs`` with ``config`` (a RunnableConfig, e.g. the session id
     a message-history wrapper needs); the output as text. Raises what the target raises."""
+    # target: a Runnable (the adapter owns it); Any because the caller's config mapping goes
+    # to ainvoke as is, where LangChain types it as its RunnableConfig TypedDict
     if not isinstance(inputs, Mapping):
         raise UsageError(f"inputs must be a mapping, got {type(inputs).__name__}")
     if config is not None and not isinstance(config, Mapping):
@@ -83,7 +86,7 @@ async def run_target(
     return output_text(result)
 
 
-def _async_only(target: Any) -> bool:
+def _async_only(target: object) -> bool:
     """True when some function runnable (``afunc`` without ``func``) or tool (``coroutine``
     without ``func``) of ``target`` has only an async implementation."""
     for obj in _walk(target):
@@ -95,7 +98,7 @@ def _async_only(target: Any) -> bool:
     return False
 
 
-def output_text(value: Any) -> str:
+def output_text(value: object) -> str:
     """A target's output as text (see module docstring)."""
     if isinstance(value, str):
         return value
@@ -130,7 +133,7 @@ def _module_sentinels() -> dict[int, Any]:
     return found
 
 
-def copy_target(target: Any) -> Any:
+def copy_target(target: object) -> Any:
     """An independent copy of ``target`` (see module docstring). Raises UsageError when the
     target cannot be copied."""
     memo: dict[int, Any] = _module_sentinels()
@@ -167,7 +170,7 @@ def copy_target(target: Any) -> Any:
     return duplicate
 
 
-def _detach_closures(original: Any, duplicate: Any, memo: dict[int, Any]) -> None:
+def _detach_closures(original: object, duplicate: object, memo: dict[int, Any]) -> None:
     """Give the copy's function runnables closures of their own.
 
     ``copy.deepcopy`` keeps functions as they are, so a copied ``RunnableLambda`` (e.g. inside
@@ -194,7 +197,7 @@ def _detach_closures(original: Any, duplicate: Any, memo: dict[int, Any]) -> Non
             return
 
 
-def _rebuild(obj: Any, attr: str, fn: types.FunctionType, shared: set[int], memo: dict[int, Any]) -> bool:
+def _rebuild(obj: object, attr: str, fn: types.FunctionType, shared: set[int], memo: dict[int, Any]) -> bool:
     cells = fn.__closure__ or ()
     contents: list[Any] = []
     for cell in cells:

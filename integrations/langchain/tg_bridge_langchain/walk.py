@@ -53,7 +53,7 @@ _FUNC_ATTRS = ("func", "afunc")
 _MAX_NODES = 10_000
 
 
-def _children(obj: Any) -> list[tuple[str, Any]]:
+def _children(obj: object) -> list[tuple[str, Any]]:
     """``obj``'s children with their labels (attribute, index, key or closure cell name)."""
     out: list[tuple[str, Any]] = []
     if isinstance(obj, Mapping):
@@ -83,7 +83,7 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _closure_children(obj: Any) -> list[tuple[str, Any]]:
+def _closure_children(obj: object) -> list[tuple[str, Any]]:
     """Runnables, prompts and tools held in the closure cells of ``obj``'s functions (and of
     ``functools.partial`` wrappers around them), in cell order, labelled by variable name."""
     out: list[tuple[str, Any]] = []
@@ -111,7 +111,7 @@ def _closure_children(obj: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _holds_prompts(value: Any) -> bool:
+def _holds_prompts(value: object) -> bool:
     """Worth walking into: a runnable (chains, prompts, models), a tool, or a list of them."""
     if isinstance(value, (Runnable, BaseTool)):
         return True
@@ -120,12 +120,12 @@ def _holds_prompts(value: Any) -> bool:
     return False
 
 
-def _walk(target: Any) -> list[Any]:
+def _walk(target: object) -> list[Any]:
     """Every object reachable from ``target`` (pre-order, each once)."""
     return [obj for obj, _ in walk_paths(target)]
 
 
-def walk_paths(target: Any) -> list[tuple[Any, str]]:
+def walk_paths(target: object) -> list[tuple[Any, str]]:
     """Every object reachable from ``target`` with the path it was first reached by
     (pre-order, each object once). A path is made of attribute names, indexes, mapping keys
     and closure variable names (``bound/first/messages[0]``): the same for every instance the
@@ -153,12 +153,12 @@ def walk_paths(target: Any) -> list[tuple[Any, str]]:
     return order
 
 
-def find_prompts(target: Any) -> list[Any]:
+def find_prompts(target: object) -> list[Any]:
     """Every prompt object reachable from ``target`` in document order."""
     return [obj for obj in _walk(target) if isinstance(obj, BasePromptTemplate)]
 
 
-def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
+def find_bindings(target: object, *, tool_descriptions: bool = False) -> list[Any]:
     """Every binding reachable from ``target``: prompt texts, plus tool descriptions when
     ``tool_descriptions``. A tool's description is ONE binding: its ``BaseTool`` (which
     ``create_agent`` binds on every call and tool spans report) linked to the schema dicts a
@@ -198,7 +198,7 @@ def find_bindings(target: Any, *, tool_descriptions: bool = False) -> list[Any]:
     return found
 
 
-def _locate(binding: Any, path: str, owner: Any) -> Any:
+def _locate(binding: Any, path: str, owner: object) -> Any:
     """Record where ``binding`` sits in the app walked (``app_path``, ``owner_type``): a saved
     patch records them and ``apply_patch`` on a fresh instance matches by them, so two
     prompts with the same text are never confused."""
@@ -210,7 +210,7 @@ def _locate(binding: Any, path: str, owner: Any) -> Any:
     return binding
 
 
-def find_unwritable(target: Any) -> list[str]:
+def find_unwritable(target: object) -> list[str]:
     """Names of the prompts reachable from ``target`` that cannot be written (an agent
     prompt given as a function), in document order. Never raises."""
     names: list[str] = []

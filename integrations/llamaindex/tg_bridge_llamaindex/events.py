@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tg_bridge import semconv as sc
 
@@ -17,10 +17,13 @@ from .bindings import PromptKeyBinding
 from .hooks import current_run, register_binding
 from .registry import binding_for
 
+if TYPE_CHECKING:
+    from .recorder import Recorder, _Open
+
 __all__ = ["EVENT_HANDLERS"]
 
 
-def _predict_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _predict_start(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     template = event.template
     records, keys, first = at.template_records(template, entry.llm)
     keys.extend(_bind_by_text(records))
@@ -70,7 +73,7 @@ def _model_name(event: Any) -> str | None:
     return str(name) if name else None
 
 
-def _chat_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _chat_start(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     span = entry.span
     for key, value in at.messages(sc.LLM_INPUT_MESSAGES, event.messages).items():
         span.set_attribute(key, value)
@@ -81,7 +84,7 @@ def _chat_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
         span.set_attribute(sc.LLM_MODEL_NAME, name)
 
 
-def _completion_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _completion_start(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     span = entry.span
     span.set_attribute(f"{sc.LLM_INPUT_MESSAGES}.0.{sc.MESSAGE_ROLE}", "user")
     span.set_attribute(f"{sc.LLM_INPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}", event.prompt)
@@ -91,7 +94,7 @@ def _completion_start(recorder: Any, sid: str, entry: Any, event: Any) -> None:
         span.set_attribute(sc.LLM_MODEL_NAME, name)
 
 
-def _llm_end(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _llm_end(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     response = event.response
     span = entry.span
     if response is not None:
@@ -113,12 +116,12 @@ def _llm_end(recorder: Any, sid: str, entry: Any, event: Any) -> None:
         recorder._finish_llm(sid, text)
 
 
-def _documents(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _documents(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     for key, value in at.documents(event.nodes or []).items():
         entry.span.set_attribute(key, value)
 
 
-def _tool_call(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _tool_call(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     attrs = at.tool_attributes(event.tool)
     if entry.kind == "TOOL":
         for key, value in attrs.items():
@@ -129,13 +132,14 @@ def _tool_call(recorder: Any, sid: str, entry: Any, event: Any) -> None:
         entry.span.add_event("tool_call", attrs)
 
 
-def _exception(recorder: Any, sid: str, entry: Any, event: Any) -> None:
+def _exception(recorder: Recorder, sid: str, entry: _Open, event: Any) -> None:
     exc = getattr(event, "exception", None)
     if isinstance(exc, BaseException):
         entry.span.record_exception(exc)
 
 
-EVENT_HANDLERS: dict[str, Callable[[Any, str, Any, Any], None]] = {
+# ``event``: one of LlamaIndex's instrumentation event classes (each handler reads its own)
+EVENT_HANDLERS: dict[str, Callable[[Recorder, str, _Open, Any], None]] = {
     "LLMPredictStartEvent": _predict_start,
     "LLMStructuredPredictStartEvent": _predict_start,
     "LLMChatStartEvent": _chat_start,

@@ -83,7 +83,8 @@ def install(tracer: Any) -> Recorder:
     global _installed
     with _lock:
         if _installed is not None:
-            return _installed[0]._recorder
+            active: Recorder = _installed[0]._recorder
+            return active
         recorder = Recorder(tracer)
         span_handler, event_handler = TgBridgeSpanHandler(recorder), TgBridgeEventHandler(recorder)
         dispatcher = get_dispatcher()

@@ -53,7 +53,7 @@ _SKIPPED_METHODS = frozenset(
 class _Open:
     __slots__ = ("span", "parent_id", "kind", "llm", "owner", "since", "call")
 
-    def __init__(self, span: Any, parent_id: str | None, kind: str, llm: Any, owner: int) -> None:
+    def __init__(self, span: trace_api.Span, parent_id: str | None, kind: str, llm: Any, owner: int) -> None:
         self.call = False  # a request method of an LLM (chat, complete, stream_*), whatever kind
         self.span = span
         self.parent_id = parent_id
@@ -70,7 +70,7 @@ class Recorder:
         self.tracer = tracer
         self.open: dict[str, _Open] = {}
         self.deferred: OrderedDict[str, _Open] = OrderedDict()
-        self.closed: OrderedDict[str, Any] = OrderedDict()  # span id -> SpanContext
+        self.closed: OrderedDict[str, trace_api.SpanContext] = OrderedDict()  # span id -> its context
         self.generators: OrderedDict[int, str] = OrderedDict()  # id(generator) -> span id
         self.expired = 0
         self._lock = threading.Lock()

@@ -23,7 +23,7 @@ _owner_keys: dict[int, tuple[Callable[[], Any], str]] = {}
 _bindings: dict[str, Any] = {}
 
 
-def strong_or_weak(obj: Any) -> Callable[[], Any]:
+def strong_or_weak(obj: object) -> Callable[[], Any]:
     """A weak reference to ``obj`` when it supports one, else a strong one (same call shape)."""
     try:
         return weakref.ref(obj)
@@ -31,7 +31,7 @@ def strong_or_weak(obj: Any) -> Callable[[], Any]:
         return lambda: obj
 
 
-def owner_key(obj: Any) -> str:
+def owner_key(obj: object) -> str:
     """``llamaindex:<ClassName>#<n>``, assigned on first sight and stable for obj's life."""
     oid = id(obj)
     with _lock:

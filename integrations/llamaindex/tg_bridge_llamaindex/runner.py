@@ -13,7 +13,7 @@ import copy
 import inspect
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TypeVar
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -33,15 +33,17 @@ __all__ = ["ainvoke", "copy_target", "owns", "pick_input"]
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 _INPUT_KEYS = ("query", "question", "input", "message", "user_msg", "query_str")
 
 
-def owns(obj: Any) -> bool:
+def owns(obj: object) -> bool:
     """True for LlamaIndex engines, chat engines, agents/workflows, retrievers, synthesizers, LLMs."""
     return isinstance(obj, (BaseQueryEngine, BaseChatEngine, BaseRetriever, BaseSynthesizer, BaseLLM, *agent_types()))
 
 
-def pick_input(inputs: Mapping[str, Any] | str) -> str:
+def pick_input(inputs: Mapping[str, object] | str) -> str:
     """The text to send: a known key, else the only value. Raises UsageError otherwise."""
     if isinstance(inputs, str):
         return inputs
@@ -57,7 +59,7 @@ def pick_input(inputs: Mapping[str, Any] | str) -> str:
     )
 
 
-async def ainvoke(target: Any, inputs: Mapping[str, Any] | str) -> str:
+async def ainvoke(target: object, inputs: Mapping[str, object] | str) -> str:
     """Run ``target`` once and return its answer text. Errors of the app propagate as they are."""
     text = pick_input(inputs)
     if isinstance(target, BaseQueryEngine):
@@ -75,7 +77,7 @@ async def ainvoke(target: Any, inputs: Mapping[str, Any] | str) -> str:
     raise UsageError(f"the llamaindex adapter cannot run a {type(target).__name__}")
 
 
-async def _text(result: Any) -> str:
+async def _text(result: object) -> str:
     if isinstance(result, StreamingResponse):
         return str(result.get_response().response or "")
     if isinstance(result, AsyncStreamingResponse):
@@ -96,12 +98,12 @@ async def _text(result: Any) -> str:
 _SHARED = (BaseIndex, BaseDocumentStore, BaseEmbedding)
 
 
-def copy_target(target: Any) -> Any:
+def copy_target(target: _T) -> _T:
     """An independent copy of ``target`` whose prompts can be written without touching it.
 
     Raises UsageError when the object cannot be copied (then optimize in place instead).
     """
-    memo: dict[int, Any] = {}
+    memo: dict[int, object] = {}
     for obj in _reachable(target):
         if isinstance(obj, _SHARED) or _is_vector_store(obj):
             memo[id(obj)] = obj
@@ -116,13 +118,13 @@ def copy_target(target: Any) -> Any:
         ) from exc
 
 
-def _is_vector_store(obj: Any) -> bool:
+def _is_vector_store(obj: object) -> bool:
     return any(c.__name__ in ("BasePydanticVectorStore", "VectorStore") for c in type(obj).__mro__)
 
 
-def _reachable(root: Any, limit: int = 5000) -> list[Any]:
+def _reachable(root: object, limit: int = 5000) -> list[object]:
     """LlamaIndex objects reachable from ``root`` through attributes and containers (bounded)."""
-    found: list[Any] = []
+    found: list[object] = []
     seen: set[int] = set()
     stack = [root]
     while stack and len(seen) < limit:

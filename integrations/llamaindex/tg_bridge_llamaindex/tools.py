@@ -69,7 +69,7 @@ class ToolDescriptionBinding(_OwnerRef):
         return f"<ToolDescriptionBinding {self.key}>"
 
 
-def tool_binding(obj: Any) -> ToolDescriptionBinding | None:
+def tool_binding(obj: object) -> ToolDescriptionBinding | None:
     """A binding for ``obj``'s description when it is a tool that has one, else None."""
     if not isinstance(obj, BaseTool):
         return None

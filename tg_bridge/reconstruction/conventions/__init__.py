@@ -10,15 +10,14 @@ runs on the views of a whole trace. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from ..spanview import SpanView
 from . import genai_current, genai_legacy, langfuse, openai_json, pydantic_ai, vercel
 
 __all__ = ["enrich"]
 
-Reader = Callable[[Mapping[str, Any], Any, SpanView], None]
+Reader = Callable[[Mapping[str, object], Sequence[object], SpanView], None]
 
 #: order matters: values first (Langfuse), then messages, then the output unwrapping
 READERS: tuple[Reader, ...] = (
@@ -31,7 +30,7 @@ READERS: tuple[Reader, ...] = (
 )
 
 
-def enrich(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
+def enrich(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     """Fill ``view`` from the third-party conventions ``attrs`` / ``events`` use."""
     for reader in READERS:
         reader(attrs, events, view)

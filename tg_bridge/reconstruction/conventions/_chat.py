@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from ..spanview import Message, ToolCall, _json
 
@@ -20,7 +19,7 @@ __all__ = ["as_json", "chat_message", "chat_messages", "compact_json", "text_of"
 _MAX_MESSAGES = 5_000  # a hostile attribute cannot make one span slow to read
 
 
-def as_json(value: Any) -> Any:
+def as_json(value: object) -> object:
     """A JSON string parsed (twice when an exporter stored JSON inside a JSON string, as
     Langfuse does); a string that is not JSON, and any other value, as it is."""
     if not isinstance(value, str):
@@ -34,7 +33,7 @@ def as_json(value: Any) -> Any:
     return parsed
 
 
-def compact_json(value: Any) -> str:
+def compact_json(value: object) -> str:
     """``value`` as text; structures as compact JSON (how JavaScript's JSON.stringify writes
     them, so a tool result quoted in a later message matches the tool span's result)."""
     if isinstance(value, str):
@@ -42,7 +41,7 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def text_of(content: Any) -> str | None:
+def text_of(content: object) -> str | None:
     """The text of a message ``content``: a string, or the text parts of a list of parts."""
     if isinstance(content, str):
         return content
@@ -69,16 +68,16 @@ def text_of(content: Any) -> str | None:
     return None
 
 
-def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+def _tool_calls(raw: object) -> tuple[ToolCall, ...]:
     calls = []
     for call in raw[:_MAX_MESSAGES] if isinstance(raw, list) else ():
         if not isinstance(call, Mapping):
             continue
-        fn: Mapping[str, Any] = (
+        fn: Mapping[str, object] = (
             call["function"] if isinstance(call.get("function"), Mapping) else call
         )
-        name = fn.get("name") if isinstance(fn.get("name"), str) else None
-        if not name:
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
             continue
         args = fn.get("arguments", fn.get("args", ""))
         calls.append(
@@ -91,7 +90,7 @@ def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-def chat_message(item: Any, default_role: str = "user") -> Message | None:
+def chat_message(item: object, default_role: str = "user") -> Message | None:
     """One OpenAI-shaped message (or a GenAI ``parts`` message), None if it has no text."""
     if isinstance(item, str):
         return Message(default_role, item) if item.strip() else None
@@ -120,7 +119,7 @@ def chat_message(item: Any, default_role: str = "user") -> Message | None:
     )
 
 
-def chat_messages(raw: Any) -> list[Message]:
+def chat_messages(raw: object) -> list[Message]:
     """A list of chat messages (or ``{"messages": [...]}``) read leniently; odd items skipped."""
     parsed = as_json(raw)
     if isinstance(parsed, Mapping) and isinstance(parsed.get("messages"), list):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 # a module reference, not names: messages imports this package
 from .. import messages as _messages
@@ -27,13 +26,13 @@ DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 TOOL_DEFINITIONS = "gen_ai.tool.definitions"
 
 
-def _listish(value: Any) -> Any:
+def _listish(value: object) -> object:
     """Structured attribute values arrive as tuples from some readers; JSON as strings."""
     value = as_json(value)
     return list(value) if isinstance(value, tuple) else value
 
 
-def _details(events: Sequence[Any]) -> Mapping[str, Any]:
+def _details(events: Sequence[object]) -> Mapping[str, object]:
     for event in events[:2_000] if isinstance(events, Sequence) else ():
         if isinstance(event, Mapping) and event.get("name") == DETAILS_EVENT:
             attrs = event.get("attributes")
@@ -42,28 +41,29 @@ def _details(events: Sequence[Any]) -> Mapping[str, Any]:
     return {}
 
 
-def _definitions(raw: Any) -> list[dict[str, str]]:
+def _definitions(raw: object) -> list[dict[str, str]]:
     out = []
     items = _listish(raw)
     for raw_item in items if isinstance(items, list) else ():
         item = as_json(raw_item)
         if not isinstance(item, Mapping):
             continue
-        fn: Mapping[str, Any] = (
+        fn: Mapping[str, object] = (
             item["function"] if isinstance(item.get("function"), Mapping) else item
         )
-        if isinstance(fn.get("name"), str) and fn["name"]:
+        name = fn.get("name")
+        if isinstance(name, str) and name:
             desc = fn.get("description")
             out.append(
                 {
-                    "name": fn["name"],
+                    "name": name,
                     "description": desc if isinstance(desc, str) else "",
                 }
             )
     return out
 
 
-def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
+def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     if not events and TOOL_DEFINITIONS not in attrs and view.kind != "other":
         return  # the common case: nothing of this convention on the span
     details = _details(events) if events else {}
@@ -96,7 +96,7 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         view.kind = "tool"
 
 
-def _json_text(value: Any) -> str | None:
+def _json_text(value: object) -> str | None:
     value = _listish(value)
     return (
         json.dumps(value, ensure_ascii=False)

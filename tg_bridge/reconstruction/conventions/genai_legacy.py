@@ -8,7 +8,6 @@ semconv 1.26-1.27; OpenLIT writes the prompt as ``"role: text"`` lines). OpenLLM
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ..spanview import Message, SpanView
 from ._chat import as_json, chat_message, chat_messages
@@ -20,8 +19,8 @@ COMPLETION = "gen_ai.completion"
 _EVENTS = {"gen_ai.content.prompt": PROMPT, "gen_ai.content.completion": COMPLETION}
 
 
-def _from_events(events: Sequence[Any]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _from_events(events: Sequence[object]) -> dict[str, object]:
+    found: dict[str, object] = {}
     for event in events[:2_000] if isinstance(events, Sequence) else ():
         if isinstance(event, Mapping) and event.get("name") in _EVENTS:
             attrs = event.get("attributes")
@@ -34,7 +33,7 @@ def _from_events(events: Sequence[Any]) -> dict[str, Any]:
 _ROLES = ("system", "user", "assistant", "tool", "developer")
 
 
-def _role_lines(raw: Any) -> list[Message]:
+def _role_lines(raw: object) -> list[Message]:
     """OpenLIT's plain-text prompt: ``"role: text"`` turns, one per line (continuation lines
     belong to the turn above). Empty unless the first line names a role."""
     if not isinstance(raw, str):
@@ -51,7 +50,7 @@ def _role_lines(raw: Any) -> list[Message]:
     return [Message(role, "\n".join(lines)) for role, lines in out]
 
 
-def _completion(raw: Any) -> list[Message]:
+def _completion(raw: object) -> list[Message]:
     parsed = as_json(raw)
     if isinstance(parsed, list):
         return [
@@ -61,8 +60,8 @@ def _completion(raw: Any) -> list[Message]:
     return [message] if message is not None else []
 
 
-def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
-    values = {
+def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
+    values: dict[str, object] = {
         k: attrs[k] for k in (PROMPT, COMPLETION) if isinstance(attrs.get(k), str)
     }
     if len(values) < 2 and events:
@@ -71,13 +70,10 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
     if not values:
         return
     if not view.messages and PROMPT in values:
-        view.messages = chat_messages(values[PROMPT]) or _role_lines(values[PROMPT])
-        if (
-            not view.messages
-            and isinstance(values[PROMPT], str)
-            and values[PROMPT].strip()
-        ):
-            view.messages, view.completion = [Message("user", values[PROMPT])], True
+        prompt = values[PROMPT]
+        view.messages = chat_messages(prompt) or _role_lines(prompt)
+        if not view.messages and isinstance(prompt, str) and prompt.strip():
+            view.messages, view.completion = [Message("user", prompt)], True
     if not view.output_messages and COMPLETION in values:
         view.output_messages = _completion(values[COMPLETION])
     if view.kind == "other" and view.messages:

@@ -10,23 +10,22 @@ for a root without its own values; a retriever's output list gives its documents
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from ..spanview import Document, Message, SpanView, _str
+from ..spanview import Document, Message, SpanKind, SpanView, _str
 from ._chat import as_json, chat_message, chat_messages, compact_json
 from .openai_json import response_message
 
 __all__ = ["read"]
 
-_KINDS = {
+_KINDS: dict[str, SpanKind] = {
     "generation": "llm", "span": "chain", "chain": "chain", "agent": "agent", "tool": "tool",
     "retriever": "retriever", "embedding": "embedding",
 }  # fmt: skip
 PREFIX = "langfuse.observation."
 
 
-def _text(raw: Any) -> str | None:
+def _text(raw: object) -> str | None:
     """A stored value as text: JSON-encoded strings unwrapped, structures kept as JSON."""
     if raw is None:
         return None
@@ -36,7 +35,7 @@ def _text(raw: Any) -> str | None:
     return raw if isinstance(raw, str) else compact_json(raw)
 
 
-def _output(raw: Any) -> Message | None:
+def _output(raw: object) -> Message | None:
     parsed = as_json(raw)
     if isinstance(parsed, list) and parsed:
         parsed = parsed[-1]
@@ -50,7 +49,7 @@ def _output(raw: Any) -> Message | None:
     return chat_message(parsed, "assistant") if isinstance(parsed, str) else None
 
 
-def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
+def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     obs_type = _str(attrs.get(PREFIX + "type"))
     raw_in, raw_out = attrs.get(PREFIX + "input"), attrs.get(PREFIX + "output")
     if obs_type is None and raw_in is None and raw_out is None:
@@ -91,7 +90,7 @@ def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
         view.documents = _documents(as_json(raw_out))
 
 
-def _documents(parsed: Any) -> list[Document]:
+def _documents(parsed: object) -> list[Document]:
     """A retriever's output: a list of texts or of ``{"page_content" | "content" | "text",
     "id"?, "score"?}`` objects (LangChain Documents serialized by the Langfuse SDK)."""
     docs = []

@@ -11,8 +11,7 @@ that are LLM calls without output messages are touched. Pure; odd JSON is ignore
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from ..spanview import Message, SpanView, ToolCall
 from ._chat import as_json, chat_message, compact_json, text_of
@@ -20,7 +19,7 @@ from ._chat import as_json, chat_message, compact_json, text_of
 __all__ = ["read", "response_message"]
 
 
-def response_message(raw: Any) -> Message | None:
+def response_message(raw: object) -> Message | None:
     """The assistant message of a chat-completion or Responses API JSON, else None."""
     obj = as_json(raw)
     if isinstance(obj, Mapping) and isinstance(obj.get("messages"), list):
@@ -68,7 +67,7 @@ def response_message(raw: Any) -> Message | None:
     return None
 
 
-def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
+def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     if view.kind != "llm" or view.output_messages:
         return
     message = response_message(view.output_text)

@@ -12,13 +12,12 @@ Only fills what is still empty. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 # a module reference, not names: messages imports this package
 from .. import messages as _messages
 from ..events import event_messages
-from ..spanview import SpanView, _str
+from ..spanview import Message, SpanView, _str
 from ._chat import as_json, compact_json
 
 __all__ = ["read"]
@@ -26,14 +25,14 @@ __all__ = ["read"]
 ALL_MESSAGES = "pydantic_ai.all_messages"
 
 
-def _genai(raw: Any) -> Any:
+def _genai(raw: object) -> list[Message]:
     return _messages._genai_messages(raw)
 
 
-def _event_list(raw: Any) -> list[dict[str, Any]]:
+def _event_list(raw: object) -> list[dict[str, object]]:
     """Logfire's ``events`` attribute as span-event-like dicts for :func:`event_messages`."""
     parsed = as_json(raw)
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, object]] = []
     for item in parsed[:2_000] if isinstance(parsed, list) else ():
         if isinstance(item, Mapping) and isinstance(item.get("event.name"), str):
             attrs = {k: v for k, v in item.items() if k != "event.name"}
@@ -41,7 +40,7 @@ def _event_list(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
+def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     if "events" in attrs and not view.messages:
         ev_in, ev_out = event_messages(_event_list(attrs["events"]))
         if ev_in:

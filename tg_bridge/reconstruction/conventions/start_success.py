@@ -19,7 +19,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
 from ..spanview import Message, ToolCall
 
@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = ["MERGED", "pair_halves"]
 
-MERGED = "merged"
+MERGED: Final = "merged"  # a SpanKind
 _COUNTER = re.compile(r"-\d+$")
 _SUFFIXES = (".start", ".success", ".finish")
 
 
-def _stem(attrs: Mapping[str, Any]) -> str | None:
+def _stem(attrs: Mapping[str, object]) -> str | None:
     target = attrs.get("target")
     if isinstance(target, str):
         for suffix in _SUFFIXES:

@@ -11,8 +11,7 @@ comes from ``ai.operationId`` (with or without its ``ai.`` prefix) or the span n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from ..spanview import Message, SpanView, ToolCall, _str
 from ._chat import as_json, compact_json
@@ -23,7 +22,7 @@ _LLM_OPS = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamO
 _EMBED_OPS = ("ai.embed", "ai.embedMany")
 
 
-def _operation(attrs: Mapping[str, Any], name: str) -> str | None:
+def _operation(attrs: Mapping[str, object], name: str) -> str | None:
     op = _str(attrs.get("ai.operationId"))
     if op:
         return (
@@ -36,7 +35,7 @@ def _operation(attrs: Mapping[str, Any], name: str) -> str | None:
     )
 
 
-def _call(item: Mapping[str, Any]) -> ToolCall | None:
+def _call(item: Mapping[str, object]) -> ToolCall | None:
     name = item.get("toolName")
     if not isinstance(name, str) or not name:
         return None
@@ -48,7 +47,7 @@ def _call(item: Mapping[str, Any]) -> ToolCall | None:
     )
 
 
-def _result_text(part: Mapping[str, Any]) -> str:
+def _result_text(part: Mapping[str, object]) -> str:
     value = part.get("output", part.get("result"))
     if isinstance(value, Mapping) and value.get("type") in (
         "json",
@@ -60,7 +59,7 @@ def _result_text(part: Mapping[str, Any]) -> str:
     return compact_json(value) if value is not None else ""
 
 
-def _message(item: Any) -> Message | None:
+def _message(item: object) -> Message | None:
     if not isinstance(item, Mapping) or not isinstance(item.get("role"), str):
         return None
     role, content = item["role"], item.get("content")
@@ -85,14 +84,14 @@ def _message(item: Any) -> Message | None:
     return Message(role, "\n".join(texts), tuple(calls), call_id)
 
 
-def _messages(raw: Any) -> list[Message]:
+def _messages(raw: object) -> list[Message]:
     parsed = as_json(raw)
     if not isinstance(parsed, list):
         return []
     return [m for m in (_message(i) for i in parsed[:5_000]) if m is not None]
 
 
-def _prompt(raw: Any) -> list[Message]:
+def _prompt(raw: object) -> list[Message]:
     """``ai.prompt`` of the outer span: ``{"system"?, "prompt"?, "messages"?}``."""
     parsed = as_json(raw)
     if not isinstance(parsed, Mapping):
@@ -106,7 +105,7 @@ def _prompt(raw: Any) -> list[Message]:
     return out
 
 
-def _answer(attrs: Mapping[str, Any]) -> Message | None:
+def _answer(attrs: Mapping[str, object]) -> Message | None:
     text = _str(attrs.get("ai.response.text"))
     if text is None:
         obj = attrs.get("ai.response.object")
@@ -119,7 +118,7 @@ def _answer(attrs: Mapping[str, Any]) -> Message | None:
     return Message("assistant", text or "", calls)
 
 
-def read(attrs: Mapping[str, Any], events: Any, view: SpanView) -> None:
+def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     op = _operation(attrs, view.name)
     if op is None:
         return
