@@ -98,7 +98,7 @@ async def abackward(
     roots: Variable | Sequence[Variable],
     *,
     engine: object = None,
-    mode: str = "edge",
+    mode: BackwardMode = "edge",
     max_gradients: int | None = None,
     parameters: Sequence[Variable] | None = None,
 ) -> BackwardReport:
@@ -149,7 +149,7 @@ def backward(
     roots: Variable | Sequence[Variable],
     *,
     engine: object = None,
-    mode: str = "edge",
+    mode: BackwardMode = "edge",
     max_gradients: int | None = None,
     parameters: Sequence[Variable] | None = None,
 ) -> BackwardReport:

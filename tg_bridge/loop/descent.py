@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, get_args
 
 from ..autograd import abackward
+from ..autograd.report import BackwardMode
 from ..engines.base import Engine
 from ..optim.tgd import TGD
 from ..variable import Variable
 
 __all__ = ["MODES", "Descent", "Mode", "gradients_of", "pick_output", "refused"]
 
-Mode = Literal["edge", "fused"]
+Mode = BackwardMode  # one closed choice for every layer that schedules a backward pass
 #: Backward modes: "edge" (one call per edge into a trainable variable), "fused" (one per root).
-MODES: tuple[Mode, ...] = ("edge", "fused")
+MODES: tuple[Mode, ...] = get_args(BackwardMode)
 
 
 @dataclasses.dataclass(frozen=True)
