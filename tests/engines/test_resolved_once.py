@@ -138,7 +138,7 @@ def test_refine_resolves_once(fake_engine, resolutions):
 
 def _production(tmp_path):
     """A trace file of two FakeApp calls and feedback on both."""
-    from tests.test_offline import _otlp_line
+    from tests.support.otlp import otlp_line as _otlp_line
 
     app = _app("prod")
     lines, ids = [], []
