@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
+import threading
 
 import pytest
 from pydantic import BaseModel
@@ -76,16 +76,32 @@ async def test_prompt_longer_than_the_context_is_a_clear_non_retryable_error():
     assert "context" in str(info.value)
 
 
-async def test_timeout_returns_promptly_and_the_model_stays_usable():
+async def test_timeout_returns_promptly_and_the_model_stays_usable(monkeypatch):
+    # "Promptly" without a clock: every generation is held after it ran until the test
+    # releases it, so the timeout must trip and the call must return while the worker is
+    # still busy (a call that waited for its abandoned generation would never get here).
+    from llama_cpp import Llama
+
+    release, finished = threading.Event(), threading.Event()
+    generate = Llama.create_chat_completion
+
+    def held(self, *args, **kwargs):
+        try:
+            return generate(self, *args, **kwargs)
+        finally:
+            release.wait(120)
+            finished.set()
+
+    monkeypatch.setattr(Llama, "create_chat_completion", held)
     engine = LocalEngine(n_ctx=512, max_retries=0, timeout=0.3)
-    started = time.perf_counter()
     with pytest.raises(EngineTimeoutError):
         await engine.acomplete(
             [{"role": "user", "content": "Write a very long story about dragons."}],
             max_tokens=80,
             repeat_penalty=1.0,
         )
-    assert time.perf_counter() - started < 1.0
+    assert not finished.is_set()  # returned while its generation was still held
+    release.set()
     # The abandoned generation finishes in the background; the next call waits, then works.
     follow_up = await LocalEngine(n_ctx=512).acomplete(
         [{"role": "user", "content": "Hi"}], max_tokens=4
