@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.support.fault_server import empty_choices, error, hang, ok, slow, truncated
+from tests.support.hang_aware_engine import ATTEMPT_FIELD, HangAwareEngine
 from tg_bridge import configure, context
 from tg_bridge.engines.openai_engine import OpenAIEngine
 from tg_bridge.exceptions import EngineError, EngineTimeoutError
@@ -95,6 +96,25 @@ async def test_slow_answer_times_out_quickly_without_hanging(fault_server):
     assert len(delays) == 1  # timed out, retried once, timed out again
     # (a loaded client may give up before its request even reaches the server)
     assert len(fault_server.hung) == len(fault_server.requests) <= 2
+
+
+async def test_a_signalled_hang_is_a_timeout_without_waiting_for_the_clock(fault_server):
+    """The machinery of tests/reliability/test_engine_faults.py: a hang() the server reports
+    ends that attempt as EngineTimeoutError through the engine's normal retry path, while
+    the real timeout is far away (60 s)."""
+    fault_server.script(hang(), ok("fine"))
+    engine = HangAwareEngine(fault_server, timeout=60, max_retries=1)
+    completion = await asyncio.wait_for(engine.acomplete(MSG), HANG_GUARD)
+    assert completion.text == "fine"
+    assert (engine.attempts, engine.signalled, len(engine.delays)) == (2, 1, 1)
+    first, second = (r.body[ATTEMPT_FIELD] for r in fault_server.requests)
+    assert first != second and [r.body[ATTEMPT_FIELD] for r in fault_server.hung] == [first]
+    fault_server.default = hang()
+    with pytest.raises(EngineTimeoutError, match=r"no answer within 60s") as info:
+        await asyncio.wait_for(
+            HangAwareEngine(fault_server, timeout=60, max_retries=0).acomplete(MSG), HANG_GUARD
+        )
+    assert info.value.retryable is True
 
 
 @pytest.mark.parametrize("reply", [truncated(), empty_choices()], ids=["truncated", "empty"])

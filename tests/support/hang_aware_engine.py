@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from tests.support.fault_server import FaultServer, RecordedRequest
-from tg_bridge.engines.base import Completion, attempt_timeout
+from tg_bridge.engines.base import Completion
 from tg_bridge.engines.openai_engine import OpenAIEngine
 
 __all__ = ["ATTEMPT_FIELD", "HangAwareEngine"]
@@ -36,13 +36,12 @@ class HangAwareEngine(OpenAIEngine):
     """``OpenAIEngine`` on ``server`` whose attempts end with a timeout as soon as the server
     holds them with a ``hang()`` reply. Installs itself as ``server.on_hang`` (one such engine
     per server at a time). ``attempts`` counts attempts, ``signalled`` the ones a hang ended,
-    ``budgets`` records each attempt's timeout budget, ``delays`` each backoff asked for."""
+    ``delays`` records each backoff asked for."""
 
     def __init__(self, server: FaultServer, model: str = "fault-model", **kwargs: Any) -> None:
         super().__init__(model, base_url=server.base_url, **kwargs)
         self.attempts = 0
         self.signalled = 0
-        self.budgets: list[float] = []
         self.delays: list[float] = []
         # attempt id -> (its event loop, its hang event); the server thread reads it
         self._waiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
@@ -72,7 +71,6 @@ class HangAwareEngine(OpenAIEngine):
         with self._lock:
             self.attempts += 1
             self._waiting[attempt] = (asyncio.get_running_loop(), hung)
-        self.budgets.append(attempt_timeout(-1.0))
         call = asyncio.ensure_future(
             super()._call(messages, response_format, {**params, ATTEMPT_FIELD: attempt})
         )
