@@ -120,11 +120,11 @@ def test_thread_that_lost_context_inherits_from_parent_span(tracer):
             ctx = trace_api.set_span_in_context(parent)
             t = threading.Thread(target=raw_thread, args=(ctx,))
             t.start()
-            t.join(5)
+            t.join(60)
         # a thread without context and without a parent span records nothing
         t2 = threading.Thread(target=lambda: tracer.start_span("orphan").end())
         t2.start()
-        t2.join(5)
+        t2.join(60)
     assert names(run) == ["grandchild", "lost-child", "parent"]
     assert seen == [run]
     assert all(s.attributes[semconv.RUN_ID] == run.id for s in run.spans)
@@ -141,7 +141,7 @@ def test_child_started_after_parent_ended_still_attached(tracer):
 
     t = threading.Thread(target=later)
     t.start()
-    t.join(5)
+    t.join(60)
     assert names(run) == ["parent", "late-child"]
 
 

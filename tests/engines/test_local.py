@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
+import threading
 
 import pytest
 from pydantic import BaseModel
@@ -45,26 +45,29 @@ async def test_schema_constrained_completion_matches_the_schema():
     assert completion.parsed.city
 
 
-async def test_model_loads_once_and_calls_do_not_block_the_loop():
+async def test_model_loads_once_and_calls_do_not_block_the_loop(monkeypatch):
+    # Counted, not timed: each generation first has the event loop run a coroutine for it and
+    # waits for the answer, which only comes if the loop is free while the model works (a
+    # generation run on the loop's own thread would wait for itself until the guard fails).
+    from llama_cpp import Llama
+
+    loop = asyncio.get_running_loop()
+    generate = Llama.create_chat_completion
+    served: list[bool] = []
+
+    def needs_the_loop(self, *args, **kwargs):
+        ran = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, result=True), loop)
+        served.append(ran.result(timeout=120))
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Llama, "create_chat_completion", needs_the_loop)
     engine = LocalEngine()
-    ticks = 0
-
-    async def ticker():
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    try:
-        results = await asyncio.gather(
-            *(engine.acomplete([{"role": "user", "content": f"Say {w}."}], max_tokens=8)
-              for w in ("yes", "no"))
-        )
-    finally:
-        task.cancel()
+    results = await asyncio.gather(
+        *(engine.acomplete([{"role": "user", "content": f"Say {w}."}], max_tokens=8)
+          for w in ("yes", "no"))
+    )
     assert all(r.text for r in results)
-    assert ticks > 5  # the loop kept running while the model worked in a thread
+    assert served == [True, True]  # the loop kept running while the model worked in a thread
     assert len([k for k in local._models if k[0] == engine.model_path]) == 1
 
 
@@ -76,16 +79,32 @@ async def test_prompt_longer_than_the_context_is_a_clear_non_retryable_error():
     assert "context" in str(info.value)
 
 
-async def test_timeout_returns_promptly_and_the_model_stays_usable():
+async def test_timeout_returns_promptly_and_the_model_stays_usable(monkeypatch):
+    # "Promptly" without a clock: every generation is held after it ran until the test
+    # releases it, so the timeout must trip and the call must return while the worker is
+    # still busy (a call that waited for its abandoned generation would never get here).
+    from llama_cpp import Llama
+
+    release, finished = threading.Event(), threading.Event()
+    generate = Llama.create_chat_completion
+
+    def held(self, *args, **kwargs):
+        try:
+            return generate(self, *args, **kwargs)
+        finally:
+            release.wait(120)
+            finished.set()
+
+    monkeypatch.setattr(Llama, "create_chat_completion", held)
     engine = LocalEngine(n_ctx=512, max_retries=0, timeout=0.3)
-    started = time.perf_counter()
     with pytest.raises(EngineTimeoutError):
         await engine.acomplete(
             [{"role": "user", "content": "Write a very long story about dragons."}],
             max_tokens=80,
             repeat_penalty=1.0,
         )
-    assert time.perf_counter() - started < 1.0
+    assert not finished.is_set()  # returned while its generation was still held
+    release.set()
     # The abandoned generation finishes in the background; the next call waits, then works.
     follow_up = await LocalEngine(n_ctx=512).acomplete(
         [{"role": "user", "content": "Hi"}], max_tokens=4

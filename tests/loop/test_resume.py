@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
-import time
+import sys
 
 import pytest
 
 from tests.loop import resume_worker
-from tests.loop.helpers import reference_run, spawn_worker, trajectory
+from tests.loop.helpers import ROOT, reference_run, spawn_worker, trajectory
 from tg_bridge.exceptions import StoreError
 from tg_bridge.store import RunStore
+
+CRASH_WORKER = ROOT / "tests" / "reliability" / "crash_worker.py"
 
 
 @pytest.fixture(scope="module")
@@ -21,37 +24,21 @@ def _spawn(store: str, run_id: str | None = None) -> subprocess.Popen:
     return spawn_worker(store, *([run_id] if run_id else []))
 
 
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"worker ended early: {proc.communicate()}")
-        time.sleep(0.01)
-    proc.kill()
-    raise AssertionError("timed out waiting for the worker")
-
-
-def _steps(store: RunStore) -> int:
-    runs = store.runs()
-    return runs[0].steps_done if runs else -1
-
-
 @pytest.mark.parametrize("kill_after_steps", [0, 1, 3, 6])
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, reference, kill_after_steps):
     _, expected = reference
     path = str(tmp_path / "runs.db")
     store = RunStore(path)
-    proc = _spawn(path)
-    # wait until that many steps are committed, then kill mid-way through the next one
-    _wait_for(lambda: _steps(store) >= kill_after_steps, proc)
-    time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    # after that many steps are committed, killed mid-way through the next one: the worker
+    # SIGKILLs itself right before that step's commit (crash_worker's fault-injection hook,
+    # not a clock racing the worker)
+    args = [sys.executable, str(CRASH_WORKER), path, f"commit_step:{kill_after_steps + 1}"]
+    proc = subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     run_id = store.runs()[0].id
     before = trajectory(store, run_id)
-    assert len(before) < 8, "the worker finished before it could be killed"
+    assert len(before) == kill_after_steps
     assert before == expected[: len(before)]  # nothing half-written
     resumed = _spawn(path, run_id)
     out, err = resumed.communicate(timeout=60)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tg_bridge import semconv as sc
@@ -78,9 +76,9 @@ def test_huge_values_are_fine_and_fast(make_span):
                                                    sc.INPUT_VALUE: '{"text": "x"}'}),
         _llm(make_span, "l", "r", 2, user="Sum up: " + big, out=big + "!"),
     ]
-    t0 = time.perf_counter()
+    # "Fast" without a clock: work quadratic in these ~1 MB values (~1e12 steps) would run
+    # into the suite's per-test timeout (pytest-timeout), which nothing linear comes near.
     g = reconstruct(spans)
-    assert time.perf_counter() - t0 < 5
     assert g.outputs[0].value == big + "!"
 
 

@@ -217,11 +217,12 @@ def test_a_long_parent_cycle_and_a_deep_chain_terminate_quickly():
                                                 f"{sc.LLM_INPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}": f"in {i - 1}",
                                                 f"{sc.LLM_OUTPUT_MESSAGES}.0.{sc.MESSAGE_CONTENT}": f"in {i}"})
              for i in range(n)]
-    started = time.perf_counter()
+    # "Terminates": a walk that followed the ring forever is stopped by the suite's per-test
+    # timeout (pytest-timeout in pyproject.toml), a generous guard only a real hang reaches;
+    # no assertion on elapsed time (the machine may be loaded).
     graph = reconstruct(ring + chain)
     check_graph(graph)
     assert graph.metadata["cycles"] >= 1
-    assert time.perf_counter() - started < 30
 
 
 # -- trace files ---------------------------------------------------------------------------------
@@ -464,9 +465,8 @@ def test_fuzz_otlp_reader_and_reconstruction(tmp_path, fixture):
             continue
         for graph in graphs:
             check_graph(graph)
-    elapsed = time.perf_counter() - started
-    assert read_ok + errors == FUZZ_PER_FIXTURE
-    assert elapsed < 60
+    elapsed = time.perf_counter() - started  # reported, not asserted: a hang is caught by the
+    assert read_ok + errors == FUZZ_PER_FIXTURE  # suite's per-test timeout (pytest-timeout)
     print(f"{fixture.name}: {FUZZ_PER_FIXTURE} mutants, {read_ok} read, {errors} located errors,"
           f" {elapsed:.1f}s")
 

@@ -18,23 +18,26 @@ import pytest
 from tests.loop import resume_worker as W
 from tests.loop.helpers import trajectory
 from tests.support.fault_server import (
+    FaultServer,
     RecordedRequest,
     Reply,
     empty_choices,
     error,
+    hang,
     ok,
-    slow,
     truncated,
 )
+from tests.support.hang_aware_engine import HangAwareEngine
 from tg_bridge.engines.openai_engine import OpenAIEngine
 from tg_bridge.exceptions import EngineError, EngineTimeoutError, TgBridgeError
 from tg_bridge.loop import optimize
 from tg_bridge.store import RunStore
 from tg_bridge.testing import FakeApp
 
-#: Short enough to keep every scenario around a second; "slow" replies hang well past it.
-TIMEOUT = 0.5
-HANG = 3.0
+#: Generous, so a normal reply never races it however loaded the machine is: an injected
+#: "hang" ends its attempt at once through the server's signal (HangAwareEngine), and only
+#: test_a_real_timeout_trips_when_the_server_never_answers relies on a real, short timeout.
+TIMEOUT = 60.0
 ORIGINAL = "version 0: answer {q}"
 KEY = "fake:fake/template"
 
@@ -42,7 +45,7 @@ FAULTS: dict[str, Callable[[], Reply]] = {
     "429": lambda: error(429, retry_after=0),
     "500": lambda: error(500),
     "503": lambda: error(503),
-    "hang": lambda: slow(HANG),
+    "hang": hang,
     "truncated": truncated,
     "empty_choices": empty_choices,
 }
@@ -80,8 +83,7 @@ class Chaos:
 
 def run(server, store: str, *, max_retries: int, resume: str | None = None, judge: bool = False):
     app = FakeApp(ORIGINAL, W.model)
-    engine = OpenAIEngine("fault-model", base_url=server.base_url, timeout=TIMEOUT,
-                          max_retries=max_retries)
+    engine = HangAwareEngine(server, timeout=TIMEOUT, max_retries=max_retries)
     kwargs: dict[str, Any] = {"judge": "Rate it."} if judge else {"metric": W.metric}
     try:
         result = optimize(app, W.TRAIN[:6], valset=W.VAL, engine=engine, batch_size=2,
@@ -94,7 +96,6 @@ def run(server, store: str, *, max_retries: int, resume: str | None = None, judg
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The fault-free run: its committed steps are what every faulty run must reproduce."""
-    from tests.support.fault_server import FaultServer
     from tg_bridge.capturing import instrumentation
 
     path = str(tmp_path_factory.mktemp("ref") / "runs.db")
@@ -206,10 +207,31 @@ def test_a_persistent_fault_stops_with_a_typed_error_at_a_clean_step(
     assert isinstance(exc, EngineError), exc
     if kind == "hang":
         assert isinstance(exc, EngineTimeoutError)
+        assert fault_server.hung, "no request was held: the hang path was not exercised"
     assert exc.retryable is True and exc.engine_id == "openai:fault-model"
     store = RunStore(str(tmp_path / "runs.db"))
     run_id = check_consistent(store, app, expected, failed=True)
     assert len(store.steps(run_id)) == 1  # step 1 committed, step 2 died before its commit
+
+
+def test_a_real_timeout_trips_when_the_server_never_answers(fault_server, tmp_path):
+    """The one test on a real, short per-attempt timeout (the others learn about a hang from
+    the server). Every request is held until the server stops, so nothing has to fit in the
+    timeout: it trips however slow the machine is, and nothing here measures elapsed time."""
+    fault_server.default = hang()
+    app = FakeApp(ORIGINAL, W.model)
+    engine = OpenAIEngine("fault-model", base_url=fault_server.base_url, timeout=0.2,
+                          max_retries=1)
+    path = str(tmp_path / "runs.db")
+    with pytest.raises(EngineTimeoutError) as info:
+        optimize(app, W.TRAIN[:6], valset=W.VAL, engine=engine, metric=W.metric, batch_size=2,
+                 epochs=1, store=path, progress=False, seed=7)
+    assert "no answer within 0.2s" in str(info.value)  # the timeout bound, not a connection error
+    assert info.value.retryable is True and info.value.engine_id == "openai:fault-model"
+    assert len(fault_server.hung) == len(fault_server.requests)  # nothing was ever answered
+    store = RunStore(path)
+    run_id = check_consistent(store, app, [], failed=True)
+    assert store.steps(run_id) == [] and app.template == ORIGINAL
 
 
 def test_judge_failure_while_a_candidate_is_applied_reverts_it(fault_server, tmp_path):

@@ -10,8 +10,11 @@ Each POST to ``/v1/chat/completions`` takes the next scripted :class:`Reply` (th
         assert len(server.requests) == 2
 
 Replies: :func:`ok`, :func:`error` (any status, optional Retry-After and body),
-:func:`slow` (answer after a delay), :func:`truncated` (a JSON body cut in half),
-:func:`empty_choices`. ``max_in_flight`` is the most requests handled at once.
+:func:`slow` (answer after a delay), :func:`hang` (never answer: held until the server
+stops), :func:`truncated` (a JSON body cut in half), :func:`empty_choices`.
+``max_in_flight`` is the most requests handled at once. ``on_hang`` (when set) is called with
+each request a :func:`hang` reply starts holding, on the server's thread: a test client learns
+"this request will never be answered" at once instead of waiting for a clock to run out.
 Stdlib only (``http.server`` in a daemon thread); ``stop()`` returns promptly even while a
 slow reply is sleeping.
 """
@@ -33,6 +36,7 @@ __all__ = [
     "Reply",
     "empty_choices",
     "error",
+    "hang",
     "ok",
     "slow",
     "truncated",
@@ -45,7 +49,7 @@ MODEL = "fault-model"
 class Reply:
     """One scripted answer. Build with the helper functions below."""
 
-    kind: str  # ok | error | truncated | empty_choices
+    kind: str  # ok | error | hang | truncated | empty_choices
     status: int = 200
     text: str = "ok"
     body: str | None = None
@@ -72,6 +76,12 @@ def error(status: int, *, body: str | None = None, retry_after: float | str | No
 def slow(seconds: float, then: Reply | None = None) -> Reply:
     """``then`` (default: a normal answer) after ``seconds``."""
     return dataclasses.replace(then or ok(), delay=seconds)
+
+
+def hang() -> Reply:
+    """No answer at all: the request is held until the server stops (then the connection is
+    dropped). The server calls its ``on_hang`` hook with the request when the hold starts."""
+    return Reply("hang")
 
 
 def truncated() -> Reply:
@@ -163,7 +173,11 @@ class FaultServer(LoopbackServer):
     def __init__(self, default: Reply | None = None) -> None:
         self.default = default or ok()
         self.responder: Callable[[RecordedRequest], Reply] | None = None
+        #: Called (on the server thread) with each request a hang() reply holds.
+        self.on_hang: Callable[[RecordedRequest], None] | None = None
         self.requests: list[RecordedRequest] = []
+        #: The requests hang() replies held (never answered).
+        self.hung: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._queue: list[Reply] = []
@@ -182,6 +196,7 @@ class FaultServer(LoopbackServer):
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.hung.clear()
             self.max_in_flight = 0
             self.responder = None
 
@@ -192,6 +207,15 @@ class FaultServer(LoopbackServer):
                 return self._queue.pop(0)
             responder = self.responder
         return responder(request) if responder is not None else self.default
+
+    def _hold(self, request: RecordedRequest) -> None:
+        """Keep a hang() request until the server stops, telling ``on_hang`` first."""
+        with self._lock:
+            self.hung.append(request)
+            on_hang = self.on_hang
+        if on_hang is not None:
+            on_hang(request)
+        self._stopping.wait()
 
     # -- lifecycle (LoopbackServer) ----------------------------------------------------------
     label = "the fault server"
@@ -243,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, json.dumps({"error": {"message": "not found"}}))
                 return
             reply = owner._next(request)
+            if reply.kind == "hang":
+                owner._hold(request)
+                return  # shutting down: drop the connection
             if reply.delay and owner._stopping.wait(reply.delay):
                 return  # shutting down: drop the connection
             self._answer(reply, body)

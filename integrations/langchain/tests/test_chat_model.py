@@ -3,8 +3,6 @@ captured as the app's LLM step)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -53,13 +51,12 @@ def test_call_params_override_and_stop_cuts_text():
 
 
 async def test_async_generation_runs_concurrently():
-    engine = FakeEngine(lambda msgs: msgs[-1]["content"].upper(), delay=0.2)
+    engine = FakeEngine(lambda msgs: msgs[-1]["content"].upper())
+    engine.hold_until(4)  # each call waits until all four are in flight: counted, not timed
     model = EngineChatModel(engine=engine)
-    started = asyncio.get_running_loop().time()
     replies = await model.abatch(["a", "b", "c", "d"])
-    elapsed = asyncio.get_running_loop().time() - started
     assert [r.content for r in replies] == ["A", "B", "C", "D"]
-    assert elapsed < 0.6  # four 0.2 s calls overlapped, not 0.8 s in a row
+    assert engine.max_in_flight == 4  # the four calls overlapped, not one after another
     assert engine.call_count == 4
 
 
