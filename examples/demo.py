@@ -158,6 +158,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     parser.add_argument("--answer-tokens", type=int, default=40,
                         help="max tokens per app answer (default 40)")
+    parser.add_argument("--deadline", type=float, default=900.0,
+                        help="seconds one model call may take, queueing included (default "
+                             "900: on a busy 2-core machine a call to the embedded model "
+                             "waits behind the others for minutes; tg_bridge's default is 120)")
     parser.add_argument("--store", default=None,
                         help="run store path (default: tg_bridge's .tg_bridge/runs.db)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no step details")
@@ -165,6 +169,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("steps", "batch", "val", "test", "candidates"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
+    if not args.deadline > 0:
+        parser.error("--deadline must be > 0")
     if args.steps * args.batch + args.val + args.test > len(QUESTIONS):
         parser.error(f"--steps x --batch + --val + --test must be at most {len(QUESTIONS)}")
     return args
@@ -197,6 +203,11 @@ def main(argv: Sequence[str] | None = None, *, app_engine: Any = None,
     """Run the demo; returns the exit code. Engines passed here override the options
     (tests pass FakeEngines)."""
     args = parse_args(argv)
+    with tg_bridge.context(timeout=args.deadline, deadline=args.deadline):
+        return _run(args, app_engine, backward_engine)
+
+
+def _run(args: argparse.Namespace, app_engine: Any, backward_engine: Any) -> int:
     started = time.perf_counter()
     print("tg_bridge demo: a LangChain app gets a better system prompt, measured on "
           "questions the optimizer never saw\n")
