@@ -129,8 +129,11 @@ def test_demo_on_the_embedded_smollm2(demo, tmp_path, capsys):
     """The real pipeline end to end on the small model (the suite's TG_BRIDGE_LOCAL_MODEL):
     it runs and reports; SmolLM2 is too small for a gain, so none is asserted."""
     pytest.importorskip("llama_cpp")
+    # one candidate: a smoke test of the pipeline (three cost ~3x the update calls and did not
+    # fit the suite's 300 s timeout on the loaded 2-core machine)
     code = demo.main(["--store", str(tmp_path / "runs.db"), "--quiet", "--steps", "1",
-                      "--batch", "1", "--val", "2", "--test", "2", "--answer-tokens", "16"])
+                      "--batch", "1", "--val", "2", "--test", "2", "--answer-tokens", "16",
+                      "--candidates", "1"])
     # the default app model is the backward model, which the suite's override makes SmolLM2
     out = capsys.readouterr().out
     assert code == 0
