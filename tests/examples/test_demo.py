@@ -72,6 +72,30 @@ def test_demo_prints_a_validation_and_a_test_gain(demo, tmp_path, capsys):
     assert seen and "never include a specific question" in seen[0]
 
 
+def test_each_step_searches_three_kinds_of_candidates(demo, tmp_path, capsys):
+    """The demo asks for candidates=3 per step: a greedy rewrite, greedy minimal edits and a
+    sampled rewrite (temperature and seed sent with the call, so runs repeat)."""
+    kinds: list[str] = []
+
+    def respond(messages: list[dict[str, str]], response_format: Any) -> Any:
+        props = response_format.get("properties", {}) if isinstance(response_format, dict) else {}
+        if "improved_value" in props or "edits" in props:
+            kinds.append("edit" if "edits" in props else "rewrite")
+            if "edits" in props:
+                return {"edits": [{"op": "append", "new": ASK}]}
+            return {"improved_value": "You are a helpful assistant."}
+        return "The prompt should ask for the bare number."
+
+    engine = FakeEngine(respond)
+    code = demo.main(["--store", str(tmp_path / "runs.db"), "--quiet", "--steps", "1"],
+                     app_engine=app_for(demo), backward_engine=engine)
+    out = capsys.readouterr().out
+    assert code == 0 and "validation accuracy: 0.00 -> 1.00" in out
+    assert sorted(kinds) == ["edit", "rewrite", "rewrite"]
+    (sampled,) = [params for *_, params in engine.calls if params.get("temperature")]
+    assert sampled["temperature"] == 0.7 and isinstance(sampled["seed"], int)
+
+
 def test_the_test_questions_are_never_shown_to_the_optimizer(demo):
     train, val, test = demo.splits(0, 6, 6, 12)
     asked = {e["inputs"]["question"] for e in (*train, *val)}
@@ -105,8 +129,11 @@ def test_demo_on_the_embedded_smollm2(demo, tmp_path, capsys):
     """The real pipeline end to end on the small model (the suite's TG_BRIDGE_LOCAL_MODEL):
     it runs and reports; SmolLM2 is too small for a gain, so none is asserted."""
     pytest.importorskip("llama_cpp")
+    # one candidate: a smoke test of the pipeline (three cost ~3x the update calls and did not
+    # fit the suite's 300 s timeout on the loaded 2-core machine)
     code = demo.main(["--store", str(tmp_path / "runs.db"), "--quiet", "--steps", "1",
-                      "--batch", "1", "--val", "2", "--test", "2", "--answer-tokens", "16"])
+                      "--batch", "1", "--val", "2", "--test", "2", "--answer-tokens", "16",
+                      "--candidates", "1"])
     # the default app model is the backward model, which the suite's override makes SmolLM2
     out = capsys.readouterr().out
     assert code == 0

@@ -131,8 +131,9 @@ def test_pareto_writes_the_parent_before_the_step(tmp_path):
 
 
 def test_pareto_resumes_from_the_restored_best(tmp_path):
-    """A crash in step 2, then resume: the pool restarts from the restored best prompts
-    (re-scored on the valset) and the run completes with the best mean live."""
+    """A crash in step 2, then resume: the pool is the one stored with step 1 (the originals,
+    which win 'yam', AND step 1's prompt), not the restored best alone, and the run completes
+    with the best mean live. (SIGKILL at chosen events: tests/reliability/test_pareto_resume.)"""
     from tg_bridge.exceptions import EngineError
 
     store = str(tmp_path / "r.db")
@@ -163,7 +164,8 @@ def test_pareto_resumes_from_the_restored_best(tmp_path):
                        resume=run.id, progress=False)
     assert [s.step for s in resumed.history] == [1, 2]
     assert resumed.best_score == 0.5 and fresh.template == "Please answer {q}"
-    # the restarted pool holds only the restored best (step 1): step 2's parent
-    assert resumed.history[1].candidate.metadata["parent_step"] == 1
+    meta = resumed.history[1].candidate.metadata
+    assert [e["step"] for e in meta["pool"]] == [0, 1]  # the originals survived the crash
+    assert meta["parent_step"] == 1  # drawn from that pool (seed 0)
     assert resumed.history[1].reason.endswith("(parent: step 1)")
     assert "not above its parent's 0.5" in resumed.history[1].reason

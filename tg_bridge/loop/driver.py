@@ -226,6 +226,7 @@ async def aoptimize(
         baseline_cost = cost_of({p: _counters(m) for p, m in meters.items()})
         if strategy == "pareto":
             state.pool = ParetoPool(entry_from(_values(state), trials, 0))
+            run_store.save_pool(run_id, 0, state.pool.snapshot())
     accepted_scores = [s.score for s in done if s.accepted and s.score is not None]
     state.current = accepted_scores[-1] if (val and accepted_scores) else baseline
     if val and state.current_failing is None:
@@ -234,8 +235,10 @@ async def aoptimize(
         # uninterrupted run would have
         _, trials = await evaluate(runner, scorer, val, label="resume check")
         state.current_failing = failing(trials)
-        if strategy == "pareto":  # the pool restarts from the restored (best) prompts
-            state.pool = ParetoPool(entry_from(_values(state), trials, last_accepted(done)))
+        if strategy == "pareto":  # the stored pool; a run stored without one restarts
+            stored = run_store.pool(run_id)  # from the restored (best) prompts
+            state.pool = (ParetoPool.restore(stored) if stored else
+                          ParetoPool(entry_from(_values(state), trials, last_accepted(done))))
     plan = plan_steps(len(train), batch_size=batch_size, epochs=epochs, seed=seed)
     last_done = max((s.step for s in done), default=0)
     bar = Progress(len(plan), enabled=progress, initial=min(last_done, len(plan)))

@@ -8,7 +8,9 @@ between steps (that is what the strict gate compares against and what the result
 
 :func:`pareto_step` wraps one ordinary step: write the parent into the app, run the step (it
 proposes from the parent's failures and adds a validated candidate to the pool), then write
-the best-mean entry back.
+the best-mean entry back. The pool goes into the store with every committed step
+(:meth:`ParetoPool.snapshot`, JSON) so that a resumed run continues from the same pool
+(:meth:`ParetoPool.restore`), not from the best entry alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from ..exceptions import StoreError
 from ..patching.apply import patch_between, resolve_targets
 
 __all__ = ["Entry", "ParetoPool", "entry_from", "pareto_step", "write_values"]
@@ -93,6 +96,30 @@ class ParetoPool:
         self.entries = [e for e, n in zip(self.entries, counts) if n or e is best]
         return any(e is entry for e in self.entries)
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The entries as JSON-able dicts (``values``, ``scores``, ``step``, ``failing``), in
+        pool order: what the store keeps with a step."""
+        return [{"values": dict(e.values), "scores": list(e.scores), "step": e.step,
+                 "failing": sorted(e.failing)} for e in self.entries]
+
+    @classmethod
+    def restore(cls, snapshot: Sequence[Mapping[str, Any]]) -> ParetoPool:
+        """The pool :meth:`snapshot` described, entries in the same order. Raises
+        StoreError when the snapshot is empty or malformed (a damaged store)."""
+        try:
+            entries = [Entry({str(k): str(v) for k, v in dict(item["values"]).items()},
+                             tuple(float(x) for x in item["scores"]), int(item["step"]),
+                             frozenset(int(i) for i in item.get("failing") or ()))
+                       for item in snapshot]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"the stored Pareto pool cannot be read: {exc!r}") from exc
+        if not entries or len({len(e.scores) for e in entries}) != 1:
+            raise StoreError("the stored Pareto pool is empty or its entries were scored on"
+                             " different validation sets")
+        pool = cls(entries[0])
+        pool.entries = entries
+        return pool
+
     def draw(self, rng: random.Random) -> Entry:
         """A parent: an entry drawn with probability proportional to its example wins."""
         counts = self.wins()
@@ -132,8 +159,10 @@ async def pareto_step(
     finally:
         state.parent = None
         write_values(state.runner, pool.best().values)
+    # the pool is committed with the step (one transaction): a resume continues from it
     record = dataclasses.replace(outcome.record, values=values_of(state),
-                                 reason=f"{outcome.record.reason} (parent: step {parent.step})")
+                                 reason=f"{outcome.record.reason} (parent: step {parent.step})",
+                                 pool=pool.snapshot())
     if outcome.candidate is not None:
         outcome.candidate.metadata["parent_step"] = parent.step
         outcome.candidate.metadata["pool"] = [

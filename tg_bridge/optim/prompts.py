@@ -87,3 +87,12 @@ RETRY_EDITS = (
     "Your edits could not be used ({problem}). Answer again with the JSON object of edits, "
     "quoting replaced text exactly as it appears in the current value."
 )
+
+#: Sent once when a proposal was refused for carrying an example's specifics (an expected
+#: answer, a name or number only the examples use). Field: ``problem`` (the refusal).
+RETRY_GENERAL = (
+    "That value was refused: {problem}. Write it again as a general instruction that works "
+    "for every input of this kind: describe the rule or the format, and name no product, "
+    "person, place, number or answer taken from the examples. Answer in exactly the "
+    "requested format."
+)

@@ -10,9 +10,11 @@ others for ``<IMPROVED_VALUE>`` tags; an unreadable answer gets ONE retry, then
 Every proposed value is validated (not empty, same placeholders) and passes the copy guard
 (:mod:`tg_bridge.patching.copy_guard`): it may not carry text the world wrote (documents, tool
 results, inputs, app outputs, end-user feedback, the step's example inputs and outputs), the
-optimizer's own scaffolding, or an expected answer of a training example (``labels``).
+optimizer's own scaffolding, or an expected answer of a training example (``labels``), and the specifics guard
+(:mod:`tg_bridge.optim.specifics`): no name, code or number that only the examples use.
 Text already in any of the optimizer's parameters (the app's own prompts) never counts as a
-copy.
+copy. A proposal refused as memorized (``label_leak``, ``example_specific``) gets ONE more
+request, for a general instruction; the answer passes every check again.
 A rejected parameter stays as it was and is listed in ``patch.metadata["rejected"]`` as
 ``{"target", "role", "reason", "message", "proposed"}``; with ``strict=True`` the first
 rejection is raised as :class:`PatchValidationError` instead.
@@ -36,7 +38,7 @@ from ..autograd import prompts as grad_prompts
 from ..autograd.render import MAX_CONTEXT_CHARS, MAX_FEEDBACK_CHARS, clip
 from ..autograd.summarize import summarize_gradients
 from ..config import get_settings
-from ..exceptions import OptimizerOutputError, PatchValidationError, TgBridgeError, UsageError
+from ..exceptions import EngineError, OptimizerOutputError, PatchValidationError, TgBridgeError, UsageError
 from ..patching.apply import binding_location
 from ..patching.copy_guard import DEFAULT_MIN_WORDS, check_copy_guard, check_labels
 from ..patching.patch import Change, Patch
@@ -47,6 +49,8 @@ from . import prompts
 from .base import Optimizer, template_format_of
 from .edits import EDITS_SCHEMA, apply_edits, describe, read_edits
 from .parsing import IMPROVED_SCHEMA, read_improved_value
+from .specifics import REASON as SPECIFIC
+from .specifics import check_specifics
 
 __all__ = ["STYLES", "TGD", "Style", "TextualGradientDescent", "gradient_part", "guard_data"]
 
@@ -54,6 +58,9 @@ Style = Literal["rewrite", "edit"]
 STYLES: tuple[Style, ...] = ("rewrite", "edit")
 
 log = logging.getLogger(__name__)
+
+#: Refusals after which the optimizer asks once more, for a general instruction.
+_ASK_AGAIN = ("label_leak", SPECIFIC)
 
 
 class TGD(Optimizer):
@@ -263,15 +270,30 @@ class TGD(Optimizer):
             return None
         fmt = template_format_of(param)
         try:
-            validate_value(param.value, value, fmt, target=param.key)
-            # text of ANY of the app's own prompts is not a copy: the conversation shown as
-            # data also holds the other templates, and moving an instruction is fair
-            own = "\n\n".join(p.value for p in self.parameters)
-            check_copy_guard(value, untrusted, self.copy_guard_words, old=own, target=param.key)
-            check_labels(value, self.labels, old=own, target=param.key)
+            self._check(param, value, fmt, untrusted)
         except PatchValidationError as exc:
             exc.proposed = value  # type: ignore[attr-defined]
-            raise
+            if exc.reason not in _ASK_AGAIN:
+                raise
+            # memorized specifics: ask ONCE for a general instruction instead (the answer
+            # goes through every check again; an unusable one keeps the first refusal)
+            again = messages + [
+                {"role": "assistant", "content": completion.text},
+                {"role": "user", "content": prompts.RETRY_GENERAL.format(problem=exc)},
+            ]
+            try:
+                second, _ = read(await self._ask(engine, again, schema))
+            except EngineError as err:  # the extra request is optional: keep the refusal
+                log.info("asking again for a general %s failed: %s", param.key, err)
+                raise exc from None
+            if second is None or second == param.value or second == value:
+                raise
+            try:
+                self._check(param, second, fmt, untrusted)
+            except PatchValidationError as exc2:
+                exc2.proposed = second  # type: ignore[attr-defined]
+                raise
+            value = second
         provenance = {
             **binding_location(param.binding),  # where the prompt sits: a fresh app resolves it
             "role": param.role,
@@ -291,6 +313,17 @@ class TGD(Optimizer):
             old_hash=content_hash(param.value),
             provenance=provenance,
         )
+
+    def _check(self, param: Variable, value: str, fmt: str, untrusted: list[str]) -> None:
+        """Every check a proposed ``value`` must pass; raises PatchValidationError."""
+        validate_value(param.value, value, fmt, target=param.key)
+        # text of ANY of the app's own prompts is not a copy: the conversation shown as
+        # data also holds the other templates, and moving an instruction is fair
+        own = "\n\n".join(p.value for p in self.parameters)
+        check_copy_guard(value, untrusted, self.copy_guard_words, old=own, target=param.key)
+        check_labels(value, self.labels, old=own, target=param.key)
+        check_specifics(value, untrusted, trusted=[own, *self.constraints], labels=self.labels,
+                        target=param.key)
 
     def _remember(self, param: Variable) -> None:
         if not self.momentum:

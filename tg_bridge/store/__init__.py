@@ -35,12 +35,12 @@ _PHASE_FIELDS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
 
 
 def _has_schema(conn: sqlite3.Connection) -> bool:
-    """True when the file already holds this schema version (read-only check)."""
+    """True when the file already holds this schema version or a newer one (read-only)."""
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.OperationalError:  # no meta table yet: a new file
         return False
-    return row is not None and row[0] == str(S.SCHEMA_VERSION)
+    return row is not None and str(row[0]).isdigit() and int(row[0]) >= S.SCHEMA_VERSION
 
 
 def _set_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
@@ -86,8 +86,12 @@ class RunStore(CaptureMixin):
                     # must not queue behind another connection's write lock.
                     if not _has_schema(conn):
                         conn.executescript(S.DDL)
+                        # an older file is upgraded (the DDL added what it lacked); a newer
+                        # one keeps its own number
                         conn.execute(
-                            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
+                            "INSERT INTO meta(key, value) VALUES ('schema', ?) ON CONFLICT(key)"
+                            " DO UPDATE SET value = excluded.value"
+                            " WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
                             (str(S.SCHEMA_VERSION),),
                         )
                     self._initialized = True
@@ -265,6 +269,28 @@ class RunStore(CaptureMixin):
                     (record.run_id, record.step, phase,
                      *(int(counters.get(f, 0)) for f in _PHASE_FIELDS)),
                 )
+            if record.pool is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO pools(run_id, step, entries) VALUES (?, ?, ?)",
+                    (record.run_id, record.step, S.dumps([dict(e) for e in record.pool])),
+                )
+
+    def save_pool(self, run_id: str, step: int, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Record a Pareto pool outside a committed step (step 0: the baseline's). Replaces."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO pools(run_id, step, entries) VALUES (?, ?, ?)",
+                (run_id, step, S.dumps([dict(e) for e in entries])),
+            )
+
+    def pool(self, run_id: str) -> list[dict[str, Any]] | None:
+        """The latest recorded Pareto pool of a run (highest step; see
+        :meth:`tg_bridge.loop.pareto.ParetoPool.snapshot`), or None when it has none."""
+        rows = self._query(
+            "SELECT entries FROM pools WHERE run_id = ? ORDER BY step DESC LIMIT 1",
+            (self.get_run(run_id).id,),
+        )
+        return list(S.loads(rows[0]["entries"], [])) if rows else None
 
     def add_usage(self, run_id: str, step: int, usage: Mapping[str, Mapping[str, int]]) -> None:
         """Record usage outside a step (step 0: baseline; -1: final evaluation). Replaces."""
@@ -292,8 +318,9 @@ class RunStore(CaptureMixin):
             usage.setdefault(row["step"], {})[row["phase"]] = {f: row[f] for f in _PHASE_FIELDS}
         out = []
         for row in self._query(
-            "SELECT s.*, c.patch, c.score FROM steps s LEFT JOIN candidates c"
+            "SELECT s.*, c.patch, c.score, p.entries FROM steps s LEFT JOIN candidates c"
             " ON c.run_id = s.run_id AND c.step = s.step AND c.idx = 0"
+            " LEFT JOIN pools p ON p.run_id = s.run_id AND p.step = s.step"
             " WHERE s.run_id = ? ORDER BY s.step",
             (run_id,),
         ):
@@ -312,6 +339,7 @@ class RunStore(CaptureMixin):
                     usage=usage.get(row["step"], {}),
                     reason=row["reason"],
                     created=row["created"],
+                    pool=S.loads(row["entries"]),
                 )
             )
         return out

@@ -1,7 +1,8 @@
 """The SQLite schema of the run store and the JSON helpers its rows use.
 
 One file holds everything: optimization runs and their steps (candidate patch, score, the
-accept/revert decision, gradients, usage per phase, the prompt values after the decision) and
+accept/revert decision, gradients, usage per phase, the prompt values after the decision, the
+Pareto pool of ``strategy="pareto"``) and
 production captures recorded by ``@optimizable`` with the feedback users attach later.
 """
 
@@ -13,7 +14,9 @@ from typing import Any
 
 from ..spans import SpanRecord
 
-SCHEMA_VERSION = 1
+#: 2 added ``pools``; a version-1 file gets the new tables on first open (the DDL only
+#: creates what is missing).
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -59,6 +62,12 @@ CREATE TABLE IF NOT EXISTS gradients (
     seq    INTEGER NOT NULL,
     text   TEXT NOT NULL,
     PRIMARY KEY (run_id, step, target, seq)
+);
+CREATE TABLE IF NOT EXISTS pools (
+    run_id  TEXT NOT NULL,
+    step    INTEGER NOT NULL,
+    entries TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
 );
 CREATE TABLE IF NOT EXISTS usage (
     run_id            TEXT NOT NULL,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ..spans import SpanRecord
@@ -46,6 +46,8 @@ class StepRecord:
     score, ``before`` the score it had to match. ``values`` maps binding key -> prompt text
     after the accept/revert decision. ``gradients`` maps parameter key -> feedback texts;
     ``usage`` maps phase -> counters. ``reason`` says why a candidate was not kept.
+    ``pool``: with ``strategy="pareto"``, the pool after this step
+    (:meth:`tg_bridge.loop.pareto.ParetoPool.snapshot`), else None.
     """
 
     run_id: str
@@ -61,6 +63,7 @@ class StepRecord:
     usage: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
     reason: str = ""
     created: float = 0.0
+    pool: Sequence[Mapping[str, Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
