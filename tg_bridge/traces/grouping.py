@@ -96,8 +96,25 @@ class TraceGrouper:
             self._spill(self.max_open_spans // 2, self.max_open_bytes // 2)
 
     def add_all(self, spans: Iterable[SpanRecord]) -> None:
+        """:meth:`add` each span. Inlines the common case (the span's trace is open in
+        memory, within the bounds) since this runs once per span of a file."""
+        open_traces = self._open
+        trace_bytes = self._trace_bytes
         for span in spans:
-            self.add(span)
+            trace_id = span.trace_id
+            entry = open_traces.get(trace_id)
+            if entry is None:
+                self.add(span)
+                continue
+            self._arrival += 1
+            entry[1].append(span)
+            open_traces.move_to_end(trace_id)
+            size = estimated_bytes(span)
+            trace_bytes[trace_id] += size
+            self._open_count += 1
+            self._open_bytes += size
+            if self._open_count > self.max_open_spans or self._open_bytes > self.max_open_bytes:
+                self._spill(self.max_open_spans // 2, self.max_open_bytes // 2)
 
     def traces(self) -> Iterator[list[SpanRecord]]:
         """Every trace (its span list), in order of first appearance; each handed out once."""
