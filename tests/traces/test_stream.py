@@ -295,3 +295,34 @@ def test_what_only_the_standard_library_accepts_still_reads(tmp_path):
     path = _write(tmp_path, "nan.jsonl", text + "\n")
     (record,) = read_spans(path)
     assert record.start_ns == 1000 and record == old(path)[0]
+
+
+def test_protobuf_fields_read_as_protobuf_json_would(tmp_path):
+    """The field-by-field protobuf conversion gives the records that going through
+    json_format.MessageToDict (protobuf-JSON, the reference) gives, odd values included."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from tg_bridge.traces.otlp_json import _attributes, _span
+
+    values = [{"stringValue": ""}, {"intValue": "-7"}, {"doubleValue": 1.5}, {"boolValue": False},
+              {"bytesValue": "AAE="}, {"arrayValue": {"values": [{"intValue": "1"}, {}, {"stringValue": "x"}]}},
+              {"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}, {"value": {"intValue": "2"}}]}},
+              {}]  # fmt: skip
+    attrs = [{"key": f"k{i}", "value": v} for i, v in enumerate(values)] + [{"value": {"stringValue": "no key"}}]
+    spans = [
+        {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AQIDBAUGBwg=", "name": "full", "attributes": attrs,
+         "startTimeUnixNano": "5", "endTimeUnixNano": "18446744073709551615", "status": {"code": "STATUS_CODE_ERROR"},
+         "events": [{"name": "e", "timeUnixNano": "9", "attributes": attrs[:2]}, {}]},
+        {"traceId": "AAECAwQ=", "spanId": "AQIDBAUGBwg=", "parentSpanId": "AAAAAAAAAAA="},  # odd/zero ids
+        {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AQIDBAUGBwk=", "parentSpanId": "AQIDBAUGBwg=",
+         "status": {"code": 7}},
+    ]  # fmt: skip
+    request = {"resourceSpans": [{"resource": {"attributes": attrs[:3]}, "scopeSpans": [{"spans": spans}]}]}
+    message = json_format.ParseDict(request, ExportTraceServiceRequest())
+    path = _write(tmp_path, "odd.pb", message.SerializeToString())
+    rs = message.resource_spans[0]
+    resource = _attributes(json_format.MessageToDict(rs.resource).get("attributes"))
+    expected = [_span(json_format.MessageToDict(s), resource, "x") for s in rs.scope_spans[0].spans]
+    assert read_spans(path) == expected
+    assert expected[0].attributes["k0"] == "" and "" not in expected[0].attributes

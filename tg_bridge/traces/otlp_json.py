@@ -39,7 +39,7 @@ from typing import Any
 
 from ..exceptions import TraceFormatError
 from ..spans import SpanRecord
-from .checks import decode_utf8, parse_json, timestamp_ns, too_deep
+from .checks import MAX_TIMESTAMP_NS, decode_utf8, parse_json, timestamp_ns, too_deep
 
 __all__ = ["decode_any_value", "fill_records", "iter_spans", "normalize_id", "records_from_object"]
 
@@ -254,12 +254,16 @@ def _span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
     start = span.get("startTimeUnixNano")
     if type(start) is str and len(start) < 20 and start.isdigit() and start.isascii():
         start_ns = int(start)
+    elif type(start) is int and 0 <= start <= MAX_TIMESTAMP_NS:  # protobuf's fixed64
+        start_ns = start
     else:
         start_ns = _nanos(_pick(span, "startTimeUnixNano", "start_time_unix_nano", "start_time", "start_ns"),
                           f"{where} startTimeUnixNano")  # fmt: skip
     end = span.get("endTimeUnixNano")
     if type(end) is str and len(end) < 20 and end.isdigit() and end.isascii():
         end_ns = int(end)
+    elif type(end) is int and 0 <= end <= MAX_TIMESTAMP_NS:
+        end_ns = end
     else:
         end_ns = _nanos(_pick(span, "endTimeUnixNano", "end_time_unix_nano", "end_time", "end_ns"),
                         f"{where} endTimeUnixNano")  # fmt: skip
