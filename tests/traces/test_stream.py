@@ -326,3 +326,27 @@ def test_protobuf_fields_read_as_protobuf_json_would(tmp_path):
     expected = [_span(json_format.MessageToDict(s), resource, "x") for s in rs.scope_spans[0].spans]
     assert read_spans(path) == expected
     assert expected[0].attributes["k0"] == "" and "" not in expected[0].attributes
+
+
+@pytest.mark.parametrize("gc_on", [True, False])
+def test_the_gc_state_is_restored_after_reading_and_after_an_error(tmp_path, gc_on):
+    """The readers pause the cyclic GC while they run (never while the caller's code runs) and
+    put it back as they found it, also when the file is bad."""
+    import gc
+
+    good = _write(tmp_path, "good.jsonl", json.dumps(_request([_span(0), _span(1)])) + "\n")
+    bad = _write(tmp_path, "bad.jsonl", json.dumps(_request([_span(0)])) + "\n{\"resourceSpans\": 5}\n")
+    states = []
+    was = gc.isenabled()
+    try:
+        gc.enable() if gc_on else gc.disable()
+        for _trace in iter_traces(good):
+            states.append(gc.isenabled())  # the caller's code runs with the GC as it set it
+        for _ in iter_spans(good):
+            states.append(gc.isenabled())
+        with pytest.raises(TraceFormatError, match="line 2"):
+            list(iter_traces(bad))
+        states.append(gc.isenabled())
+    finally:
+        gc.enable() if was else gc.disable()
+    assert states == [gc_on] * len(states) and len(states) == 4
