@@ -228,3 +228,20 @@ def test_records_before_a_bad_span_come_first_then_the_error():
     assert next(records).span_id == "1" * 16
     with pytest.raises(TraceFormatError, match="span 1"):
         next(records)
+
+
+def test_the_fast_record_constructor_builds_the_same_frozen_record():
+    import dataclasses
+    import pickle
+
+    from tg_bridge.spans import SpanRecord
+    from tg_bridge.traces import otlp_json
+
+    args = (TRACE, SPAN, None, "n", 1, 2, {"a": ("x", 1)}, "OK", ({"name": "e", "time_ns": 3, "attributes": {}},),
+            {"service.name": "svc"})  # fmt: skip
+    assert otlp_json._make_record is otlp_json._record_fast  # in use for today's SpanRecord
+    fast, slow = otlp_json._record_fast(*args), SpanRecord(*args)
+    assert fast == slow and repr(fast) == repr(slow) and dataclasses.astuple(fast) == dataclasses.astuple(slow)
+    assert pickle.loads(pickle.dumps(fast)) == slow and dataclasses.replace(fast, name="m").name == "m"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.name = "changed"  # type: ignore[misc]
