@@ -350,3 +350,23 @@ def test_the_gc_state_is_restored_after_reading_and_after_an_error(tmp_path, gc_
     finally:
         gc.enable() if was else gc.disable()
     assert states == [gc_on] * len(states) and len(states) == 4
+
+
+def test_grouper_frees_each_trace_once_the_caller_moves_on():
+    """Traces held in memory are handed out without keeping the earlier ones alive (graphs
+    built one at a time then need less than the records of the whole file plus the graphs)."""
+    import weakref
+
+    from tg_bridge.spans import SpanRecord
+    from tg_bridge.traces.grouping import TraceGrouper
+
+    with TraceGrouper() as grouper:
+        for span in range(3):
+            for trace in range(4):
+                grouper.add(SpanRecord(f"{trace:032x}", f"{span + 1:016x}", None, "s"))
+        refs, alive = [], []
+        for trace in grouper.traces():
+            refs.append(weakref.ref(trace[0]))
+            del trace
+            alive.append(sum(ref() is not None for ref in refs[:-1]))
+    assert len(refs) == 4 and alive == [0, 0, 0, 0]

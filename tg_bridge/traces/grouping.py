@@ -118,21 +118,22 @@ class TraceGrouper:
 
     def traces(self) -> Iterator[list[SpanRecord]]:
         """Every trace (its span list), in order of first appearance; each handed out once."""
-        in_memory = sorted(self._open.items(), key=lambda item: item[1][0])
+        # Newest first, so that pop() hands them out oldest first and drops each reference
+        # as it goes: a trace the caller is done with is freed before the file's end.
+        in_memory = sorted(self._open.values(), key=lambda entry: entry[0], reverse=True)
         self._open = OrderedDict()
         self._open_count = self._open_bytes = 0
         self._trace_bytes = {}
         on_disk = self._spilled_order()
-        memory_iter = iter(in_memory)
-        pending = next(memory_iter, None)
+        pending = in_memory.pop() if in_memory else None
         for seq in on_disk:
-            while pending is not None and pending[1][0] < seq:
-                yield pending[1][1]
-                pending = next(memory_iter, None)
+            while pending is not None and pending[0] < seq:
+                yield pending[1]
+                pending = in_memory.pop() if in_memory else None
             yield self._read(seq)
         while pending is not None:
-            yield pending[1][1]
-            pending = next(memory_iter, None)
+            yield pending[1]
+            pending = in_memory.pop() if in_memory else None
 
     def close(self) -> None:
         """Drop everything and delete the spill file (idempotent)."""
