@@ -181,3 +181,21 @@ def test_follow_traces_is_bounded_by_max_polls_and_stops_on_the_event(tmp_path):
         stop.set()  # what the CLI's SIGTERM/SIGINT handler does
     assert _ids(seen) == [(3, [31])]
     assert list(follow_traces(tmp_path, ckpt, max_polls=2, interval=0)) == []  # committed before stopping
+
+
+def test_a_new_file_on_a_reused_inode_with_the_same_first_bytes_is_read_from_the_start(tmp_path):
+    log = tmp_path / "traces.json"
+    long_span = _span(1, 11)
+    long_span["attributes"][0]["value"]["stringValue"] = "x" * 6000  # first line longer than the head
+    first = _line(long_span)
+    _append(log, first)
+    follower = TraceFollower(tmp_path)
+    follower.poll()
+    assert _ids(follower.poll()) == [(1, [11])]
+    longer = dict(long_span, attributes=[{"key": "k", "value": {"stringValue": "x" * 7000}}])
+    replaced = _line(longer) + _line(_span(2, 21))
+    assert replaced[:4096] == first[:4096] and replaced[len(first) - 1 : len(first)] != b"\n"
+    log.write_bytes(replaced)  # same inode, same first 4 KiB, longer: only the line end tells
+    follower.poll()
+    assert _ids(follower.poll()) == [(2, [21])]
+    assert follower.stats.rewound == 1 and follower.stats.late_spans == 1 and follower.stats.bad_lines == 0

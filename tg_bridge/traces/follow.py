@@ -7,7 +7,8 @@ and saves the checkpoint after the caller has taken every trace of a poll.
 
 What it remembers per file (the checkpoint, JSON, written atomically: temporary file, fsync,
 ``os.replace``): the file's identity — device and inode, plus a SHA-256 of its first bytes —
-its current name and the byte offset just past the last complete line consumed. Hence:
+its current name and the byte offset just past the last complete line consumed (a new
+file on a reused inode differs in its first bytes, or has no line end at that offset). Hence:
 
 - **Rotation** (the file exporter renames ``traces.json`` to a timestamped backup and opens
   a new ``traces.json``): the inode moves with the data, so the backup is finished from the
@@ -66,7 +67,9 @@ __all__ = ["FollowStats", "TraceFollower", "follow_traces"]
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_VERSION = 1
-_HEAD_BYTES = 256  # how much of a file's start identifies it (with its inode)
+# How much of a file's start identifies it (with its inode): enough to reach the first span's
+# random trace id, since files of one service share their resource attributes at the start.
+_HEAD_BYTES = 4096
 _BLOCK = 1 << 20
 _RECENT = 50_000  # trace ids remembered as handed out (to drop late spans)
 
@@ -187,6 +190,9 @@ class TraceFollower:
         return found
 
     def _same_file(self, path: str, st: os.stat_result, state: _File) -> bool:
+        """Whether the file at ``path`` (same device and inode as ``state``) is still the one
+        ``state`` describes: long enough, same first bytes, and a line ends where we stopped
+        (an inode reused by a new file fails one of these)."""
         if st.st_size < state.offset:
             return False
         if not state.head_len:
@@ -194,6 +200,10 @@ class TraceFollower:
         try:
             with open(path, "rb") as handle:
                 head = handle.read(state.head_len)
+                if state.offset and not state.skipping:
+                    handle.seek(state.offset - 1)
+                    if handle.read(1) != b"\n":
+                        return False
         except OSError:
             return True  # unreadable now: decided at the next poll
         return hashlib.sha256(head).hexdigest() == state.head
