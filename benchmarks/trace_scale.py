@@ -10,6 +10,8 @@ stream. Each measurement runs in a fresh subprocess, so its peak RSS (VmHWM from
 /proc/self/status) is its own; with ``--repeat N`` the row is the run with the least CPU
 time of N (the machine may be shared: other jobs inflate both wall and CPU time):
 
+- ``spans``  — ``tg_bridge.traces.iter_spans``: every span parsed and converted, not grouped
+  (what a consumer of the span stream or ``--follow`` pays per span);
 - ``read``   — ``tg_bridge.traces.iter_traces``: every span parsed and grouped per trace;
 - ``graphs`` — ``tg_bridge.reconstruction.iter_graphs``: read + one graph per trace, each
   dropped after use (what ``tg-bridge graph`` / ``optimize`` do);
@@ -55,7 +57,15 @@ def _measure(mode: str, path: str) -> dict[str, float]:
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     spans = traces = 0
-    if mode == "read":
+    if mode == "spans":
+        from tg_bridge.traces import iter_spans
+
+        seen = set()
+        for span in iter_spans(path):
+            spans += 1
+            seen.add(span.trace_id)
+        traces = len(seen)
+    elif mode == "read":
         from tg_bridge.traces import iter_traces
 
         for trace in iter_traces(path):
