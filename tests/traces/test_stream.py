@@ -370,3 +370,27 @@ def test_grouper_frees_each_trace_once_the_caller_moves_on():
             del trace
             alive.append(sum(ref() is not None for ref in refs[:-1]))
     assert len(refs) == 4 and alive == [0, 0, 0, 0]
+
+
+def test_spilled_records_come_back_with_the_same_value_types():
+    """The spill codec (marshal, JSON for anything else) keeps tuples, bools, NaN, big ints,
+    events and odd mappings exactly."""
+    import types
+
+    from tg_bridge.spans import SpanRecord
+    from tg_bridge.traces.grouping import TraceGrouper
+
+    attrs = {"nan": float("nan"), "big": 10**30, "tuple": (1, "a", True, 2.5), "bool": False, "one": 1}
+    spans = [
+        SpanRecord(f"{t:032x}", f"{s + 1:016x}", None if s == 0 else "0" * 15 + "1", f"s{s}", s, s + 1,
+                   dict(attrs, s=s), "OK", ({"name": "e", "time_ns": 3, "attributes": {"k": (1,)}},), {"svc": "x"})
+        for t in range(3) for s in range(2)
+    ]  # fmt: skip
+    proxy = SpanRecord("f" * 32, "1" * 16, None, "proxy", attributes=types.MappingProxyType({"a": 1}))
+    with TraceGrouper(max_open_spans=1) as grouper:
+        grouper.add_all([proxy, *spans])  # not a dict: spilled through the JSON fallback
+        out = [span for trace in grouper.traces() for span in trace]
+        assert grouper.spilled_spans >= len(spans)
+    assert out[0].name == "proxy" and dict(out[0].attributes) == {"a": 1}
+    assert repr(out[1:]) == repr(spans)
+    assert type(out[1].attributes["tuple"]) is tuple and out[1].attributes["bool"] is False
