@@ -245,3 +245,15 @@ def test_the_fast_record_constructor_builds_the_same_frozen_record():
     assert pickle.loads(pickle.dumps(fast)) == slow and dataclasses.replace(fast, name="m").name == "m"
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.name = "changed"  # type: ignore[misc]
+
+
+def test_attribute_lists_and_mappings_of_other_types_read_like_plain_ones():
+    from collections import OrderedDict, UserList
+
+    class Entries(list):
+        pass
+
+    entries = [{"key": "a", "value": {"stringValue": "x"}}, OrderedDict(key="n", value={"intValue": "3"})]
+    for raw in (Entries(entries), UserList(entries)):
+        (record,) = records_from_object(_request({**_otlp_span(), "attributes": raw}))
+        assert record.attributes == ({"a": "x", "n": 3} if isinstance(raw, list) else {})

@@ -180,6 +180,8 @@ def _attributes(raw: Any) -> dict[str, Any]:
             decoded = _plain_value(value)
             if decoded is not None:
                 attrs[str(key)] = decoded
+    elif isinstance(raw, list):  # a list subclass from a caller: read like a list
+        return _attributes(list(raw))
     return attrs
 
 
