@@ -62,28 +62,34 @@ def register_graph(subparsers: Any) -> None:
             "prompts found (parameters) and each graph."
         ),
     )
-    parser.add_argument("file", help="OTLP JSON trace file")
+    parser.add_argument("file", help="OTLP JSON trace file (with --follow: a directory or glob)")
     parser.add_argument(
         "-f", "--format", choices=GRAPH_FORMATS, default="text", help="output format (default: text)"
     )
     parser.add_argument("--json", action="store_true", help="same as --format json")
+    from .cli_follow import add_follow_options
+
+    add_follow_options(parser)
     parser.set_defaults(func=run_graph)
 
 
 def run_graph(args: argparse.Namespace) -> int:
     path = args.file
+    fmt = "json" if args.json else args.format
+    if args.follow:
+        from .cli_follow import run_follow
+
+        return run_follow(args, fmt, _graph_renderer(fmt))
+    if args.checkpoint or args.max_polls is not None:
+        raise UsageError("--checkpoint and --max-polls need --follow")
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, expected a trace file")
     from .reconstruction import iter_graphs
     from .reconstruction.skips import describe_skipped
-    from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
 
-    fmt = "json" if args.json else args.format
-    render: Callable[[Any], Any] = {
-        "json": graph_to_json, "text": graph_to_text, "mermaid": graph_to_mermaid, "dot": graph_to_dot
-    }[fmt]  # fmt: skip
+    render = _graph_renderer(fmt)
     # One graph at a time (memory follows the largest trace, not the file); each rendering
     # waits in a spool file, since the header needs every trace's parameters and the count.
     by_key: dict[str, dict[str, Any]] = {}
@@ -100,6 +106,12 @@ def run_graph(args: argparse.Namespace) -> int:
         uses = {key: p.metadata.get("uses") for key, p in pool.items()}  # final, whole file
         _write_graphs(sys.stdout, path, fmt, list(by_key.values()), count, spool, uses)
     return 0
+
+
+def _graph_renderer(fmt: str) -> Callable[[Any], Any]:
+    from .views import graph_to_dot, graph_to_json, graph_to_mermaid, graph_to_text
+
+    return {"json": graph_to_json, "text": graph_to_text, "mermaid": graph_to_mermaid, "dot": graph_to_dot}[fmt]
 
 
 def _write_graphs(out: Any, path: str, fmt: str, params: list[dict[str, Any]], count: int, spool: Any,

@@ -11,7 +11,7 @@ import pytest
 from tg_bridge.exceptions import TraceFormatError
 from tg_bridge.reconstruction import load_traces
 from tg_bridge.traces import iter_spans, read_spans
-from tg_bridge.traces.otlp_json import decode_any_value, normalize_id
+from tg_bridge.traces.otlp_json import decode_any_value, normalize_id, records_from_object
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -172,3 +172,88 @@ def test_load_traces_metadata_and_shared_pool():
     assert json.loads(graphs[1].metadata["input"])["question"] == "What is the highest mountain in Japan?"
     assert graphs[1].metadata["output"] == "Mount Fuji."
     assert len(pool) == 4
+
+
+# -- the canonical-spelling fast path in otlp_json._span must give what the general code gives --
+_ATTRS = [{"key": "a", "value": {"stringValue": "x"}}, {"key": "n", "value": {"intValue": "7"}},
+          {"key": 3, "value": {"stringValue": "bad key"}}, "not an entry",
+          {"key": "two", "value": {"intValue": "1", "stringValue": "first wins"}},
+          {"key": "s", "value": {"stringValue": 5}}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, {"trace_id": TRACE, "span_id": SPAN, "parent_id": None, "start_ns": 5, "end_ns": 9}),
+        ({"traceId": TRACE.upper(), "spanId": "0x" + SPAN}, {"trace_id": TRACE, "span_id": SPAN}),
+        ({"traceId": _b64(TRACE), "parentSpanId": _b64(SPAN)}, {"trace_id": TRACE, "parent_id": SPAN}),
+        ({"parentSpanId": "0" * 16}, {"parent_id": None}),
+        ({"parentSpanId": SPAN.upper()}, {"parent_id": SPAN}),
+        ({"startTimeUnixNano": 12, "endTimeUnixNano": 12.0}, {"start_ns": 12, "end_ns": 12}),
+        ({"startTimeUnixNano": " 12 ", "endTimeUnixNano": str(2**64 - 1)}, {"start_ns": 12, "end_ns": 2**64 - 1}),
+        ({"startTimeUnixNano": "\u0663"}, {"start_ns": 3}),  # a non-ASCII digit: what int() reads
+        ({"startTimeUnixNano": "2023-11-14T22:13:20Z"}, {"start_ns": 1_700_000_000_000_000_000}),
+        ({"status": {"code": 2}}, {"status": "ERROR"}),
+        ({"status": {"code": True}}, {"status": "OK"}),
+        ({"status": {"code": "STATUS_CODE_ERROR"}}, {"status": "ERROR"}),
+        ({"status": {"code": 9}}, {"status": "UNSET"}),
+        ({"name": 12}, {"name": "12"}),
+        ({"attributes": _ATTRS}, {"attributes": {"a": "x", "n": 7, "two": 1, "s": "5"}}),
+    ],
+)
+def test_canonical_and_other_spellings_read_the_same(fields, expected):
+    span = {**_otlp_span(), "startTimeUnixNano": "5", "endTimeUnixNano": "9", **fields}
+    (record,) = records_from_object(_request(span))
+    assert {key: getattr(record, key) for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"traceId": "0" * 32},  # all-zero is "no id", not a fast-path id
+        {"startTimeUnixNano": str(2**64)},  # 20 digits, beyond fixed64
+        {"endTimeUnixNano": "99999999999999999999"},
+        {"startTimeUnixNano": "NaN"},
+        {"startTimeUnixNano": True},
+    ],
+)
+def test_out_of_range_and_missing_ids_stay_typed_errors(fields):
+    with pytest.raises(TraceFormatError):
+        list(records_from_object(_request({**_otlp_span(), **fields})))
+
+
+def test_records_before_a_bad_span_come_first_then_the_error():
+    good = _otlp_span(span="1" * 16)
+    records = records_from_object(_request(good, _otlp_span(span="2" * 16, startTimeUnixNano=-1)))
+    assert next(records).span_id == "1" * 16
+    with pytest.raises(TraceFormatError, match="span 1"):
+        next(records)
+
+
+def test_the_fast_record_constructor_builds_the_same_frozen_record():
+    import dataclasses
+    import pickle
+
+    from tg_bridge.spans import SpanRecord
+    from tg_bridge.traces import otlp_json
+
+    args = (TRACE, SPAN, None, "n", 1, 2, {"a": ("x", 1)}, "OK", ({"name": "e", "time_ns": 3, "attributes": {}},),
+            {"service.name": "svc"})  # fmt: skip
+    assert otlp_json._make_record is otlp_json._record_fast  # in use for today's SpanRecord
+    fast, slow = otlp_json._record_fast(*args), SpanRecord(*args)
+    assert fast == slow and repr(fast) == repr(slow) and dataclasses.astuple(fast) == dataclasses.astuple(slow)
+    assert pickle.loads(pickle.dumps(fast)) == slow and dataclasses.replace(fast, name="m").name == "m"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.name = "changed"  # type: ignore[misc]
+
+
+def test_attribute_lists_and_mappings_of_other_types_read_like_plain_ones():
+    from collections import OrderedDict, UserList
+
+    class Entries(list):
+        pass
+
+    entries = [{"key": "a", "value": {"stringValue": "x"}}, OrderedDict(key="n", value={"intValue": "3"})]
+    for raw in (Entries(entries), UserList(entries)):
+        (record,) = records_from_object(_request({**_otlp_span(), "attributes": raw}))
+        assert record.attributes == ({"a": "x", "n": 3} if isinstance(raw, list) else {})

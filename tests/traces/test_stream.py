@@ -295,3 +295,102 @@ def test_what_only_the_standard_library_accepts_still_reads(tmp_path):
     path = _write(tmp_path, "nan.jsonl", text + "\n")
     (record,) = read_spans(path)
     assert record.start_ns == 1000 and record == old(path)[0]
+
+
+def test_protobuf_fields_read_as_protobuf_json_would(tmp_path):
+    """The field-by-field protobuf conversion gives the records that going through
+    json_format.MessageToDict (protobuf-JSON, the reference) gives, odd values included."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from tg_bridge.traces.otlp_json import _attributes, _span
+
+    values = [{"stringValue": ""}, {"intValue": "-7"}, {"doubleValue": 1.5}, {"boolValue": False},
+              {"bytesValue": "AAE="}, {"arrayValue": {"values": [{"intValue": "1"}, {}, {"stringValue": "x"}]}},
+              {"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}, {"value": {"intValue": "2"}}]}},
+              {}]  # fmt: skip
+    attrs = [{"key": f"k{i}", "value": v} for i, v in enumerate(values)] + [{"value": {"stringValue": "no key"}}]
+    spans = [
+        {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AQIDBAUGBwg=", "name": "full", "attributes": attrs,
+         "startTimeUnixNano": "5", "endTimeUnixNano": "18446744073709551615", "status": {"code": "STATUS_CODE_ERROR"},
+         "events": [{"name": "e", "timeUnixNano": "9", "attributes": attrs[:2]}, {}]},
+        {"traceId": "AAECAwQ=", "spanId": "AQIDBAUGBwg=", "parentSpanId": "AAAAAAAAAAA="},  # odd/zero ids
+        {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AQIDBAUGBwk=", "parentSpanId": "AQIDBAUGBwg=",
+         "status": {"code": 7}},
+    ]  # fmt: skip
+    request = {"resourceSpans": [{"resource": {"attributes": attrs[:3]}, "scopeSpans": [{"spans": spans}]}]}
+    message = json_format.ParseDict(request, ExportTraceServiceRequest())
+    path = _write(tmp_path, "odd.pb", message.SerializeToString())
+    rs = message.resource_spans[0]
+    resource = _attributes(json_format.MessageToDict(rs.resource).get("attributes"))
+    expected = [_span(json_format.MessageToDict(s), resource, "x") for s in rs.scope_spans[0].spans]
+    assert read_spans(path) == expected
+    assert expected[0].attributes["k0"] == "" and "" not in expected[0].attributes
+
+
+@pytest.mark.parametrize("gc_on", [True, False])
+def test_the_gc_state_is_restored_after_reading_and_after_an_error(tmp_path, gc_on):
+    """The readers pause the cyclic GC while they run (never while the caller's code runs) and
+    put it back as they found it, also when the file is bad."""
+    import gc
+
+    good = _write(tmp_path, "good.jsonl", json.dumps(_request([_span(0), _span(1)])) + "\n")
+    bad = _write(tmp_path, "bad.jsonl", json.dumps(_request([_span(0)])) + "\n{\"resourceSpans\": 5}\n")
+    states = []
+    was = gc.isenabled()
+    try:
+        gc.enable() if gc_on else gc.disable()
+        for _trace in iter_traces(good):
+            states.append(gc.isenabled())  # the caller's code runs with the GC as it set it
+        for _ in iter_spans(good):
+            states.append(gc.isenabled())
+        with pytest.raises(TraceFormatError, match="line 2"):
+            list(iter_traces(bad))
+        states.append(gc.isenabled())
+    finally:
+        gc.enable() if was else gc.disable()
+    assert states == [gc_on] * len(states) and len(states) == 4
+
+
+def test_grouper_frees_each_trace_once_the_caller_moves_on():
+    """Traces held in memory are handed out without keeping the earlier ones alive (graphs
+    built one at a time then need less than the records of the whole file plus the graphs)."""
+    import weakref
+
+    from tg_bridge.spans import SpanRecord
+    from tg_bridge.traces.grouping import TraceGrouper
+
+    with TraceGrouper() as grouper:
+        for span in range(3):
+            for trace in range(4):
+                grouper.add(SpanRecord(f"{trace:032x}", f"{span + 1:016x}", None, "s"))
+        refs, alive = [], []
+        for trace in grouper.traces():
+            refs.append(weakref.ref(trace[0]))
+            del trace
+            alive.append(sum(ref() is not None for ref in refs[:-1]))
+    assert len(refs) == 4 and alive == [0, 0, 0, 0]
+
+
+def test_spilled_records_come_back_with_the_same_value_types():
+    """The spill codec (marshal, JSON for anything else) keeps tuples, bools, NaN, big ints,
+    events and odd mappings exactly."""
+    import types
+
+    from tg_bridge.spans import SpanRecord
+    from tg_bridge.traces.grouping import TraceGrouper
+
+    attrs = {"nan": float("nan"), "big": 10**30, "tuple": (1, "a", True, 2.5), "bool": False, "one": 1}
+    spans = [
+        SpanRecord(f"{t:032x}", f"{s + 1:016x}", None if s == 0 else "0" * 15 + "1", f"s{s}", s, s + 1,
+                   dict(attrs, s=s), "OK", ({"name": "e", "time_ns": 3, "attributes": {"k": (1,)}},), {"svc": "x"})
+        for t in range(3) for s in range(2)
+    ]  # fmt: skip
+    proxy = SpanRecord("f" * 32, "1" * 16, None, "proxy", attributes=types.MappingProxyType({"a": 1}))
+    with TraceGrouper(max_open_spans=1) as grouper:
+        grouper.add_all([proxy, *spans])  # not a dict: spilled through the JSON fallback
+        out = [span for trace in grouper.traces() for span in trace]
+        assert grouper.spilled_spans >= len(spans)
+    assert out[0].name == "proxy" and dict(out[0].attributes) == {"a": 1}
+    assert repr(out[1:]) == repr(spans)
+    assert type(out[1].attributes["tuple"]) is tuple and out[1].attributes["bool"] is False

@@ -5,7 +5,9 @@ See :mod:`tg_bridge.traces.otlp_json` for the accepted formats (OTLP JSON lines 
 the OTel Collector file exporter, one OTLP JSON document, or flattened span dicts) and
 :mod:`tg_bridge.traces.stream` for how files of any size (and OTLP protobuf) are read without
 holding them: :func:`iter_spans` streams records, :func:`iter_traces` yields one trace at a
-time with memory bounded by the open traces, not the file.
+time with memory bounded by the open traces, not the file. :func:`follow_traces`
+(:mod:`tg_bridge.traces.follow`) reads an OTel Collector's rotating files incrementally from a
+checkpoint; :mod:`tg_bridge.traces.feedback_spans` puts user feedback into the traces.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import os
 from typing import Any
 
 from ..spans import SpanRecord
+from .follow import TraceFollower, follow_traces
 from .stream import iter_spans, iter_traces, sniff_format
 
-__all__ = ["SpanRecord", "group_by_trace", "iter_spans", "iter_traces", "read_spans", "sniff_format"]
+__all__ = ["SpanRecord", "TraceFollower", "follow_traces", "group_by_trace", "iter_spans", "iter_traces",
+           "read_spans", "sniff_format"]
 
 
 def read_spans(path: str | os.PathLike[str]) -> list[SpanRecord]:

@@ -29,18 +29,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..exceptions import TraceFormatError
 from ..spans import SpanRecord
-from .checks import decode_utf8, parse_json, timestamp_ns, too_deep
+from .checks import MAX_TIMESTAMP_NS, decode_utf8, parse_json, timestamp_ns, too_deep
 
-__all__ = ["decode_any_value", "iter_spans", "normalize_id", "records_from_object"]
+__all__ = ["decode_any_value", "fill_records", "iter_spans", "normalize_id", "records_from_object"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ _STATUS = {
     "UNSET": "UNSET", "OK": "OK", "ERROR": "ERROR",
 }  # fmt: skip
 _SNIFF_BYTES = 4096
+# The canonical id spellings (what the collector and every SDK write): taken as they are.
+_TRACE_HEX = re.compile("[0-9a-f]{32}").fullmatch
+_SPAN_HEX = re.compile("[0-9a-f]{16}").fullmatch
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 def normalize_id(value: Any, nbytes: int) -> str | None:
@@ -85,7 +92,7 @@ def normalize_id(value: Any, nbytes: int) -> str | None:
 
 def decode_any_value(value: Any) -> Any:
     """Decode an OTLP ``AnyValue`` (protobuf-JSON) to a plain attribute value, or None."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return _plain_value(value)
     for field, item in value.items():
         if field in ("stringValue", "string_value"):
@@ -146,18 +153,35 @@ def _plain_value(value: Any) -> Any:
 def _attributes(raw: Any) -> dict[str, Any]:
     """OTLP ``[{"key", "value"}]`` lists or plain dicts; bad entries skipped."""
     attrs: dict[str, Any] = {}
-    if isinstance(raw, Mapping):
+    if type(raw) is list:
+        # The hot loop of every reader (~6 attributes a span): exact-type checks first (what a
+        # JSON parser returns), the ABC checks and the full AnyValue decoding only for the rest.
+        for entry in raw:
+            if type(entry) is dict:
+                key = entry.get("key")
+                if type(key) is not str:
+                    continue
+                value = entry.get("value")
+                if type(value) is dict and len(value) == 1:
+                    text = value.get("stringValue")
+                    if type(text) is str:
+                        attrs[key] = text
+                        continue
+                decoded = decode_any_value(value)
+            elif isinstance(entry, Mapping) and isinstance(entry.get("key"), str):
+                key = entry["key"]
+                decoded = decode_any_value(entry.get("value"))
+            else:
+                continue
+            if decoded is not None:
+                attrs[key] = decoded
+    elif isinstance(raw, Mapping):
         for key, value in raw.items():
             decoded = _plain_value(value)
             if decoded is not None:
                 attrs[str(key)] = decoded
-    elif isinstance(raw, list):
-        for entry in raw:
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str):
-                continue
-            decoded = decode_any_value(entry.get("value"))
-            if decoded is not None:
-                attrs[entry["key"]] = decoded
+    elif isinstance(raw, list):  # a list subclass from a caller: read like a list
+        return _attributes(list(raw))
     return attrs
 
 
@@ -166,7 +190,7 @@ def _nanos(value: Any, where: str) -> int:
 
 
 def _status(raw: Any) -> str:
-    if isinstance(raw, Mapping):
+    if type(raw) is dict or isinstance(raw, Mapping):
         raw = raw.get("code", raw.get("status_code", 0))
     if isinstance(raw, str) and raw.isdigit():
         raw = int(raw)
@@ -195,58 +219,131 @@ def _pick(span: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def _span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
-    if not isinstance(span, Mapping):
-        raise TraceFormatError(f"a span must be a JSON object, got {type(span).__name__}", where=where)
+def _context_id(span: Mapping[str, Any], names: tuple[str, str], nbytes: int) -> str | None:
+    """An id in any accepted spelling: camelCase, snake_case or under ``context`` (an SDK's
+    ``ReadableSpan.to_json()``)."""
     raw_context = span.get("context")
     context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
-    trace_id = normalize_id(_pick(span, "traceId", "trace_id") or context.get("trace_id"), 16)
-    span_id = normalize_id(_pick(span, "spanId", "span_id") or context.get("span_id"), 8)
+    return normalize_id(_pick(span, *names) or context.get(names[1]), nbytes)
+
+
+def _span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
+    """One span object to a record (every reader's per-span step).
+
+    Each field first tries the canonical OTLP JSON spelling with exact types (lowercase hex
+    ids, digit-string or int timestamps, plain dicts and lists), which is what the collector
+    writes and costs a few dict lookups; anything else goes through the general code that
+    accepts the other spellings and raises the typed errors. Both give the same record.
+    """
+    if type(span) is not dict and not isinstance(span, Mapping):
+        raise TraceFormatError(f"a span must be a JSON object, got {type(span).__name__}", where=where)
+    trace_id: str | None = span.get("traceId")
+    if type(trace_id) is not str or not _TRACE_HEX(trace_id) or trace_id == _ZERO_TRACE:
+        trace_id = _context_id(span, ("traceId", "trace_id"), 16)
+    span_id: str | None = span.get("spanId")
+    if type(span_id) is not str or not _SPAN_HEX(span_id) or span_id == _ZERO_SPAN:
+        span_id = _context_id(span, ("spanId", "span_id"), 8)
     if not trace_id or not span_id:
         raise TraceFormatError("span without traceId/spanId", where=where)
-    parent = normalize_id(_pick(span, "parentSpanId", "parent_span_id", "parent_id"), 8)
+    parent: str | None = span.get("parentSpanId")
+    if parent == "":
+        parent = None
+    elif type(parent) is not str or not _SPAN_HEX(parent) or parent == _ZERO_SPAN:
+        parent = normalize_id(_pick(span, "parentSpanId", "parent_span_id", "parent_id"), 8)
     name = span.get("name")
-    return SpanRecord(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_id=parent,
-        name=name if isinstance(name, str) else str(name or ""),
-        start_ns=_nanos(_pick(span, "startTimeUnixNano", "start_time_unix_nano", "start_time",
-                              "start_ns"), f"{where} startTimeUnixNano"),
-        end_ns=_nanos(_pick(span, "endTimeUnixNano", "end_time_unix_nano", "end_time", "end_ns"),
-                      f"{where} endTimeUnixNano"),
-        attributes=_attributes(span.get("attributes")),
-        status=_status(span.get("status")),
-        events=_events(span.get("events"), where),
-        resource=resource,
-    )
+    if type(name) is not str:
+        name = str(name or "")
+    # Timestamps: a string of at most 19 ASCII digits is an int below 2**64, no check needed.
+    start = span.get("startTimeUnixNano")
+    if type(start) is str and len(start) < 20 and start.isdigit() and start.isascii():
+        start_ns = int(start)
+    elif type(start) is int and 0 <= start <= MAX_TIMESTAMP_NS:  # protobuf's fixed64
+        start_ns = start
+    else:
+        start_ns = _nanos(_pick(span, "startTimeUnixNano", "start_time_unix_nano", "start_time", "start_ns"),
+                          f"{where} startTimeUnixNano")  # fmt: skip
+    end = span.get("endTimeUnixNano")
+    if type(end) is str and len(end) < 20 and end.isdigit() and end.isascii():
+        end_ns = int(end)
+    elif type(end) is int and 0 <= end <= MAX_TIMESTAMP_NS:
+        end_ns = end
+    else:
+        end_ns = _nanos(_pick(span, "endTimeUnixNano", "end_time_unix_nano", "end_time", "end_ns"),
+                        f"{where} endTimeUnixNano")  # fmt: skip
+    raw_status = span.get("status")
+    code = raw_status.get("code") if type(raw_status) is dict else None
+    status = _STATUS.get(code, "UNSET") if type(code) is int else _status(raw_status)
+    events = span.get("events")
+    return _make_record(trace_id, span_id, parent, name, start_ns, end_ns, _attributes(span.get("attributes")),
+                        status, _events(events, where) if events else (), resource)  # fmt: skip
+
+
+def _record_fast(trace_id: str, span_id: str, parent_id: str | None, name: str, start_ns: int, end_ns: int,
+                 attributes: dict[str, Any], status: str, events: tuple[Mapping[str, Any], ...],
+                 resource: Mapping[str, Any]) -> SpanRecord:  # fmt: skip
+    """``SpanRecord(...)`` without the frozen dataclass ``__init__``, which sets each of the
+    ten fields through ``object.__setattr__`` (a tenth of the read time at 100k spans). The
+    instance is the same: same ``__dict__``, equality, repr, pickling, still frozen."""
+    record = _new(SpanRecord)
+    record.__dict__.update(trace_id=trace_id, span_id=span_id, parent_id=parent_id, name=name,
+                           start_ns=start_ns, end_ns=end_ns, attributes=attributes, status=status,
+                           events=events, resource=resource)  # fmt: skip
+    return record
+
+
+_new = object.__new__
+_FIELDS = ("trace_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "attributes", "status", "events",
+           "resource")  # fmt: skip
+# Only while SpanRecord is what _record_fast assumes (a plain __dict__, these fields in this
+# order, no __post_init__); otherwise the ordinary constructor.
+_make_record: Any = (
+    _record_fast
+    if tuple(f.name for f in dataclasses.fields(SpanRecord)) == _FIELDS
+    and "__slots__" not in vars(SpanRecord) and not hasattr(SpanRecord, "__post_init__")
+    else SpanRecord
+)
 
 
 def records_from_object(obj: Any, where: str = "") -> Iterator[SpanRecord]:
     """Span records from one parsed JSON value: an OTLP request, a list of requests, a
     flattened span dict or a list of them. Raises :class:`TraceFormatError` (``where``
-    extended with the span index) for anything else."""
+    extended with the span index) for anything else, after yielding the records before it."""
+    out: list[SpanRecord] = []
+    try:
+        fill_records(obj, out, where)
+    except BaseException:
+        yield from out
+        raise
+    yield from out
+
+
+def fill_records(obj: Any, out: list[SpanRecord], where: str = "") -> None:
+    """:func:`records_from_object` appending to ``out`` instead of yielding: no generator
+    frame per span (the streaming reader's hot path). On error ``out`` holds the records
+    before the bad span and the TraceFormatError propagates."""
     if isinstance(obj, list):
         for i, item in enumerate(obj):
-            yield from records_from_object(item, f"{where} item {i}".strip())
+            fill_records(item, out, f"{where} item {i}".strip())
         return
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise TraceFormatError(f"expected a JSON object or list, got {type(obj).__name__}", where=where)
     if "resourceSpans" in obj or "resource_spans" in obj:
-        yield from _request(obj, where)
+        _request(obj, out, where)
     elif any(k in obj for k in ("span_id", "spanId", "context")):
-        yield _span(obj, {}, where or "span")
+        out.append(_span(obj, {}, where or "span"))
     else:
         raise TraceFormatError("neither an OTLP request (resourceSpans) nor a span", where=where)
 
 
-def _request(obj: Mapping[str, Any], where: str) -> Iterator[SpanRecord]:
+def _request(obj: Mapping[str, Any], out: list[SpanRecord], where: str) -> None:
     index = 0
     resource_spans = _pick(obj, "resourceSpans", "resource_spans")
     if not isinstance(resource_spans, list):
         raise TraceFormatError("resourceSpans is not a list", where=where)
+    prefix = f"{where} span " if where else "span "
+    append = out.append
     for rs in resource_spans:
-        if not isinstance(rs, Mapping):
+        if type(rs) is not dict and not isinstance(rs, Mapping):
             raise TraceFormatError("resourceSpans entry is not an object", where=where)
         res = rs.get("resource")
         resource = _attributes(res.get("attributes")) if isinstance(res, Mapping) else {}
@@ -254,7 +351,7 @@ def _request(obj: Mapping[str, Any], where: str) -> Iterator[SpanRecord]:
         for ss in scopes if isinstance(scopes, list) else ():
             spans = ss.get("spans", []) if isinstance(ss, Mapping) else []
             for span in spans if isinstance(spans, list) else ():
-                yield _span(span, resource, f"{where} span {index}".strip())
+                append(_span(span, resource, prefix + str(index)))
                 index += 1
 
 
@@ -340,8 +437,20 @@ def _document(handle: Any, name: str) -> Iterator[SpanRecord]:
 
 def _records(obj: Any, name: str, where: str) -> Iterator[SpanRecord]:
     """Span records of one parsed value, every failure located in file ``name``."""
+    out: list[SpanRecord] = []
     try:
-        yield from records_from_object(obj, "" if where == "document" else where)
+        fill_located(obj, out, name, where)
+    except TraceFormatError:
+        yield from out
+        raise
+    yield from out
+
+
+def fill_located(obj: Any, out: list[SpanRecord], name: str, where: str) -> None:
+    """:func:`fill_records` with every failure a TraceFormatError located in file ``name``
+    (``where`` is the line, or ``"document"``)."""
+    try:
+        fill_records(obj, out, "" if where == "document" else where)
     except TraceFormatError as exc:
         raise TraceFormatError(_reason(exc), path=name, where=exc.where or where) from exc
     except RecursionError:  # attribute values nested deeper than we walk

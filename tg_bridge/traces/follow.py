@@ -1,0 +1,424 @@
+"""Following rotating OTLP JSON lines files (the OTel Collector file exporter) from a checkpoint.
+
+:class:`TraceFollower` reads, at each :meth:`~TraceFollower.poll`, only what was appended to
+the files of a directory or glob since the last poll, and returns the traces that became
+complete. :func:`follow_traces` loops over polls (bounded by ``max_polls`` or a stop event)
+and saves the checkpoint after the caller has taken every trace of a poll.
+
+What it remembers per file (the checkpoint, JSON, written atomically: temporary file, fsync,
+``os.replace``): the file's identity — device and inode, plus a SHA-256 of its first bytes —
+its current name and the byte offset just past the last complete line consumed (a new
+file on a reused inode differs in its first bytes, or has no line end at that offset). Hence:
+
+- **Rotation** (the file exporter renames ``traces.json`` to a timestamped backup and opens
+  a new ``traces.json``): the inode moves with the data, so the backup is finished from the
+  saved offset and the new file is read from 0. Deleted backups are forgotten.
+- **Truncation or a reused inode** (copy-truncate rotation, a new file on a freed inode): the
+  file is shorter than the offset, or its first bytes differ, so it is read from 0.
+- **A write in progress**: a last line without its newline is not consumed; it is read once
+  complete. A line longer than ``max_line_bytes`` is skipped (counted in ``stats``), never
+  held whole. A line that is not OTLP JSON is skipped with a warning naming file and line
+  (hostile or damaged input must not stop ingestion forever).
+
+When a trace is complete — lines, not clocks, so that tests need no waiting:
+
+- a trace whose root span (no parent id) has arrived is complete once ``quiet_lines`` further
+  lines (of any file) brought none of its spans, or at an idle poll (one that found no new
+  line: the writer is quiet, nothing more is in flight);
+- a trace without a root (its root was sampled out or lives in another service) is handed
+  out after ``orphan_lines`` lines or ``orphan_polls`` idle polls without a span of it;
+- past ``max_open_spans`` held spans, the least recently extended traces are handed out early
+  (``stats.forced``) to bound memory.
+
+With the collector's tail sampling in front (see docs/collector.md), a trace is written in
+one batch once decided, so ``quiet_lines`` is rarely the deciding rule. A span arriving for
+a trace already handed out (later than the rules allowed) is dropped and counted
+(``stats.late_spans``), so a trace is never yielded twice by one follower. The spans of
+traces not yet complete are saved in the checkpoint, so a restart loses none; traces handed
+out in a poll whose checkpoint was not saved come again after a restart (at-least-once).
+
+Only JSON lines are followed (the file exporter's default ``format: json``); compressed or
+protobuf files are not. Blocking file I/O; not thread-safe (one follower per checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from ..exceptions import TraceFormatError
+from ..spans import SpanRecord, spans_from_json_bytes, spans_to_json_bytes
+from . import fastjson
+from .otlp_json import _located, fill_located
+from .stream import DEFAULT_MAX_LINE, gc_paused
+
+__all__ = ["FollowStats", "TraceFollower", "follow_traces"]
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT_VERSION = 1
+# How much of a file's start identifies it (with its inode): enough to reach the first span's
+# random trace id, since files of one service share their resource attributes at the start.
+_HEAD_BYTES = 4096
+_BLOCK = 1 << 20
+_RECENT = 50_000  # trace ids remembered as handed out (to drop late spans)
+
+
+@dataclasses.dataclass
+class FollowStats:
+    """Counters of one follower (since it was created, not saved in the checkpoint)."""
+
+    polls: int = 0
+    lines: int = 0  # non-blank complete lines consumed
+    spans: int = 0
+    traces: int = 0  # handed out
+    bad_lines: int = 0  # not OTLP JSON: skipped
+    long_lines: int = 0  # longer than max_line_bytes: skipped
+    late_spans: int = 0  # for a trace already handed out: dropped
+    forced: int = 0  # traces handed out early to bound memory
+    rewound: int = 0  # files read again from 0 (truncated or replaced)
+
+
+@dataclasses.dataclass
+class _File:
+    name: str
+    offset: int = 0
+    line: int = 0  # complete lines consumed (for messages)
+    head: str = ""  # sha256 hex of the first head_len bytes
+    head_len: int = 0
+    skipping: bool = False  # inside a line longer than max_line_bytes
+
+
+@dataclasses.dataclass
+class _Trace:
+    spans: list[SpanRecord]
+    last_tick: int
+    rooted: bool
+    idle_polls: int = 0
+
+
+class TraceFollower:
+    """Incremental reader of the OTLP JSON lines files matching ``source`` (see the module).
+
+    ``source`` is a directory (its non-hidden regular files) or a glob pattern. ``checkpoint``
+    (a file path, or None for none) is loaded now when it exists; a damaged one is a
+    TraceFormatError naming it.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        checkpoint: str | os.PathLike[str] | None = None,
+        *,
+        quiet_lines: int = 16,
+        orphan_lines: int = 1024,
+        orphan_polls: int = 5,
+        max_open_spans: int = 200_000,
+        max_line_bytes: int = DEFAULT_MAX_LINE,
+    ) -> None:
+        self.source = os.fspath(source)
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.quiet_lines = max(1, quiet_lines)
+        self.orphan_lines = max(self.quiet_lines, orphan_lines)
+        self.orphan_polls = max(1, orphan_polls)
+        self.max_open_spans = max(1, max_open_spans)
+        self.max_line_bytes = max_line_bytes
+        self.stats = FollowStats()
+        self._files: dict[str, _File] = {}
+        self._open: OrderedDict[str, _Trace] = OrderedDict()  # least recently extended first
+        self._open_spans = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._tick = 0
+        self._done: list[list[SpanRecord]] = []
+        if self.checkpoint is not None and os.path.exists(self.checkpoint):
+            self._load(self.checkpoint)
+
+    # -- reading -----------------------------------------------------------------------------
+    def poll(self) -> list[list[SpanRecord]]:
+        """Read every complete line appended since the last poll; return the traces that
+        became complete (each a span list in arrival order), oldest first."""
+        self.stats.polls += 1
+        lines_before = self.stats.lines
+        seen: set[str] = set()
+        for path, st in self._candidates():
+            key = f"{st.st_dev}:{st.st_ino}"
+            seen.add(key)
+            state = self._files.get(key)
+            if state is None or not self._same_file(path, st, state):
+                if state is not None:
+                    self.stats.rewound += 1
+                state = self._files[key] = _File(name=path)
+            state.name = path
+            if st.st_size > state.offset:
+                self._read_new(path, state, st.st_size)
+        for key in [k for k in self._files if k not in seen]:
+            del self._files[key]  # a deleted backup
+        if self.stats.lines == lines_before:
+            self._idle()
+        done, self._done = self._done, []
+        self.stats.traces += len(done)
+        return done
+
+    def _candidates(self) -> list[tuple[str, os.stat_result]]:
+        """The files to follow, oldest first (a rotated backup before the file that replaced it)."""
+        if os.path.isdir(self.source):
+            names = [os.path.join(self.source, n) for n in os.listdir(self.source) if not n.startswith(".")]
+        else:
+            names = glob.glob(self.source)
+        found = []
+        skip = {os.path.abspath(p) for p in (self.checkpoint, self._tmp_path()) if p}
+        for name in names:
+            if os.path.abspath(name) in skip:
+                continue
+            try:
+                st = os.stat(name)
+            except OSError:  # rotated away or deleted between listing and stat
+                continue
+            if os.path.isfile(name):
+                found.append((name, st))
+        found.sort(key=lambda item: (item[1].st_mtime_ns, item[0]))
+        return found
+
+    def _same_file(self, path: str, st: os.stat_result, state: _File) -> bool:
+        """Whether the file at ``path`` (same device and inode as ``state``) is still the one
+        ``state`` describes: long enough, same first bytes, and a line ends where we stopped
+        (an inode reused by a new file fails one of these)."""
+        if st.st_size < state.offset:
+            return False
+        if not state.head_len:
+            return True
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(state.head_len)
+                if state.offset and not state.skipping:
+                    handle.seek(state.offset - 1)
+                    if handle.read(1) != b"\n":
+                        return False
+        except OSError:
+            return True  # unreadable now: decided at the next poll
+        return hashlib.sha256(head).hexdigest() == state.head
+
+    def _read_new(self, path: str, state: _File, size: int) -> None:
+        """Consume the complete lines between ``state.offset`` and ``size`` (the size seen at
+        this poll: what is appended meanwhile waits for the next poll, so a poll is bounded)."""
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", path, exc)
+            return
+        with handle:
+            if state.head_len < _HEAD_BYTES:
+                head = handle.read(_HEAD_BYTES)
+                state.head, state.head_len = hashlib.sha256(head).hexdigest(), len(head)
+            handle.seek(state.offset)
+            pending = b""
+            left = size - state.offset
+            while left > 0 and (block := handle.read(min(_BLOCK, left))):
+                left -= len(block)
+                data = pending + block
+                start = 0
+                while (end := data.find(b"\n", start)) >= 0:
+                    line = data[start:end]
+                    start = end + 1
+                    state.line += 1
+                    if state.skipping:
+                        state.skipping = False  # the end of an over-long line
+                    elif len(line) > self.max_line_bytes:
+                        self._long_line(path, state.line)
+                    else:
+                        self._line(line, path, state.line)
+                    state.offset += len(line) + 1
+                pending = data[start:]
+                if len(pending) > self.max_line_bytes:
+                    # An unfinished line already too long: skip it (across polls) without holding it.
+                    if not state.skipping:
+                        self._long_line(path, state.line + 1)
+                    state.skipping = True
+                    state.offset += len(pending)
+                    pending = b""
+            # `pending` (an unfinished last line) stays unread: offset is at its start.
+
+    def _long_line(self, path: str, number: int) -> None:
+        self.stats.long_lines += 1
+        logger.warning("%s: line %d is longer than %d bytes: skipped", path, number, self.max_line_bytes)
+
+    def _line(self, raw: bytes, path: str, number: int) -> None:
+        if not raw.strip():
+            return
+        self.stats.lines += 1
+        self._tick += 1
+        where = f"line {number}"
+        records: list[SpanRecord] = []
+        with gc_paused():
+            try:
+                fill_located(fastjson.loads(raw, _located(path, where)), records, path, where)
+            except TraceFormatError as exc:
+                self.stats.bad_lines += 1
+                logger.warning("skipped a line that is not OTLP JSON: %s", exc)
+                records = []  # all or nothing per line: a partial batch would split traces
+        for span in records:
+            self._add(span)
+        self._complete()
+
+    def _add(self, span: SpanRecord) -> None:
+        self.stats.spans += 1
+        if span.trace_id in self._recent:
+            self.stats.late_spans += 1
+            return
+        trace = self._open.get(span.trace_id)
+        if trace is None:
+            trace = self._open[span.trace_id] = _Trace([], self._tick, False)
+        else:
+            self._open.move_to_end(span.trace_id)
+        trace.spans.append(span)
+        trace.last_tick = self._tick
+        trace.idle_polls = 0
+        trace.rooted = trace.rooted or span.parent_id is None
+        self._open_spans += 1
+        while self._open_spans > self.max_open_spans and self._open:
+            trace_id = next(iter(self._open))
+            self.stats.forced += 1
+            self._hand_out(trace_id)
+
+    def _complete(self) -> None:
+        """Hand out the traces the line rules complete (the stalest are at the front)."""
+        ready = []
+        for trace_id, trace in self._open.items():
+            age = self._tick - trace.last_tick
+            if age < self.quiet_lines:
+                break  # later ones were extended more recently still
+            if trace.rooted or age >= self.orphan_lines:
+                ready.append(trace_id)
+        for trace_id in ready:
+            self._hand_out(trace_id)
+
+    def _idle(self) -> None:
+        """A poll that found nothing new: rooted traces are complete, orphans age."""
+        for trace_id, trace in list(self._open.items()):
+            trace.idle_polls += 1
+            if trace.rooted or trace.idle_polls >= self.orphan_polls:
+                self._hand_out(trace_id)
+
+    def _hand_out(self, trace_id: str) -> None:
+        trace = self._open.pop(trace_id)
+        self._open_spans -= len(trace.spans)
+        self._done.append(trace.spans)
+        self._recent[trace_id] = None
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+
+    # -- the checkpoint ------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Save the checkpoint atomically (no-op without one). Call it once the traces of the
+        last poll are processed: a crash before it means they are read again."""
+        if self.checkpoint is None:
+            return
+        state = {
+            "version": _CHECKPOINT_VERSION,
+            "source": self.source,
+            "tick": self._tick,
+            "files": {key: dataclasses.asdict(f) for key, f in self._files.items()},
+            "open": [{"trace_id": tid, "last_tick": t.last_tick, "rooted": t.rooted, "idle_polls": t.idle_polls,
+                      "spans": json.loads(spans_to_json_bytes(t.spans))} for tid, t in self._open.items()],
+            "recent": list(self._recent),
+        }  # fmt: skip
+        tmp = self._tmp_path()
+        assert tmp is not None
+        data = json.dumps(state, ensure_ascii=False, allow_nan=True).encode("utf-8")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.checkpoint)
+        with contextlib.suppress(OSError):  # make the rename itself durable where possible
+            fd = os.open(os.path.dirname(os.path.abspath(self.checkpoint)), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _tmp_path(self) -> str | None:
+        return None if self.checkpoint is None else self.checkpoint + ".tmp"
+
+    def _load(self, path: str) -> None:
+        try:
+            with open(path, "rb") as handle:
+                state = json.loads(handle.read())
+            if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
+                raise ValueError(f"not a version {_CHECKPOINT_VERSION} follow checkpoint")
+            files = {str(k): _File(**_file_fields(v)) for k, v in dict(state["files"]).items()}
+            opened: OrderedDict[str, _Trace] = OrderedDict()
+            for entry in list(state["open"]):
+                spans = spans_from_json_bytes(json.dumps(entry["spans"]).encode("utf-8"))
+                if not spans or any(not isinstance(s.trace_id, str) for s in spans):
+                    raise ValueError("an open trace without valid spans")
+                opened[str(entry["trace_id"])] = _Trace(spans, int(entry["last_tick"]), bool(entry["rooted"]),
+                                                        int(entry.get("idle_polls", 0)))  # fmt: skip
+            recent = OrderedDict((str(t), None) for t in list(state.get("recent", [])))
+            tick = int(state["tick"])
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise TraceFormatError(f"unreadable follow checkpoint ({exc}); delete it to start over",
+                                   path=path) from None  # fmt: skip
+        self._files, self._open, self._recent, self._tick = files, opened, recent, tick
+        self._open_spans = sum(len(t.spans) for t in opened.values())
+
+
+def _file_fields(raw: Any) -> dict[str, Any]:
+    """A checkpoint's file entry, type-checked (the file may have been edited or damaged)."""
+    if not isinstance(raw, dict):
+        raise ValueError("a file entry is not an object")
+    fields: dict[str, type] = {"name": str, "offset": int, "line": int, "head": str, "head_len": int,
+                               "skipping": bool}  # fmt: skip
+    out: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value: Any = raw.get(name)
+        valid = isinstance(value, kind)
+        if kind is int:  # offsets and counts: never a bool, never negative
+            valid = valid and not isinstance(value, bool) and int(value) >= 0
+        if not valid:
+            raise ValueError(f"file entry field {name!r} is not a valid {kind.__name__}")
+        out[name] = value
+    return out
+
+
+def follow_traces(
+    source: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    max_polls: int | None = None,
+    interval: float = 1.0,
+    stop: threading.Event | None = None,
+    follower: TraceFollower | None = None,
+    **options: Any,
+) -> Iterator[list[SpanRecord]]:
+    """Yield complete traces of the files matching ``source`` as they are written.
+
+    Polls until ``max_polls`` polls were made or ``stop`` is set; after a poll that found
+    no complete trace it waits ``interval`` seconds (on ``stop``, so setting it ends the wait).
+    The checkpoint is saved after every trace of a poll was taken by the caller. ``options``
+    go to :class:`TraceFollower` (or pass a ready ``follower`` to read its ``stats``).
+    """
+    follower = follower or TraceFollower(source, checkpoint, **options)
+    polls = 0
+    while max_polls is None or polls < max_polls:
+        if stop is not None and stop.is_set():
+            return
+        traces = follower.poll()
+        polls += 1
+        yield from traces
+        follower.commit()
+        if not traces and (max_polls is None or polls < max_polls) and interval > 0:
+            if stop is not None:
+                stop.wait(interval)
+            else:
+                time.sleep(interval)
