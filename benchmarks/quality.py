@@ -24,6 +24,12 @@ lets tg_bridge choose the feedback model (the embedded Qwen2.5-Coder-1.5B);
 ``--engine openai:MODEL --base-url URL`` runs against any OpenAI-compatible endpoint (key in
 OPENAI_API_KEY). ``--quick`` shrinks splits and steps. The last line is
 ``test_accuracy_before=<x> test_accuracy_after=<y>`` (means over all runs) for scripts.
+
+Sweeps: ``--out FILE`` appends one JSON line per finished run (a failed run too, with its
+error: a failure is a result), so a partial sweep survives; ``--resume`` skips the (task,
+seed, strategy) runs already in FILE; ``--summarize FILE [FILE ...]`` prints the table of
+runs recorded by several processes without running anything. A run that fails with a
+TgBridgeError is recorded and the sweep goes on (exit code 1 at the end).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -79,10 +86,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--answer-tokens", type=int, default=None,
                         help="max tokens per app answer (default: 64 local, 512 remote)")
     parser.add_argument("--feedback-tokens", type=int, default=256,
-                        help="max tokens per feedback/update answer of SmolLM2")
+                        help="max tokens per feedback/update answer of a local backward "
+                             "engine given by --backward-engine (and of SmolLM2's)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="per-call timeout and deadline in seconds for every engine call "
+                             "(default: tg_bridge's, 120 s); a loaded 2-core machine can need "
+                             "minutes for one 1.5B feedback answer")
     parser.add_argument("--store", default=None, help="run store (default: a temporary file)")
     parser.add_argument("--json", action="store_true", help="also print the report(s) as JSON")
+    parser.add_argument("--out", default=None,
+                        help="append one JSON line per finished (or failed) run to this file")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the runs already recorded in --out")
+    parser.add_argument("--summarize", nargs="+", default=None, metavar="FILE",
+                        help="print the table of the runs recorded in these --out files; "
+                             "run nothing")
     args = parser.parse_args(argv)
+    if args.resume and not args.out:
+        parser.error("--resume needs --out")
     names = list(TASKS) if args.task == "all" else [t.strip() for t in args.task.split(",")]
     unknown = [n for n in names if n not in TASKS]
     if unknown or not names:
@@ -103,6 +124,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name, default in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error("--timeout must be > 0")
     for name in ("steps", "batch", "train", "val", "test", "candidates"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -163,6 +186,8 @@ def engines(args: argparse.Namespace, app: Any = None, backward: Any = None) -> 
             kw = {}
             if spec.startswith("local") and "smollm2" in spec:
                 kw = {"max_tokens": args.feedback_tokens, "repeat_penalty": 1.3}
+            elif spec.startswith("local"):
+                kw = {"max_tokens": args.feedback_tokens}
             backward = _build(spec, args, **kw)
         elif _is_smollm2(app):
             # SmolLM2 otherwise loops until the token cap and its proposals cannot be read
@@ -243,8 +268,44 @@ def run(args: argparse.Namespace, *, app_engine: Any = None, backward_engine: An
         "test_eval_tokens": test_before_usage.total_tokens + test_after_usage.total_tokens,
         "optimize_seconds": round(optimize_seconds, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "load_average": _load_average(),
         "final_prompt": prompt.messages[0].prompt.template,
     }
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average at the end of a run (None where unsupported):
+    wall times mean little without it on a shared machine."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def read_runs(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """The run records of ``--out`` files; a line cut short by a killed process is skipped
+    (with a note), since a sweep's file must stay readable whatever happened to it."""
+    reports = []
+    for path in paths:
+        file = Path(path)
+        if not file.exists():
+            continue
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                print(f"{path}:{number}: not a JSON run record, skipped", file=sys.stderr)
+                continue
+            if isinstance(record, dict) and {"task", "seed", "strategy"} <= record.keys():
+                reports.append(record)
+    return reports
+
+
+def _append(path: str, report: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(report, default=str) + "\n")
 
 
 def print_report(report: dict[str, Any], *, as_json: bool = False) -> None:
@@ -291,37 +352,50 @@ def summary_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                   key=lambda k: (list(TASKS).index(k[0]), STRATEGIES.index(k[1])))
     for task, strategy in keys:
         runs = [r for r in reports if (r["task"], r["strategy"]) == (task, strategy)]
-        done = [r for r in runs if "unavailable" not in r]
+        done = [r for r in runs if "unavailable" not in r and "failed" not in r]
+        failed = [r for r in runs if "failed" in r]
         row: dict[str, Any] = {"task": task, "strategy": strategy, "runs": len(done),
-                               "seeds": [r["seed"] for r in done]}
-        if not done:
+                               "seeds": [r["seed"] for r in done],
+                               "failed": [f"seed {r['seed']}: {r['failed']}" for r in failed]}
+        if not done and not failed:
             row["unavailable"] = runs[0]["unavailable"]
-        else:
+        elif done:
             for key in ("test_before", "test_after", "val_before", "val_after"):
                 row[key] = _spread([float(r[key]) for r in done])
             for key in ("optimization_calls", "optimization_tokens", "optimize_seconds"):
                 row[key] = round(statistics.fmean(float(r[key]) for r in done))
             row["kept_runs"] = sum(1 for r in done if r["accepted_steps"])
+            loads = [r["load_average"] for r in done if r.get("load_average") is not None]
+            row["load_average"] = (f"{min(loads):.1f}..{max(loads):.1f}" if loads else "-")
         rows.append(row)
     return rows
 
 
 def print_summary(reports: Sequence[dict[str, Any]], *, as_json: bool = False) -> None:
     print("\n| task | strategy | runs | test before | test after | val before | val after "
-          "| runs with a kept step | calls | tokens | optimize s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for row in summary_rows(reports):
+          "| runs with a kept step | calls | tokens | optimize s | load avg | failed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = summary_rows(reports)
+    for row in rows:
+        failed = len(row["failed"])
         if "unavailable" in row:
             print(f"| {row['task']} | {row['strategy']} | 0 | {row['unavailable']} |"
-                  + " |" * 7)
+                  + " |" * 9)
+            continue
+        if not row["runs"]:
+            print(f"| {row['task']} | {row['strategy']} | 0 |" + " |" * 9 + f" {failed} |")
             continue
         print(f"| {row['task']} | {row['strategy']} | {row['runs']} | {row['test_before']} "
               f"| {row['test_after']} | {row['val_before']} | {row['val_after']} "
               f"| {row['kept_runs']}/{row['runs']} | {row['optimization_calls']} "
-              f"| {row['optimization_tokens']} | {row['optimize_seconds']} |")
+              f"| {row['optimization_tokens']} | {row['optimize_seconds']} "
+              f"| {row['load_average']} | {failed} |")
+    for row in rows:
+        for failure in row["failed"]:
+            print(f"failed: {row['task']} {row['strategy']} {failure}")
     if as_json:
         print(json.dumps(list(reports), default=str))
-    done = [r for r in reports if "unavailable" not in r]
+    done = [r for r in reports if "unavailable" not in r and "failed" not in r]
     before = statistics.fmean(r["test_before"] for r in done) if done else 0.0
     after = statistics.fmean(r["test_after"] for r in done) if done else 0.0
     print(f"test_accuracy_before={before:.4f} test_accuracy_after={after:.4f}")
@@ -331,34 +405,61 @@ def main(argv: Sequence[str] | None = None, *, app_engine: Any = None,
          backward_engine: Any = None) -> int:
     """Run and print; returns the exit code. Engines passed here override ``--engine``."""
     args = parse_args(argv)
-    reports = []
+    if args.summarize:
+        recorded = read_runs(args.summarize)
+        if not recorded:
+            print("quality harness: no run recorded in " + ", ".join(args.summarize),
+                  file=sys.stderr)
+            return 1
+        print_summary(recorded, as_json=args.json)
+        return 0
+    if args.timeout is not None:
+        tg_bridge.configure(timeout=args.timeout, deadline=args.timeout)
     plan = [(t, s, st) for t in args.tasks for s in args.seed_list for st in args.strategy_list]
+    if args.resume:
+        seen = {(r["task"], r["seed"], r["strategy"]) for r in read_runs([args.out])}
+        skipped = [p for p in plan if p in seen]
+        plan = [p for p in plan if p not in seen]
+        if skipped:
+            print(f"resuming: {len(skipped)} run(s) already in {args.out}, {len(plan)} to go",
+                  flush=True)
+    reports = []
     for task, seed, strategy in plan:
+        started = time.perf_counter()
         try:
             report = run(args, app_engine=app_engine, backward_engine=backward_engine,
                          task=task, seed=seed, strategy=strategy)
         except tg_bridge.TgBridgeError as exc:
-            print(f"quality harness stopped ({task}, seed {seed}, {strategy}): "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+            error = f"{type(exc).__name__}: {exc}"
+            print(f"quality harness: run failed ({task}, seed {seed}, {strategy}): {error}",
+                  file=sys.stderr, flush=True)
+            report = {"task": task, "seed": seed, "strategy": strategy, "failed": error,
+                      "wall_seconds": round(time.perf_counter() - started, 1),
+                      "load_average": _load_average()}
         reports.append(report)
+        if args.out:
+            _append(args.out, report)
         if len(plan) > 1:
             if "unavailable" in report:
                 print(f"{task} seed {seed} {strategy}: unavailable ({report['unavailable']})")
-            else:
+            elif "failed" not in report:
                 print(f"{task} seed {seed} {strategy}: test {report['test_before']:.2f} -> "
                       f"{report['test_after']:.2f}, val {report['val_before']:.2f} -> "
                       f"{report['val_after']:.2f}, {report['optimization_calls']} calls, "
                       f"{report['optimize_seconds']} s; prompt {report['final_prompt']!r}",
                       flush=True)
-    if len(plan) == 1:
+    if not reports:
+        print("quality harness: nothing left to run", file=sys.stderr)
+        return 0
+    failed = any("failed" in r for r in reports)
+    if len(plan) == 1 and not failed:
         if "unavailable" in reports[0]:
             print(f"quality harness: {reports[0]['unavailable']}", file=sys.stderr)
             return 1
         print_report(reports[0], as_json=args.json)
     else:
         print_summary(reports, as_json=args.json)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

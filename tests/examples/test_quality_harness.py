@@ -163,3 +163,47 @@ def test_several_seeds_make_a_table_with_means_and_ranges(quality, capsys):
         (0, "single"), (0, "pareto"), (1, "single"), (1, "pareto")]
     assert all(r["final_prompt"].endswith("one word.") for r in reports
                if "unavailable" not in r)
+
+
+def test_a_failed_run_is_recorded_and_the_sweep_goes_on(quality, capsys, tmp_path):
+    """A run that dies with a TgBridgeError is a result: its line is in --out with the error,
+    the next run still happens, and the exit code says something failed."""
+    from tg_bridge.exceptions import EngineError
+
+    out_file = tmp_path / "runs.jsonl"
+    broken = FakeEngine(lambda messages: EngineError("model fell over", engine_id="fake",
+                                                     retryable=False))
+    code = quality.main(
+        ["--task", "sentiment", "--seeds", "0,1", "--quick", "--steps", "1", "--batch", "2",
+         "--out", str(out_file)],
+        app_engine=FakeEngine(sentiment_app), backward_engine=broken,
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    records = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [(r["seed"], r["strategy"]) for r in records] == [(0, "single"), (1, "single")]
+    assert all("model fell over" in r["failed"] for r in records)
+    assert "failed: sentiment single seed 0: " in out and "model fell over" in out
+
+
+def test_resume_skips_recorded_runs_and_summarize_reads_the_files(quality, capsys, tmp_path):
+    out_file = tmp_path / "runs.jsonl"
+    argv = ["--task", "sentiment", "--quick", "--steps", "1", "--batch", "2",
+            "--out", str(out_file), "--resume"]
+    fixed = "Classify the sentiment. Reply with one word."
+    assert quality.main([*argv, "--seeds", "0"], app_engine=FakeEngine(sentiment_app),
+                        backward_engine=optimizer(fixed)) == 0
+    app = FakeEngine(sentiment_app)
+    assert quality.main([*argv, "--seeds", "0,1"], app_engine=app,
+                        backward_engine=optimizer(fixed)) == 0
+    assert "resuming: 1 run(s) already in" in capsys.readouterr().out
+    with out_file.open("a") as handle:
+        handle.write('{"task": "sentiment", "seed": 2, "stra')  # a process killed mid-line
+    records = quality.read_runs([str(out_file)])
+    assert [r["seed"] for r in records] == [0, 1]  # seed 0 ran once, not twice
+    assert quality.main(["--summarize", str(out_file), str(tmp_path / "missing.jsonl")]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| sentiment | single |"))
+    assert "| 2 | 0.00 (0.00..0.00) | 1.00 (1.00..1.00) |" in row
+    assert out.strip().splitlines()[-1] == (
+        "test_accuracy_before=0.0000 test_accuracy_after=1.0000")

@@ -15,7 +15,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .._internal import internal_call
@@ -152,12 +152,21 @@ class BaseEngine:
     ``max_retry_after``. When a wait would pass the deadline or exceed that cap the call
     fails at once (no pointless sleep) with :class:`EngineDeadlineError` (retryable).
     ``_clock``/``_sleep`` are the time sources (tests replace them on an instance).
+
+    Engines that run one call at a time (``queues_calls``, the in-process model) are the
+    exception: there the time a call spends waiting for a concurrency slot or for its turn
+    (:meth:`_start`) counts against neither ``timeout`` nor ``deadline``, which then bound the
+    engine's own work. Their queue always drains (each answer is bounded by its timeout and
+    ``max_tokens``), so waiting is not a failure; counting it made any burst of N calls fail
+    as soon as N answers took longer than the deadline, however healthy the model.
     """
 
     id: str = "base"
     model: str = ""
     #: True when the backend can constrain output to a JSON schema.
     supports_structured: bool = True
+    #: True when the engine serializes its calls (see the class docstring).
+    queues_calls: bool = False
 
     def __init__(
         self,
@@ -184,6 +193,17 @@ class BaseEngine:
         self, messages: list[dict[str, str]], response_format: Any, params: dict[str, Any]
     ) -> Completion:
         raise NotImplementedError
+
+    async def _start(
+        self, messages: list[dict[str, str]], response_format: Any, params: dict[str, Any]
+    ) -> Awaitable[Completion]:
+        """Wait for the engine's turn, then return the awaitable of the attempt's answer.
+
+        Only what the returned awaitable does is bounded by the attempt's time budget; for a
+        ``queues_calls`` engine the wait in here is not counted at all. The default starts
+        :meth:`_call` at once. May raise :class:`EngineError` like :meth:`_call`.
+        """
+        return self._call(messages, response_format, params)
 
     # -- public API -----------------------------------------------------------------------
     async def acomplete(
@@ -256,16 +276,21 @@ class BaseEngine:
             left = give_up_at - self._clock()
             if left <= 0:
                 raise self._deadline_error(attempt, settings, None, None)
+            queued_at = self._clock()
+            budget = settings.timeout
             try:
-                async with concurrency_slot(settings.max_concurrency, left):
+                slot_wait = None if self.queues_calls else left
+                async with concurrency_slot(settings.max_concurrency, slot_wait):
+                    work = await self._start(msgs, response_format, dict(params))
+                    if self.queues_calls:
+                        # waiting in the queue is not the engine's work (class docstring)
+                        give_up_at += self._clock() - queued_at
                     # Latency counts the call only, not the wait for a free slot.
                     started = time.perf_counter()
                     budget = min(settings.timeout, max(give_up_at - self._clock(), 0.0))
                     token = _attempt_timeout.set(budget)
                     try:
-                        completion = await asyncio.wait_for(
-                            self._call(msgs, response_format, dict(params)), budget
-                        )
+                        completion = await asyncio.wait_for(work, budget)
                     finally:
                         _attempt_timeout.reset(token)
                 if not completion.latency:

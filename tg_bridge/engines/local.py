@@ -10,8 +10,13 @@ Contract:
 - The model is loaded lazily, once per process per (path, n_ctx, n_threads) — the first call
   pays the load (and, the first time on a machine, assembling and hashing the Qwen GGUF);
   constructing a LocalEngine loads nothing but checks that the model's packages are installed.
-- One llama context is not re-entrant, so calls on the same model are serialized by a lock and
-  run in a worker thread (``asyncio.to_thread``): the event loop is never blocked.
+- One llama context is not re-entrant, so each loaded model has one worker thread that runs
+  its calls one at a time, in arrival order: the event loop is never blocked, and a queue of
+  calls holds no thread of the default executor.
+- Waiting for the model is not work: the per-call ``timeout`` and ``deadline`` start when the
+  model takes the call (``queues_calls``; see :class:`~tg_bridge.engines.base.BaseEngine`), so
+  concurrent calls queued behind one model do not fail for the time others took. The wait is
+  not bounded (every generation ends, bounded by ``max_tokens``) but it can be cancelled.
 - Structured output uses llama.cpp's JSON-schema constrained decoding, so ``parsed`` follows
   the schema whenever the answer was not cut off by ``max_tokens``.
 - A prompt longer than the context raises a non-retryable :class:`EngineError` (we do not trim:
@@ -19,7 +24,8 @@ Contract:
 - The per-call timeout returns control at once, but llama.cpp cannot be interrupted from
   Python (a logits processor's exception is swallowed by its ctypes callback): a generation
   already running finishes in the background (bounded by ``max_tokens``) and holds the model
-  until then. Calls abandoned while still waiting for the model are skipped.
+  until then. Calls abandoned while still waiting for the model are skipped. Loading the
+  model (and the first assembly of its GGUF) is also part of the wait, not of the call.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +70,80 @@ _SAMPLING_PARAMS = (
 )
 
 _load_lock = threading.Lock()
-# (path, n_ctx, n_threads) -> (Llama, lock serializing calls on it)
-_models: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+# (path, n_ctx, n_threads) -> the worker that owns that loaded model
+_models: dict[tuple[str, int, int], _ModelWorker] = {}
+
+
+@dataclasses.dataclass(eq=False)
+class _Job:
+    """One generation waiting for (or running on) a model, and how to tell its caller.
+
+    ``started`` and ``done`` are futures of the caller's event loop; the worker resolves them
+    through ``call_soon_threadsafe`` and never touches a future the caller gave up on.
+    """
+
+    generate: Callable[[Any], dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
+    started: asyncio.Future[None]
+    done: asyncio.Future[dict[str, Any]]
+    cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def run(self, llama: Any) -> None:
+        if self.cancelled.is_set():
+            return  # nobody waits for this answer any more: do not spend the model on it
+        self._resolve(self.started, None, None)
+        try:
+            result = self.generate(llama)
+        except Exception as exc:  # delivered to the caller, which types it
+            self._resolve(self.done, None, exc)
+        else:
+            self._resolve(self.done, result, None)
+
+    def _resolve(self, future: asyncio.Future[Any], value: Any, error: Exception | None) -> None:
+        def settle() -> None:
+            if future.done():  # cancelled: the caller timed out or went away
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
+            self.loop.call_soon_threadsafe(settle)
+
+
+class _ModelWorker:
+    """Owns one loaded model and runs its jobs one at a time, first come first served, on a
+    thread of its own (one llama context is not re-entrant)."""
+
+    def __init__(self, llama: Any, name: str) -> None:
+        self.llama = llama
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._serve, name=f"tg-bridge-local-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, job: _Job) -> None:
+        self._jobs.put(job)
+
+    def pending(self) -> int:
+        """Jobs submitted and not yet taken by the model (approximate, for diagnostics)."""
+        return self._jobs.qsize()
+
+    def close(self) -> None:
+        """Finish the jobs already queued, free the model, stop the thread."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                with contextlib.suppress(Exception):
+                    self.llama.close()
+                return
+            job.run(self.llama)
 
 
 def default_model_path() -> str:
@@ -108,12 +188,12 @@ def without_extra_buffers() -> Iterator[None]:
         native.llama_model_default_params = original
 
 
-def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+def _load(path: str, n_ctx: int, n_threads: int) -> _ModelWorker:
     key = (path, n_ctx, n_threads)
     with _load_lock:
-        entry = _models.get(key)
-        if entry is not None:
-            return entry
+        worker = _models.get(key)
+        if worker is not None:
+            return worker
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -130,26 +210,21 @@ def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
                 )
         except (ValueError, OSError, RuntimeError) as exc:
             raise EngineError(f"cannot load model {path}: {exc}", engine_id="local") from exc
-        entry = (llama, threading.Lock())
+        worker = _ModelWorker(llama, Path(path).stem)
         if not _models:
             # Free models before interpreter teardown: Llama.__del__ run after module globals
             # are gone prints "'NoneType' object is not callable" tracebacks at exit.
             atexit.register(_close_all)
-        _models[key] = entry
-        return entry
+        _models[key] = worker
+        return worker
 
 
 def _close_all() -> None:
     with _load_lock:
-        entries = list(_models.values())
+        workers = list(_models.values())
         _models.clear()
-    for llama, lock in entries:
-        with lock, contextlib.suppress(Exception):
-            llama.close()
-
-
-class _Cancelled(Exception):
-    """The caller gave up before the model was free; raised into a result nobody reads."""
+    for worker in workers:
+        worker.close()
 
 
 class LocalEngine(BaseEngine):
@@ -169,6 +244,7 @@ class LocalEngine(BaseEngine):
     """
 
     supports_structured = True
+    queues_calls = True  # one model, one call at a time: waiting is not the call's time
 
     def __init__(
         self,
@@ -208,6 +284,13 @@ class LocalEngine(BaseEngine):
     async def _call(
         self, messages: list[dict[str, str]], response_format: Any, params: dict[str, Any]
     ) -> Completion:
+        return await (await self._start(messages, response_format, params))
+
+    async def _start(
+        self, messages: list[dict[str, str]], response_format: Any, params: dict[str, Any]
+    ) -> Awaitable[Completion]:
+        """Queue the call on the model's worker and wait until the model takes it; the
+        returned awaitable is the generation itself (what the call's time bounds cover)."""
         unknown = sorted(set(params) - set(_SAMPLING_PARAMS))
         if unknown:
             raise EngineError(
@@ -219,12 +302,26 @@ class LocalEngine(BaseEngine):
         schema = schema_of(response_format)
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        cancel = threading.Event()
+        worker = await asyncio.to_thread(self._worker)
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            generate=lambda llama: self._generate(llama, messages, kwargs),
+            loop=loop,
+            started=loop.create_future(),
+            done=loop.create_future(),
+        )
+        worker.submit(job)
         try:
-            result = await asyncio.to_thread(self._generate, messages, kwargs, cancel)
+            await job.started
         except asyncio.CancelledError:
-            cancel.set()  # if still waiting for the model, the worker will not start
+            job.cancelled.set()  # if the model has not taken it yet, it never will
             raise
+        return self._answer(job.done, response_format)
+
+    async def _answer(
+        self, done: asyncio.Future[dict[str, Any]], response_format: Any
+    ) -> Completion:
+        result = await done
         text = result["choices"][0]["message"].get("content") or ""
         parsed = parsed_or_none(text, response_format)
         usage = result.get("usage") or {}
@@ -236,31 +333,33 @@ class LocalEngine(BaseEngine):
             model=self.model,
         )
 
-    def _generate(
-        self, messages: list[dict[str, str]], kwargs: dict[str, Any], cancel: threading.Event
-    ) -> dict[str, Any]:
-        """Blocking generation (worker thread); raises EngineError on any llama.cpp failure."""
+    def _worker(self) -> _ModelWorker:
+        """The worker owning this engine's model, assembling and loading it the first time
+        (blocking: run in a thread)."""
         if self.model_name in models.MODELS:
             models.model_path(self.model_name)  # assemble / verify (once per process)
-        llama, lock = _load(self.model_path, self.n_ctx, self.n_threads)
-        with lock:
-            if cancel.is_set():
-                raise _Cancelled  # nobody waits for this answer any more
-            try:
-                return llama.create_chat_completion(messages=messages, **kwargs)
-            except ValueError as exc:
-                # llama-cpp-python reports an over-long prompt as ValueError("Requested
-                # tokens (N) exceed context window of M"); retrying cannot help.
-                raise EngineError(
-                    f"prompt does not fit the model context ({self.n_ctx} tokens): {exc}",
-                    engine_id=self.id,
-                    retryable=False,
-                    raw={"retry_after": None, "body": str(exc)},
-                ) from exc
-            except RuntimeError as exc:
-                raise EngineError(
-                    f"llama.cpp failed: {exc}",
-                    engine_id=self.id,
-                    retryable=False,
-                    raw={"retry_after": None, "body": str(exc)},
-                ) from exc
+        return _load(self.model_path, self.n_ctx, self.n_threads)
+
+    def _generate(
+        self, llama: Any, messages: list[dict[str, str]], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Blocking generation (the model's worker thread); raises EngineError on any
+        llama.cpp failure."""
+        try:
+            return llama.create_chat_completion(messages=messages, **kwargs)
+        except ValueError as exc:
+            # llama-cpp-python reports an over-long prompt as ValueError("Requested
+            # tokens (N) exceed context window of M"); retrying cannot help.
+            raise EngineError(
+                f"prompt does not fit the model context ({self.n_ctx} tokens): {exc}",
+                engine_id=self.id,
+                retryable=False,
+                raw={"retry_after": None, "body": str(exc)},
+            ) from exc
+        except RuntimeError as exc:
+            raise EngineError(
+                f"llama.cpp failed: {exc}",
+                engine_id=self.id,
+                retryable=False,
+                raw={"retry_after": None, "body": str(exc)},
+            ) from exc
