@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.support.server_process import ServerNotReady, free_port, log_tail, stop_group, wait_healthy
 
 __all__ = ["PhoenixServer", "PhoenixUnavailable", "phoenix_command", "start_phoenix"]
 
@@ -67,36 +67,11 @@ class PhoenixServer:
     process: subprocess.Popen[bytes]
 
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        return log_tail(self.log_path, chars)
 
     def stop(self) -> None:
         """End the server's process group: SIGTERM, a short grace, then SIGKILL."""
-        proc = self.process
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+        stop_group(self.process, grace=15)
 
 
 def start_phoenix(workdir: Path) -> PhoenixServer:
@@ -104,7 +79,7 @@ def start_phoenix(workdir: Path) -> PhoenixServer:
 
     Raises PhoenixUnavailable (with the server log) when it exits or never gets healthy."""
     command = phoenix_command()
-    port, grpc_port = _free_port(), _free_port()
+    port, grpc_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PHOENIX_", "OTEL_"))}
@@ -127,15 +102,11 @@ def start_phoenix(workdir: Path) -> PhoenixServer:
                                 cwd=workdir, env=env, start_new_session=True)
     server = PhoenixServer(url, grpc_port, workdir, log_path, proc)
     try:
-        for _ in range(MAX_POLLS):
-            if proc.poll() is not None:
-                raise PhoenixUnavailable(
-                    f"phoenix serve exited with {proc.returncode}:\n{server.log_tail()}")
-            if _healthy(url):
-                return server
-            time.sleep(0.5)  # a poll interval, not a timing assumption: readiness is /healthz
-        raise PhoenixUnavailable(
-            f"phoenix serve not healthy after {MAX_POLLS} polls:\n{server.log_tail()}")
+        wait_healthy(proc, f"{url}/healthz", log_path, name="phoenix serve", polls=MAX_POLLS)
+        return server
+    except ServerNotReady as exc:
+        server.stop()
+        raise PhoenixUnavailable(str(exc)) from None
     except BaseException:
         server.stop()
         raise

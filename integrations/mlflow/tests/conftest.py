@@ -9,17 +9,14 @@ this test process points at it (tests use it to write traces and feedback, as an
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from tests.support.server_process import ServerNotReady, free_port, stop_group, wait_healthy
 
 # network only on 127.0.0.1: MLflow's usage telemetry stays off in this process and the server
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -35,40 +32,10 @@ class MlflowServer:
     root: str
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (uvicorn workers)
-        # its graceful shutdown takes ~20 s (background job runners); the data is temporary,
-        # so after a short grace the group is killed
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -82,16 +49,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True,
         )
     try:
-        for _ in range(MAX_POLLS):
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
-            if _healthy(url):
-                break
-            time.sleep(0.5)  # a poll interval, not a timing assumption: readiness is /health
-        else:
-            pytest.fail(f"mlflow server not healthy after {MAX_POLLS} polls:\n"
-                        f"{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            wait_healthy(proc, f"{url}/health", log_path, name="mlflow server", polls=MAX_POLLS)
+        except ServerNotReady as exc:
+            pytest.fail(str(exc))
         import mlflow
 
         previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
@@ -104,7 +65,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             mlflow.set_tracking_uri(previous[0])
             mlflow.set_registry_uri(previous[1])
     finally:
-        _stop(proc)
+        # its graceful shutdown takes ~20 s (background job runners); the data is temporary,
+        # so after a short grace the group is killed
+        stop_group(proc, grace=5)
 
 
 @pytest.fixture(autouse=True)
