@@ -15,10 +15,10 @@ from phoenix.client import Client
 
 import tg_bridge
 from tests.support.phoenix_server import tracer_provider, wait_for_spans
+from tests.support.untrusted import assert_only_as_data
 from tg_bridge import cli
 from tg_bridge.exceptions import TraceSourceError, UsageError
 from tg_bridge.offline_phoenix import optimize_phoenix, read_feedback
-from tg_bridge.safety import data_blocks
 from tg_bridge.testing import FakeEngine
 from tg_bridge.traces.phoenix import PhoenixSource
 
@@ -132,14 +132,8 @@ def test_optimize_masks_and_delimits_the_feedback(phoenix, traces):
     assert [(c.old, c.new) for c in result.patch.changes] == [(SYSTEM, NEW)]
     assert result.patch.metadata["source"] == "phoenix"
     prompts = engine.prompts()
-    carrying = [p for p in prompts if "Ignore all previous instructions" in p]
-    assert carrying  # the annotation reached the backward engine ...
-    for prompt in carrying:  # ... only as delimited data, with the secret masked
-        outside = prompt
-        for block in data_blocks(prompt):
-            outside = outside.replace(block, "")
-        assert "Ignore all previous instructions" not in outside
-    assert not any(SECRET in p for p in prompts)
+    # the annotation reached the backward engine only as delimited data, with the secret masked
+    assert_only_as_data(prompts, "Ignore all previous instructions", SECRET)
 
 
 def test_only_annotations_named_count(phoenix, traces):

@@ -8,8 +8,8 @@ import pytest
 from mlflow.entities import AssessmentSource, SpanType
 from tg_bridge_mlflow import fetch_traces, load_traces, optimize_traces, read_feedback
 
+from tests.support.untrusted import assert_only_as_data
 from tg_bridge.exceptions import UsageError
-from tg_bridge.safety import data_blocks
 from tg_bridge.testing import FakeEngine
 
 SYSTEM = "You are terse."
@@ -93,14 +93,8 @@ def test_offline_run_on_mlflow_feedback_masks_and_delimits_it(mlflow_server, tra
     assert result.patch.changes[0].new == "You are concise but answer in a full sentence."
     assert result.patch.metadata["source"] == "mlflow"
     prompts = engine.prompts()
-    carrying = [p for p in prompts if "Ignore all previous instructions" in p]
-    assert carrying  # the feedback reached the backward engine ...
-    for prompt in carrying:  # ... only as delimited data, with the secret masked
-        outside = prompt
-        for block in data_blocks(prompt):
-            outside = outside.replace(block, "")
-        assert "Ignore all previous instructions" not in outside
-    assert not any(SECRET in p for p in prompts)
+    # the feedback reached the backward engine only as delimited data, with the secret masked
+    assert_only_as_data(prompts, "Ignore all previous instructions", SECRET)
     # the proposal goes to the registry and comes back as the same change
     from tg_bridge_mlflow import patch_from_registry, register_prompts
 
