@@ -16,14 +16,18 @@ only the examples use (the first is the kept prompt of the docs_qa run in BENCHM
 
 from __future__ import annotations
 
-from tests.patching.copy_guard_cases import Run, Scenario, Verdict, run_case
+from tests.patching.copy_guard_cases import (
+    Run,
+    Scenario,
+    Verdict,
+    propose_under_guards,
+    run_case,
+    scenario_graph,
+)
 from tg_bridge.autograd import backward
-from tg_bridge.exceptions import PatchValidationError
 from tg_bridge.loop.batching import Example
 from tg_bridge.losses import MetricLoss
-from tg_bridge.optim.tgd import TGD, guard_data
 from tg_bridge.testing import FakeEngine
-from tg_bridge.variable import Operation, Variable
 
 DOCS_CONTEXT = "\n".join(f"- {d}" for d in (
     "Lumen Robotics was founded in 2017 in Tampere, Finland, by Aino Virtanen and Marco Bellini.",
@@ -174,31 +178,12 @@ def run_specific_case(name: str, proposal: str) -> Verdict:
     scenario = SPECIFIC_SCENARIOS[name]
     if name not in METRIC_FEEDBACK:
         return run_case(scenario, proposal)
-    system = Variable(scenario.original, role="system prompt", requires_grad=True,
-                      kind="parameter", name="system")
-    losses = []
-    for i, run in enumerate(scenario.runs):
-        question = Variable(run.question, role="user question", kind="input", name=f"q{i}")
-        docs = [Variable(d, role="retrieved document", kind="document") for d in run.documents]
-        inputs = (system, question, *docs)
-        op = Operation("llm_call", inputs, name="chat")
-        answer = Variable(run.answer, role="answer", kind="llm_output", parents=inputs, op=op)
-        op.output = answer
-        losses.append(MetricLoss(lambda ex, out, _f=run.feedback: (0.0, _f), name="metric")(
-            answer, Example({"question": run.question}, run.expected)))
+    system, answers = scenario_graph(scenario)
+    losses = [MetricLoss(lambda ex, out, _f=run.feedback: (0.0, _f), name="metric")(
+        answer, Example({"question": run.question}, run.expected))
+        for run, answer in zip(scenario.runs, answers)]
     backward(losses, engine=FakeEngine(lambda messages: scenario.gradient))
-    engine = FakeEngine(lambda messages, fmt: {"improved_value": proposal})
     examples = [Example({"question": r.question, **({"context": r.documents[0]}
                                                      if r.documents else {})}, r.expected)
                 for r in scenario.runs]
-    optimizer = TGD([system], engine=engine,
-                    **guard_data(examples, [r.answer for r in scenario.runs]))
-    try:
-        patch = optimizer.step()
-    except PatchValidationError as exc:
-        return Verdict(False, exc.reason, str(exc))
-    rejected = patch.metadata.get("rejected") or []
-    reached = system.value != scenario.original
-    if rejected:
-        return Verdict(reached, str(rejected[0]["reason"]), str(rejected[0]["message"]))
-    return Verdict(reached, "", "")
+    return propose_under_guards(scenario, system, proposal, examples)

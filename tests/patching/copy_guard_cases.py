@@ -278,11 +278,12 @@ class Verdict:
     message: str
 
 
-def run_case(scenario: Scenario, proposal: str) -> Verdict:
-    """Build the scenario's graph, propagate its feedback and let TGD propose ``proposal``."""
+def scenario_graph(scenario: Scenario) -> tuple[Variable, list[Variable]]:
+    """The scenario's app as a graph: its system prompt (the parameter) and one answer per
+    run, each an LLM call over the prompt, the question and the run's documents."""
     system = Variable(scenario.original, role="system prompt", requires_grad=True,
                       kind="parameter", name="system")
-    outputs = []
+    answers = []
     for i, run in enumerate(scenario.runs):
         question = Variable(run.question, role="user question", kind="input", name=f"q{i}")
         docs = [Variable(d, role="retrieved document", kind="document") for d in run.documents]
@@ -290,13 +291,15 @@ def run_case(scenario: Scenario, proposal: str) -> Verdict:
         op = Operation("llm_call", inputs, name="chat")
         answer = Variable(run.answer, role="answer", kind="llm_output", parents=inputs, op=op)
         op.output = answer
-        if run.feedback:
-            feedback(answer, run.feedback)
-        outputs.append(answer)
-    critic = FakeEngine(lambda messages: scenario.gradient)
-    backward([o for o in outputs if o.gradients], engine=critic)
+        answers.append(answer)
+    return system, answers
+
+
+def propose_under_guards(scenario: Scenario, system: Variable, proposal: str,
+                         examples: list[Example]) -> Verdict:
+    """Let TGD (its guards fed the examples and the runs' answers) propose ``proposal`` for
+    ``system`` (gradients already propagated); whether it reached the prompt, and why not."""
     engine = FakeEngine(lambda messages, fmt: {"improved_value": proposal})
-    examples = [Example({"question": r.question}, r.expected) for r in scenario.runs]
     optimizer = TGD([system], engine=engine,
                     **guard_data(examples, [r.answer for r in scenario.runs]))
     try:
@@ -308,3 +311,15 @@ def run_case(scenario: Scenario, proposal: str) -> Verdict:
     if rejected:
         return Verdict(reached, str(rejected[0]["reason"]), str(rejected[0]["message"]))
     return Verdict(reached, "", "")
+
+
+def run_case(scenario: Scenario, proposal: str) -> Verdict:
+    """Build the scenario's graph, propagate its feedback and let TGD propose ``proposal``."""
+    system, answers = scenario_graph(scenario)
+    for run, answer in zip(scenario.runs, answers):
+        if run.feedback:
+            feedback(answer, run.feedback)
+    critic = FakeEngine(lambda messages: scenario.gradient)
+    backward([a for a in answers if a.gradients], engine=critic)
+    examples = [Example({"question": r.question}, r.expected) for r in scenario.runs]
+    return propose_under_guards(scenario, system, proposal, examples)
