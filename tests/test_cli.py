@@ -87,7 +87,7 @@ def test_help_lists_graph_command(capsys):
     "argv, fragment",
     [
         ([], "a command is required"),
-        (["graph"], "required: file"),
+        (["graph"], "give a trace file"),
         (["graph", "x", "--format", "png"], "invalid choice"),
         (["no-such-command"], "invalid choice"),
         (["graph", "/definitely/not/here.json"], "no such file"),

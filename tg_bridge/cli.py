@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from .exceptions import TgBridgeError, UsageError
@@ -62,7 +62,11 @@ def register_graph(subparsers: Any) -> None:
             "prompts found (parameters) and each graph."
         ),
     )
-    parser.add_argument("file", help="OTLP JSON trace file (with --follow: a directory or glob)")
+    parser.add_argument("file", nargs="?",
+                        help="OTLP JSON trace file (with --follow: a directory or glob)")
+    parser.add_argument("--phoenix", metavar="URL",
+                        help="read the traces from an Arize Phoenix server instead (with --project)")
+    parser.add_argument("--project", metavar="NAME", help="the Phoenix project (with --phoenix)")
     parser.add_argument(
         "-f", "--format", choices=GRAPH_FORMATS, default="text", help="output format (default: text)"
     )
@@ -76,6 +80,10 @@ def register_graph(subparsers: Any) -> None:
 def run_graph(args: argparse.Namespace) -> int:
     path = args.file
     fmt = "json" if args.json else args.format
+    if args.phoenix or args.project:
+        return _graph_from_phoenix(args, fmt)
+    if not path:
+        raise UsageError("give a trace file (or --phoenix URL --project NAME)")
     if args.follow:
         from .cli_follow import run_follow
 
@@ -87,16 +95,37 @@ def run_graph(args: argparse.Namespace) -> int:
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, expected a trace file")
     from .reconstruction import iter_graphs
+
+    pool: dict[str, Any] = {}
+    _print_graphs(path, iter_graphs(path, parameters=pool), pool, fmt)
+    return 0
+
+
+def _graph_from_phoenix(args: argparse.Namespace, fmt: str) -> int:
+    """``graph --phoenix URL --project NAME``: the project's traces, as for a file."""
+    if not (args.phoenix and args.project) or args.file or args.follow:
+        raise UsageError("--phoenix URL and --project NAME go together, without a trace file"
+                         " or --follow")
+    from .reconstruction import load_traces
+
+    pool: dict[str, Any] = {}
+    graphs = load_traces(phoenix=args.phoenix, project=args.project, parameters=pool)
+    _print_graphs(f"{args.phoenix} project {args.project}", iter(graphs), pool, fmt)
+    return 0
+
+
+def _print_graphs(source: str, graphs: Iterator[Any], pool: dict[str, Any], fmt: str) -> None:
+    """Render ``graphs`` (consumed one at a time; ``pool`` their shared parameters) under a
+    header naming ``source``."""
     from .reconstruction.skips import describe_skipped
 
     render = _graph_renderer(fmt)
     # One graph at a time (memory follows the largest trace, not the file); each rendering
     # waits in a spool file, since the header needs every trace's parameters and the count.
     by_key: dict[str, dict[str, Any]] = {}
-    pool: dict[str, Any] = {}
     with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8") as spool:
         count = 0
-        for count, graph in enumerate(iter_graphs(path, parameters=pool), start=1):
+        for count, graph in enumerate(graphs, start=1):
             _parameter_summary([graph], by_key, first_index=count)
             section = {"trace_id": graph.metadata.get("trace_id", ""), "root": graph.metadata.get("root", ""),
                        "skipped": describe_skipped(graph.metadata.get("skipped_by_reason") or {})
@@ -104,8 +133,7 @@ def run_graph(args: argparse.Namespace) -> int:
             spool.write(json.dumps(section, ensure_ascii=False) + "\n")
         spool.seek(0)
         uses = {key: p.metadata.get("uses") for key, p in pool.items()}  # final, whole file
-        _write_graphs(sys.stdout, path, fmt, list(by_key.values()), count, spool, uses)
-    return 0
+        _write_graphs(sys.stdout, source, fmt, list(by_key.values()), count, spool, uses)
 
 
 def _graph_renderer(fmt: str) -> Callable[[Any], Any]:

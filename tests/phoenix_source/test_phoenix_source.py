@@ -163,6 +163,22 @@ def test_cli_optimize_reads_a_phoenix_project(phoenix, traces, tmp_path, capsys,
         assert "go together" in capsys.readouterr().err
 
 
+def test_cli_graph_reads_a_phoenix_project(phoenix, traces, capsys):
+    import json
+
+    assert cli.main(["graph", "--phoenix", phoenix.url, "--project", PROJECT, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [p["value"] for p in shown["parameters"]] == [SYSTEM]  # one prompt, shared
+    assert len(shown["traces"]) == len(tg_bridge.load_traces(phoenix=phoenix.url, project=PROJECT))
+    assert cli.main(["graph", "--phoenix", phoenix.url, "--project", PROJECT]) == 0
+    assert f"{phoenix.url} project {PROJECT}:" in capsys.readouterr().out
+    for argv in (["--phoenix", phoenix.url], ["--project", PROJECT],
+                 ["t.json", "--phoenix", phoenix.url, "--project", PROJECT], []):
+        assert cli.main(["graph", *argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 def _dead_url() -> str:
     with socket.socket() as sock:  # a loopback port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
