@@ -5,6 +5,13 @@ compile or __import__, any import of pickle/marshal/shelve/dill/cloudpickle, and
 yaml.load/unsafe_load. The one allowed exception is the applications' unit-test harness,
 which by design runs the USER's code under test — only as a separate ``python -I`` child with
 resource limits (checked below), never inside the library process and never on trace content.
+
+One narrow exception by finding, not by file: the trace grouper's spill store
+(tg_bridge/traces/grouping.py) encodes span records with ``marshal`` into a SQLite file this
+process creates itself with owner-only permissions (mkstemp) and deletes on close. It only
+reads back bytes it wrote; ``marshal.loads`` builds plain data (it never calls a constructor
+or runs code, unlike pickle). Every other use of marshal anywhere, or any other banned call in
+that file, still fails the scan.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*ROOT.glob("tg_bridge/**/*.py"), *ROOT.glob("integrations/*/tg_bridge_*/**/*.py")])
 HARNESS = ROOT / "tg_bridge/applications/_harness.py"
 ALLOWED = {HARNESS}
+#: exact findings allowed (see the module docstring), as "path imports/calls ..." without the line
+ALLOWED_FINDINGS = {"tg_bridge/traces/grouping.py imports marshal",
+                    "tg_bridge/traces/grouping.py calls marshal.loads()"}
 
 BANNED_CALLS = {"eval", "exec", "compile", "__import__"}
 BANNED_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle"}
@@ -50,9 +60,22 @@ def test_the_scan_sees_the_whole_code_base():
     assert findings(HARNESS), "the scan no longer detects the harness's exec: it is blind"
 
 
+def _without_line(finding: str) -> str:
+    where, _, what = finding.partition(" ")
+    return f"{where.rsplit(':', 1)[0]} {what}"
+
+
 def test_no_eval_exec_or_pickle_outside_the_sandbox_harness():
-    found = [f for path in SOURCES if path not in ALLOWED for f in findings(path)]
+    found = [f for path in SOURCES if path not in ALLOWED for f in findings(path)
+             if _without_line(f) not in ALLOWED_FINDINGS]
     assert found == []
+
+
+def test_the_allowed_findings_are_still_there():
+    """An exception that no longer matches anything is stale: remove it rather than keep a
+    hole open for whatever might land there later."""
+    seen = {_without_line(f) for path in SOURCES for f in findings(path)}
+    assert ALLOWED_FINDINGS <= seen
 
 
 def test_the_harness_only_runs_as_an_isolated_child_process():
