@@ -48,6 +48,8 @@ from ..variable import Gradient, Variable, content_hash
 from . import prompts
 from .base import Optimizer, template_format_of
 from .edits import EDITS_SCHEMA, apply_edits, describe, read_edits
+from .meta import REASON as META_FEEDBACK
+from .meta import check_meta_feedback
 from .parsing import IMPROVED_SCHEMA, read_improved_value
 from .specifics import REASON as SPECIFIC
 from .specifics import check_specifics
@@ -59,8 +61,9 @@ STYLES: tuple[Style, ...] = ("rewrite", "edit")
 
 log = logging.getLogger(__name__)
 
-#: Refusals after which the optimizer asks once more, for a general instruction.
-_ASK_AGAIN = ("label_leak", SPECIFIC)
+#: Refusals after which the optimizer asks once more, for a general instruction (memorized
+#: specifics, or the critic's advice copied in instead of an instruction).
+_ASK_AGAIN = ("label_leak", SPECIFIC, META_FEEDBACK)
 
 
 class TGD(Optimizer):
@@ -324,6 +327,7 @@ class TGD(Optimizer):
         check_labels(value, self.labels, old=own, target=param.key)
         check_specifics(value, untrusted, trusted=[own, *self.constraints], labels=self.labels,
                         target=param.key)
+        check_meta_feedback(value, old=own, target=param.key)
 
     def _remember(self, param: Variable) -> None:
         if not self.momentum:

@@ -39,11 +39,12 @@ __all__ = ["GROWTH_FACTOR", "GROWTH_SLACK", "RejectReason", "TemplateFormat", "c
 
 TemplateFormat = Literal["f-string", "mustache", "jinja2", "none"]
 
-#: The ``reason`` codes the patching rules give :class:`PatchValidationError` (which still
-#: takes a plain str: the optimizer forwards reasons from its own records).
+#: The ``reason`` codes :class:`PatchValidationError` carries: the patching rules', plus the
+#: optimizer's own refusals (``example_specific``, ``meta_feedback``; it still takes a plain
+#: str: the optimizer forwards reasons from its own records).
 RejectReason = Literal[
     "empty", "control_chars", "size", "placeholders", "template", "host_check", "copy_guard",
-    "scaffolding", "label_leak", "schema",
+    "scaffolding", "label_leak", "schema", "example_specific", "meta_feedback",
 ]
 
 #: A new value may be at most ``GROWTH_FACTOR * len(original) + GROWTH_SLACK`` characters.
