@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import TgBridgeWarning, TraceFormatError, UsageError
 from ..graph import Graph, topological_order
 from ..spans import SpanRecord
-from ..traces import iter_traces
+from ..traces import group_by_trace, iter_traces
 from ..traces.otlp_json import records_from_object
 from ..variable import Variable
 from .build import TraceBuilder
@@ -209,9 +209,7 @@ def phoenix_graphs(
 ) -> list[Graph]:
     """One graph per trace of ``spans`` read from a trace server, oldest trace first (the
     server answers newest first). Pure."""
-    traces: dict[str, list[SpanRecord]] = {}
-    for span in spans:
-        traces.setdefault(span.trace_id, []).append(span)
-    ordered = sorted(traces.values(), key=lambda t: (min(s.start_ns for s in t), t[0].trace_id))
+    ordered = sorted(group_by_trace(spans).values(),
+                     key=lambda t: (min(s.start_ns for s in t), t[0].trace_id))
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
     return [reconstruct(t, bindings=bindings, parameters=pool) for t in ordered]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..capturing import Capture
 from ..capturing import Run as CapturedRun
-from ..spans import SpanRecord
+from ..traces import group_by_trace
 from . import reconstruct
 
 if TYPE_CHECKING:
@@ -41,12 +41,9 @@ class Run(CapturedRun):
         """One graph per trace, in order of first appearance; the traces share ``parameters``
         (a fresh pool when None, so one prompt used by several traces is one Variable)."""
         pool: dict[str, Variable] = {} if parameters is None else parameters
-        by_trace: dict[str, list[SpanRecord]] = {}
-        for span in self.snapshot():
-            by_trace.setdefault(span.trace_id, []).append(span)
         bindings = dict(self.bindings)
         graphs = []
-        for spans in by_trace.values():
+        for spans in group_by_trace(self.snapshot()).values():
             graph = reconstruct(spans, bindings=bindings, parameters=pool)
             self._stamp(graph)
             graphs.append(graph)
