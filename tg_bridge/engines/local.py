@@ -127,10 +127,6 @@ class _ModelWorker:
     def submit(self, job: _Job) -> None:
         self._jobs.put(job)
 
-    def pending(self) -> int:
-        """Jobs submitted and not yet taken by the model (approximate, for diagnostics)."""
-        return self._jobs.qsize()
-
     def close(self) -> None:
         """Finish the jobs already queued, free the model, stop the thread."""
         self._jobs.put(None)
