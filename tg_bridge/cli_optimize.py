@@ -128,7 +128,7 @@ def _from_phoenix(args: argparse.Namespace, engines: Any) -> Any:
     from .offline_phoenix import gather, propose
 
     gathered = gather(args.phoenix, args.project)  # a bad server fails before any engine is built
-    engine = engines.engine(args.engine) if args.engine else engines.resolve_engine(backward=True)
+    engine = engines.resolve_engine(args.engine or None, backward=True)  # once, passed down
     return propose(gathered, engine=engine, mode=args.mode, constraints=args.constraint)
 
 
