@@ -19,7 +19,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml integrations/langchain/pyproject.toml integrations/llamaindex/pyproject.toml integrations/mlflow/pyproject.toml
+$(STAMP): $(PY) pyproject.toml setup.py tg_bridge/traces/_fastspan.c integrations/langchain/pyproject.toml integrations/llamaindex/pyproject.toml integrations/mlflow/pyproject.toml
 	$(PY) -m pip install --quiet -e ".[local,server,dev]" \
 		-e integrations/langchain -e integrations/llamaindex -e integrations/mlflow \
 		-r requirements-test.txt

@@ -13,6 +13,9 @@ from tg_bridge.reconstruction import load_traces
 from tg_bridge.traces import iter_spans, read_spans
 from tg_bridge.traces.otlp_json import decode_any_value, normalize_id, records_from_object
 
+# Every test here runs with the C span conversion and with the pure-Python one.
+pytestmark = pytest.mark.usefixtures("both_converters")
+
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"

@@ -29,6 +29,9 @@ ALL_FIXTURES = sorted(
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gen_otlp
 
+# Every test here runs with the C span conversion and with the pure-Python one.
+pytestmark = pytest.mark.usefixtures("both_converters")
+
 
 def old(path):
     """The whole-file reader this module replaces: the reference for equality."""

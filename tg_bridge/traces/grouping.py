@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from ..spans import SpanRecord, spans_from_json_bytes, spans_to_json_bytes
+from . import otlp_json
 
 __all__ = ["DEFAULT_MAX_OPEN_BYTES", "DEFAULT_MAX_OPEN_SPANS", "TraceGrouper", "estimated_bytes"]
 
@@ -43,11 +44,16 @@ DEFAULT_MAX_OPEN_BYTES = 256 << 20
 def estimated_bytes(span: SpanRecord) -> int:
     """A cheap estimate of a record's memory: a fixed part, a per-attribute part (dict entry,
     key, boxed value) and the length of every text value (most of a span's weight)."""
-    size = 600 + 100 * len(span.attributes) + 300 * len(span.events)
-    for value in span.attributes.values():
+    attrs = span.attributes
+    size = 600 + 100 * len(attrs) + 300 * len(span.events)
+    fast = otlp_json._fast  # read at each call: tests switch the C code off
+    if fast is not None and type(attrs) is dict:
+        return size + fast.text_length(attrs)  # the same sum, in C (once per span of a file)
+    for value in attrs.values():
         if type(value) is str:
             size += len(value)
     return size
+
 
 
 class TraceGrouper:

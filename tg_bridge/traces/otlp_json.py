@@ -42,7 +42,8 @@ from ..exceptions import TraceFormatError
 from ..spans import SpanRecord
 from .checks import MAX_TIMESTAMP_NS, decode_utf8, parse_json, timestamp_ns, too_deep
 
-__all__ = ["decode_any_value", "fill_records", "iter_spans", "normalize_id", "records_from_object"]
+__all__ = ["accelerated", "convert_span", "decode_any_value", "fill_records", "iter_spans", "normalize_id",
+           "records_from_object"]
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +305,33 @@ _make_record: Any = (
 )
 
 
+# The C accelerator (tg_bridge/traces/_fastspan.c, built by `pip install`; absent where no
+# compiler was found) converts the canonical spans and hands every other one back to _span:
+# equal records either way. TG_BRIDGE_PURE_PYTHON=1 turns it off (the tests run both).
+_fast: Any = None
+if _make_record is _record_fast and os.environ.get("TG_BRIDGE_PURE_PYTHON", "") in ("", "0"):
+    try:
+        from . import _fastspan as _fast  # type: ignore[attr-defined,no-redef,unused-ignore]
+    except ImportError:  # pragma: no cover - an install without a C compiler
+        _fast = None
+    else:
+        _fast.configure(SpanRecord, decode_any_value, _attributes)
+
+
+def accelerated() -> bool:
+    """Whether the C conversion of canonical spans is in use (see ``_fastspan.c``)."""
+    return _fast is not None
+
+
+def convert_span(span: Any, resource: Mapping[str, Any], where: str) -> SpanRecord:
+    """One span object to a record: the C conversion when it takes the span, else :func:`_span`."""
+    if _fast is not None:
+        record = _fast.convert_span(span, resource)
+        if record is not None:
+            return record  # type: ignore[no-any-return]
+    return _span(span, resource, where)
+
+
 def records_from_object(obj: Any, where: str = "") -> Iterator[SpanRecord]:
     """Span records from one parsed JSON value: an OTLP request, a list of requests, a
     flattened span dict or a list of them. Raises :class:`TraceFormatError` (``where``
@@ -350,9 +378,17 @@ def _request(obj: Mapping[str, Any], out: list[SpanRecord], where: str) -> None:
         scopes = _pick(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans") or []
         for ss in scopes if isinstance(scopes, list) else ():
             spans = ss.get("spans", []) if isinstance(ss, Mapping) else []
-            for span in spans if isinstance(spans, list) else ():
-                append(_span(span, resource, prefix + str(index)))
-                index += 1
+            if not isinstance(spans, list):
+                continue
+            i, count = 0, len(spans)
+            while i < count:
+                if _fast is not None and type(spans) is list:
+                    i = _fast.convert_spans(spans, i, resource, out)  # all the canonical ones
+                    if i >= count:
+                        break
+                append(_span(spans[i], resource, prefix + str(index + i)))
+                i += 1
+            index += count
 
 
 def iter_spans(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:

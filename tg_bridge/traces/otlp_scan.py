@@ -24,13 +24,14 @@ its ``scopeSpans`` is found by skipping ahead and coming back).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from ..exceptions import TraceFormatError
 from ..spans import SpanRecord
-from . import fastjson
+from . import fastjson, otlp_json
 from .checks import too_deep
 from .otlp_json import _attributes, _reason, _span, records_from_object
 
@@ -55,6 +56,7 @@ def _balanced(depth: int) -> bytes:
 
 
 _FAST_VALUE = re.compile(_balanced(FAST_DEPTH))
+_SIBLINGS = 64  # spans parsed per guess, at most (bounded by the buffer anyway)
 _STRUCTURE = re.compile(rb'["{}\[\]]')
 _SCALAR = re.compile(rb"[-+0-9A-Za-z.]+")
 _WS = b" \t\r\n"
@@ -380,18 +382,49 @@ class _Walker:
                 if key == "spans" and self.r.peek() == ord("["):
                     self.guess.new_list()
                     for _ in self.r.items():
-                        if parse:
-                            yield self.span(resource)
-                        else:
+                        if not parse:
                             self.r.value_bytes()
+                            continue
+                        batch = self.batch(resource)
+                        if batch is not None:
+                            yield from batch  # this span and the siblings after it
+                        else:
+                            yield self.span(resource)
                 else:
                     self.r.value_bytes()
+
+    def batch(self, resource: dict[str, Any]) -> list[SpanRecord] | None:
+        """The records of the span at ``pos`` and of the siblings after it that the buffer
+        holds, parsed in one go (see :meth:`_SiblingGuess.siblings`), with ``pos`` past the
+        last; None (``pos`` unchanged) when the guess fails or a span is not plain: then
+        :meth:`span` reads them one at a time, with exact error locations."""
+        found = self.guess.siblings(self.r)
+        if found is None:
+            return None
+        objs, start = found
+        out: list[SpanRecord] = []
+        fast = otlp_json._fast
+        done = fast.convert_spans(objs, 0, resource, out) if fast is not None else 0
+        try:
+            for obj in objs[done:]:
+                out.append(_span(obj, resource, ""))
+        except (TraceFormatError, RecursionError):
+            self.r.pos = start  # read them again one by one: the error names its byte
+            self.guess.failed()
+            return None
+        self.guess.prev_end = self.r.base + self.r.pos
+        return out
 
     def span(self, resource: dict[str, Any]) -> SpanRecord:
         found = self.guess.value(self.r)
         obj, offset = self.r.value() if found is None else found
         self.guess.learn(self.r, offset)
         try:
+            fast = otlp_json._fast  # read at each call: tests switch the C code off
+            if fast is not None:
+                record = fast.convert_span(obj, resource)  # the canonical span, in C
+                if record is not None:
+                    return record  # type: ignore[no-any-return]
             return _span(obj, resource, f"byte {offset}")  # the line is counted only on error
         except TraceFormatError as exc:
             where = (exc.where or "").replace(f"byte {offset}", self.r.where(offset), 1)
@@ -416,6 +449,8 @@ class _SiblingGuess:
         self.separator: bytes | None = None
         self.prev_end: int | None = None  # file offset just past the previous sibling
         self.window = 1 << 16
+        self.skip = 0  # spans to read one at a time before the next batch guess
+        self.backoff = 1
 
     def new_list(self) -> None:
         self.prev_end = None
@@ -433,6 +468,58 @@ class _SiblingGuess:
             return None
         r.pos = k + 1
         return obj, r.base + start
+
+    def siblings(self, r: _Reader) -> tuple[list[Any], int] | None:
+        """Several siblings at once: from the object at ``pos`` to the last separator the
+        buffer holds (at most :data:`_SIBLINGS` of them), parsed as one JSON list. As for one
+        object, a parse that succeeds proves the cut: the list's items are complete values
+        one after another, the last ending exactly at the cut, all in the list the first one
+        is in (a cut in a nested list or past this list's end leaves a bracket unmatched).
+        Returns (the parsed objects, their start in the buffer) with ``pos`` past the last,
+        or None with ``pos`` unchanged."""
+        if self.skip:
+            self.skip -= 1
+            return None
+        if self.separator is None or r.peek() != _OPEN:
+            return None
+        data, start, sep = r.data, r.pos, self.separator
+        end = -1
+        k = data.find(sep, start, start + self.window)
+        for _ in range(_SIBLINGS):
+            if k < 0:
+                break
+            end = k
+            k = data.find(sep, end + 1, end + 1 + self.window)
+        if end < 0:
+            return None
+        wrapped = b"[" + data[start : end + 1] + b"]"
+        try:
+            objs = fastjson.loads_fast(wrapped)
+            r.pos = end + 1
+        except ValueError as exc:
+            # The cut passed the end of this list (its "]" closed ours, more followed): the
+            # siblings are what came before that "]", and pos stops at it.
+            stop = getattr(exc, "pos", None)
+            objs = None
+            if type(stop) is int and 2 <= stop <= len(wrapped) and wrapped[stop - 1] == _CLOSE_ARR:
+                with contextlib.suppress(ValueError, RecursionError):
+                    objs = fastjson.loads_fast(wrapped[:stop])
+            if type(objs) is not list or not objs or type(stop) is not int:
+                self.failed()
+                return None
+            r.pos = start + stop - 2
+        except RecursionError:
+            self.failed()
+            return None
+        self.backoff = 1
+        return objs, start
+
+    def failed(self) -> None:
+        """A batch guess failed (a look-alike separator nested in spans, e.g. span links, or a
+        span that is not plain): make the next ones one at a time, for twice as many spans
+        after each failure in a row, so a file where guesses fail costs at most ~2x parsing."""
+        self.skip = self.backoff
+        self.backoff = min(2 * self.backoff, 1024)
 
     def learn(self, r: _Reader, offset: int) -> None:
         """After a sibling at ``offset`` was consumed: learn the separator once."""

@@ -203,7 +203,7 @@ def _jsonl(handle: IO[bytes], name: str, chunk: int, max_line: int, max_value: i
                                                      max_value_bytes=max_value))  # fmt: skip
             return
         offset += len(raw)
-        if not raw.strip(_WS):
+        if raw[:1] in _WS and not raw.strip(_WS):  # (strip copies the line: only when it may be blank)
             continue
         where = f"line {number}"
         records: list[SpanRecord] = []
