@@ -70,7 +70,8 @@ def reconstruct(
     views: dict[int, SpanView] = {}
     unreadable: set[int] = set()
     for node in tree.nodes:
-        views[id(node)] = _view(node, unreadable)
+        found = tree.views.get(id(node))  # read while merging nested calls: not twice
+        views[id(node)] = found if found is not None else _view(node, unreadable)
     pair_halves(tree.nodes, views)
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
     outputs: list[Variable] = []

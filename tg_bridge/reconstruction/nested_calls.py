@@ -39,10 +39,16 @@ logger = logging.getLogger(__name__)
 _MAX_DEPTH = 4
 
 
-def merge_nested_calls(nodes: Sequence[SpanNode]) -> tuple[list[SpanNode], int]:
+def merge_nested_calls(nodes: Sequence[SpanNode],
+                       read: dict[int, SpanView] | None = None) -> tuple[list[SpanNode], int]:  # fmt: skip
     """``nodes`` (parents set, children not yet linked) with every inner span of a nested
-    model call folded into its LLM span. Returns (remaining nodes in input order, merges)."""
+    model call folded into its LLM span. Returns (remaining nodes in input order, merges).
+
+    ``read``, when given, receives the view of every remaining node whose view was read
+    here without error, keyed by ``id(node)`` (reconstruction reuses them instead of
+    reading each span's attributes a second time)."""
     views: dict[int, SpanView] = {}
+    failed: set[int] = set()
     children: dict[int, list[SpanNode]] = {}
     for node in nodes:
         if node.parent is not None:
@@ -53,8 +59,9 @@ def merge_nested_calls(nodes: Sequence[SpanNode]) -> tuple[list[SpanNode], int]:
         if found is None:
             try:
                 found = view_of(node.name, node.record.attributes, node.record.events)
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
                 found = SpanView(name=node.name)
+                failed.add(id(node))  # reconstruction reads it again and counts it unreadable
             views[id(node)] = found
         return found
 
@@ -78,6 +85,8 @@ def merge_nested_calls(nodes: Sequence[SpanNode]) -> tuple[list[SpanNode], int]:
         removed.add(id(inner))
     if removed:
         logger.debug("merged %d nested span(s) of one model call", len(removed))
+    if read is not None:
+        read.update((k, v) for k, v in views.items() if k not in failed and k not in removed)
     return [n for n in nodes if id(n) not in removed], len(removed)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from .. import semconv as sc
 from ..spans import SpanRecord
 from .nested_calls import merge_nested_calls
+from .spanview import SpanView
 
 __all__ = ["SpanNode", "SpanTree"]
 
@@ -55,6 +56,8 @@ class SpanTree:
     missing_parents: int = 0
     cycles: int = 0
     internal: int = 0
+    #: Span views already read while building (id(node) -> view): see merge_nested_calls.
+    views: dict[int, SpanView] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, spans: Iterable[SpanRecord]) -> SpanTree:
@@ -85,13 +88,14 @@ class SpanTree:
         cycles = _break_cycles(ordered)
 
         kept, internal = _drop_internal(ordered)
-        kept, _ = merge_nested_calls(kept)  # one model call seen as nested spans: one LLM span
+        views: dict[int, SpanView] = {}
+        kept, _ = merge_nested_calls(kept, views)  # one model call seen as nested spans: one LLM span
         for node in kept:
             if node.parent is not None:
                 node.parent.children.append(node)
         roots = [n for n in kept if n.parent is None]
         tree = cls(roots=_by_start(roots), nodes=[], duplicates=duplicates,
-                   missing_parents=missing, cycles=cycles, internal=internal)  # fmt: skip
+                   missing_parents=missing, cycles=cycles, internal=internal, views=views)  # fmt: skip
         tree.nodes = tree._preorder()
         return tree
 
