@@ -62,7 +62,7 @@ from . import fastjson
 from .otlp_json import _located, fill_located
 from .stream import DEFAULT_MAX_LINE, gc_paused
 
-__all__ = ["FollowStats", "TraceFollower", "follow_traces"]
+__all__ = ["FollowStats", "TraceFollower", "follow_polls", "follow_traces"]
 
 logger = logging.getLogger(__name__)
 
@@ -391,6 +391,36 @@ def _file_fields(raw: Any) -> dict[str, Any]:
     return out
 
 
+def follow_polls(
+    follower: TraceFollower,
+    *,
+    max_polls: int | None = None,
+    interval: float = 1.0,
+    stop: threading.Event | None = None,
+) -> Iterator[list[list[SpanRecord]]]:
+    """Yield the complete traces of each poll of ``follower`` (an empty list for a poll that
+    completed none); the caller decides when to :meth:`~TraceFollower.commit`.
+
+    Polls until ``max_polls`` polls were made or ``stop`` is set (checked before each poll);
+    after a poll that completed no trace it waits ``interval`` seconds (on ``stop``, so
+    setting it ends the wait). For callers that hold traces across polls (batching) and may
+    save the checkpoint only once those are processed; :func:`follow_traces` commits after
+    every poll.
+    """
+    polls = 0
+    while max_polls is None or polls < max_polls:
+        if stop is not None and stop.is_set():
+            return
+        traces = follower.poll()
+        polls += 1
+        yield traces
+        if not traces and (max_polls is None or polls < max_polls) and interval > 0:
+            if stop is not None:
+                stop.wait(interval)
+            else:
+                time.sleep(interval)
+
+
 def follow_traces(
     source: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
@@ -409,16 +439,6 @@ def follow_traces(
     go to :class:`TraceFollower` (or pass a ready ``follower`` to read its ``stats``).
     """
     follower = follower or TraceFollower(source, checkpoint, **options)
-    polls = 0
-    while max_polls is None or polls < max_polls:
-        if stop is not None and stop.is_set():
-            return
-        traces = follower.poll()
-        polls += 1
+    for traces in follow_polls(follower, max_polls=max_polls, interval=interval, stop=stop):
         yield from traces
         follower.commit()
-        if not traces and (max_polls is None or polls < max_polls) and interval > 0:
-            if stop is not None:
-                stop.wait(interval)
-            else:
-                time.sleep(interval)
