@@ -117,8 +117,10 @@ APP_LOOKING = {"output.value": "PWNED", "openinference.span.kind": "LLM",
 
 
 def test_feedback_spans_become_a_patch_and_traces_without_feedback_are_dropped(tmp_path, logs, engine, capsys):
-    _write(logs / "traces.json", _trace("fig", "Rude one-word answer.", **APP_LOOKING), _trace("yam"),
-           _trace("kiwi", "Too short."))  # fmt: skip
+    _write(logs / "traces.json", _trace("fig", "Rude one-word answer.", **APP_LOOKING), _trace("yam"))
+    with open(logs / "traces.json", "a") as handle:
+        handle.write('{"resourceSpans": "not a list"}\n')  # a hostile line: skipped, the run goes on
+    _write(logs / "traces.json", _trace("kiwi", "Too short."))
     out = tmp_path / "patch.json"
     code, stdout, err = _run(capsys, logs, out, "--checkpoint", tmp_path / "ckpt")
     assert code == 0, err
@@ -126,7 +128,7 @@ def test_feedback_spans_become_a_patch_and_traces_without_feedback_are_dropped(t
     [change] = patch.changes  # the feedback span added no prompt and no output to optimize
     assert (change.target, change.old, change.new) == ("fake:prod/template", "Answer {q}", PROPOSALS[0])
     assert patch.metadata["follow"]["steps"] == 1 and patch.metadata["follow"]["traces_used"] == 2
-    assert "3 trace(s) read, 2 with feedback (1 without: dropped)" in err
+    assert "3 trace(s) read, 2 with feedback (1 without: dropped)" in err and "skipped 1 bad line(s)" in err
     assert "step 1: 3 trace(s) read, 2 with feedback; 2 of 2 used, 1 prompt(s) changed" in err
     assert "1 change(s) from 2 trace(s) with feedback in 1 step(s)" in stdout
     backward = "\n".join(engine.engine.prompts())
@@ -151,8 +153,10 @@ def test_traces_without_feedback_exit_1_with_the_reason_and_no_patch(tmp_path, l
 def test_two_steps_compose_into_one_cumulative_patch(tmp_path, logs, engine, capsys):
     _write(logs / "traces.json", *(_trace(q, f"Bad answer to {q}.") for q in ("fig", "yam", "kiwi", "lime")))
     out = tmp_path / "patch.json"
-    code, _, err = _run(capsys, logs, out, "--batch", 2, "--json")
+    code, stdout, err = _run(capsys, logs, out, "--batch", 2, "--json")
     assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["changes"] == ["fake:prod/template"] and summary["steps"] == 2 and summary["traces_used"] == 4
     assert "step 1:" in err and "step 2:" in err and "step 3:" not in err
     patch = Patch.load(out)
     [change] = patch.changes  # one change per prompt, from production text to the latest proposal
