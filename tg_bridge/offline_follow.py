@@ -246,12 +246,14 @@ def optimize_follow(follower: Any, optimizer: FollowOptimizer, *, max_polls: int
 
     stop = stop or threading.Event()
     for traces in follow_polls(follower, max_polls=max_polls, interval=interval, stop=stop):
-        for spans in traces:
+        completed = 0
+        for spans in traces:  # one at a time: a trace without feedback is dropped at once
             if stop.is_set():
                 return  # abandon the rest of this poll: the checkpoint stays behind it
+            completed += 1
             if optimizer.add(spans):
                 optimizer.step()
-        if not traces and optimizer.pending and not stop.is_set():
+        if not completed and optimizer.pending and not stop.is_set():
             optimizer.step()  # the stream paused: do not hold feedback for hours
         if not optimizer.pending:
             follower.commit()
