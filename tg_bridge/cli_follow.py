@@ -26,7 +26,7 @@ from typing import Any
 
 from .exceptions import UsageError
 
-__all__ = ["add_follow_options", "run_follow"]
+__all__ = ["add_follow_options", "add_poll_options", "check_follow_args", "run_follow", "stop_on_signals"]
 
 
 def add_follow_options(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,12 @@ def add_follow_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--follow", action="store_true",
                        help="FILE is a directory or glob of collector JSON-lines files: print each trace "
                             "as it completes, until SIGTERM/Ctrl-C or --max-polls")  # fmt: skip
+    add_poll_options(group)
+
+
+def add_poll_options(group: Any) -> None:
+    """``--checkpoint``, ``--max-polls`` and ``--interval``: shared by every ``--follow`` mode
+    (``graph``, ``optimize``); ``group`` is a parser or an argument group."""
     group.add_argument("--checkpoint", metavar="FILE",
                        help="with --follow: where to remember what was read (written atomically)")  # fmt: skip
     group.add_argument("--max-polls", type=int, metavar="N", help="with --follow: stop after N polls")
@@ -49,18 +55,13 @@ def run_follow(args: argparse.Namespace, fmt: str, render: Callable[[Any], Any])
     from .traces.follow import TraceFollower, follow_traces
 
     source = args.file
-    if not os.path.isdir(source) and not glob.glob(source) and not glob.has_magic(source):
-        raise UsageError(f"{source}: no such directory or file (with --follow: a directory or a glob)")
-    if args.max_polls is not None and args.max_polls < 1:
-        raise UsageError("--max-polls must be at least 1")
-    if args.interval < 0:
-        raise UsageError("--interval must not be negative")
+    check_follow_args(source, args)
     follower = TraceFollower(source, args.checkpoint)
     stop = threading.Event()
     pool: dict[str, Any] = {}
     count = 0
     comment = {"text": "==", "mermaid": "%%", "dot": "//"}.get(fmt, "")
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         traces = follow_traces(source, max_polls=args.max_polls, interval=args.interval, stop=stop,
                                follower=follower)  # fmt: skip
         for spans in traces:
@@ -86,8 +87,20 @@ def run_follow(args: argparse.Namespace, fmt: str, render: Callable[[Any], Any])
     return 0
 
 
+def check_follow_args(source: str, args: argparse.Namespace) -> None:
+    """UsageError (exit 2, one line) for a follow ``source`` that names nothing (a directory,
+    existing files or a glob pattern are accepted: a glob may match files written later) and
+    for a bad ``--max-polls`` / ``--interval``."""
+    if not os.path.isdir(source) and not glob.glob(source) and not glob.has_magic(source):
+        raise UsageError(f"{source}: no such directory or file (with --follow: a directory or a glob)")
+    if args.max_polls is not None and args.max_polls < 1:
+        raise UsageError("--max-polls must be at least 1")
+    if args.interval < 0:
+        raise UsageError("--interval must not be negative")
+
+
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM and the first SIGINT set ``stop`` (the follower ends after the current trace,
     checkpoint saved); a second SIGINT raises KeyboardInterrupt. Only in the main thread
     (signal handlers cannot be installed elsewhere); the old handlers come back after."""

@@ -6,6 +6,10 @@
         --engine openai:gpt-4o-mini --out patch.json [--mode edge|fused] [--constraint TEXT]
     tg-bridge optimize --mlflow http://127.0.0.1:5000 --experiment NAME --engine ... --out patch.json
     tg-bridge optimize --phoenix http://127.0.0.1:6006 --project NAME --engine ... --out patch.json
+    tg-bridge optimize --follow /var/lib/otelcol/ --checkpoint follow.ckpt --engine ... --out patch.json
+
+``--follow`` (:mod:`tg_bridge.cli_optimize_follow`) reads a collector's rotating files as they
+are written, with the feedback recorded as spans of each trace, and keeps ONE cumulative patch.
 
 No live app is needed: the Patch names prompts by binding key or identity (``name#hash``), and
 ``tg_bridge.apply_patch(app, "patch.json")`` applies it at deploy time.
@@ -56,13 +60,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--constraint", action="append", default=[],
                         help="a rule every new prompt must respect (repeatable)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    from .cli_optimize_follow import add_options
+
+    add_options(parser)
     parser.set_defaults(func=run_optimize)
 
 
 def run_optimize(args: argparse.Namespace) -> int:
     from . import engines
+    from .cli_optimize_follow import check_not_following, run_optimize_follow
     from .offline import optimize_traces, read_feedback
 
+    if args.follow:
+        return run_optimize_follow(args, engines)
+    check_not_following(args)
     if args.phoenix or args.project:
         result = _from_phoenix(args, engines)
     elif args.mlflow or args.experiment:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .engines import as_engine
@@ -133,13 +134,21 @@ async def afrom_graphs(
     mode: Mode = "edge",
     constraints: Sequence[str] = (),
     parameters: Mapping[str, Variable] | None = None,
+    start_values: Mapping[str, str] | None = None,
 ) -> FeedbackOptimization:
     """Seed each ``(graph, output, texts)`` and propose a Patch over the shared parameters.
 
     ``output`` None means the graph's first output. ``engine``: the backward engine (an
     Engine is used as is; a spec or None is resolved once, here). Backward and proposal run
-    through :class:`tg_bridge.loop.descent.Descent`, as in the live loop's step. Raises
-    UsageError when nothing usable is left, EngineError / OptimizerOutputError from the engine.
+    through :class:`tg_bridge.loop.descent.Descent`, as in the live loop's step.
+
+    ``start_values``: parameter key (as the runs name it) -> the text the proposal starts
+    from instead of the one the runs used (successive steps over a stream: the previous
+    proposal). Backward still sees the text the runs were made with; the parameters hold it
+    again on return. The Patch's changes keep the runs' keys, with ``old`` = the start text.
+
+    Raises UsageError when nothing usable is left, EngineError / OptimizerOutputError from
+    the engine.
     """
     from .losses import feedback
 
@@ -171,8 +180,8 @@ async def afrom_graphs(
     meters = {"backward": Usage(), "update": Usage()}
     with usage(meters["backward"]):
         gradients = await descent.backward(roots, pool)
-    with usage(meters["update"]):
-        patch = await descent.propose(pool)
+    with usage(meters["update"]), _started_from(pool, start_values or {}) as keys:
+        patch = _rekeyed(await descent.propose(pool), keys)
     return FeedbackOptimization(
         patch=patch,
         gradients=gradients,
@@ -180,6 +189,35 @@ async def afrom_graphs(
         skipped=skipped,
         usage={phase: _counters(m) for phase, m in meters.items()},
     )
+
+
+@contextlib.contextmanager
+def _started_from(pool: Sequence[Variable], values: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """Give each parameter of ``pool`` named in ``values`` that value for the proposal, and
+    its own back on exit. Yields proposal-time key -> run key: a parameter keyed by its
+    content hash changes key with its value, and a patch must name what the runs saw."""
+    swapped = [(p, p.key, p.value) for p in pool if values.get(p.key, p.value) != p.value]
+    try:
+        for param, key, _ in swapped:
+            param.set_value(values[key])
+        yield {param.key: key for param, key, _ in swapped}
+    finally:
+        for param, _, value in swapped:
+            param.set_value(value)
+
+
+def _rekeyed(patch: Any, keys: Mapping[str, str]) -> Any:
+    """``patch`` with each change (and refusal) named by its run key (see _started_from)."""
+    if not keys:
+        return patch
+    from .patching.patch import Patch
+
+    changes = [dataclasses.replace(c, target=keys.get(c.target, c.target)) for c in patch.changes]
+    metadata = dict(patch.metadata)
+    if isinstance(metadata.get("rejected"), list):
+        metadata["rejected"] = [{**r, "target": keys.get(str(r.get("target")), r.get("target"))}
+                                if isinstance(r, dict) else r for r in metadata["rejected"]]
+    return Patch(changes, metadata)
 
 
 def optimize_traces(

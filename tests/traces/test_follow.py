@@ -199,3 +199,17 @@ def test_a_new_file_on_a_reused_inode_with_the_same_first_bytes_is_read_from_the
     follower.poll()
     assert _ids(follower.poll()) == [(2, [21])]
     assert follower.stats.rewound == 1 and follower.stats.late_spans == 1 and follower.stats.bad_lines == 0
+
+
+def test_iter_poll_hands_out_each_trace_before_reading_further_lines(tmp_path):
+    """A backlog read in one poll is not held whole: each trace comes out as soon as the line
+    completing it was read (memory: the open traces, not the poll)."""
+    log = tmp_path / "traces.json"
+    _append(log, b"".join(_line(_span(t, 10 * t)) for t in range(1, 6)))
+    follower = TraceFollower(tmp_path, quiet_lines=1)
+    polled = follower.iter_poll()
+    assert _ids([next(polled)]) == [(1, [10])]
+    assert follower.stats.lines == 2  # the second line completed the first trace; nothing more read
+    assert _ids(list(polled)) == [(2, [20]), (3, [30]), (4, [40])]
+    assert _ids(list(follower.iter_poll())) == [(5, [50])]  # the idle poll completes the last one
+    assert follower.stats.traces == 5 and follower.stats.lines == 5

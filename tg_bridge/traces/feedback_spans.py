@@ -12,7 +12,9 @@ same OTLP path as the trace's other spans. Its attributes:
 
 The feedback must reach the collector before its ``decision_wait`` ends for the trace to be
 kept (docs/collector.md). :func:`feedback_in` reads these spans back from a trace's records
-(:mod:`tg_bridge.traces.follow`, trace files), ignoring values of the wrong type.
+(:mod:`tg_bridge.traces.follow`, trace files), ignoring values of the wrong type;
+:func:`split_feedback` also separates them from the app's spans, so that the graph rebuilt
+from a trace is the app's run whether or not (and however) feedback was recorded on it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from ..exceptions import UsageError
 from ..spans import SpanRecord
 from .checks import finite_number
 
-__all__ = ["FEEDBACK", "FEEDBACK_SCORE", "FEEDBACK_SPAN", "FEEDBACK_TEXT", "feedback_in", "record_feedback"]
+__all__ = ["FEEDBACK", "FEEDBACK_SCORE", "FEEDBACK_SPAN", "FEEDBACK_TEXT", "feedback_in", "record_feedback",
+           "split_feedback"]
 
 FEEDBACK_SPAN = "tg_bridge.feedback"
 FEEDBACK = "tg_bridge.feedback"
@@ -90,3 +93,12 @@ def feedback_in(spans: Sequence[SpanRecord]) -> list[tuple[float | None, str | N
         if score is not None or text is not None:
             found.append((score, text))
     return found
+
+
+def split_feedback(spans: Sequence[SpanRecord]) -> tuple[list[SpanRecord], list[tuple[float | None, str | None]]]:
+    """``(the app's spans, feedback_in(spans))``: every span named ``tg_bridge.feedback`` or
+    marked ``tg_bridge.feedback`` = true is left out of the first list, whatever else it
+    carries (a feedback span with ``output.value`` or LLM attributes must not add a step or
+    an output to the rebuilt graph)."""
+    app = [s for s in spans if s.name != FEEDBACK_SPAN and s.attributes.get(FEEDBACK) is not True]
+    return app, feedback_in(spans)

@@ -4,6 +4,9 @@
 the files of a directory or glob since the last poll, and returns the traces that became
 complete. :func:`follow_traces` loops over polls (bounded by ``max_polls`` or a stop event)
 and saves the checkpoint after the caller has taken every trace of a poll.
+:meth:`~TraceFollower.iter_poll` hands out each trace as soon as the line completing it was
+read (a backlog read in one poll is never held whole); :func:`follow_polls` leaves the commit
+to callers that batch traces across polls.
 
 What it remembers per file (the checkpoint, JSON, written atomically: temporary file, fsync,
 ``os.replace``): the file's identity — device and inode, plus a SHA-256 of its first bytes —
@@ -52,7 +55,7 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,7 +65,7 @@ from . import fastjson
 from .otlp_json import _located, fill_located
 from .stream import DEFAULT_MAX_LINE, gc_paused
 
-__all__ = ["FollowStats", "TraceFollower", "follow_traces"]
+__all__ = ["FollowStats", "TraceFollower", "follow_polls", "follow_traces"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ class TraceFollower:
         self._open_spans = 0
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._tick = 0
-        self._done: list[list[SpanRecord]] = []
+        self._done: deque[list[SpanRecord]] = deque()
         if self.checkpoint is not None and os.path.exists(self.checkpoint):
             self._load(self.checkpoint)
 
@@ -147,6 +150,13 @@ class TraceFollower:
     def poll(self) -> list[list[SpanRecord]]:
         """Read every complete line appended since the last poll; return the traces that
         became complete (each a span list in arrival order), oldest first."""
+        return list(self.iter_poll())
+
+    def iter_poll(self) -> Iterator[list[SpanRecord]]:
+        """:meth:`poll`, yielding each trace as soon as the line completing it was read, so
+        that memory holds the open traces and not every trace of a large poll (a backlog
+        read at start). Exhaust it before :meth:`commit`: the checkpoint of a poll consumed
+        halfway would skip the traces not yet yielded."""
         self.stats.polls += 1
         lines_before = self.stats.lines
         seen: set[str] = set()
@@ -160,14 +170,18 @@ class TraceFollower:
                 state = self._files[key] = _File(name=path)
             state.name = path
             if st.st_size > state.offset:
-                self._read_new(path, state, st.st_size)
+                yield from self._read_new(path, state, st.st_size)
         for key in [k for k in self._files if k not in seen]:
             del self._files[key]  # a deleted backup
         if self.stats.lines == lines_before:
             self._idle()
-        done, self._done = self._done, []
-        self.stats.traces += len(done)
-        return done
+        yield from self._take()
+
+    def _take(self) -> Iterator[list[SpanRecord]]:
+        """Hand the traces completed so far to the caller, one at a time."""
+        while self._done:
+            self.stats.traces += 1
+            yield self._done.popleft()
 
     def _candidates(self) -> list[tuple[str, os.stat_result]]:
         """The files to follow, oldest first (a rotated backup before the file that replaced it)."""
@@ -208,7 +222,7 @@ class TraceFollower:
             return True  # unreadable now: decided at the next poll
         return hashlib.sha256(head).hexdigest() == state.head
 
-    def _read_new(self, path: str, state: _File, size: int) -> None:
+    def _read_new(self, path: str, state: _File, size: int) -> Iterator[list[SpanRecord]]:
         """Consume the complete lines between ``state.offset`` and ``size`` (the size seen at
         this poll: what is appended meanwhile waits for the next poll, so a poll is bounded)."""
         try:
@@ -238,6 +252,7 @@ class TraceFollower:
                     else:
                         self._line(line, path, state.line)
                     state.offset += len(line) + 1
+                    yield from self._take()
                 pending = data[start:]
                 if len(pending) > self.max_line_bytes:
                     # An unfinished line already too long: skip it (across polls) without holding it.
@@ -391,6 +406,36 @@ def _file_fields(raw: Any) -> dict[str, Any]:
     return out
 
 
+def follow_polls(
+    follower: TraceFollower,
+    *,
+    max_polls: int | None = None,
+    interval: float = 1.0,
+    stop: threading.Event | None = None,
+) -> Iterator[Iterator[list[SpanRecord]]]:
+    """Yield one iterator per poll of ``follower`` (:meth:`TraceFollower.iter_poll`: its
+    traces as they complete); the caller decides when to :meth:`~TraceFollower.commit`.
+
+    Polls until ``max_polls`` polls were made or ``stop`` is set (checked before each poll);
+    after a poll that completed no trace it waits ``interval`` seconds (on ``stop``, so
+    setting it ends the wait). For callers that hold traces across polls (batching) and may
+    save the checkpoint only once those are processed; :func:`follow_traces` commits after
+    every poll.
+    """
+    polls = 0
+    while max_polls is None or polls < max_polls:
+        if stop is not None and stop.is_set():
+            return
+        before = follower.stats.traces
+        polls += 1
+        yield follower.iter_poll()
+        if follower.stats.traces == before and (max_polls is None or polls < max_polls) and interval > 0:
+            if stop is not None:
+                stop.wait(interval)
+            else:
+                time.sleep(interval)
+
+
 def follow_traces(
     source: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
@@ -409,16 +454,6 @@ def follow_traces(
     go to :class:`TraceFollower` (or pass a ready ``follower`` to read its ``stats``).
     """
     follower = follower or TraceFollower(source, checkpoint, **options)
-    polls = 0
-    while max_polls is None or polls < max_polls:
-        if stop is not None and stop.is_set():
-            return
-        traces = follower.poll()
-        polls += 1
+    for traces in follow_polls(follower, max_polls=max_polls, interval=interval, stop=stop):
         yield from traces
-        follower.commit()
-        if not traces and (max_polls is None or polls < max_polls) and interval > 0:
-            if stop is not None:
-                stop.wait(interval)
-            else:
-                time.sleep(interval)
+        follower.commit()  # every trace of the poll was taken
