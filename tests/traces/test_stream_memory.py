@@ -35,6 +35,23 @@ def test_spilled_traces_come_back_whole_and_in_order(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the spill file is deleted on close
 
 
+def test_new_traces_need_no_disk_lookup_once_spilling_started(tmp_path):
+    """A trace id never spilled is known not to be on disk without asking SQLite (a Bloom
+    filter); a spilled trace that continues is still found and kept whole on disk."""
+    lookups = []
+    spans = [_record(t, t + 1) for t in range(1, 2001)]  # 2,000 one-span traces, 10 held
+    late = [_record(5, 9001), _record(1999, 9002)]  # a spilled trace continues; an open one too
+    with TraceGrouper(max_open_spans=10, spill_dir=str(tmp_path)) as grouper:
+        grouper.add_all(spans[:20])  # the spill file exists from here on
+        grouper._connect().set_trace_callback(lookups.append)
+        grouper.add_all(spans[20:] + late)
+        got = list(grouper.traces())
+    assert got == list(group_by_trace(spans + late).values())
+    selects = [q for q in lookups if q.startswith("SELECT seq FROM traces WHERE")]
+    assert len(selects) < 20, f"{len(selects)} disk lookups for 1,980 new traces"
+    assert got[4] == [spans[4], late[0]]
+
+
 def test_no_spill_file_below_the_bound_and_cleanup_on_early_stop(tmp_path):
     spans = [_record(i % 4, i + 1) for i in range(40)]
     with TraceGrouper(max_open_spans=100, spill_dir=str(tmp_path)) as grouper:
