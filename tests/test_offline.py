@@ -82,6 +82,26 @@ def test_cli_optimize_writes_a_patch_that_applies_at_deploy_time(tmp_path, produ
     assert other.template == "Answer {q}"
 
 
+def test_only_the_traces_with_feedback_are_rebuilt(production, fake_engine, monkeypatch):
+    """Reading a trace is cheap, rebuilding it is not: 3 traces, feedback on 2 -> 2 rebuilt,
+    the same proposal as before."""
+    import tg_bridge.reconstruction as reconstruction
+
+    traces, feedback, trace_ids = production
+    rebuilt = []
+    real = reconstruction.reconstruct
+
+    def counting(spans, **kwargs):
+        rebuilt.append(spans[0].trace_id)
+        return real(spans, **kwargs)
+
+    monkeypatch.setattr(reconstruction, "reconstruct", counting)
+    result = tg_bridge.offline.optimize_traces(traces, feedback, engine="fake:test")
+    assert rebuilt == trace_ids[:2]
+    assert [c.new for c in result.patch.changes] == [NEW]
+    assert result.patch.metadata["traces"] == 3 and result.used == 2
+
+
 def test_cli_show_patch_and_json(tmp_path, production, fake_engine, capsys):
     traces, feedback, _ = production
     out = tmp_path / "patch.json"

@@ -147,6 +147,10 @@ def _why_unchanged(result: Any) -> str:
     """One line saying why a run with feedback proposed no change."""
     if not result.used:
         return "no trace in the file had usable feedback"
+    if not result.gradients:
+        return (f"the {result.used} trace(s) with feedback hold no prompt to optimize (none of "
+                "their LLM calls has a system prompt or template that could be read; "
+                "`tg-bridge graph` shows the skipped spans)")
     reached = sum(1 for texts in result.gradients.values() if texts)
     rejected = [r for r in result.patch.metadata.get("rejected") or [] if isinstance(r, dict)]
     if not reached:

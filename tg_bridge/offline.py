@@ -230,10 +230,13 @@ def optimize_traces(
 ) -> FeedbackOptimization:
     """Blocking: rebuild every trace of a trace file that has feedback and propose a Patch.
 
-    Feedback for trace ids absent from the file is logged and ignored. Raises UsageError /
-    TraceFormatError for bad files, EngineError from the engine.
+    The other traces are read but not rebuilt (they would seed no loss). Feedback for trace
+    ids absent from the file is logged and ignored. When the traces with feedback hold no
+    prompt, the result is an empty Patch with ``gradients == {}`` (no engine call). Raises
+    UsageError / TraceFormatError for bad files, EngineError from the engine.
     """
-    from .reconstruction import iter_graphs
+    from .reconstruction import reconstruct
+    from .traces import iter_traces
 
     entries = list(feedback) if not isinstance(feedback, (str, os.PathLike)) else read_feedback(feedback)
     by_trace: dict[str, list[str]] = {}
@@ -242,18 +245,30 @@ def optimize_traces(
     pool: dict[str, Variable] = {}
     graphs = 0
     items = []
-    for graph in iter_graphs(traces, parameters=pool):  # one at a time: only those with feedback stay
+    # Only the traces with feedback are rebuilt: a trace without any seeds no loss, so its
+    # prompts would get no gradient and TGD would leave them as they are; reading a trace
+    # costs a tenth of rebuilding it, and feedback usually covers few of them.
+    for spans in iter_traces(traces):  # one at a time: only those with feedback stay
         graphs += 1
-        texts = by_trace.pop(str(graph.metadata.get("trace_id", "")).lower(), None)
+        texts = by_trace.pop(spans[0].trace_id, None) if spans else None
         if texts:
+            graph = reconstruct(spans, parameters=pool)
             items.append((graph, pick_output(graph.outputs, graph.metadata.get("output")), texts))
     if by_trace:
         log.warning("feedback for %d trace id(s) not in %s ignored: %s", len(by_trace),
                     os.fspath(traces), ", ".join(sorted(by_trace)[:5]))
     if not items:
         raise UsageError(f"no trace of {os.fspath(traces)} has feedback (check the trace ids)")
-    result = run_sync(afrom_graphs(items, engine=engine, mode=mode, constraints=constraints,
-                                   parameters=pool))
+    if not any(p.requires_grad for p in pool.values()):
+        # Nothing to optimize (not a usage error): an empty proposal, which the CLI reports
+        # as "nothing to change" with the reason, without an engine call.
+        from .patching.patch import Patch
+
+        result = FeedbackOptimization(patch=Patch(), gradients={}, used=len(items), skipped=0,
+                                      usage={})
+    else:
+        result = run_sync(afrom_graphs(items, engine=engine, mode=mode, constraints=constraints,
+                                       parameters=pool))
     result.skipped += len(by_trace)
     result.patch.metadata.update({"source": "traces", "traces": graphs,
                                   "with_feedback": result.used})

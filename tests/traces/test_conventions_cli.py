@@ -141,7 +141,7 @@ def test_optimize_with_nothing_to_change_exits_1_with_one_line(
     assert (
         err.count("\n") == 1
         and "nothing to change" in err
-        and "reached none of the 1 prompt(s)" in err
+        and "the 1 trace(s) with feedback hold no prompt" in err
     )
     assert not out.exists()  # no empty patch that could pass for a result
 
