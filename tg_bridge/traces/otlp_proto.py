@@ -82,8 +82,9 @@ def _messages(handle: IO[bytes], name: str, max_message_bytes: int) -> Iterator[
         offset = 0
         read, unpack = handle.read, _HEADER.unpack
         while offset < size:
-            (length,) = unpack(read(4))
-            data = read(length)
+            header = read(4)
+            length = unpack(header)[0] if len(header) == 4 else -1
+            data = read(length) if length >= 0 else b""
             if len(data) != length:  # the file shrank since the walk
                 raise TraceFormatError("truncated OTLP protobuf stream", path=name, where=f"byte {offset}")
             yield offset + 4, data
@@ -110,6 +111,7 @@ def proto_spans(handle: IO[bytes], name: str, *, max_message_bytes: int) -> Iter
         try:
             message.ParseFromString(data)
         except (DecodeError, ValueError, RuntimeError) as exc:
+            # Located at the message's size prefix (its first byte for a bare message).
             raise TraceFormatError(f"binary data that is not OTLP protobuf: {exc}", path=name,
                                    where=f"byte {max(0, offset - 4)}") from None  # fmt: skip
         del data
