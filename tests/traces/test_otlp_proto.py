@@ -298,7 +298,8 @@ def test_a_declared_length_beyond_the_limit_is_not_read(tmp_path):
     assert info.value.where == "byte 0"
 
 
-def test_a_stream_cut_after_the_layout_walk_is_a_located_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cut", [2, 6])  # inside the second size prefix; inside its message
+def test_a_stream_cut_after_the_layout_walk_is_a_located_error(tmp_path, monkeypatch, cut):
     """The file shrinks between the walk of the size prefixes and the read (a writer
     truncating it): a TraceFormatError at the message's prefix, never a struct.error."""
     from tg_bridge.traces import otlp_proto
@@ -306,7 +307,6 @@ def test_a_stream_cut_after_the_layout_walk_is_a_located_error(tmp_path, monkeyp
     messages = [_message([([], [[_span_spec(bytes([i + 1]) * 8)]])]) for i in range(2)]
     data = b"".join(struct.pack(">I", m.ByteSize()) + m.SerializeToString() for m in messages)
     path = tmp_path / "shrinks.binpb"
-    path.write_bytes(data)
     first = 4 + messages[0].ByteSize()
 
     def walk_then_truncate(handle: Any, size: int, limit: int) -> bool:
@@ -314,11 +314,11 @@ def test_a_stream_cut_after_the_layout_walk_is_a_located_error(tmp_path, monkeyp
             writer.truncate(first + cut)
         return True
 
-    for cut in (2, 6):
-        path.write_bytes(data)
-        monkeypatch.setattr(otlp_proto, "_is_stream", walk_then_truncate)
-        records, reason = _read_until_error(path)
-        assert [r.span_id for r in records] == ["01" * 8] and reason == "truncated OTLP protobuf stream"
-        with pytest.raises(TraceFormatError) as info:
-            read_spans(path)
-        assert info.value.where == f"byte {first}"
+    monkeypatch.setattr(otlp_proto, "_is_stream", walk_then_truncate)
+    path.write_bytes(data)
+    records, reason = _read_until_error(path)
+    assert [r.span_id for r in records] == ["01" * 8] and reason == "truncated OTLP protobuf stream"
+    path.write_bytes(data)
+    with pytest.raises(TraceFormatError) as info:
+        read_spans(path)
+    assert info.value.where == f"byte {first}"
