@@ -115,15 +115,30 @@ def _write_document(jsonl: str, out: str) -> None:
 
 
 def _write_protobuf(jsonl: str, out: str) -> None:
-    """The JSONL file's requests as the collector's ``format: proto`` stream (size-prefixed)."""
+    """The JSONL file's requests as the collector's ``format: proto`` stream (size-prefixed).
+
+    The JSONL ids are hex (what the collector writes) while protobuf-JSON reads ``bytes``
+    fields as base64: they are converted first, so the ids are 16 and 8 bytes as in real
+    OTLP protobuf (parsed as they are, a 32-character hex id became 24 bytes)."""
+    import base64
     import struct
 
     from google.protobuf import json_format
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    def b64(hex_id: str) -> str:
+        return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
+
     with open(jsonl, "rb") as src, open(out, "wb") as dst:
         for line in src:
-            message = json_format.Parse(line, ExportTraceServiceRequest()).SerializeToString()
+            request = json.loads(line)
+            for rs in request["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        for key in ("traceId", "spanId", "parentSpanId"):
+                            if span.get(key):
+                                span[key] = b64(span[key])
+            message = json_format.ParseDict(request, ExportTraceServiceRequest()).SerializeToString()
             dst.write(struct.pack(">I", len(message)) + message)
 
 
