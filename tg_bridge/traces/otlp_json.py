@@ -74,12 +74,12 @@ def normalize_id(value: Any, nbytes: int) -> str | None:
     if not isinstance(value, str):
         return str(value).lower()
     text = value.strip()
-    if text.lower().startswith("0x"):
-        text = text[2:]
-    if len(text) == nbytes * 2:
+    # "0x" marks hex only when hex follows: base64 ids start with "0x" too (1 in ~2,000)
+    hex_text = text[2:] if text[:2].lower() == "0x" else text
+    if len(hex_text) == nbytes * 2:
         try:
-            int(text, 16)
-            return None if set(text) == {"0"} else text.lower()
+            int(hex_text, 16)
+            return None if set(hex_text) == {"0"} else hex_text.lower()
         except ValueError:
             pass
     try:
@@ -88,7 +88,7 @@ def normalize_id(value: Any, nbytes: int) -> str | None:
         raw = b""
     if len(raw) == nbytes:
         return None if not any(raw) else raw.hex()
-    return text.lower() or None
+    return hex_text.lower() or None
 
 
 def decode_any_value(value: Any) -> Any:
