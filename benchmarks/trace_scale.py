@@ -15,6 +15,9 @@ time of N (the machine may be shared: other jobs inflate both wall and CPU time)
 - ``read``   — ``tg_bridge.traces.iter_traces``: every span parsed and grouped per trace;
 - ``graphs`` — ``tg_bridge.reconstruction.iter_graphs``: read + one graph per trace, each
   dropped after use (what ``tg-bridge graph`` / ``optimize`` do);
+- ``optimize`` — ``tg_bridge.offline.optimize_traces`` (what ``tg-bridge optimize --traces``
+  runs) with feedback on 1 trace in 100 and a scripted engine: read every trace, rebuild the
+  ones with feedback, one backward pass and proposal (engine time ~0);
 - ``old``    — the whole-file reader this replaces (``otlp_json.iter_spans`` + grouping
   everything + ``reconstruct`` per trace, graphs kept), 100k only.
 
@@ -49,15 +52,34 @@ def _peak_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def _feedback_for(path: str) -> list:
+    """Feedback on 1 trace in 100 (what ``optimize`` mode uses): a score and a text."""
+    from tg_bridge.offline import FeedbackEntry
+    from tg_bridge.traces import iter_spans
+
+    ids = list(dict.fromkeys(span.trace_id for span in iter_spans(path)))
+    return [FeedbackEntry(tid, 0.0, "The answer ignored the retrieved context.") for tid in ids[::100]]
+
+
 def _measure(mode: str, path: str) -> dict[str, float]:
     """Run one measurement in this process (called in a fresh subprocess)."""
     import tg_bridge.reconstruction  # noqa: F401 - imports are not what is measured
     import tg_bridge.traces  # noqa: F401
 
+    feedback = _feedback_for(path) if mode == "optimize" else []  # outside the timed region
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     spans = traces = 0
-    if mode == "spans":
+    if mode == "optimize":
+        from tg_bridge.offline import optimize_traces
+        from tg_bridge.testing import FakeEngine
+
+        engine = FakeEngine(lambda messages, fmt: {"improved_value": "Use the context to answer {question}."}
+                            if isinstance(fmt, dict) else "Answers should cite the context.")  # fmt: skip
+        result = optimize_traces(path, feedback, engine=engine)
+        traces = int(result.patch.metadata.get("traces", 0))
+        spans = 5 * traces  # gen_otlp writes 5-span traces
+    elif mode == "spans":
         from tg_bridge.traces import iter_spans
 
         seen = set()
