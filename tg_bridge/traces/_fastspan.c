@@ -27,13 +27,18 @@ static PyObject *f_trace_id, *f_span_id, *f_parent_id, *f_name, *f_start_ns, *f_
     *f_status, *f_events, *f_resource;
 static PyObject *s_unset, *s_ok, *s_error, *s_empty, *empty_tuple;
 
-#define MAX_TIMESTAMP 18446744073709551615ULL
+/* Strings are always "ready" from 3.12 on, where PyUnicode_READY is deprecated. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define STR_READY(s) 0
+#else
+#define STR_READY(s) PyUnicode_READY(s)
+#endif
 
 /* 1 when `value` is an exact str of `length` lowercase hex digits, not all zero. */
 static int
 is_hex_id(PyObject *value, Py_ssize_t length)
 {
-    if (!PyUnicode_CheckExact(value) || PyUnicode_READY(value) < 0) {
+    if (!PyUnicode_CheckExact(value) || STR_READY(value) < 0) {
         PyErr_Clear();
         return 0;
     }
@@ -62,7 +67,7 @@ timestamp(PyObject *value)
     if (value == NULL)
         return NULL;
     if (PyUnicode_CheckExact(value)) {
-        if (PyUnicode_READY(value) < 0) {
+        if (STR_READY(value) < 0) {
             PyErr_Clear();
             return NULL;
         }
