@@ -13,6 +13,8 @@ import logging
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("opentelemetry.proto")
 
@@ -293,3 +295,25 @@ def test_a_damaged_new_checkpoint_field_is_a_typed_error(tmp_path, field, value)
     (tmp_path / ".ckpt").write_text(json.dumps(state))
     with pytest.raises(TraceFormatError, match="checkpoint"):
         TraceFollower(tmp_path, tmp_path / ".ckpt")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=st.lists(st.one_of(
+    st.binary(max_size=60),
+    st.builds(lambda n, body: struct.pack(">I", n) + body, st.integers(0, 80), st.binary(max_size=60)),
+    st.builds(lambda n: _frame(_span(n, 10 * n)), st.integers(3, 9)),
+), max_size=6), start_frame=st.booleans())
+def test_hostile_bytes_never_raise_and_never_stop_the_other_files(tmp_path_factory, chunks, start_frame):
+    """Whatever a protobuf file holds (cut frames, small lengths over junk, nested garbage),
+    polls return, count what they skip, and a sound file beside it is read in full."""
+    logs = tmp_path_factory.mktemp("hostile")
+    follower = TraceFollower(logs, logs / ".ckpt", max_frame_bytes=1 << 16)
+    _append(logs / "bad.binpb", b"\x00" if not start_frame else _frame(_span(1, 11)))
+    for chunk in chunks:
+        _append(logs / "bad.binpb", chunk)
+        follower.poll()
+    _append(logs / "good.binpb", _frame(_span(2, 21)))
+    traces = follower.poll() + follower.poll()
+    assert (2, [21]) in _ids(traces)
+    follower.commit()
+    TraceFollower(logs, logs / ".ckpt")  # the checkpoint of any such state loads
