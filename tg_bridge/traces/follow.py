@@ -274,19 +274,12 @@ class TraceFollower:
                 self.stats.bad_lines += 1
                 logger.warning("skipped a frame: %s", exc)
                 records = []  # all or nothing per frame, as per line
-            self.stats.lines += 1
-            self._tick += 1
-            self._take_records(records)
-        return True
-
-    def _take_records(self, records: list[SpanRecord]) -> None:
-        """Add one line's or frame's records to their traces and complete what the line rules
-        complete. Called with the cyclic GC paused, like the parsing before it: holding the
-        open traces' records, its passes cost as much as the parsing (our objects are acyclic;
-        no caller code runs here, traces are only queued)."""
+        self.stats.lines += 1
+        self._tick += 1
         for span in records:
             self._add(span)
         self._complete()
+        return True
 
     def _read_lines(self, handle: Any, path: str, state: FileState, size: int) -> Iterator[list[SpanRecord]]:
         """The JSON lines of ``_read_new``: only lines that end before ``size``."""
@@ -339,7 +332,9 @@ class TraceFollower:
                 self.stats.bad_lines += 1
                 logger.warning("skipped a line that is not OTLP JSON: %s", exc)
                 records = []  # all or nothing per line: a partial batch would split traces
-            self._take_records(records)
+        for span in records:
+            self._add(span)
+        self._complete()
 
     def _add(self, span: SpanRecord) -> None:
         self.stats.spans += 1
