@@ -264,7 +264,7 @@ def _old_checkpoint(path) -> None:
 
 def test_a_checkpoint_from_before_protobuf_following_loads_and_continues(tmp_path):
     log, ckpt = tmp_path / "traces.json", tmp_path / ".ckpt"
-    log.write_bytes(_line(_span(1, 11)) + _line(_span(2, 21, 20)))
+    log.write_bytes(_line(_span(1, 11, text="x" * 5000)) + _line(_span(2, 21, 20)))  # a whole 4 KiB head
     follower = TraceFollower(tmp_path, ckpt)
     assert follower.poll() == []  # trace 2 has no root: it stays open, saved in the checkpoint
     assert _ids(follower.poll()) == [(1, [11])]
