@@ -128,9 +128,11 @@ def compare(a: pathlib.Path, b: pathlib.Path) -> int:
     with a.open("rb") as fa, b.open("rb") as fb:
         for lineno, (la, lb) in enumerate(zip(fa, fb), start=1):
             if la != lb:
-                print(f"DIFFER at line {lineno} in {section}")
-                print(f"  {a}: {la[:600]!r}")
-                print(f"  {b}: {lb[:600]!r}")
+                col = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y), min(len(la), len(lb)))
+                start = max(0, col - 200)
+                print(f"DIFFER at line {lineno}, byte {col}, in {section}")
+                print(f"  {a}: ...{la[start:col + 300]!r}")
+                print(f"  {b}: ...{lb[start:col + 300]!r}")
                 return 1
             if la.startswith(b"## "):
                 section = la[3:].decode("utf-8", "replace").strip()
