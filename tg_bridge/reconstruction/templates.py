@@ -159,10 +159,10 @@ def recover_template(
         start = text.find(value)
         while start != -1:
             end = start + len(value)
-            if not any(taken[start:end]) and _boundary_ok(text, start, end, value):
+            # find/slice assignment run in C: a per-character loop cost ~1 us per 20 chars
+            if taken.find(1, start, end) == -1 and _boundary_ok(text, start, end, value):
                 spans.append((start, end, name))
-                for i in range(start, end):
-                    taken[i] = 1
+                taken[start:end] = b"\x01" * (end - start)
             start = text.find(value, end)
     spans.sort()
     out: list[str] = []
