@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tg_bridge.reconstruction.messages import _INDEXED, _split_indexed
 from tg_bridge.reconstruction.templates import recover_template
 
 FAST = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -84,3 +86,42 @@ def test_recover_template_reference_agrees_on_a_known_case() -> None:
     expected = ("Q {{x}}: {long}, {short}", ["long", "short"])
     assert _reference_recover(text, values, "f-string") == expected
     assert recover_template(text, values) == expected
+
+
+# -- _split_indexed (cached per attribute key) ---------------------------------------------
+def _reference_split(attrs: Mapping[str, object]) -> dict[str, dict[int, dict[str, object]]]:
+    """The first matching prefix decides; its next dotted part must be all digits."""
+    groups: dict[str, dict[int, dict[str, object]]] = {}
+    for key, value in attrs.items():
+        for group, prefix in _INDEXED:
+            if key.startswith(prefix):
+                head, _, rest = key[len(prefix):].partition(".")
+                if head.isdigit():
+                    groups.setdefault(group, {}).setdefault(int(head), {})[rest] = value
+                break
+    return groups
+
+
+_PREFIXES = [p for _, p in _INDEXED] + ["llm.", "retrieval.", "gen_ai.", "", "x."]
+_KEYS = st.builds(lambda p, head, rest: p + head + rest, st.sampled_from(_PREFIXES),
+                  st.sampled_from(["0", "1", "12", "007", "", "a", "1a", "-1", " 2"]),
+                  st.sampled_from(["", ".", ".message.content", ".document.id", ".x.y"]))
+
+
+@FAST
+@given(st.lists(st.tuples(_KEYS, st.integers(0, 9)), max_size=12))
+def test_split_indexed_matches_reference(items: list[tuple[str, int]]) -> None:
+    attrs = dict(items)
+    # twice: the second call answers from the per-key cache
+    assert _split_indexed(attrs) == _reference_split(attrs)
+    assert _split_indexed(attrs) == _reference_split(attrs)
+
+
+def test_split_indexed_refuses_a_digit_string_int_refuses_every_time() -> None:
+    """"\u00b2" is a digit to str.isdigit but not to int(): both versions raise ValueError (the
+    caller counts the span as unreadable), on every call: an exception is never cached."""
+    attrs = {_INDEXED[0][1] + "\u00b2.message.role": "user"}
+    for _ in range(2):
+        for split in (_split_indexed, _reference_split):
+            with pytest.raises(ValueError):
+                split(attrs)

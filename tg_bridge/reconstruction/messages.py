@@ -15,6 +15,7 @@ ignored one by one; nothing here raises on odd input. Pure. The types it fills l
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 
@@ -49,13 +50,22 @@ def _split_indexed(attrs: Mapping[str, object]) -> Groups:
     """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass."""
     groups: Groups = {}
     for key, value in attrs.items():
-        for group, prefix in _INDEXED:
-            if key.startswith(prefix):
-                head, _, rest = key[len(prefix) :].partition(".")
-                if head.isdigit():
-                    groups.setdefault(group, {}).setdefault(int(head), {})[rest] = value
-                break
+        found = _indexed_key(key)
+        if found is not None:
+            group, index, rest = found
+            groups.setdefault(group, {}).setdefault(index, {})[rest] = value
     return groups
+
+
+@functools.lru_cache(maxsize=4096)  # the same few dozen keys recur on every span of a file
+def _indexed_key(key: str) -> tuple[str, int, str] | None:
+    """(group, index, rest) of one ``prefix.{i}.rest`` key, None for any other key. Raises
+    ValueError like int() for a digit string int() refuses (never cached)."""
+    for group, prefix in _INDEXED:
+        if key.startswith(prefix):
+            head, _, rest = key[len(prefix) :].partition(".")
+            return (group, int(head), rest) if head.isdigit() else None
+    return None
 
 
 def _oi_message(fields: Mapping[str, object], pre: str = "message.") -> Message:
