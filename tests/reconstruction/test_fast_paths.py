@@ -14,8 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tg_bridge.reconstruction import claims
 from tg_bridge.reconstruction.messages import _INDEXED, _split_indexed
-from tg_bridge.reconstruction.templates import recover_template
+from tg_bridge.reconstruction.spanview import SpanView, TemplateInfo
+from tg_bridge.reconstruction.templates import placeholders, recover_template, static_text
+from tg_bridge.reconstruction.tree import SpanNode
+from tg_bridge.spans import SpanRecord
 
 FAST = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 TEXT = st.text(alphabet="ab xy{}\n.", max_size=60)
@@ -125,3 +129,86 @@ def test_split_indexed_refuses_a_digit_string_int_refuses_every_time() -> None:
         for split in (_split_indexed, _reference_split):
             with pytest.raises(ValueError):
                 split(attrs)
+
+
+# -- claims: cached per-template facts and contained() ----------------------------------------
+FRAGMENTS = ["You are a helpful bot.", "Answer briefly", "{q}", "{{ q }}", " ", "x", "{", "}}",
+             "Always cite the sources.", "xx"]  # fmt: skip
+TEMPLATES = st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=4).map("".join)
+INFOS = st.builds(lambda t, fmt: TemplateInfo(template=t, fmt=fmt), TEMPLATES,
+                  st.sampled_from(["f-string", "mustache", "none"]))
+
+
+@FAST
+@given(INFOS)
+def test_template_facts_match_uncached_versions(info: TemplateInfo) -> None:
+    for _ in range(2):  # second time from the cache
+        assert claims.placeholders_of(info) == placeholders(info.template, info.fmt)
+        assert claims.has_static_text(info) == bool(static_text(info.template, info.fmt).strip())
+    names = claims.placeholders_of(info)
+    names.append("mutated")  # a caller's list is its own: the cache is not changed
+    assert claims.placeholders_of(info) == placeholders(info.template, info.fmt)
+
+
+def _reference_contained(offers: list[SpanNode], views: dict[int, SpanView], llm: SpanNode,
+                         text: str, taken: tuple[TemplateInfo, ...]) -> list[tuple[TemplateInfo, SpanNode]]:
+    """Fixed templates (>= 12 chars stripped, no placeholders, not taken, each text once, at
+    most 64), longest first, kept where they occur in ``text`` without overlapping a kept one
+    (at most 8), in order of position."""
+    candidates = []
+    for offer in claims._in_scope(offers, llm):
+        for info in views[id(offer)].templates:
+            if len(candidates) >= 64:
+                break
+            fixed = info.template.strip()
+            if (len(fixed) >= 12 and not placeholders(info.template, info.fmt)
+                    and fixed not in [c[0].template.strip() for c in candidates]
+                    and not any(info is t for t in taken)):  # fmt: skip
+                candidates.append((info, offer))
+    candidates.sort(key=lambda c: -len(c[0].template.strip()))
+    kept: list[tuple[int, int, TemplateInfo, SpanNode]] = []
+    for info, offer in candidates:
+        fixed = info.template.strip()
+        start = text.find(fixed)
+        if start == -1:
+            continue
+        end = start + len(fixed)
+        if all(end <= s or e <= start for s, e, _, _ in kept):
+            kept.append((start, end, info, offer))
+        if len(kept) >= 8:
+            break
+    return [(info, offer) for _, _, info, offer in sorted(kept, key=lambda k: k[0])]
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(INFOS, max_size=3), min_size=1, max_size=4), st.data())
+def test_contained_matches_reference(per_offer: list[list[TemplateInfo]], data: st.DataObject) -> None:
+    root = SpanNode(SpanRecord("t", "root", None, "root"), 0, order=0)
+    offers = [SpanNode(SpanRecord("t", f"o{i}", "root", f"offer{i}"), i + 1, parent=root, order=i + 1)
+              for i in range(len(per_offer))]  # fmt: skip
+    llm = SpanNode(SpanRecord("t", "llm", "root", "llm"), 99, parent=root, order=len(offers) + 1)
+    views = {id(o): SpanView(kind="prompt", templates=list(infos)) for o, infos in zip(offers, per_offer)}
+    every = [i for infos in per_offer for i in infos]
+    # the text: fragments and templates cut anywhere, so finds touch and overlap by any amount
+    cut = st.sampled_from(every).flatmap(
+        lambda i: st.tuples(st.integers(0, len(i.template)), st.integers(0, len(i.template))).map(
+            lambda ab: i.template[ab[0]:] if ab[0] < ab[1] else i.template[:ab[1]])) if every else st.just("")
+    text = "".join(data.draw(st.lists(st.one_of(st.sampled_from(FRAGMENTS), cut), max_size=6)))
+    taken = tuple(data.draw(st.lists(st.sampled_from(every), max_size=2))) if every else ()
+    assert claims.contained(offers, views, llm, text, taken) == _reference_contained(offers, views, llm, text, taken)
+
+
+@pytest.mark.parametrize("overlap", [0, 1, 2])
+def test_contained_overlap_by_one_character_is_an_overlap(overlap: int) -> None:
+    """Two fixed prompts whose finds touch are both kept; sharing even one character, only the
+    first (longest, else latest offer) is — the fast path and the reference agree on each."""
+    first, second = "Answer very briefly, x", "x, cite sources"  # first is longer: found first
+    text = first + second[overlap:] if overlap else first + second
+    root = SpanNode(SpanRecord("t", "root", None, "root"), 0, order=0)
+    offer = SpanNode(SpanRecord("t", "o", "root", "offer"), 1, parent=root, order=1)
+    llm = SpanNode(SpanRecord("t", "llm", "root", "llm"), 2, parent=root, order=2)
+    infos = [TemplateInfo(template=first, fmt="none"), TemplateInfo(template=second, fmt="none")]
+    views = {id(offer): SpanView(kind="prompt", templates=infos)}
+    got = claims.contained([offer], views, llm, text)
+    assert got == _reference_contained([offer], views, llm, text, ())
+    assert len(got) == (2 if overlap == 0 else 1)

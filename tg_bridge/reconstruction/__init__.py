@@ -85,8 +85,9 @@ def reconstruct(
         builder = TraceBuilder(tree, roots, views, pool, bindings)
         final, sinks = builder.run()
         skipped.update(builder.skipped)
-        skipped["unreadable_attributes"] += sum(
-            1 for r in roots for n in (r, *tree.descendants(r)) if id(n) in unreadable)
+        if unreadable:  # most files have none: skip the walk
+            skipped["unreadable_attributes"] += sum(
+                1 for r in roots for n in (r, *tree.descendants(r)) if id(n) in unreadable)
         for var in ([final] if final is not None else []) + sinks:
             if all(var is not o for o in outputs):
                 outputs.append(var)

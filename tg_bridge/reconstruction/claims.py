@@ -10,6 +10,7 @@ prompt's variable values back into the rendered text. Pure.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 
@@ -27,14 +28,43 @@ _MIN_CONTAINED_CHARS = 12
 _MAX_CONTAINED_TEXT = 200_000
 _MAX_CONTAINED_TEMPLATES = 64  # templates examined per call
 _MAX_CONTAINED_FOUND = 8
+# Per-template facts are cached (the same few templates recur in every trace of a file); a
+# template longer than this is not: the cache must not pin huge hostile strings in memory.
+_MAX_CACHED_TEMPLATE = 20_000
 
 
 def placeholders_of(info: TemplateInfo) -> list[str]:
-    return placeholders(info.template, info.fmt)
+    if len(info.template) > _MAX_CACHED_TEMPLATE:
+        return placeholders(info.template, info.fmt)
+    return list(_cached_placeholders(info.template, info.fmt))
 
 
 def has_static_text(info: TemplateInfo) -> bool:
-    return bool(static_text(info.template, info.fmt).strip())
+    if len(info.template) > _MAX_CACHED_TEMPLATE:
+        return _has_static_text(info.template, info.fmt)
+    return _cached_has_static_text(info.template, info.fmt)
+
+
+def _has_static_text(template: str, fmt: str) -> bool:
+    return bool(static_text(template, fmt).strip())
+
+
+def _fixed_text(template: str, fmt: str) -> str | None:
+    """The stripped template when :func:`contained` may look for it inside a message: no
+    placeholders and at least 12 characters; else None."""
+    fixed = template.strip()
+    if len(fixed) < _MIN_CONTAINED_CHARS or placeholders(template, fmt):
+        return None
+    return fixed
+
+
+def _placeholder_tuple(template: str, fmt: str) -> tuple[str, ...]:
+    return tuple(placeholders(template, fmt))  # immutable: the cache hands out copies
+
+
+_cached_placeholders = functools.lru_cache(maxsize=1024)(_placeholder_tuple)
+_cached_has_static_text = functools.lru_cache(maxsize=1024)(_has_static_text)
+_cached_fixed_text = functools.lru_cache(maxsize=1024)(_fixed_text)
 
 
 def render_offer(view: SpanView) -> str | None:
@@ -77,31 +107,30 @@ def contained(
     """
     if not text or len(text) > _MAX_CONTAINED_TEXT:
         return []
-    candidates: list[tuple[TemplateInfo, SpanNode]] = []
-    seen: list[str] = []
+    candidates: list[tuple[str, TemplateInfo, SpanNode]] = []
+    seen: set[str] = set()
     for offer in _in_scope(offers, llm):
         for info in views[id(offer)].templates:
             if len(candidates) >= _MAX_CONTAINED_TEMPLATES:
                 break
-            fixed = info.template.strip()
-            if (len(fixed) < _MIN_CONTAINED_CHARS or fixed in seen or any(info is t for t in taken)
-                    or placeholders(info.template, info.fmt)):  # fmt: skip
+            fixed = (_fixed_text(info.template, info.fmt) if len(info.template) > _MAX_CACHED_TEMPLATE
+                     else _cached_fixed_text(info.template, info.fmt))  # fmt: skip
+            if fixed is None or fixed in seen or any(info is t for t in taken):
                 continue
-            seen.append(fixed)
-            candidates.append((info, offer))
-    candidates.sort(key=lambda c: -len(c[0].template.strip()))  # stable: latest offer first on ties
-    found: list[tuple[int, TemplateInfo, SpanNode]] = []
-    for info, offer in candidates:
-        fixed = info.template.strip()
+            seen.add(fixed)
+            candidates.append((fixed, info, offer))
+    candidates.sort(key=lambda c: -len(c[0]))  # stable: latest offer first on ties
+    found: list[tuple[int, int, TemplateInfo, SpanNode]] = []  # (start, end, ...)
+    for fixed, info, offer in candidates:
         start = text.find(fixed)
-        if start == -1 or any(s < start + len(fixed) and start < s + len(i.template.strip())
-                              for s, i, _ in found):  # fmt: skip
+        end = start + len(fixed)
+        if start == -1 or any(s < end and start < e for s, e, _, _ in found):
             continue
-        found.append((start, info, offer))
+        found.append((start, end, info, offer))
         if len(found) >= _MAX_CONTAINED_FOUND:
             break
     found.sort(key=lambda f: f[0])
-    return [(info, offer) for _, info, offer in found]
+    return [(info, offer) for _, _, info, offer in found]
 
 
 def _in_scope(offers: Sequence[SpanNode], llm: SpanNode) -> list[SpanNode]:

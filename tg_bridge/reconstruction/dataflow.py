@@ -111,11 +111,12 @@ class Flow:
 
     def _contained(self, text: str, *, documents_only: bool = False) -> Variable | None:
         parts: list[Variable] = []
+        whole = _norm(text)
         for var in self.produced:
             if documents_only and var.kind != "document":
                 continue
             value = _norm(var.value)
-            if not value or value == _norm(text):
+            if not value or value == whole:
                 continue
             # a tool's result is pasted whole into what follows ("Observation: 42"), however short
             if (var.kind in ("document", "tool_result") or len(value) >= _MIN_CONTAINED) and value in text:
@@ -126,7 +127,8 @@ class Flow:
         if documents_only and not parts:
             return None
         for name, value in self.root_inputs.items():
-            if len(_norm(value)) >= _MIN_CONTAINED and _norm(value) in text:
+            norm = _norm(value)
+            if len(norm) >= _MIN_CONTAINED and norm in text:
                 parts.append(self.input_var(value, name))
         if not parts:
             return None
