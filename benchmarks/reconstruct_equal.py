@@ -2,6 +2,7 @@
 
     python benchmarks/reconstruct_equal.py --dump OUT [--spans 100000] [--big PATH]
     python benchmarks/reconstruct_equal.py --compare A B
+    python benchmarks/reconstruct_equal.py --time FILE [--repeat 3]
 
 ``--dump`` rebuilds every trace of a fixed set of inputs and writes a canonical,
 deterministic text serialization of each graph to OUT: the generated benchmark file
@@ -19,6 +20,10 @@ object ids, serial numbers or memory addresses.
 ``--compare A B`` exits 0 when the two dumps are byte-identical and 1 otherwise, printing
 the first differing line of each (with its input and graph) — a reconstruction change that
 is meant to be a pure speed-up must compare equal.
+
+``--time FILE`` measures reconstruction alone: every trace of FILE is read first, then
+rebuilt (one shared parameter pool, as ``iter_graphs``) ``--repeat`` times; prints the least
+CPU seconds, µs per span and spans per CPU second.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import pathlib
 import re
 import sys
+import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import IO
 
@@ -38,7 +44,7 @@ import gen_otlp  # noqa: E402
 
 from tg_bridge.graph import Graph  # noqa: E402
 from tg_bridge.reconstruction import iter_graphs, reconstruct  # noqa: E402
-from tg_bridge.traces import iter_spans  # noqa: E402
+from tg_bridge.traces import iter_spans, iter_traces  # noqa: E402
 from tg_bridge.variable import Variable  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -144,14 +150,34 @@ def compare(a: pathlib.Path, b: pathlib.Path) -> int:
     return 0
 
 
+def time_reconstruct(path: pathlib.Path, repeat: int) -> None:
+    """Least CPU seconds of ``repeat`` runs rebuilding every trace of ``path`` (read beforehand)."""
+    traces = list(iter_traces(path))
+    spans = sum(len(t) for t in traces)
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        start = time.process_time()
+        pool: MutableMapping[str, Variable] = {}
+        for trace in traces:
+            reconstruct(trace, parameters=pool)
+        best = min(best, time.process_time() - start)
+    print(f"traces={len(traces)} spans={spans} cpu_s={best:.3f} us_per_span={best / spans * 1e6:.1f} "
+          f"spans_per_cpu_s={spans / best:,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--dump", metavar="OUT")
     group.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    group.add_argument("--time", metavar="FILE", help="time reconstruction alone on FILE")
+    parser.add_argument("--repeat", type=int, default=3, help="--time: runs, the least CPU kept")
     parser.add_argument("--spans", type=int, default=100_000, help="size of the generated file")
     parser.add_argument("--big", help="an existing generated file to use instead")
     args = parser.parse_args()
+    if args.time:
+        time_reconstruct(pathlib.Path(args.time), args.repeat)
+        return
     if args.compare:
         sys.exit(compare(pathlib.Path(args.compare[0]), pathlib.Path(args.compare[1])))
     out = pathlib.Path(args.dump)
