@@ -7,7 +7,7 @@
 ``--dump`` rebuilds every trace of a fixed set of inputs and writes a canonical,
 deterministic text serialization of each graph to OUT: the generated benchmark file
 (``benchmarks/gen_otlp.py``, seed 7, ``--spans`` spans, written next to OUT unless ``--big``
-names an existing file) and every trace fixture under ``tests/fixtures`` (including
+names an existing file; ``--spans 0``: none) and every trace fixture under ``tests/fixtures`` (including
 ``tests/fixtures/conventions``). Inputs are read with :func:`tg_bridge.reconstruction.iter_graphs`
 sharing one parameter pool per input, as ``tg-bridge graph`` does; each fixture is also
 rebuilt as ONE flow (``reconstruct(..., one_flow=True)``), which exercises cross-trace data
@@ -114,8 +114,8 @@ def dump_input(out: IO[str], label: str, path: pathlib.Path, *, one_flow: bool) 
     return count
 
 
-def dump(out_path: pathlib.Path, big: pathlib.Path) -> None:
-    inputs: list[tuple[str, pathlib.Path, bool]] = [(f"{big.name}", big, False)]
+def dump(out_path: pathlib.Path, big: pathlib.Path | None) -> None:
+    inputs: list[tuple[str, pathlib.Path, bool]] = [(big.name, big, False)] if big is not None else []
     for path in fixture_files():
         rel = path.relative_to(ROOT).as_posix()
         inputs += [(rel, path, False), (f"{rel} one_flow", path, True)]
@@ -182,9 +182,9 @@ def main() -> None:
         sys.exit(compare(pathlib.Path(args.compare[0]), pathlib.Path(args.compare[1])))
     out = pathlib.Path(args.dump)
     big = pathlib.Path(args.big) if args.big else out.with_name(f"gen_{args.spans}.jsonl")
-    if not big.exists():
+    if not args.big and args.spans > 0 and not big.exists():
         gen_otlp.write(str(big), args.spans)
-    dump(out, big)
+    dump(out, big if args.big or args.spans > 0 else None)
 
 
 if __name__ == "__main__":
