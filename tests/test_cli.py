@@ -328,3 +328,40 @@ def test_export_writes_the_runs_patch(tmp_path, monkeypatch, capsys):
     code, out, _ = run(["export", result.run_id, "--out", str(out_path), "--store", store,
                         "--step", "0"], capsys)
     assert code == 0 and "nothing changed" in out and not Patch.load(out_path).changes
+
+
+# -- hostile trace text: the output stays valid UTF-8 ------------------------------------------
+
+def _surrogate_trace(tmp_path: Path) -> Path:
+    """One LLM call whose name, system prompt and answer carry lone surrogates (JSON's
+    ``"\\ud800"`` escape: the readers hand it over as one code point UTF-8 cannot encode)."""
+    spans = [_span("1" * 32, "2" * 16, None, "llm \ud800", {
+        "openinference.span.kind": "LLM",
+        "llm.input_messages.0.message.role": "system",
+        "llm.input_messages.0.message.content": "Be \ud800 terse.",
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.content": "Hi",
+        "output.value": "ok \udfff",
+    })]  # fmt: skip
+    path = tmp_path / "surrogates.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}), encoding="ascii")
+    return path
+
+
+def test_graph_prints_lone_surrogates_as_replacement_characters(tmp_path, capsys):
+    path = _surrogate_trace(tmp_path)
+    exe = Path(sys.executable).with_name("tg-bridge")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "tg_bridge.cli"]
+    for fmt in ("json", "text"):  # real stdout: bytes as a terminal or a pipe gets them
+        proc = subprocess.run([*command, "graph", str(path), "-f", fmt], capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        text = proc.stdout.decode("utf-8")  # strict: raised before (exit 1, "internal error")
+        assert "Be \ufffd terse." in text and "llm \ufffd" in text
+        if fmt == "json":
+            (param,) = json.loads(text)["parameters"]
+            assert param["value"] == "Be \ufffd terse."
+    for fmt in ("mermaid", "dot"):
+        code, out, err = run(["graph", str(path), "-f", fmt], capsys)
+        assert code == 0, err
+        out.encode("utf-8")
+        assert "\ufffd" in out

@@ -93,3 +93,20 @@ def test_follow_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path, signum):
     assert b"followed" in err and b"Traceback" not in err
     state = json.loads(ckpt.read_text())
     assert [f["offset"] for f in state["files"].values()] == [os.path.getsize(logs / "traces.json")]
+
+
+def test_follow_prints_lone_surrogates_as_replacement_characters(tmp_path, capsys):
+    logs = tmp_path / "otel"
+    logs.mkdir()
+    span = {"traceId": "1" * 32, "spanId": "2" * 16, "name": "llm \ud800", "attributes": [
+        {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+        {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "system"}},
+        {"key": "llm.input_messages.0.message.content", "value": {"stringValue": "Be \ud800 terse."}},
+        {"key": "output.value", "value": {"stringValue": "ok \udfff"}}]}  # fmt: skip
+    line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n"
+    (logs / "traces.json").write_text(line, encoding="ascii")
+    for fmt in ("json", "text"):
+        code, out, err = _follow(capsys, logs, "--max-polls", "2", "--format", fmt)
+        assert code == 0, err
+        out.encode("utf-8")  # raised UnicodeEncodeError before
+        assert "Be \ufffd terse." in out

@@ -349,7 +349,8 @@ class TraceFollower:
         }  # fmt: skip
         tmp = self._tmp_path()
         assert tmp is not None
-        data = json.dumps(state, ensure_ascii=False, allow_nan=True).encode("utf-8")
+        # open traces may hold a lone surrogate: kept as is (json.loads of bytes reads it back)
+        data = json.dumps(state, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -1,0 +1,20 @@
+"""Text that leaves the process as UTF-8 (command output), whatever a trace held.
+
+JSON allows a lone surrogate (``"\\ud800"``) and Python's JSON readers hand it over as one
+code point, which UTF-8 cannot encode: printing it raises, and a stream that passed it
+through would not be UTF-8. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["utf8_safe"]
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a str holds a surrogate only when it is alone
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (the replacement character);
+    any other text is returned unchanged."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
