@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from .. import semconv as sc
+from ..traces.checks import finite_number
 from .conventions import enrich
 from .events import event_messages
 from .spanview import Document, Message, SpanKind, SpanView, TemplateInfo, ToolCall, _json, _str, is_span_kind
@@ -45,15 +46,25 @@ _INDEXED = (
 )
 
 
+def _index(text: str) -> int | None:
+    """A flattened-key index: ASCII digits, at most 9 of them (``str.isdigit`` also accepts
+    ``٣`` and ``³``, and ``int()`` refuses more than 4,300 digits), else None."""
+    if 0 < len(text) <= 9 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def _split_indexed(attrs: Mapping[str, object]) -> Groups:
-    """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass."""
+    """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass;
+    a key whose index is not :func:`_index` is ignored."""
     groups: Groups = {}
     for key, value in attrs.items():
         for group, prefix in _INDEXED:
             if key.startswith(prefix):
                 head, _, rest = key[len(prefix) :].partition(".")
-                if head.isdigit():
-                    groups.setdefault(group, {}).setdefault(int(head), {})[rest] = value
+                index = _index(head)
+                if index is not None:
+                    groups.setdefault(group, {}).setdefault(index, {})[rest] = value
                 break
     return groups
 
@@ -66,15 +77,17 @@ def _oi_message(fields: Mapping[str, object], pre: str = "message.") -> Message:
             if k.startswith(pre + "contents.") and k.endswith(".text") and isinstance(v, str)
         )  # fmt: skip
         content = "\n".join(v for _, v in parts)
-    calls: dict[str, dict[str, str]] = {}
+    calls: dict[int, dict[str, str]] = {}
     for key, value in fields.items():
         if key.startswith(pre + "tool_calls.") and isinstance(value, str):
-            idx, _, rest = key[len(pre) + 11 :].partition(".")
-            calls.setdefault(idx, {})[rest.replace("tool_call.", "")] = value
+            head, _, rest = key[len(pre) + 11 :].partition(".")
+            idx = _index(head)
+            if idx is not None:
+                calls.setdefault(idx, {})[rest.replace("tool_call.", "")] = value
     tool_calls = tuple(
         ToolCall(c.get("function.name", c.get("name", "")),
                  c.get("function.arguments", c.get("arguments", "")), c.get("id", ""))
-        for _, c in sorted(calls.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+        for _, c in sorted(calls.items())
     )  # fmt: skip
     return Message(
         role=_str(fields.get(pre + "role")) or "user",
@@ -251,9 +264,8 @@ def _retrieval(attrs: Mapping[str, object], groups: Groups, view: SpanView) -> N
         fields = groups["doc"][i]
         content = _str(fields.get("document.content"))
         if content is not None:
-            score = fields.get("document.score")
             view.documents.append(Document(content, str(fields.get("document.id") or ""),
-                                           float(score) if isinstance(score, (int, float)) else None))  # fmt: skip
+                                           finite_number(fields.get("document.score"))))  # fmt: skip
     docs = _json(attrs.get("gen_ai.retrieval.documents"))
     if not view.documents and isinstance(docs, list):
         for doc in docs:
