@@ -365,3 +365,28 @@ def test_graph_prints_lone_surrogates_as_replacement_characters(tmp_path, capsys
         assert code == 0, err
         out.encode("utf-8")
         assert "\ufffd" in out
+
+
+def test_optimize_on_a_trace_with_lone_surrogates_writes_utf8(tmp_path, capsys, monkeypatch):
+    import tg_bridge.engines
+    from tg_bridge.patching.patch import Patch
+    from tg_bridge.testing import FakeEngine
+
+    engine = FakeEngine(lambda messages, fmt: {"improved_value": "Be very terse."}
+                        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {})
+                        else "Too long \udfff.")  # fmt: skip
+    real = tg_bridge.engines.engine
+    monkeypatch.setattr(tg_bridge.engines, "engine",
+                        lambda spec=None, **kw: engine if spec == "fake:test" else real(spec, **kw))  # fmt: skip
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text(json.dumps({"trace_id": "1" * 32, "score": 0.0, "text": "bad \ud800"}) + "\n",
+                        encoding="ascii")  # fmt: skip
+    out = tmp_path / "patch.json"
+    code, stdout, err = run(["optimize", "--traces", str(_surrogate_trace(tmp_path)), "--feedback",
+                             str(feedback), "--engine", "fake:test", "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    stdout.encode("utf-8")  # the change's target names the span 'llm \ud800'
+    assert "llm \ufffd" in stdout
+    out.read_bytes().decode("utf-8")
+    (change,) = Patch.load(out).changes
+    assert (change.old, change.new) == ("Be \ud800 terse.", "Be very terse.")  # matches the trace exactly

@@ -78,3 +78,19 @@ def test_graphviz_gets_valid_utf8_for_a_lone_surrogate(monkeypatch):
     assert views_svg.dot_svg(graph) is None  # the fake dot failed; the input was still sent
     (data,) = sent  # encoding it raised before, and the drawing fell back to our own
     assert "step \ufffd" in data.decode("utf-8")
+
+
+def test_a_patch_file_keeps_the_lone_surrogate_of_a_traced_prompt(tmp_path):
+    from tg_bridge.patching.patch import Change, Patch
+    from tg_bridge.variable import content_hash
+
+    old, new = "Be \ud800 terse.", "Be terse \udfff and exact."  # a proposal may quote it back
+    change = Change("llm/system[0]#1480b23c073d827f", "replace", old, new, content_hash(old))
+    path = Patch([change], {"note": "from \ud800 traces"}).save(tmp_path / "patch.json")  # raised
+    text = (tmp_path / "patch.json").read_bytes().decode("utf-8")  # a valid UTF-8 file
+    assert "\\ud800" in text  # the JSON escape, read back as the same code point
+    loaded = Patch.load(path)
+    assert [(c.old, c.new, c.old_hash) for c in loaded.changes] == [(old, new, content_hash(old))]
+    assert loaded.metadata["note"] == "from \ud800 traces"
+    plain = Patch([Change("t", "replace", "é", "è", content_hash("é"))]).to_json()
+    assert '"old": "é"' in plain  # other text stays as it was: no escapes
