@@ -207,12 +207,30 @@ def _handmade() -> dict[str, list[SpanRecord]]:
     genai = [_span("e1", events=events, **{"gen_ai.system": "openai", "gen_ai.request.model": "m"}),
              _span("e2", "e1", start=1, **{"gen_ai.tool.name": "f", "gen_ai.tool.call.arguments": "{}",
                                            "gen_ai.tool.call.result": "42"})]  # fmt: skip
-    return {"handmade_openinference": oi, "handmade_genai_events": genai}
+    responses = json.dumps({"object": "response", "output": [
+        {"type": "message", "content": [{"type": "output_text", "text": "Hello"}]},
+        {"type": "function_call", "name": "f", "arguments": "{}", "call_id": "c1"}]})  # fmt: skip
+    replies = json.dumps([{"role": "assistant", "content": [{"type": "text", "text": "Hello"}],
+                           "tool_calls": [{"id": "c2", "function": {"name": "g", "arguments": {"a": 1}}}]}])  # fmt: skip
+    raw = [_span("r1", **{"openinference.span.kind": "CHAIN", "input.value": "Hi"}),
+           _span("r2", "r1", start=1, **_llm(**{"output.value": responses})),
+           _span("r3", "r1", start=2, **_llm(**{"output.value": replies}))]  # fmt: skip
+    records = [{"template": "You are {persona}.", "format": "f-string", "role": "system", "index": 0,
+                "name": "sys", "binding": "app:sys"},
+               {"template": "Q: {{q}}", "format": "mustache", "role": "user", "index": 1}]  # fmt: skip
+    ours = [_span("t1", **{"openinference.span.kind": "CHAIN", "input.value": '{"q": "hi"}'}),
+            _span("t2", "t1", start=1, **{"tg_bridge.templates": json.dumps(records),
+                                          "tg_bridge.template.variables": '{"persona": "kind", "q": "hi"}'}),
+            _span("t3", "t1", start=2, **_llm(**{"llm.input_messages.0.message.content": "You are kind.",
+                                                  "llm.input_messages.1.message.content": "Q: hi"}))]  # fmt: skip
+    return {"handmade_openinference": oi, "handmade_genai_events": genai, "handmade_raw_responses": raw,
+            "handmade_tg_bridge_templates": ours}  # fmt: skip
 
 
 def _bases() -> dict[str, list[SpanRecord]]:
     found = {p.name.split(".")[0]: read_spans(p) for p in sorted((FIXTURES / "conventions").glob("*.otlp.json"))}
-    for name in ("oi_langchain_rag.jsonl", "genai_weather_agent.json"):
+    for name in ("oi_langchain_rag.jsonl", "oi_langchain_agent.jsonl", "oi_llamaindex_query.jsonl",
+                 "genai_weather_agent.json"):
         found[name.split(".")[0]] = read_spans(FIXTURES / name)
     found.update(_handmade())
     return found
