@@ -26,8 +26,12 @@ from typing import get_args
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from tg_bridge import cli
+from tg_bridge._utf8 import utf8_safe
 from tg_bridge.exceptions import TraceFormatError
 from tg_bridge.graph import Graph
 from tg_bridge.reconstruction import load_traces, reconstruct
@@ -299,9 +303,27 @@ def _nest(depth: int, make) -> object:  # type: ignore[no-untyped-def]
     return value
 
 
-#: structures as readers hand them over (OTLP arrays and kvlists), nested far too deep
-DEEP_VALUES = st.sampled_from((_nest(600, lambda v: [v]), _nest(600, lambda v: (v,)),
-                               _nest(600, lambda v: {"content": v}), _nest(17, lambda v: [v])))  # fmt: skip
+class _ShortList(list):
+    """A list whose repr stays short: hypothesis prints a failing example, and printing 600
+    levels would itself raise RecursionError and hide the failure."""
+
+    def __repr__(self) -> str:
+        return f"<nested {type(self[0]).__name__} {_depth(self)} deep>"
+
+
+def _depth(value: object) -> int:
+    depth = 0
+    while isinstance(value, (list, tuple, dict)) and value:
+        value = value[0] if not isinstance(value, dict) else next(iter(value.values()))
+        depth += 1
+    return depth
+
+
+#: structures as readers hand them over (OTLP arrays and kvlists), nested far too deep;
+#: wrapped in a one-item _ShortList (the wrapper is one more level of list)
+DEEP_VALUES = st.sampled_from([_ShortList([v]) for v in (
+    _nest(600, lambda v: [v]), _nest(600, lambda v: (v,)), _nest(600, lambda v: {"content": v}),
+    _nest(17, lambda v: [v]))])  # fmt: skip
 HOSTILE = st.one_of(SCALARS, JSONISH, DEEP_VALUES, st.lists(SCALARS, max_size=3).map(tuple),
                     JSONISH.map(lambda v: json.dumps(v, allow_nan=True)))  # fmt: skip
 
@@ -556,6 +578,47 @@ def otlp_document(spans: list[SpanRecord], duplicates: list[tuple[int, int, obje
     return {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "fuzz"}, "spans": out}]}]}
 
 
+def _pb_value(value: object, depth: int = 0) -> AnyValue:
+    """An attribute value as protobuf holds it: strings must be valid UTF-8 there (a lone
+    surrogate becomes U+FFFD), ints beyond int64 are written as text, nesting is cut at 25
+    levels (up to 3 messages each; the protobuf runtime refuses to nest messages past 100)."""
+    if value is None or depth > 25:
+        return AnyValue()
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value) if -(2**63) <= value < 2**63 else AnyValue(string_value=str(value)[:50])
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, (list, tuple)):
+        return AnyValue(array_value=ArrayValue(values=[_pb_value(v, depth + 1) for v in value]))
+    if isinstance(value, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=_pb_attributes(value, depth + 1)))
+    return AnyValue(string_value=utf8_safe(str(value)))
+
+
+def _pb_attributes(attrs: object, depth: int = 0) -> list[KeyValue]:
+    items = attrs.items() if isinstance(attrs, dict) else ()
+    return [KeyValue(key=utf8_safe(str(k)), value=_pb_value(v, depth)) for k, v in items]
+
+
+def otlp_protobuf(spans: list[SpanRecord]) -> bytes:
+    """The spans as one binary ``ExportTraceServiceRequest`` (a ``.pb`` file)."""
+    out = [Span(trace_id=bytes.fromhex(_hex(s.trace_id, 32) or ""), span_id=bytes.fromhex(_hex(s.span_id, 16) or ""),
+                parent_span_id=bytes.fromhex(_hex(s.parent_id, 16) or ""), name=utf8_safe(s.name),
+                start_time_unix_nano=s.start_ns, end_time_unix_nano=s.end_ns or s.start_ns,
+                attributes=_pb_attributes(dict(s.attributes)),
+                events=[Span.Event(name=utf8_safe(str(e.get("name"))), time_unix_nano=_pb_time(e.get("time_ns")),
+                                   attributes=_pb_attributes(e.get("attributes"))) for e in s.events])
+           for s in spans]  # fmt: skip
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=out)])])
+    return request.SerializeToString()
+
+
+def _pb_time(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64 else 0
+
+
 def run_cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -566,16 +629,19 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 @FUZZ
 @given(base=st.sampled_from(sorted(BASES)), mutations=st.lists(MUTATION, max_size=5),
        duplicates=st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99), HOSTILE), max_size=3),
-       odd=st.lists(ODD_FIELDS, max_size=2), lines=st.booleans(),
+       odd=st.lists(ODD_FIELDS, max_size=2), layout=st.sampled_from(["document", "lines", "protobuf"]),
        fmt=st.sampled_from(["json", "json", "text", "mermaid", "dot"]))  # fmt: skip
 def test_mutated_trace_files_load_and_print_as_utf8_or_fail_in_one_line(tmp_path_factory, base, mutations,
-                                                                         duplicates, odd, lines, fmt):  # fmt: skip
-    doc = otlp_document(mutate(BASES[base], mutations), duplicates, odd)
+                                                                         duplicates, odd, layout, fmt):  # fmt: skip
+    spans = mutate(BASES[base], mutations)
+    doc = otlp_document(spans, duplicates, odd)
     path = tmp_path_factory.mktemp("hostile") / "trace.json"
-    if lines:  # the collector's JSON lines: one request per span
-        spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    if layout == "lines":  # the collector's JSON lines: one request per span
+        items = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
         path.write_text("".join(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]}) + "\n"
-                                for s in spans), encoding="utf-8")  # fmt: skip
+                                for s in items), encoding="utf-8")  # fmt: skip
+    elif layout == "protobuf":  # the odd JSON shapes cannot be written there; the values can
+        path.write_bytes(otlp_protobuf(spans))
     else:
         path.write_text(json.dumps(doc), encoding="utf-8")
     with caught_exceptions() as problems:

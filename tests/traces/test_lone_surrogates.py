@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tg_bridge.engines.cache import cache_key
 from tg_bridge.graph import Graph
 from tg_bridge.loop.batching import Example, fingerprint
@@ -94,3 +96,23 @@ def test_a_patch_file_keeps_the_lone_surrogate_of_a_traced_prompt(tmp_path):
     assert loaded.metadata["note"] == "from \ud800 traces"
     plain = Patch([Change("t", "replace", "é", "è", content_hash("é"))]).to_json()
     assert '"old": "é"' in plain  # other text stays as it was: no escapes
+
+
+def test_a_protobuf_string_holding_surrogate_bytes_is_a_located_error(tmp_path):
+    """Protobuf strings must be UTF-8; a writer that put a surrogate's bytes (``ED A0 80``)
+    in one makes the message unreadable: a TraceFormatError naming the byte, not a crash."""
+    import struct
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    from tg_bridge.exceptions import TraceFormatError
+    from tg_bridge.reconstruction import load_traces
+
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="llm XYZ")
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    raw = request.SerializeToString().replace(b"XYZ", b"\xed\xa0\x80")  # same length: sizes stay right
+    for name, data in (("one.pb", raw), ("stream.pb", struct.pack(">I", len(raw)) + raw)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(TraceFormatError, match="byte 0"):
+            load_traces(tmp_path / name)
