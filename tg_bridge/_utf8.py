@@ -1,8 +1,9 @@
-"""Text that leaves the process as UTF-8 (command output), whatever a trace held.
+"""Text that leaves the process as UTF-8 (command output, patch files), whatever a trace held.
 
 JSON allows a lone surrogate (``"\\ud800"``) and Python's JSON readers hand it over as one
 code point, which UTF-8 cannot encode: printing it raises, and a stream that passed it
-through would not be UTF-8. Pure.
+through would not be UTF-8. Output meant for people gets U+FFFD (:func:`utf8_safe`); JSON
+that must read back exactly escapes it (:func:`escape_surrogates`). Pure.
 """
 
 from __future__ import annotations
