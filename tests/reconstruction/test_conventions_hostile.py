@@ -230,8 +230,14 @@ def _handmade() -> dict[str, list[SpanRecord]]:
                                           "tg_bridge.template.variables": '{"persona": "kind", "q": "hi"}'}),
             _span("t3", "t1", start=2, **_llm(**{"llm.input_messages.0.message.content": "You are kind.",
                                                   "llm.input_messages.1.message.content": "Q: hi"}))]  # fmt: skip
+    inner = {"openinference.span.kind": "CHAIN", "input.value": "Hi", "output.value": "Hello",
+             "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Be brief.",
+             "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Hi"}  # fmt: skip
+    nested = [_span("n1", **{"openinference.span.kind": "CHAIN", "input.value": "Hi", "output.value": "Hello"}),
+              _span("n2", "n1", start=1, **{"openinference.span.kind": "LLM", "output.value": "Hello"}),
+              _span("n3", "n2", start=2, **inner)]  # one call as two spans (LlamaIndex OpenAILike)
     return {"handmade_openinference": oi, "handmade_genai_events": genai, "handmade_raw_responses": raw,
-            "handmade_tg_bridge_templates": ours}  # fmt: skip
+            "handmade_tg_bridge_templates": ours, "handmade_nested_call": nested}  # fmt: skip
 
 
 def _bases() -> dict[str, list[SpanRecord]]:
