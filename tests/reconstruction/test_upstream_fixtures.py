@@ -81,3 +81,25 @@ def test_vercel_upstream_in_the_cli(capsys):
     assert values["tool_result"] == "result1"
     text = _graph_text("vercel_ai_upstream", capsys)
     assert "2 trace(s), 0 parameter(s)" in text and '"\\"result1\\""' not in text
+
+
+# --- Pydantic AI: pydantic/pydantic-ai tests/test_logfire.py::test_instructions_with_structured_output
+
+
+def test_pydantic_ai_agent_instructions_are_the_chat_calls_system_parameter():
+    (graph,) = _load("pydantic_ai_upstream")
+    (system,) = graph.parameters()
+    assert system.value == "Here are some instructions"
+    (call,) = _kind(graph, "llm_output")
+    assert system in call.parents
+    assert call.value == '[tool call] final_result({"content": "a"})'
+    assert graph.outputs[0].value == '{"content":"a"}' and call in graph.outputs[0].parents
+    assert graph.metadata["skipped_by_reason"] == {}
+
+
+def test_pydantic_ai_upstream_in_the_cli(capsys):
+    doc = _graph_json("pydantic_ai_upstream", capsys)
+    assert [p["value"] for p in doc["parameters"]] == ["Here are some instructions"]
+    assert doc["traces"][0]["metadata"]["skipped_by_reason"] == {}
+    text = _graph_text("pydantic_ai_upstream", capsys)
+    assert "1 trace(s), 1 parameter(s)" in text and "Here are some instructions" in text
