@@ -103,3 +103,55 @@ def test_pydantic_ai_upstream_in_the_cli(capsys):
     assert doc["traces"][0]["metadata"]["skipped_by_reason"] == {}
     text = _graph_text("pydantic_ai_upstream", capsys)
     assert "1 trace(s), 1 parameter(s)" in text and "Here are some instructions" in text
+
+
+# --- Logfire (current GenAI attributes): pydantic/logfire tests/otel_integrations/test_anthropic.py
+
+
+def test_logfire_anthropic_system_instructions_are_the_parameter_of_the_call():
+    pool: dict = {}
+    answered, streamed, log = _load("logfire_anthropic_upstream", pool)
+    (system,) = answered.parameters()
+    assert system.value == "You are a helpful assistant."
+    (call,) = _kind(answered, "llm_output")
+    assert call.value == "Nine" and system in call.parents
+    assert [p.value for p in call.parents if not p.requires_grad] == ["What is four plus five?"]
+    assert answered.metadata["output"] == "Nine" and answered.metadata["skipped_by_reason"] == {}
+    # the streamed call returned nothing: its instructions stay a parameter, the span is counted
+    for graph in (streamed, log):
+        assert [p.value for p in graph.parameters()] == ["empty response chunk"]
+        assert graph.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+    # same text under two span names: two addresses (a content hash alone is not an address)
+    assert len(pool) == 3
+
+
+def test_logfire_anthropic_upstream_in_the_cli(capsys):
+    doc = _graph_json("logfire_anthropic_upstream", capsys)
+    assert [p["value"] for p in doc["parameters"]] == ["You are a helpful assistant.",
+                                                       "empty response chunk", "empty response chunk"]
+    assert [t["metadata"]["skipped_by_reason"] for t in doc["traces"]] == [
+        {}, {"llm_without_output": 1}, {"llm_without_output": 1}]
+    text = _graph_text("logfire_anthropic_upstream", capsys)
+    assert "3 trace(s), 3 parameter(s)" in text and "You are a helpful assistant." in text
+    assert text.count("== skipped spans: 1 (1 LLM call without an output") == 2
+
+
+# --- OpenInference (BeeAI): Arize-ai/openinference beeai test_instrumentor.py::test_llm_with_tools
+
+
+def test_openinference_beeai_message_contents_give_the_system_parameter():
+    (graph,) = _load("openinference_beeai_upstream")
+    (system,) = graph.parameters()
+    assert system.value == "Answer the user's question using the available tools."
+    (call,) = _kind(graph, "llm_output")
+    assert call.value == ('[tool call] OpenMeteoTool({"location_name":"Las Vegas","country":"USA",'
+                          '"start_date":null,"end_date":null,"temperature_unit":"celsius"})')
+    assert system in call.parents
+    assert [p.value for p in call.parents if not p.requires_grad] == ["What's the current weather in Las Vegas?"]
+    assert graph.metadata["skipped_by_reason"] == {}
+
+
+def test_openinference_beeai_upstream_in_the_cli(capsys):
+    doc = _graph_json("openinference_beeai_upstream", capsys)
+    assert [p["value"] for p in doc["parameters"]] == ["Answer the user's question using the available tools."]
+    assert "OpenMeteoTool" in _graph_text("openinference_beeai_upstream", capsys)
