@@ -155,3 +155,31 @@ def test_openinference_beeai_upstream_in_the_cli(capsys):
     doc = _graph_json("openinference_beeai_upstream", capsys)
     assert [p["value"] for p in doc["parameters"]] == ["Answer the user's question using the available tools."]
     assert "OpenMeteoTool" in _graph_text("openinference_beeai_upstream", capsys)
+
+
+# --- Mirascope (whole-span snapshots of real gpt-4o calls): Mirascope/mirascope test_model_stream.py
+
+
+def test_mirascope_system_instructions_tool_calls_and_json_answer():
+    tools, book, failed = _load("mirascope_upstream")
+    (system,) = tools.parameters()
+    assert system.value == "Use parallel tool calling."
+    (call,) = _kind(tools, "llm_output")
+    assert call.value == ('[tool call] secret_retrieval_tool({"password": "mellon"})\n'
+                          '[tool call] secret_retrieval_tool({"password": "radiance"})')
+    assert system in call.parents and tools.metadata["skipped_by_reason"] == {}
+    (system,) = book.parameters()
+    assert system.value == ("Always respond to the user's query using the "
+                            "__mirascope_formatted_output_tool__ tool for structured output.")
+    (answer,) = _kind(book, "llm_output")
+    assert json.loads(answer.value)["title"] == "THE NAME OF THE WIND" and system in answer.parents
+    # the provider raised: no system prompt was recorded, the call without output is counted
+    assert failed.parameters() == [] and failed.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+
+
+def test_mirascope_upstream_in_the_cli(capsys):
+    doc = _graph_json("mirascope_upstream", capsys)
+    assert len(doc["parameters"]) == 2 and doc["parameters"][0]["value"] == "Use parallel tool calling."
+    text = _graph_text("mirascope_upstream", capsys)
+    assert "3 trace(s), 2 parameter(s)" in text and "THE NAME OF THE WIND" in text
+    assert "== skipped spans: 1 (1 LLM call without an output" in text
