@@ -183,3 +183,27 @@ def test_mirascope_upstream_in_the_cli(capsys):
     text = _graph_text("mirascope_upstream", capsys)
     assert "3 trace(s), 2 parameter(s)" in text and "THE NAME OF THE WIND" in text
     assert "== skipped spans: 1 (1 LLM call without an output" in text
+
+
+# --- OpenAI Agents SDK through Logfire: pydantic/logfire test_openai_agents.py::test_responses_simple
+
+
+def test_openai_agents_responses_answer_is_read_and_feeds_the_next_run():
+    (graph,) = _load("openai_agents_logfire_upstream")
+    assert graph.parameters() == []  # Agent(name="agent1") has no instructions upstream
+    first, second = _kind(graph, "llm_output")
+    # the answer is the Responses API `response.output`; Logfire also lists it as the last
+    # assistant event, which is not an input of the call that produced it
+    assert first.value == "2 + 2 equals 4." and second.value == "Yes, 2 + 2 equals 4."
+    assert [p.value for p in first.parents] == ["2+2?"]
+    assert first in second.parents  # the second run replays the first answer
+    assert sorted(p.value for p in second.parents if p.kind == "input") == ["2+2?", "4?"]
+    assert graph.metadata["skipped_by_reason"] == {}
+
+
+def test_openai_agents_logfire_upstream_in_the_cli(capsys):
+    doc = _graph_json("openai_agents_logfire_upstream", capsys)
+    assert doc["traces"][0]["metadata"]["skipped_by_reason"] == {}
+    values = [n["value"] for n in doc["traces"][0]["nodes"] if n["kind"] == "llm_output"]
+    assert values == ["2 + 2 equals 4.", "Yes, 2 + 2 equals 4."]
+    assert "== skipped spans" not in _graph_text("openai_agents_logfire_upstream", capsys)
