@@ -55,3 +55,19 @@ def test_input_messages_from_the_genai_attribute_keep_a_trailing_assistant_turn(
     graph = reconstruct([_call(make_span, response, **{"gen_ai.input.messages": json.dumps(messages)})])
     (call,) = [n for n in graph.nodes if n.kind == "llm_output"]
     assert call.value == "...and blue." and "It is" in [p.value for p in call.parents]
+
+
+def test_events_of_only_assistant_messages_are_not_split_into_an_answer(make_span):
+    span = make_span("Responses API with 'gpt-4o'", "r", **{
+        "gen_ai.operation.name": "chat", "events": _events(("assistant", "a"), ("assistant", "b"))})
+    graph = reconstruct([span])
+    assert _answers(graph) == [] and graph.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+
+
+def test_a_choice_event_stays_the_answer_and_a_replayed_assistant_turn_stays_input(make_span):
+    events = json.loads(_events(("user", "Hi"), ("assistant", "Hello!"), ("user", "And?")))
+    events.append({"event.name": "gen_ai.choice", "index": 0,
+                   "message": {"role": "assistant", "content": "That is all."}})
+    span = make_span("chat gpt-4o", "c", **{"gen_ai.operation.name": "chat", "events": json.dumps(events)})
+    (call,) = [n for n in reconstruct([span]).nodes if n.kind == "llm_output"]
+    assert call.value == "That is all." and "Hello!" in [p.value for p in call.parents]

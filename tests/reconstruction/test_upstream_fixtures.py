@@ -207,3 +207,22 @@ def test_openai_agents_logfire_upstream_in_the_cli(capsys):
     values = [n["value"] for n in doc["traces"][0]["nodes"] if n["kind"] == "llm_output"]
     assert values == ["2 + 2 equals 4.", "Yes, 2 + 2 equals 4."]
     assert "== skipped spans" not in _graph_text("openai_agents_logfire_upstream", capsys)
+
+
+# --- Logfire's OpenAI Responses API stream: pydantic/logfire test_openai.py::test_responses_stream
+
+
+def test_logfire_streamed_responses_answer_is_the_trailing_assistant_event():
+    request, streamed = _load("logfire_openai_responses_upstream")
+    # the request span closes before the stream is read: its answer is logged in another trace
+    assert request.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+    (answer,) = _kind(streamed, "llm_output")
+    assert answer.value == "Four plus five equals **nine**."
+    assert [p.value for p in answer.parents] == ["What is four plus five?"]
+    assert streamed.metadata["skipped_by_reason"] == {}
+
+
+def test_logfire_openai_responses_upstream_in_the_cli(capsys):
+    doc = _graph_json("logfire_openai_responses_upstream", capsys)
+    assert [t["metadata"]["skipped_by_reason"] for t in doc["traces"]] == [{"llm_without_output": 1}, {}]
+    assert "Four plus five equals **nine**." in _graph_text("logfire_openai_responses_upstream", capsys)

@@ -1,17 +1,14 @@
 """An LLM span whose answer is a whole OpenAI Responses API object in a ``response`` attribute.
 
 Logfire's OpenAI Agents SDK integration writes each model call as a ``Responses API with ...``
-span: ``gen_ai.operation.name = chat``, the conversation as an ``events`` JSON attribute
-(read by :mod:`.pydantic_ai`) and the result as ``response``, the Responses API object
-(``{"object": "response", "output": [{"type": "message", "content": [{"type": "output_text",
-"text"}]}, {"type": "function_call", ...}]}``). There is no ``gen_ai.choice`` event: the answer's
-messages are appended to ``events`` as ordinary assistant messages, after the input.
+span: ``gen_ai.operation.name = chat``, the conversation as an ``events`` JSON attribute (read
+by :mod:`.pydantic_ai`, which also takes the answer from its end) and the result as
+``response``, the Responses API object (``{"object": "response", "output": [{"type": "message",
+"content": [{"type": "output_text", "text"}]}, {"type": "function_call", ...}]}``).
 
-So, for an LLM span that has no output yet and a ``response`` attribute that IS a Responses API
+For an LLM span that still has no output and a ``response`` attribute that IS a Responses API
 object (``"object": "response"``; the attribute name alone is too common to trust), the answer
-is read from ``response``; when the input came from Logfire's ``events`` attribute, its trailing
-assistant messages are taken off the input: they are that answer, not something the call
-read. Only fills what is still empty. Pure.
+is read from ``response``. Only fills what is still empty. Pure.
 """
 
 from __future__ import annotations
@@ -37,6 +34,3 @@ def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) 
     if answer is None:
         return
     view.output_messages = [answer]
-    if "events" in attrs:  # Logfire's message list: it ends with the answer
-        while view.messages and view.messages[-1].role == "assistant":
-            view.messages.pop()
