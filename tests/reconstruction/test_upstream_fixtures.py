@@ -110,7 +110,7 @@ def test_pydantic_ai_upstream_in_the_cli(capsys):
 
 def test_logfire_anthropic_system_instructions_are_the_parameter_of_the_call():
     pool: dict = {}
-    answered, streamed, log = _load("logfire_anthropic_upstream", pool)
+    answered, streamed, log, stream_request, stream_log = _load("logfire_anthropic_upstream", pool)
     (system,) = answered.parameters()
     assert system.value == "You are a helpful assistant."
     (call,) = _kind(answered, "llm_output")
@@ -121,19 +121,31 @@ def test_logfire_anthropic_system_instructions_are_the_parameter_of_the_call():
     for graph in (streamed, log):
         assert [p.value for p in graph.parameters()] == ["empty response chunk"]
         assert graph.metadata["skipped_by_reason"] == {"llm_without_output": 1}
-    # same text under two span names: two addresses (a content hash alone is not an address)
-    assert len(pool) == 3
+    # same text under two span names: two addresses (a content hash alone is not an address);
+    # the same span name and text in another trace: the same parameter
+    assert stream_request.parameters() == [system]
+    assert len(pool) == 4
+
+
+def test_logfire_streamed_answer_is_read_from_response_data():
+    *_, stream_request, stream_log = _load("logfire_anthropic_upstream")
+    # the request span closes before the stream is read: its answer is logged in another trace
+    assert stream_request.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+    (answer,) = _kind(stream_log, "llm_output")
+    assert answer.value == "The answer is secret"  # response_data.combined_chunk_content
+    assert sorted(p.value for p in answer.parents) == ["What is four plus five?", "You are a helpful assistant."]
+    assert stream_log.metadata["skipped_by_reason"] == {}
 
 
 def test_logfire_anthropic_upstream_in_the_cli(capsys):
     doc = _graph_json("logfire_anthropic_upstream", capsys)
-    assert [p["value"] for p in doc["parameters"]] == ["You are a helpful assistant.",
-                                                       "empty response chunk", "empty response chunk"]
+    assert [p["value"] for p in doc["parameters"]] == ["You are a helpful assistant.", "empty response chunk",
+                                                       "empty response chunk", "You are a helpful assistant."]
     assert [t["metadata"]["skipped_by_reason"] for t in doc["traces"]] == [
-        {}, {"llm_without_output": 1}, {"llm_without_output": 1}]
+        {}, {"llm_without_output": 1}, {"llm_without_output": 1}, {"llm_without_output": 1}, {}]
     text = _graph_text("logfire_anthropic_upstream", capsys)
-    assert "3 trace(s), 3 parameter(s)" in text and "You are a helpful assistant." in text
-    assert text.count("== skipped spans: 1 (1 LLM call without an output") == 2
+    assert "5 trace(s), 4 parameter(s)" in text and "The answer is secret" in text
+    assert text.count("== skipped spans: 1 (1 LLM call without an output") == 3
 
 
 # --- OpenInference (BeeAI): Arize-ai/openinference beeai test_instrumentor.py::test_llm_with_tools
@@ -226,3 +238,28 @@ def test_logfire_openai_responses_upstream_in_the_cli(capsys):
     doc = _graph_json("logfire_openai_responses_upstream", capsys)
     assert [t["metadata"]["skipped_by_reason"] for t in doc["traces"]] == [{"llm_without_output": 1}, {}]
     assert "Four plus five equals **nine**." in _graph_text("logfire_openai_responses_upstream", capsys)
+
+
+# --- Logfire before GenAI attributes: pydantic/logfire test_anthropic.py at 603b793 (request_data/response_data)
+
+
+def test_logfire_request_and_response_data_spans_are_llm_calls():
+    answered, stream_request, stream_log = _load("logfire_anthropic_v1_upstream")
+    (system,) = answered.parameters()
+    assert system.value == "You are a helpful assistant."  # request_data.system
+    (call,) = _kind(answered, "llm_output")
+    assert call.value == "Nine" and system in call.parents  # response_data.message
+    assert [p.value for p in call.parents if not p.requires_grad] == ["What is four plus five?"]
+    assert answered.metadata["skipped_by_reason"] == {}
+    # a stream: the request span has no answer (counted), the log span has it
+    assert [p.value for p in stream_request.parameters()] == ["You are a helpful assistant."]
+    assert stream_request.metadata["skipped_by_reason"] == {"llm_without_output": 1}
+    (answer,) = _kind(stream_log, "llm_output")
+    assert answer.value == "The answer is secret" and stream_log.metadata["skipped_by_reason"] == {}
+
+
+def test_logfire_anthropic_v1_upstream_in_the_cli(capsys):
+    doc = _graph_json("logfire_anthropic_v1_upstream", capsys)
+    assert {p["value"] for p in doc["parameters"]} == {"You are a helpful assistant."}
+    text = _graph_text("logfire_anthropic_v1_upstream", capsys)
+    assert "3 trace(s)" in text and "Nine" in text and "The answer is secret" in text
