@@ -73,3 +73,18 @@ def test_unreadable_agent_instructions_are_ignored(make_span):
         agent = make_span("invoke_agent a", "a", **{"gen_ai.operation.name": "invoke_agent", INSTRUCTIONS: raw})
         graph = reconstruct([agent, _chat(make_span, "c", "a")])
         assert graph.parameters() == [], raw
+
+
+def _chat_with_instructions(make_span, system: str, instructions: str):
+    span = _chat(make_span, "c", None, system=system)
+    return make_span(span.name, "c", **{**span.attributes, INSTRUCTIONS: _instructions(instructions)})
+
+
+def test_span_instructions_and_a_different_system_message_are_both_kept(make_span):
+    graph = reconstruct([_chat_with_instructions(make_span, "You are a close friend.", "You are helpful.")])
+    assert sorted(p.value for p in graph.parameters()) == ["You are a close friend.", "You are helpful."]
+
+
+def test_instructions_copied_into_the_system_message_are_not_a_second_prompt(make_span):
+    graph = reconstruct([_chat_with_instructions(make_span, "Be kind.\nAnswer briefly.", "Answer briefly.")])
+    assert [p.value for p in graph.parameters()] == ["Be kind.\nAnswer briefly."]

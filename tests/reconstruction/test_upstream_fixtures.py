@@ -263,3 +263,24 @@ def test_logfire_anthropic_v1_upstream_in_the_cli(capsys):
     assert {p["value"] for p in doc["parameters"]} == {"You are a helpful assistant."}
     text = _graph_text("logfire_anthropic_v1_upstream", capsys)
     assert "3 trace(s)" in text and "Nine" in text and "The answer is secret" in text
+
+
+# --- Microsoft.Extensions.AI OpenTelemetryChatClient: OpenTelemetryChatClientTests.ExpectedInformationLogged_Async
+
+
+def test_meai_instructions_and_the_system_message_are_both_parameters():
+    (graph,) = _load("meai_chat_client_upstream")
+    # ChatOptions.Instructions is recorded only as gen_ai.system_instructions; the conversation
+    # has its own system message too: the model read both, so both are prompts of the call
+    assert sorted(p.value for p in graph.parameters()) == ["You are a close friend.", "You are helpful."]
+    (call,) = _kind(graph, "llm_output")
+    assert call.value == "The blue whale, I think."
+    assert all(p in call.parents for p in graph.parameters())
+    assert "What's the biggest animal?" in [p.value for p in call.parents]
+    assert graph.metadata["skipped_by_reason"] == {}
+
+
+def test_meai_chat_client_upstream_in_the_cli(capsys):
+    doc = _graph_json("meai_chat_client_upstream", capsys)
+    assert sorted(p["value"] for p in doc["parameters"]) == ["You are a close friend.", "You are helpful."]
+    assert "1 trace(s), 2 parameter(s)" in _graph_text("meai_chat_client_upstream", capsys)
