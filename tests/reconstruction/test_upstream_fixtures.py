@@ -277,6 +277,8 @@ def test_meai_instructions_and_the_system_message_are_both_parameters():
     assert call.value == "The blue whale, I think."
     assert all(p in call.parents for p in graph.parameters())
     assert "What's the biggest animal?" in [p.value for p in call.parents]
+    # a recorded call without arguments is a call without arguments, not "(null)"
+    assert "[tool call] GetPersonName()" in [p.value for p in call.parents]
     assert graph.metadata["skipped_by_reason"] == {}
 
 

@@ -106,13 +106,13 @@ def _genai_messages(raw: object) -> list[Message]:
                 continue
             ptype = part.get("type")
             if ptype == "tool_call":
-                args = part.get("arguments")
-                args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+                args = part.get("arguments")  # absent: a call without arguments, not "null"
+                args = args if isinstance(args, str) else "" if args is None else json.dumps(args, ensure_ascii=False)
                 calls.append(ToolCall(str(part.get("name", "")), args, str(part.get("id") or "")))
             elif ptype == "tool_call_response":
                 call_id = str(part.get("id") or "")
                 resp = part.get("response", part.get("result"))  # Pydantic AI says "result"
-                texts.append(resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False))
+                texts.append(resp if isinstance(resp, str) else "" if resp is None else json.dumps(resp, ensure_ascii=False))
             elif isinstance(part.get("content"), str):
                 texts.append(part["content"])
         out.append(Message(role, "\n".join(texts), tuple(calls), call_id))
