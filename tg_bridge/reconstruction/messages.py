@@ -154,6 +154,9 @@ def _kind(attrs: Mapping[str, object], groups: Groups) -> SpanKind:
         return _TRACELOOP_KINDS[tl]
     if "in" in groups or "gprompt" in groups or attrs.get("llm.request.type"):
         return "llm"
+    # GenAI messages with no operation name (a writer that omits it) are still a model call.
+    if sc.GEN_AI_INPUT_MESSAGES in attrs or sc.GEN_AI_OUTPUT_MESSAGES in attrs:
+        return "llm"
     if sc.TEMPLATES in attrs:
         return "prompt"
     return "other"
