@@ -18,6 +18,9 @@ time of N (the machine may be shared: other jobs inflate both wall and CPU time)
 - ``optimize`` — ``tg_bridge.offline.optimize_traces`` (what ``tg-bridge optimize --traces``
   runs) with feedback on 1 trace in 100 and a scripted engine: read every trace, rebuild the
   ones with feedback, one backward pass and proposal (engine time ~0);
+- ``follow`` — ``tg_bridge.traces.follow.TraceFollower`` on a directory holding the file alone
+  (a hard link, as the collector leaves it): one poll reads the backlog, an idle poll flushes
+  the open traces (what ``graph --follow`` reads before rebuilding; JSONL and protobuf only);
 - ``old``    — the whole-file reader this replaces (``otlp_json.iter_spans`` + grouping
   everything + ``reconstruct`` per trace, graphs kept), 100k only.
 
@@ -100,6 +103,17 @@ def _measure(mode: str, path: str) -> dict[str, float]:
         for graph in iter_graphs(path, parameters=pool):
             traces += 1
             spans += int(graph.metadata.get("spans", 0))
+    elif mode == "follow":
+        from tg_bridge.traces.follow import TraceFollower
+
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as logs:
+            os.link(path, os.path.join(logs, os.path.basename(path)))
+            follower = TraceFollower(logs)
+            for _ in range(2):  # the backlog, then an idle poll that completes the rest
+                for trace in follower.iter_poll():
+                    traces += 1
+                    spans += len(trace)
+            assert follower.stats.bad_lines == follower.stats.unframed == 0, follower.stats
     elif mode == "old":
         from tg_bridge.reconstruction import reconstruct
         from tg_bridge.traces import group_by_trace
@@ -214,6 +228,8 @@ def main() -> None:
                 for mode in modes:
                     if mode == "old" and (size > 100_000 or label == "protobuf"):
                         continue  # memory grows with the file: not run at 1M; JSON only
+                    if mode == "follow" and label == "JSON document":
+                        continue  # the collector writes lines or frames, never one document
                     r = _run(mode, path, args.repeat)
                     print(f"| {size:,} | {label} | {mb:.0f} | {mode} | {r['traces']:,} | {r['wall']:.1f} | "
                           f"{r['cpu']:.2f} | {r['spans'] / r['wall']:,.0f} | {r['spans'] / r['cpu']:,.0f} | "

@@ -1,6 +1,6 @@
 """``tg-bridge graph DIR_OR_GLOB --follow``: print each trace's graph as the collector writes it.
 
-Reads the rotating OTLP JSON lines files of an OTel Collector file exporter incrementally
+Reads the rotating files of an OTel Collector file exporter (``format: json`` or ``proto``) incrementally
 (:func:`tg_bridge.traces.follow.follow_traces`), rebuilds one graph per completed trace and
 prints it at once (text/mermaid/dot: a ``trace N`` comment then the body; json: one JSON
 object per line). ``--checkpoint FILE`` makes a restart continue where the last one stopped.
@@ -34,7 +34,7 @@ def add_follow_options(parser: argparse.ArgumentParser) -> None:
     """The ``--follow`` options of ``tg-bridge graph``."""
     group = parser.add_argument_group("following a collector's rotating files")
     group.add_argument("--follow", action="store_true",
-                       help="FILE is a directory or glob of collector JSON-lines files: print each trace "
+                       help="FILE is a directory or glob of collector files (JSON lines or protobuf): print each trace "
                             "as it completes, until SIGTERM/Ctrl-C or --max-polls")  # fmt: skip
     add_poll_options(group)
 
@@ -83,8 +83,7 @@ def run_follow(args: argparse.Namespace, fmt: str, render: Callable[[Any], Any])
             sys.stdout.flush()  # a follower is read live (| tee, a log shipper)
     stats = follower.stats
     sys.stderr.write(f"followed {source}: {count} trace(s), {len(pool)} parameter(s) in {stats.polls} poll(s); "
-                     f"skipped {stats.bad_lines} bad line(s), {stats.long_lines} over-long line(s), "
-                     f"{stats.late_spans} late span(s)\n")  # fmt: skip
+                     f"{stats.skipped()}\n")  # fmt: skip
     return 0
 
 

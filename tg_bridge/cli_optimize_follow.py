@@ -1,6 +1,6 @@
 """``tg-bridge optimize --follow DIR_OR_GLOB --out patch.json``: optimize while the collector writes.
 
-Follows the OTel Collector's rotating JSON-lines files like ``tg-bridge graph --follow``
+Follows the OTel Collector's rotating files (JSON lines or protobuf) like ``tg-bridge graph --follow``
 (:class:`tg_bridge.traces.follow.TraceFollower`, the same checkpoint, polls and signal
 handling), takes the feedback from the ``tg_bridge.feedback`` spans of each trace and runs one
 descent step every ``--batch`` traces with feedback (:mod:`tg_bridge.offline_follow`, which
@@ -34,7 +34,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("following a collector's rotating files (docs/collector.md)")
     group.add_argument("--follow", metavar="DIR_OR_GLOB",
-                       help="instead of --traces/--feedback: follow the collector's JSON-lines files; the "
+                       help="instead of --traces/--feedback: follow the collector's files (JSON lines or protobuf); the "
                             "feedback is the tg_bridge.feedback spans of each trace (untrusted data)")  # fmt: skip
     add_poll_options(group)
     group.add_argument("--batch", type=int, metavar="K",
@@ -79,8 +79,7 @@ def run_optimize_follow(args: argparse.Namespace, engines: Any) -> int:
     stats = follower.stats
     sys.stderr.write(f"followed {source}: {optimizer.read} trace(s) read, {optimizer.with_feedback} with feedback"
                      f" ({optimizer.read - optimizer.with_feedback} without: dropped) in {stats.polls} poll(s);"
-                     f" skipped {stats.bad_lines} bad line(s), {stats.long_lines} over-long line(s),"
-                     f" {stats.late_spans} late span(s)\n")  # fmt: skip
+                     f" {stats.skipped()}\n")  # fmt: skip
     if not state.changes:  # an empty patch must not look like success
         sys.stderr.write(f"tg-bridge optimize: nothing to change: {_why_unchanged(optimizer)}\n")
         return 1

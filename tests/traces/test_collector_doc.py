@@ -38,7 +38,7 @@ def test_collector_config_uses_documented_keys_and_a_complete_pipeline():
         assert set(names) <= set(config[kind]), kind
     (exporter,) = [v for k, v in config["exporters"].items() if k.split("/")[0] == "file"]
     assert set(exporter) <= FILE_EXPORTER and set(exporter["rotation"]) <= ROTATION
-    assert exporter["format"] == "json" and "compression" not in exporter  # what --follow reads
+    assert exporter["format"] in ("json", "proto") and "compression" not in exporter  # what --follow reads
     assert exporter["rotation"]["max_megabytes"] > 0 and exporter["rotation"]["max_backups"] > 0
     sampling = config["processors"]["tail_sampling"]
     assert set(sampling) <= TAIL_SAMPLING and set(sampling["decision_cache"]) <= DECISION_CACHE

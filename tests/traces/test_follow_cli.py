@@ -110,3 +110,34 @@ def test_follow_prints_lone_surrogates_as_replacement_characters(tmp_path, capsy
         assert code == 0, err
         out.encode("utf-8")  # raised UnicodeEncodeError before
         assert "Be \ufffd terse." in out
+
+
+def test_follow_prints_the_same_graphs_from_protobuf_frames_as_from_json_lines(tmp_path, capsys):
+    pytest.importorskip("opentelemetry.proto")
+    from tests.support.otlp import proto_frame
+
+    source = FIXTURES / "oi_langchain_rag.jsonl"
+    as_json, as_proto = tmp_path / "json", tmp_path / "proto"
+    as_json.mkdir()
+    as_proto.mkdir()
+    shutil.copy(source, as_json / "traces.json")
+    lines = [line for line in source.read_text().splitlines() if line.strip()]
+    (as_proto / "traces.binpb").write_bytes(b"".join(proto_frame(json.loads(line)) for line in lines))
+    code, expected, _ = _follow(capsys, as_json, "--max-polls", "2")
+    assert code == 0 and expected.count("== trace ") > 0
+    code, out, err = _follow(capsys, as_proto, "--checkpoint", tmp_path / "ckpt", "--max-polls", "2")
+    assert code == 0 and out == expected, err
+    assert "skipped 0 bad line(s)" in err and "protobuf" not in err  # nothing skipped, nothing to say
+    state = json.loads((tmp_path / "ckpt").read_text())
+    assert [(f["format"], f["offset"]) for f in state["files"].values()] == [
+        ("proto", (as_proto / "traces.binpb").stat().st_size)]
+    code, out, _ = _follow(capsys, as_proto, "--checkpoint", tmp_path / "ckpt", "--max-polls", "2")
+    assert code == 0 and out == ""  # a restart reads nothing twice
+
+
+def test_follow_counts_a_protobuf_file_left_at_a_bad_frame_in_the_summary(tmp_path, capsys):
+    pytest.importorskip("opentelemetry.proto")
+    (tmp_path / "traces.binpb").write_bytes(b"\x7f\xff\xff\xff" + b"\x00" * 16)  # an absurd length
+    code, out, err = _follow(capsys, tmp_path, "--max-polls", "2")
+    assert code == 0 and out == "" and "Traceback" not in err
+    assert "1 protobuf file(s) from a bad frame on" in err

@@ -15,7 +15,7 @@ import signal
 import pytest
 
 import tg_bridge.engines
-from tests.support.otlp import otlp_line
+from tests.support.otlp import otlp_frame, otlp_line
 from tests.support.untrusted import assert_only_as_data
 from tg_bridge.capturing import capture
 from tg_bridge.cli import main
@@ -138,6 +138,24 @@ def test_feedback_spans_become_a_patch_and_traces_without_feedback_are_dropped(t
     live = FakeApp("Answer {q}", str, name="prod")
     tg_bridge.apply_patch(live, str(out))
     assert live.template == PROPOSALS[0]
+
+
+def test_protobuf_frames_become_the_same_patch_as_json_lines(tmp_path, logs, engine, capsys):
+    """The collector's ``format: proto`` files: the same feedback, the same cumulative patch."""
+    pytest.importorskip("opentelemetry.proto")
+    traces = [_trace("fig", "Rude one-word answer."), _trace("yam"), _trace("kiwi", "Too short.")]
+    with open(logs / "traces.binpb", "ab") as handle:
+        handle.write(b"".join(otlp_frame(spans) for spans in traces))
+    out = tmp_path / "patch.json"
+    code, stdout, err = _run(capsys, logs, out, "--checkpoint", tmp_path / "ckpt")
+    assert code == 0, err
+    [change] = Patch.load(out).changes
+    assert (change.target, change.old, change.new) == ("fake:prod/template", "Answer {q}", PROPOSALS[0])
+    assert "3 trace(s) read, 2 with feedback (1 without: dropped)" in err and "skipped 0 bad line(s)" in err
+    backward = "\n".join(engine.engine.prompts())
+    assert "Rude one-word answer." in backward and "Too short." in backward
+    state = json.loads((tmp_path / "ckpt").read_text())
+    assert [f["format"] for f in state["files"].values()] == ["proto"]
 
 
 def test_traces_without_feedback_exit_1_with_the_reason_and_no_patch(tmp_path, logs, engine, capsys):

@@ -25,7 +25,7 @@ from .events import event_messages
 from .spanview import Document, Message, SpanKind, SpanView, TemplateInfo, ToolCall, _json, _str, is_span_kind
 from .templates import placeholders
 
-__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "view_of"]
+__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "add_instructions", "view_of"]
 
 _GENAI_KINDS: dict[str, SpanKind] = {
     "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
@@ -119,17 +119,27 @@ def _genai_messages(raw: object) -> list[Message]:
                 continue
             ptype = part.get("type")
             if ptype == "tool_call":
-                args = part.get("arguments")
-                args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+                args = part.get("arguments")  # absent: a call without arguments, not "null"
+                args = args if isinstance(args, str) else "" if args is None else json.dumps(args, ensure_ascii=False)
                 calls.append(ToolCall(str(part.get("name", "")), args, str(part.get("id") or "")))
             elif ptype == "tool_call_response":
                 call_id = str(part.get("id") or "")
                 resp = part.get("response", part.get("result"))  # Pydantic AI says "result"
-                texts.append(resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False))
+                texts.append(resp if isinstance(resp, str) else "" if resp is None else json.dumps(resp, ensure_ascii=False))
             elif isinstance(part.get("content"), str):
                 texts.append(part["content"])
         out.append(Message(role, "\n".join(texts), tuple(calls), call_id))
     return out
+
+
+def add_instructions(messages: list[Message], system: Message | None) -> None:
+    """Put ``gen_ai.system_instructions`` first among ``messages`` unless a system message
+    already says it. Instructions are recorded apart from the conversation (Microsoft.Extensions.AI
+    ``ChatOptions.Instructions``, Anthropic's ``system``); a conversation can carry a system
+    message of its own as well, and the model read both. Some writers copy the instructions
+    into the messages too: a system message that contains them is that copy."""
+    if system is not None and not any(m.role == "system" and system.content in m.content for m in messages):
+        messages.insert(0, system)
 
 
 def _system_instructions(raw: object) -> Message | None:
@@ -156,6 +166,9 @@ def _kind(attrs: Mapping[str, object], groups: Groups) -> SpanKind:
     if tl in _TRACELOOP_KINDS:
         return _TRACELOOP_KINDS[tl]
     if "in" in groups or "gprompt" in groups or attrs.get("llm.request.type"):
+        return "llm"
+    # GenAI messages with no operation name (a writer that omits it) are still a model call.
+    if sc.GEN_AI_INPUT_MESSAGES in attrs or sc.GEN_AI_OUTPUT_MESSAGES in attrs:
         return "llm"
     if sc.TEMPLATES in attrs:
         return "prompt"
@@ -234,9 +247,7 @@ def _llm_content(attrs: Mapping[str, object], groups: Groups, view: SpanView,
         view.messages = [_oi_message(groups["gprompt"][i], "") for i in sorted(groups["gprompt"])]
     if not view.messages and ev_in:
         view.messages = _genai_messages(ev_in)
-    system = _system_instructions(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS))
-    if system is not None and not any(m.role == "system" for m in view.messages):
-        view.messages.insert(0, system)
+    add_instructions(view.messages, _system_instructions(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)))
     if not view.messages:
         prompts = attrs.get(sc.LLM_PROMPTS)
         texts = list(prompts) if isinstance(prompts, tuple) else []

@@ -1,4 +1,4 @@
-"""Following rotating OTLP JSON lines files (the OTel Collector file exporter) from a checkpoint.
+"""Following the OTel Collector file exporter's rotating files (JSON lines or protobuf) from a checkpoint.
 
 :class:`TraceFollower` reads, at each :meth:`~TraceFollower.poll`, only what was appended to
 the files of a directory or glob since the last poll, and returns the traces that became
@@ -10,18 +10,20 @@ to callers that batch traces across polls.
 
 What it remembers per file (the checkpoint, JSON, written atomically: temporary file, fsync,
 ``os.replace``): the file's identity — device and inode, plus a SHA-256 of its first bytes —
-its current name and the byte offset just past the last complete line consumed (a new
-file on a reused inode differs in its first bytes, or has no line end at that offset). Hence:
+its current name, its format, the byte offset just past the last complete line or frame
+consumed and the bytes just before that offset (the mark: a new file on a reused inode differs
+in its first bytes, or at the mark, or has no line end at that offset). Hence:
 
 - **Rotation** (the file exporter renames ``traces.json`` to a timestamped backup and opens
   a new ``traces.json``): the inode moves with the data, so the backup is finished from the
   saved offset and the new file is read from 0. Deleted backups are forgotten.
 - **Truncation or a reused inode** (copy-truncate rotation, a new file on a freed inode): the
   file is shorter than the offset, or its first bytes differ, so it is read from 0.
-- **A write in progress**: a last line without its newline is not consumed; it is read once
-  complete. A line longer than ``max_line_bytes`` is skipped (counted in ``stats``), never
-  held whole. A line that is not OTLP JSON is skipped with a warning naming file and line
-  (hostile or damaged input must not stop ingestion forever).
+- **A write in progress**: a last line without its newline, or a last frame shorter than
+  its length says, is not consumed; it is read once complete. A line longer than
+  ``max_line_bytes`` is skipped (counted in ``stats``), never held whole. A line that is not
+  OTLP JSON is skipped with a warning naming file and line (hostile or damaged input must not
+  stop ingestion forever).
 
 When a trace is complete — lines, not clocks, so that tests need no waiting:
 
@@ -40,17 +42,24 @@ a trace already handed out (later than the rules allowed) is dropped and counted
 traces not yet complete are saved in the checkpoint, so a restart loses none; traces handed
 out in a poll whose checkpoint was not saved come again after a restart (at-least-once).
 
-Only JSON lines are followed (the file exporter's default ``format: json``); compressed or
-protobuf files are not. Blocking file I/O; not thread-safe (one follower per checkpoint).
+**Formats**, decided per file from its first byte (:func:`.follow_frames.file_format`): the file
+exporter's ``format: json`` (one request per line) and ``format: proto`` (each request after
+its length as a big-endian uint32; needs ``opentelemetry-proto``). A frame counts as a line for
+the completion rules below. A frame longer than ``max_frame_bytes`` or that does not parse
+means the file is not (or no longer) a frame stream: it is counted (``stats.unframed``) and the
+file is not read further (a rewrite from 0, a rotation, a new file are read as usual). Without
+``opentelemetry-proto`` a protobuf file is counted once (``stats.no_proto``) and left unread, so
+that a restart with the package installed reads it. A frame whose spans cannot be records (a
+span without ids) is skipped whole like a bad line (``stats.bad_lines``).
+
+Compressed files are not read. Blocking file I/O; not thread-safe (one follower per checkpoint).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import glob
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -60,58 +69,29 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..exceptions import TraceFormatError
-from ..spans import SpanRecord, spans_from_json_bytes, spans_to_json_bytes
+from ..spans import SpanRecord
 from . import fastjson
+from .follow_frames import DEFAULT_MAX_FRAME, file_format, iter_frames
+from .follow_state import MARK_BYTES, FileState, FollowStats, OpenTrace, read_checkpoint, write_checkpoint
 from .otlp_json import _located, fill_located
+from .otlp_proto import decode_request, has_protobuf, spans_from_message
 from .stream import DEFAULT_MAX_LINE, gc_paused
 
 __all__ = ["FollowStats", "TraceFollower", "follow_polls", "follow_traces"]
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT_VERSION = 1
 # How much of a file's start identifies it (with its inode): enough to reach the first span's
 # random trace id, since files of one service share their resource attributes at the start.
 _HEAD_BYTES = 4096
 _BLOCK = 1 << 20
 _RECENT = 50_000  # trace ids remembered as handed out (to drop late spans)
-
-
-@dataclasses.dataclass
-class FollowStats:
-    """Counters of one follower (since it was created, not saved in the checkpoint)."""
-
-    polls: int = 0
-    lines: int = 0  # non-blank complete lines consumed
-    spans: int = 0
-    traces: int = 0  # handed out
-    bad_lines: int = 0  # not OTLP JSON: skipped
-    long_lines: int = 0  # longer than max_line_bytes: skipped
-    late_spans: int = 0  # for a trace already handed out: dropped
-    forced: int = 0  # traces handed out early to bound memory
-    rewound: int = 0  # files read again from 0 (truncated or replaced)
-
-
-@dataclasses.dataclass
-class _File:
-    name: str
-    offset: int = 0
-    line: int = 0  # complete lines consumed (for messages)
-    head: str = ""  # sha256 hex of the first head_len bytes
-    head_len: int = 0
-    skipping: bool = False  # inside a line longer than max_line_bytes
-
-
-@dataclasses.dataclass
-class _Trace:
-    spans: list[SpanRecord]
-    last_tick: int
-    rooted: bool
-    idle_polls: int = 0
+_BOM = b"\xef\xbb\xbf"
 
 
 class TraceFollower:
-    """Incremental reader of the OTLP JSON lines files matching ``source`` (see the module).
+    """Incremental reader of the OTLP files (JSON lines or protobuf frames) matching ``source``
+    (see the module).
 
     ``source`` is a directory (its non-hidden regular files) or a glob pattern. ``checkpoint``
     (a file path, or None for none) is loaded now when it exists; a damaged one is a
@@ -128,6 +108,7 @@ class TraceFollower:
         orphan_polls: int = 5,
         max_open_spans: int = 200_000,
         max_line_bytes: int = DEFAULT_MAX_LINE,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME,
     ) -> None:
         self.source = os.fspath(source)
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
@@ -136,19 +117,21 @@ class TraceFollower:
         self.orphan_polls = max(1, orphan_polls)
         self.max_open_spans = max(1, max_open_spans)
         self.max_line_bytes = max_line_bytes
+        self.max_frame_bytes = max_frame_bytes
         self.stats = FollowStats()
-        self._files: dict[str, _File] = {}
-        self._open: OrderedDict[str, _Trace] = OrderedDict()  # least recently extended first
+        self._files: dict[str, FileState] = {}
+        self._open: OrderedDict[str, OpenTrace] = OrderedDict()  # least recently extended first
         self._open_spans = 0
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._tick = 0
         self._done: deque[list[SpanRecord]] = deque()
+        self._no_proto: set[str] = set()  # files counted in stats.no_proto (once each)
         if self.checkpoint is not None and os.path.exists(self.checkpoint):
             self._load(self.checkpoint)
 
     # -- reading -----------------------------------------------------------------------------
     def poll(self) -> list[list[SpanRecord]]:
-        """Read every complete line appended since the last poll; return the traces that
+        """Read every complete line or frame appended since the last poll; return the traces that
         became complete (each a span list in arrival order), oldest first."""
         return list(self.iter_poll())
 
@@ -167,10 +150,10 @@ class TraceFollower:
             if state is None or not self._same_file(path, st, state):
                 if state is not None:
                     self.stats.rewound += 1
-                state = self._files[key] = _File(name=path)
+                state = self._files[key] = FileState(name=path)
             state.name = path
-            if st.st_size > state.offset:
-                yield from self._read_new(path, state, st.st_size)
+            if st.st_size > state.offset and not state.halted:
+                yield from self._read_new(path, state, st.st_size, key)
         for key in [k for k in self._files if k not in seen]:
             del self._files[key]  # a deleted backup
         if self.stats.lines == lines_before:
@@ -203,10 +186,10 @@ class TraceFollower:
         found.sort(key=lambda item: (item[1].st_mtime_ns, item[0]))
         return found
 
-    def _same_file(self, path: str, st: os.stat_result, state: _File) -> bool:
+    def _same_file(self, path: str, st: os.stat_result, state: FileState) -> bool:
         """Whether the file at ``path`` (same device and inode as ``state``) is still the one
-        ``state`` describes: long enough, same first bytes, and a line ends where we stopped
-        (an inode reused by a new file fails one of these)."""
+        ``state`` describes: long enough, same first bytes, the same bytes before the offset,
+        and for JSON a line end there (an inode reused by a new file fails one of these)."""
         if st.st_size < state.offset:
             return False
         if not state.head_len:
@@ -214,7 +197,11 @@ class TraceFollower:
         try:
             with open(path, "rb") as handle:
                 head = handle.read(state.head_len)
-                if state.offset and not state.skipping:
+                if state.mark:
+                    handle.seek(state.offset - len(state.mark) // 2)
+                    if handle.read(len(state.mark) // 2).hex() != state.mark:
+                        return False
+                if state.offset and not state.skipping and state.format != "proto":
                     handle.seek(state.offset - 1)
                     if handle.read(1) != b"\n":
                         return False
@@ -222,46 +209,110 @@ class TraceFollower:
             return True  # unreadable now: decided at the next poll
         return hashlib.sha256(head).hexdigest() == state.head
 
-    def _read_new(self, path: str, state: _File, size: int) -> Iterator[list[SpanRecord]]:
-        """Consume the complete lines between ``state.offset`` and ``size`` (the size seen at
-        this poll: what is appended meanwhile waits for the next poll, so a poll is bounded)."""
+    def _read_new(self, path: str, state: FileState, size: int, key: str) -> Iterator[list[SpanRecord]]:
+        """Consume the complete lines or frames between ``state.offset`` and ``size`` (the size
+        seen at this poll: what is appended meanwhile waits for the next poll, so a poll is
+        bounded)."""
         try:
             handle = open(path, "rb")
         except OSError as exc:
             logger.warning("cannot read %s: %s", path, exc)
             return
         with handle:
-            if state.head_len < _HEAD_BYTES:
+            if state.head_len < _HEAD_BYTES or not state.format:  # no format: an empty file, an old checkpoint
                 head = handle.read(_HEAD_BYTES)
-                state.head, state.head_len = hashlib.sha256(head).hexdigest(), len(head)
-            handle.seek(state.offset)
-            pending = b""
-            left = size - state.offset
-            while left > 0 and (block := handle.read(min(_BLOCK, left))):
-                left -= len(block)
-                data = pending + block
-                start = 0
-                while (end := data.find(b"\n", start)) >= 0:
-                    line = data[start:end]
-                    start = end + 1
-                    state.line += 1
-                    if state.skipping:
-                        state.skipping = False  # the end of an over-long line
-                    elif len(line) > self.max_line_bytes:
-                        self._long_line(path, state.line)
-                    else:
-                        self._line(line, path, state.line)
-                    state.offset += len(line) + 1
-                    yield from self._take()
-                pending = data[start:]
-                if len(pending) > self.max_line_bytes:
-                    # An unfinished line already too long: skip it (across polls) without holding it.
-                    if not state.skipping:
-                        self._long_line(path, state.line + 1)
-                    state.skipping = True
-                    state.offset += len(pending)
-                    pending = b""
-            # `pending` (an unfinished last line) stays unread: offset is at its start.
+                if state.head_len < _HEAD_BYTES:
+                    state.head, state.head_len = hashlib.sha256(head).hexdigest(), len(head)
+                state.format = state.format or file_format(head)
+            try:
+                if state.format == "proto":
+                    yield from self._read_frames(handle, path, state, size, key)
+                else:
+                    yield from self._read_lines(handle, path, state, size)
+            finally:  # also when the caller drops the poll halfway: the mark follows the offset
+                start = max(0, state.offset - MARK_BYTES)
+                with contextlib.suppress(OSError):  # unreadable now: no mark, the other checks stay
+                    state.mark = ""
+                    handle.seek(start)
+                    state.mark = handle.read(state.offset - start).hex()
+
+    def _read_frames(self, handle: Any, path: str, state: FileState, size: int, key: str) -> Iterator[list[SpanRecord]]:
+        """The protobuf frames of ``_read_new``: only whole frames; a bad one halts the file."""
+        if not has_protobuf():
+            if key not in self._no_proto:
+                self._no_proto.add(key)
+                self.stats.no_proto += 1
+                logger.warning("%s is OTLP protobuf: reading it needs `pip install opentelemetry-proto`", path)
+            return
+        for offset, message in iter_frames(handle, state.offset, size, self.max_frame_bytes):
+            if message is None or not self._frame(message, path, state.line + 1, offset):
+                state.halted = True
+                self.stats.unframed += 1
+                if message is None:
+                    logger.warning("%s: the frame at byte %d declares more than %d bytes: not a protobuf "
+                                   "frame stream from there, file left", path, offset, self.max_frame_bytes)  # fmt: skip
+                return
+            state.line += 1
+            state.offset = offset + 4 + len(message)
+            yield from self._take()
+
+    def _frame(self, data: bytes, path: str, number: int, offset: int) -> bool:
+        """Take one frame's spans; False when it does not parse (the caller halts the file)."""
+        if not data:
+            return True  # an empty request: like a blank line
+        where = f"frame {number} (byte {offset})"
+        records: list[SpanRecord] = []
+        with gc_paused():
+            try:
+                message = decode_request(data, path, where)
+            except TraceFormatError as exc:
+                logger.warning("%s; file left from there", exc)
+                return False
+            try:
+                spans_from_message(message, records, path, where)
+            except TraceFormatError as exc:
+                self.stats.bad_lines += 1
+                logger.warning("skipped a frame: %s", exc)
+                records = []  # all or nothing per frame, as per line
+        self.stats.lines += 1
+        self._tick += 1
+        for span in records:
+            self._add(span)
+        self._complete()
+        return True
+
+    def _read_lines(self, handle: Any, path: str, state: FileState, size: int) -> Iterator[list[SpanRecord]]:
+        """The JSON lines of ``_read_new``: only lines that end before ``size``."""
+        handle.seek(state.offset)
+        pending = b""
+        left = size - state.offset
+        while left > 0 and (block := handle.read(min(_BLOCK, left))):
+            left -= len(block)
+            data = pending + block
+            start = 0
+            while (end := data.find(b"\n", start)) >= 0:
+                line = data[start:end]
+                start = end + 1
+                state.line += 1
+                if state.skipping:
+                    state.skipping = False  # the end of an over-long line
+                elif len(line) > self.max_line_bytes:
+                    self._long_line(path, state.line)
+                else:
+                    # a UTF-8 BOM may open a JSON file (file_format accepts one)
+                    bom = len(_BOM) if state.line == 1 and line.startswith(_BOM) else 0
+                    self._line(line[bom:], path, state.line)
+                state.offset += len(line) + 1
+                yield from self._take()
+            pending = data[start:]
+            if len(pending) > self.max_line_bytes:
+                # An unfinished line already too long: skip it (across polls) without holding it.
+                if not state.skipping:
+                    self._long_line(path, state.line + 1)
+                state.skipping = True
+                state.offset += len(pending)
+                pending = b""
+        # `pending` (an unfinished last line) stays unread: offset is at its start.
 
     def _long_line(self, path: str, number: int) -> None:
         self.stats.long_lines += 1
@@ -292,7 +343,7 @@ class TraceFollower:
             return
         trace = self._open.get(span.trace_id)
         if trace is None:
-            trace = self._open[span.trace_id] = _Trace([], self._tick, False)
+            trace = self._open[span.trace_id] = OpenTrace([], self._tick, False)
         else:
             self._open.move_to_end(span.trace_id)
         trace.spans.append(span)
@@ -336,75 +387,15 @@ class TraceFollower:
     def commit(self) -> None:
         """Save the checkpoint atomically (no-op without one). Call it once the traces of the
         last poll are processed: a crash before it means they are read again."""
-        if self.checkpoint is None:
-            return
-        state = {
-            "version": _CHECKPOINT_VERSION,
-            "source": self.source,
-            "tick": self._tick,
-            "files": {key: dataclasses.asdict(f) for key, f in self._files.items()},
-            "open": [{"trace_id": tid, "last_tick": t.last_tick, "rooted": t.rooted, "idle_polls": t.idle_polls,
-                      "spans": json.loads(spans_to_json_bytes(t.spans))} for tid, t in self._open.items()],
-            "recent": list(self._recent),
-        }  # fmt: skip
-        tmp = self._tmp_path()
-        assert tmp is not None
-        # open traces may hold a lone surrogate: kept as is (json.loads of bytes reads it back)
-        data = json.dumps(state, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.checkpoint)
-        with contextlib.suppress(OSError):  # make the rename itself durable where possible
-            fd = os.open(os.path.dirname(os.path.abspath(self.checkpoint)), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        if self.checkpoint is not None:
+            write_checkpoint(self.checkpoint, self.source, self._tick, self._files, self._open, self._recent)
 
     def _tmp_path(self) -> str | None:
         return None if self.checkpoint is None else self.checkpoint + ".tmp"
 
     def _load(self, path: str) -> None:
-        try:
-            with open(path, "rb") as handle:
-                state = json.loads(handle.read())
-            if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
-                raise ValueError(f"not a version {_CHECKPOINT_VERSION} follow checkpoint")
-            files = {str(k): _File(**_file_fields(v)) for k, v in dict(state["files"]).items()}
-            opened: OrderedDict[str, _Trace] = OrderedDict()
-            for entry in list(state["open"]):
-                spans = spans_from_json_bytes(json.dumps(entry["spans"]).encode("utf-8"))
-                if not spans or any(not isinstance(s.trace_id, str) for s in spans):
-                    raise ValueError("an open trace without valid spans")
-                opened[str(entry["trace_id"])] = _Trace(spans, int(entry["last_tick"]), bool(entry["rooted"]),
-                                                        int(entry.get("idle_polls", 0)))  # fmt: skip
-            recent = OrderedDict((str(t), None) for t in list(state.get("recent", [])))
-            tick = int(state["tick"])
-        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
-            raise TraceFormatError(f"unreadable follow checkpoint ({exc}); delete it to start over",
-                                   path=path) from None  # fmt: skip
-        self._files, self._open, self._recent, self._tick = files, opened, recent, tick
-        self._open_spans = sum(len(t.spans) for t in opened.values())
-
-
-def _file_fields(raw: Any) -> dict[str, Any]:
-    """A checkpoint's file entry, type-checked (the file may have been edited or damaged)."""
-    if not isinstance(raw, dict):
-        raise ValueError("a file entry is not an object")
-    fields: dict[str, type] = {"name": str, "offset": int, "line": int, "head": str, "head_len": int,
-                               "skipping": bool}  # fmt: skip
-    out: dict[str, Any] = {}
-    for name, kind in fields.items():
-        value: Any = raw.get(name)
-        valid = isinstance(value, kind)
-        if kind is int:  # offsets and counts: never a bool, never negative
-            valid = valid and not isinstance(value, bool) and int(value) >= 0
-        if not valid:
-            raise ValueError(f"file entry field {name!r} is not a valid {kind.__name__}")
-        out[name] = value
-    return out
+        self._files, self._open, self._recent, self._tick = read_checkpoint(path)
+        self._open_spans = sum(len(t.spans) for t in self._open.values())
 
 
 def follow_polls(

@@ -36,7 +36,7 @@ from ..spans import SpanRecord
 from .checks import too_deep
 from .otlp_json import _jsonable, _make_record, normalize_id
 
-__all__ = ["proto_spans"]
+__all__ = ["decode_request", "has_protobuf", "proto_spans", "spans_from_message"]
 
 _PIP = 'pip install "tg-bridge[traces]"  (or: pip install opentelemetry-proto)'
 _ZERO_TRACE = bytes(16)
@@ -101,28 +101,55 @@ def proto_spans(handle: IO[bytes], name: str, *, max_message_bytes: int) -> Iter
     """Yield the span records of a binary OTLP file (see the module docstring).
 
     On a bad message or span the records before it come first, then the TraceFormatError."""
-    request_type = _request_type()
-    if request_type is None:
+    if not has_protobuf():
         raise TraceFormatError(f"binary data: reading OTLP protobuf needs `{_PIP}`", path=name, where="byte 0")
-    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-
     for offset, data in _messages(handle, name, max_message_bytes):
-        message = request_type()
-        try:
-            message.ParseFromString(data)
-        except (DecodeError, ValueError, RuntimeError) as exc:
-            # Located at the message's size prefix (its first byte for a bare message).
-            raise TraceFormatError(f"binary data that is not OTLP protobuf: {exc}", path=name,
-                                   where=f"byte {max(0, offset - 4)}") from None  # fmt: skip
+        # Located at the message's size prefix (its first byte for a bare message).
+        message = decode_request(data, name, f"byte {max(0, offset - 4)}")
         del data
         records: list[SpanRecord] = []
         try:
-            _fill(message, records)
-        except (_SpanError, RecursionError) as exc:  # RecursionError: AnyValues nested deeper than we walk
+            spans_from_message(message, records, name, f"message at byte {offset}")
+        except TraceFormatError:
             yield from records
-            reason = exc.reason if isinstance(exc, _SpanError) else too_deep()
-            raise TraceFormatError(reason, path=name, where=f"message at byte {offset} span {len(records)}") from None
+            raise
         yield from records
+
+
+def has_protobuf() -> bool:
+    """Whether ``opentelemetry-proto`` (and so protobuf) can be imported."""
+    return _request_type() is not None
+
+
+def decode_request(data: bytes, name: str, where: str) -> Any:
+    """One serialized ``ExportTraceServiceRequest`` (or ``TracesData``: same wire format),
+    parsed. TraceFormatError naming ``name`` and ``where`` when it does not parse or when
+    ``opentelemetry-proto`` is missing (check :func:`has_protobuf` first to tell them apart)."""
+    request_type = _request_type()
+    if request_type is None:
+        raise TraceFormatError(f"binary data: reading OTLP protobuf needs `{_PIP}`", path=name, where=where)
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+
+    message = request_type()
+    try:
+        message.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise TraceFormatError(f"binary data that is not OTLP protobuf: {exc}", path=name, where=where) from None
+    return message
+
+
+def spans_from_message(message: Any, out: list[SpanRecord], name: str, where: str) -> None:
+    """Append the span records of one parsed request (:func:`decode_request`) to ``out``.
+
+    A span that cannot become a record (no ids; attributes nested deeper than we walk) is a
+    TraceFormatError located at ``where`` and the span's index in the message; the records
+    of the spans before it are in ``out`` by then (the caller decides whether to keep them)."""
+    start = len(out)
+    try:
+        _fill(message, out)
+    except (_SpanError, RecursionError) as exc:  # RecursionError: AnyValues nested deeper than we walk
+        reason = exc.reason if isinstance(exc, _SpanError) else too_deep()
+        raise TraceFormatError(reason, path=name, where=f"{where} span {len(out) - start}") from None
 
 
 class _SpanError(Exception):
