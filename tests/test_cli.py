@@ -328,3 +328,65 @@ def test_export_writes_the_runs_patch(tmp_path, monkeypatch, capsys):
     code, out, _ = run(["export", result.run_id, "--out", str(out_path), "--store", store,
                         "--step", "0"], capsys)
     assert code == 0 and "nothing changed" in out and not Patch.load(out_path).changes
+
+
+# -- hostile trace text: the output stays valid UTF-8 ------------------------------------------
+
+def _surrogate_trace(tmp_path: Path) -> Path:
+    """One LLM call whose name, system prompt and answer carry lone surrogates (JSON's
+    ``"\\ud800"`` escape: the readers hand it over as one code point UTF-8 cannot encode)."""
+    spans = [_span("1" * 32, "2" * 16, None, "llm \ud800", {
+        "openinference.span.kind": "LLM",
+        "llm.input_messages.0.message.role": "system",
+        "llm.input_messages.0.message.content": "Be \ud800 terse.",
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.content": "Hi",
+        "output.value": "ok \udfff",
+    })]  # fmt: skip
+    path = tmp_path / "surrogates.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}), encoding="ascii")
+    return path
+
+
+def test_graph_prints_lone_surrogates_as_replacement_characters(tmp_path, capsys):
+    path = _surrogate_trace(tmp_path)
+    exe = Path(sys.executable).with_name("tg-bridge")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "tg_bridge.cli"]
+    for fmt in ("json", "text"):  # real stdout: bytes as a terminal or a pipe gets them
+        proc = subprocess.run([*command, "graph", str(path), "-f", fmt], capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        text = proc.stdout.decode("utf-8")  # strict: raised before (exit 1, "internal error")
+        assert "Be \ufffd terse." in text and "llm \ufffd" in text
+        if fmt == "json":
+            (param,) = json.loads(text)["parameters"]
+            assert param["value"] == "Be \ufffd terse."
+    for fmt in ("mermaid", "dot"):
+        code, out, err = run(["graph", str(path), "-f", fmt], capsys)
+        assert code == 0, err
+        out.encode("utf-8")
+        assert "\ufffd" in out
+
+
+def test_optimize_on_a_trace_with_lone_surrogates_writes_utf8(tmp_path, capsys, monkeypatch):
+    import tg_bridge.engines
+    from tg_bridge.patching.patch import Patch
+    from tg_bridge.testing import FakeEngine
+
+    engine = FakeEngine(lambda messages, fmt: {"improved_value": "Be very terse."}
+                        if isinstance(fmt, dict) and "improved_value" in fmt.get("properties", {})
+                        else "Too long \udfff.")  # fmt: skip
+    real = tg_bridge.engines.engine
+    monkeypatch.setattr(tg_bridge.engines, "engine",
+                        lambda spec=None, **kw: engine if spec == "fake:test" else real(spec, **kw))  # fmt: skip
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text(json.dumps({"trace_id": "1" * 32, "score": 0.0, "text": "bad \ud800"}) + "\n",
+                        encoding="ascii")  # fmt: skip
+    out = tmp_path / "patch.json"
+    code, stdout, err = run(["optimize", "--traces", str(_surrogate_trace(tmp_path)), "--feedback",
+                             str(feedback), "--engine", "fake:test", "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    stdout.encode("utf-8")  # the change's target names the span 'llm \ud800'
+    assert "llm \ufffd" in stdout
+    out.read_bytes().decode("utf-8")
+    (change,) = Patch.load(out).changes
+    assert (change.old, change.new) == ("Be \ud800 terse.", "Be very terse.")  # matches the trace exactly

@@ -55,6 +55,25 @@ def test_sync_function_keeps_signature_return_and_records(tmp_path):
         answer.feedback("not-a-run", score=1)
 
 
+def test_end_user_text_with_a_lone_surrogate_is_recorded_and_feedback_never_raises(tmp_path):
+    """JSON request bodies can hand the app "\\ud800": the call is still recorded (none lost
+    to UnicodeEncodeError) and ``feedback()`` with such a comment does not raise into the host."""
+    app = FakeApp("Answer {q}", polite)
+    store = str(tmp_path / "r.db")
+
+    @tg_bridge.optimizable(store=store)
+    def answer(q: str) -> str:
+        return app.invoke({"q": q})
+
+    assert answer("kiwi\ud800") == "kiwi\ud800"
+    run_id = answer.last_run_id()
+    assert answer.flush(30) and answer.recorder.errors == 0
+    answer.feedback(run_id, score=0.0, text="awful \udfff answer")
+    (cap,) = RunStore(store).captures(answer.recorder.source, with_feedback=True)
+    assert cap.inputs == {"q": "kiwi\ud800"} and cap.output == "kiwi\ufffd"
+    assert cap.feedback[0].text == "awful \ufffd answer"
+
+
 async def test_async_function(tmp_path):
     app = FakeApp("Answer {q}", polite)
 

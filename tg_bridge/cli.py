@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
+from ._utf8 import utf8_safe
 from .exceptions import TgBridgeError, UsageError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
@@ -130,7 +131,7 @@ def _print_graphs(source: str, graphs: Iterator[Any], pool: dict[str, Any], fmt:
             section = {"trace_id": graph.metadata.get("trace_id", ""), "root": graph.metadata.get("root", ""),
                        "skipped": describe_skipped(graph.metadata.get("skipped_by_reason") or {})
                        if graph.metadata.get("skipped_spans") else "", "body": render(graph)}  # fmt: skip
-            spool.write(json.dumps(section, ensure_ascii=False) + "\n")
+            spool.write(utf8_safe(json.dumps(section, ensure_ascii=False)) + "\n")
         spool.seek(0)
         uses = {key: p.metadata.get("uses") for key, p in pool.items()}  # final, whole file
         _write_graphs(sys.stdout, source, fmt, list(by_key.values()), count, spool, uses)
@@ -149,7 +150,7 @@ def _write_graphs(out: Any, path: str, fmt: str, params: list[dict[str, Any]], c
     graph was built before any was rendered."""
     sections = (json.loads(line) for line in spool)
     if fmt == "json":
-        head = json.dumps({"file": path, "parameters": params}, indent=2, ensure_ascii=False)
+        head = utf8_safe(json.dumps({"file": path, "parameters": params}, indent=2, ensure_ascii=False))
         out.write(head[:-2] + ',\n  "traces": [')
         for i, section in enumerate(sections):
             for node in section["body"].get("nodes", ()):
@@ -161,10 +162,10 @@ def _write_graphs(out: Any, path: str, fmt: str, params: list[dict[str, Any]], c
         out.write("\n  ]\n}\n" if count else "]\n}\n")
         return
     if fmt == "text":
-        out.write(f"{path}: {count} trace(s), {len(params)} parameter(s)\n")
+        out.write(utf8_safe(f"{path}: {count} trace(s), {len(params)} parameter(s)\n"))
         for p in params:
             used = ", ".join(str(i) for i in p["traces"])
-            out.write(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n")
+            out.write(utf8_safe(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n"))
     comment = {"text": "==", "mermaid": "%%", "dot": "//"}[fmt]
     for i, section in enumerate(sections, start=1):
         out.write(f"\n{comment} trace {i}/{count} {section['trace_id']} {section['root']}".rstrip() + "\n")
@@ -232,7 +233,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return utf8_safe(" ".join(str(text).split()))
 
 
 def _fail(message: str, code: int) -> int:

@@ -64,9 +64,11 @@ def _decode(value: Any) -> Any:  # JSON we wrote: the decoded fields are SpanRec
 
 def spans_to_json_bytes(spans: Iterable[SpanRecord]) -> bytes:
     """Records as JSON bytes that :func:`spans_from_json_bytes` turns back into EQUAL records
-    (tuples stay tuples). Data only: reading it back never runs code, unlike pickle."""
+    (tuples stay tuples). Data only: reading it back never runs code, unlike pickle. A lone
+    surrogate in trace text is kept (``surrogatepass``; ``json.loads`` of bytes reads it
+    back); other text is plain UTF-8."""
     rows = [[_encode(getattr(span, f.name)) for f in _FIELDS] for span in spans]
-    return json.dumps(rows, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    return json.dumps(rows, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
 
 
 def spans_from_json_bytes(data: bytes) -> list[SpanRecord]:

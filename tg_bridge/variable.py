@@ -46,8 +46,11 @@ UNTRUSTED_KINDS: tuple[VariableKind, ...] = ("input", "document", "tool_result")
 
 
 def content_hash(text: str) -> str:
-    """SHA-256 hex digest of ``text`` (UTF-8). Stable across processes."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """SHA-256 hex digest of ``text`` (UTF-8). Stable across processes. A lone surrogate
+    (trace text may carry one: JSON allows ``"\\ud800"``) is encoded as is
+    (``surrogatepass``), so it hashes apart from every other text instead of raising; text
+    without one hashes exactly as plain UTF-8."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def identity_of(name: str, value: str) -> str:

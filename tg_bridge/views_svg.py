@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
+from ._utf8 import utf8_safe
 from .exceptions import UsageError
 from .variable import Variable
 
@@ -503,7 +504,8 @@ def dot_svg(graph: Graph, *, timeout: float = DOT_TIMEOUT_S) -> str | None:
 
     try:
         proc = subprocess.run(
-            [exe, "-Tsvg"], input=graph_to_dot(graph, wrap=LINE_CHARS + 10).encode("utf-8"), capture_output=True,
+            [exe, "-Tsvg"], input=utf8_safe(graph_to_dot(graph, wrap=LINE_CHARS + 10)).encode("utf-8"),
+            capture_output=True,
             timeout=timeout, check=False,
         )
         if proc.returncode != 0:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tg_bridge.reconstruction import claims
-from tg_bridge.reconstruction.messages import _INDEXED, _split_indexed
+from tg_bridge.reconstruction.messages import _INDEXED, _index, _split_indexed
 from tg_bridge.reconstruction.spanview import SpanView, TemplateInfo
 from tg_bridge.reconstruction.templates import placeholders, recover_template, static_text
 from tg_bridge.reconstruction.tree import SpanNode
@@ -94,13 +94,13 @@ def test_recover_template_reference_agrees_on_a_known_case() -> None:
 
 # -- _split_indexed (cached per attribute key) ---------------------------------------------
 def _reference_split(attrs: Mapping[str, object]) -> dict[str, dict[int, dict[str, object]]]:
-    """The first matching prefix decides; its next dotted part must be all digits."""
+    """The first matching prefix decides; its next dotted part must be an index (_index)."""
     groups: dict[str, dict[int, dict[str, object]]] = {}
     for key, value in attrs.items():
         for group, prefix in _INDEXED:
             if key.startswith(prefix):
                 head, _, rest = key[len(prefix):].partition(".")
-                if head.isdigit():
+                if _index(head) is not None:
                     groups.setdefault(group, {}).setdefault(int(head), {})[rest] = value
                 break
     return groups
@@ -108,8 +108,9 @@ def _reference_split(attrs: Mapping[str, object]) -> dict[str, dict[int, dict[st
 
 _PREFIXES = [p for _, p in _INDEXED] + ["llm.", "retrieval.", "gen_ai.", "", "x."]
 _KEYS = st.builds(lambda p, head, rest: p + head + rest, st.sampled_from(_PREFIXES),
-                  st.sampled_from(["0", "1", "12", "007", "", "a", "1a", "-1", " 2"]),
-                  st.sampled_from(["", ".", ".message.content", ".document.id", ".x.y"]))
+                  st.sampled_from(["0", "1", "12", "007", "", "a", "1a", "-1", " 2", "\u00b3", "\u0663",
+                                   "123456789", "1234567890"]),
+                  st.sampled_from(["", ".", ".message.content", ".document.id", ".x.y", "." + "k" * 250]))
 
 
 @FAST
@@ -121,14 +122,15 @@ def test_split_indexed_matches_reference(items: list[tuple[str, int]]) -> None:
     assert _split_indexed(attrs) == _reference_split(attrs)
 
 
-def test_split_indexed_refuses_a_digit_string_int_refuses_every_time() -> None:
-    """"\u00b2" is a digit to str.isdigit but not to int(): both versions raise ValueError (the
-    caller counts the span as unreadable), on every call: an exception is never cached."""
-    attrs = {_INDEXED[0][1] + "\u00b2.message.role": "user"}
-    for _ in range(2):
-        for split in (_split_indexed, _reference_split):
-            with pytest.raises(ValueError):
-                split(attrs)
+def test_split_indexed_long_keys_bypass_the_cache_and_agree() -> None:
+    """A key over 200 characters is classified without the cache (hostile keys must not be
+    pinned in memory): same groups as the reference, and the cache does not grow."""
+    from tg_bridge.reconstruction import messages
+
+    key = _INDEXED[0][1] + "0.message." + "x" * 300
+    before = messages._cached_classify_key.cache_info().currsize
+    assert _split_indexed({key: "v"}) == _reference_split({key: "v"}) == {"in": {0: {"message." + "x" * 300: "v"}}}
+    assert messages._cached_classify_key.cache_info().currsize == before
 
 
 # -- claims: cached per-template facts and contained() ----------------------------------------

@@ -131,3 +131,23 @@ def test_malformed_events_never_crash():
     assert outs[0]["content"] == "[1, 2"
     graph = reconstruct([_chat_span(odd)])
     assert graph.metadata["skipped_spans"] == 0
+
+
+def test_messages_attributes_without_an_operation_name_are_an_llm_call(make_span):
+    """A writer that records ``gen_ai.input.messages`` / ``output.messages`` but omits
+    ``gen_ai.operation.name`` still made a model call: read it, never drop it silently."""
+    system = [{"role": "system", "parts": [{"type": "text", "content": "Answer in one word."}]}]
+    user = [{"role": "user", "parts": [{"type": "text", "content": "Capital of Peru?"}]}]
+    answer = [{"role": "assistant", "parts": [{"type": "text", "content": "Lima"}]}]
+    graph = reconstruct([make_span("chat", "c", None, **{
+        "gen_ai.input.messages": json.dumps(system + user),
+        "gen_ai.output.messages": json.dumps(answer)})])
+    (param,) = graph.parameters()
+    assert param.value == "Answer in one word."
+    (call,) = [n for n in graph.nodes if n.kind == "llm_output"]
+    assert call.value == "Lima" and param in call.parents
+
+    only_input = reconstruct([make_span("chat", "c", None, **{
+        "gen_ai.input.messages": json.dumps(system + user)})])
+    assert [p.value for p in only_input.parameters()] == ["Answer in one word."]
+    assert only_input.metadata["skipped_by_reason"] == {"llm_without_output": 1}

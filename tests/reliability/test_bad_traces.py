@@ -10,6 +10,7 @@ ordered graph; Patch JSON round-trips exactly and rejects every mutation it cann
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import random
 import time
@@ -32,7 +33,9 @@ from tg_bridge.variable import content_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted(
-    p for pattern in ("tests/fixtures/*.json*", "integrations/*/tests/fixtures/*.json*")
+    p for pattern in ("tests/fixtures/*.json*", "integrations/*/tests/fixtures/*.json*",
+                      # traces other projects' exporters recorded: their real shapes, mutated
+                      "tests/fixtures/conventions/*_upstream.otlp.json")
     for p in ROOT.glob(pattern)
 )
 FUZZ_SEED = 20240607
@@ -224,6 +227,30 @@ def test_a_long_parent_cycle_and_a_deep_chain_terminate_quickly():
     check_graph(graph)
     assert graph.metadata["cycles"] >= 1
 
+
+
+UPSTREAM = sorted(p for p in FIXTURES if p.name.endswith("_upstream.otlp.json"))
+#: what a hostile or broken exporter may put where a real one wrote JSON or text
+ODD_VALUES: tuple[Any, ...] = ("", "null", "[", '"x"', "[{}]", '{"object": "response", "output": [7]}',
+                               "[" * 5000 + "]" * 5000, 7, -1.5, True, ("a", "b"), ())
+
+
+@pytest.mark.parametrize("fixture", UPSTREAM, ids=[p.name for p in UPSTREAM])
+def test_every_attribute_of_a_real_exporters_trace_can_be_hostile(fixture):
+    """Each attribute of each span of a trace another project's exporter recorded, replaced in
+    turn by each odd value: reconstruction never raises, returns a sound graph, and the readers
+    cope themselves (no span falls back to the catch-all "unreadable attributes")."""
+    records = read_spans(fixture)
+    tried = 0
+    for i, record in enumerate(records):
+        for key in record.attributes:
+            for value in ODD_VALUES:
+                spoiled = dataclasses.replace(record, attributes={**record.attributes, key: value})
+                graph = reconstruct([*records[:i], spoiled, *records[i + 1:]])
+                check_graph(graph)
+                assert "unreadable_attributes" not in graph.metadata["skipped_by_reason"], (key, value)
+                tried += 1
+    assert tried >= len(records) * len(ODD_VALUES)
 
 # -- trace files ---------------------------------------------------------------------------------
 

@@ -159,3 +159,28 @@ def test_add_usage_outside_steps(tmp_path):
     store.add_usage(run_id, 0, {"eval": {"calls": 3, "prompt_tokens": 5}})
     store.add_usage(run_id, 0, {"eval": {"calls": 4, "prompt_tokens": 5}})
     assert store.usage(run_id)["eval"]["calls"] == 4
+
+
+def test_lone_surrogates_from_hostile_text_are_stored_never_raised(tmp_path):
+    """A JSON API hands Python a lone surrogate ("\\ud800") that UTF-8 cannot encode. The
+    store must keep every capture, feedback and step: JSON columns read back exactly, plain
+    text columns with U+FFFD in its place."""
+    store = RunStore(str(tmp_path / "runs.db"))
+    cid = store.add_capture(source="mod.fn", inputs={"q": "hi \ud800"}, output="out \udfff",
+                            error=None, spans=[SpanRecord("t" * 32, "s" * 16, None, "llm \ud800",
+                                                          attributes={"x": "y \udc00"})])
+    store.add_feedback(cid, score=0.0, text="rude \ud83d comment")
+    (cap,) = store.captures(with_feedback=True)
+    assert cap.inputs == {"q": "hi \ud800"}
+    assert cap.output == "out \ufffd"
+    assert cap.spans[0].name == "llm \ud800" and cap.spans[0].attributes["x"] == "y \udc00"
+    assert cap.feedback[0].text == "rude \ufffd comment"
+
+    run = store.create_run(name="r \ud800", config={"k": "v \ud800"}, originals={"p": "o \ud800"})
+    step = _step(run, 1, accepted=False, values={"p": "new \ud800"})
+    step = StepRecord(**{**step.__dict__, "gradients": {"p": ("grad \ud800",)}, "reason": "why \ud800"})
+    store.commit_step(step)
+    (back,) = store.steps(run)
+    assert back.values == {"p": "new \ud800"}
+    assert back.gradients == {"p": ("grad \ufffd",)} and back.reason == "why \ufffd"
+    assert store.get_run(run).name == "r \ufffd"

@@ -95,6 +95,23 @@ def test_follow_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path, signum):
     assert [f["offset"] for f in state["files"].values()] == [os.path.getsize(logs / "traces.json")]
 
 
+def test_follow_prints_lone_surrogates_as_replacement_characters(tmp_path, capsys):
+    logs = tmp_path / "otel"
+    logs.mkdir()
+    span = {"traceId": "1" * 32, "spanId": "2" * 16, "name": "llm \ud800", "attributes": [
+        {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+        {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "system"}},
+        {"key": "llm.input_messages.0.message.content", "value": {"stringValue": "Be \ud800 terse."}},
+        {"key": "output.value", "value": {"stringValue": "ok \udfff"}}]}  # fmt: skip
+    line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n"
+    (logs / "traces.json").write_text(line, encoding="ascii")
+    for fmt in ("json", "text"):
+        code, out, err = _follow(capsys, logs, "--max-polls", "2", "--format", fmt)
+        assert code == 0, err
+        out.encode("utf-8")  # raised UnicodeEncodeError before
+        assert "Be \ufffd terse." in out
+
+
 def test_follow_prints_the_same_graphs_from_protobuf_frames_as_from_json_lines(tmp_path, capsys):
     pytest.importorskip("opentelemetry.proto")
     from tests.support.otlp import proto_frame

@@ -424,3 +424,21 @@ def test_a_patch_from_another_source_or_without_its_checkpoint_is_refused(tmp_pa
     out.write_text(Patch(Patch.load(out).changes, metadata).to_json())
     code, _, err = _run(capsys, logs, out, "--checkpoint", ckpt)
     assert code == 2 and "damaged" in err
+
+
+def test_lone_surrogates_in_followed_traces_reach_a_utf8_patch_and_output(tmp_path, logs, engine, capsys):
+    app = FakeApp("Answer {q} \ud800", lambda p: p.rsplit(" ", 1)[-1], name="pr\udfffod")
+    with capture() as run:
+        app.invoke({"q": "fig"})
+    spans = list(run.spans)
+    root = next(s for s in spans if s.parent_id is None)
+    spans.append(SpanRecord(root.trace_id, "f" * 16, root.span_id, FEEDBACK_SPAN, root.end_ns + 1, root.end_ns + 2,
+                            {FEEDBACK: True, FEEDBACK_SCORE: 0.0, FEEDBACK_TEXT: "Rude \ud800 answer."}))  # fmt: skip
+    _write(logs / "traces.json", spans)
+    out = tmp_path / "patch.json"
+    code, stdout, err = _run(capsys, logs, out, "--checkpoint", tmp_path / "ckpt")
+    assert code == 0, err
+    assert "fake:pr\ufffdod/template" in stdout  # printing the target raised before
+    out.read_bytes().decode("utf-8")
+    [change] = Patch.load(out).changes
+    assert (change.target, change.old) == ("fake:pr\udfffod/template", "Answer {q} \ud800")

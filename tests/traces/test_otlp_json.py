@@ -200,6 +200,8 @@ _ATTRS = [{"key": "a", "value": {"stringValue": "x"}}, {"key": "n", "value": {"i
         ({"status": {"code": True}}, {"status": "OK"}),
         ({"status": {"code": "STATUS_CODE_ERROR"}}, {"status": "ERROR"}),
         ({"status": {"code": 9}}, {"status": "UNSET"}),
+        ({"status": {"code": "9" * 5000}}, {"status": "UNSET"}),  # int() raised: exit 1, internal error
+        ({"status": {"code": "2"}}, {"status": "ERROR"}),
         ({"name": 12}, {"name": "12"}),
         ({"attributes": _ATTRS}, {"attributes": {"a": "x", "n": 7, "two": 1, "s": "5"}}),
     ],

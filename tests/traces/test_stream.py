@@ -169,6 +169,23 @@ def test_sniffing(tmp_path):
     assert read_spans(tmp_path / "e.json") == []
 
 
+def test_a_small_protobuf_of_ascii_bytes_is_protobuf_not_json(tmp_path):
+    """Every OTLP request starts with a newline byte (field 1's tag) and small ids and no
+    timestamps leave no byte >= 0x80: still protobuf, since JSON text never holds a raw
+    control character other than whitespace. It was read as JSON lines ("malformed JSON")."""
+    pytest.importorskip("opentelemetry.proto")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="llm")
+    raw = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    path = _write(tmp_path, "small.pb", raw.SerializeToString())
+    assert path.read_bytes().decode("ascii")  # no byte a UTF-8 check would stop at
+    assert sniff_format(path) == "protobuf"
+    (record,) = read_spans(path)
+    assert (record.name, record.trace_id, record.span_id) == ("llm", "01" * 16, "02" * 8)
+
+
 # -- hostile input ----------------------------------------------------------------------------
 def _doc_bytes(span_json: str) -> bytes:
     return ('{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}' % span_json).encode()  # noqa: UP031

@@ -66,7 +66,8 @@ def cache_key(
     text = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # a lone surrogate (trace text) hashes as is; any other text as plain UTF-8, as before
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class CompletionCache:

@@ -118,4 +118,5 @@ def fingerprint(examples: Sequence[Example]) -> str:
     """A stable hash of a dataset (resume refuses a different trainset)."""
     data = [[dict(e.inputs), e.expected] for e in examples]
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    # a lone surrogate (trace text) hashes as is; any other text as plain UTF-8, as before
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

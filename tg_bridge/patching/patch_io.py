@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict, TypeGuard, get_args
 
+from .._utf8 import escape_surrogates
 from ..exceptions import PatchError, PatchValidationError, UsageError
 from ..variable import content_hash
 from .validate import MAX_VALUE_CHARS
@@ -63,7 +64,9 @@ def dump_patch(changes: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]
         "metadata": metadata,
     }
     try:
-        return json.dumps(doc, indent=2, ensure_ascii=False)
+        # a prompt read from a trace may hold a lone surrogate: escaped, the file stays UTF-8
+        # and the old value reads back exactly (a patch must match the live prompt)
+        return escape_surrogates(json.dumps(doc, indent=2, ensure_ascii=False))
     except (TypeError, ValueError) as exc:
         raise PatchError(f"patch metadata/provenance is not JSON-serializable: {exc}") from exc
 

@@ -7,7 +7,8 @@ OpenLLMetry / tg_bridge attributes), :mod:`.templates` (render, match, recover t
 :mod:`.claims` (which template rendered which message), :mod:`.dataflow` (which output fed
 which input), :mod:`.params` (parameter naming and pooling), :mod:`.build` (the walk),
 :mod:`.conventions` (third-party exporters' conventions, one module each; BeeAI's split
-start/success spans), :mod:`.skips` (why a span could not be used).
+start/success spans; an agent span's system instructions given to its model calls),
+:mod:`.skips` (why a span could not be used).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..traces import group_by_trace, iter_traces
 from ..traces.otlp_json import records_from_object
 from ..variable import Variable
 from .build import TraceBuilder
+from .conventions.agent_instructions import inherit_instructions
 from .conventions.start_success import pair_halves
 from .messages import SpanView, view_of
 from .tree import SpanNode, SpanTree
@@ -73,6 +75,7 @@ def reconstruct(
         found = tree.views.get(id(node))  # read while merging nested calls: not twice
         views[id(node)] = found if found is not None else _view(node, unreadable)
     pair_halves(tree.nodes, views)
+    inherit_instructions(tree.nodes, views)  # instructions recorded on the agent span only
     pool: MutableMapping[str, Variable] = {} if parameters is None else parameters
     outputs: list[Variable] = []
     traces: dict[str, list[SpanNode]] = {}

@@ -24,6 +24,7 @@ _ROLE_EVENTS = {
 }
 _CHOICE = "gen_ai.choice"
 _MAX_EVENTS = 2_000  # a pathological span cannot make reconstruction slow
+_MAX_DEPTH = 16  # content parts read at most this deep
 
 
 def event_messages(events: Sequence[object]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
@@ -40,6 +41,8 @@ def event_messages(events: Sequence[object]) -> tuple[list[dict[str, object]], l
         if not isinstance(event, Mapping):
             continue
         name = event.get("name")
+        if not isinstance(name, str):  # a list or dict here cannot even be looked up
+            continue
         attrs = event.get("attributes")
         attrs = attrs if isinstance(attrs, Mapping) else {}
         when = event.get("time_ns")
@@ -90,11 +93,15 @@ def _choice(attrs: Mapping[str, object]) -> dict[str, object] | None:
     return _message(role if isinstance(role, str) else "assistant", body)
 
 
-def _content(raw: object) -> str | None:
-    """Text of a ``content`` value: plain text, a JSON string, a list of parts or a mapping."""
+def _content(raw: object, depth: int = 0) -> str | None:
+    """Text of a ``content`` value: plain text, a JSON string, a list of parts or a mapping.
+    Parts nested deeper than :data:`_MAX_DEPTH` are not read (no real exporter nests that
+    far; hostile content nested hundreds deep must not exhaust the stack)."""
+    if depth > _MAX_DEPTH:
+        return None
     if isinstance(raw, str):
         parsed = _loads(raw) if raw.strip()[:1] in ("[", "{", '"') else None
-        text = _content(parsed) if parsed is not None else None
+        text = _content(parsed, depth + 1) if parsed is not None else None
         return raw if text is None else text  # JSON without text parts is itself the text
     if isinstance(raw, Mapping):
         for key in ("content", "text"):
@@ -102,7 +109,7 @@ def _content(raw: object) -> str | None:
                 return str(raw[key])
         return None
     if isinstance(raw, (list, tuple)):
-        texts = [_content(part) for part in raw]
+        texts = [_content(part, depth + 1) for part in raw[:_MAX_EVENTS]]
         found = [t for t in texts if t is not None]
         return "\n".join(found) if found else None
     return None

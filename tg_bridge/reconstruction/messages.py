@@ -20,12 +20,13 @@ import json
 from collections.abc import Mapping, Sequence
 
 from .. import semconv as sc
+from ..traces.checks import finite_number
 from .conventions import enrich
 from .events import event_messages
 from .spanview import Document, Message, SpanKind, SpanView, TemplateInfo, ToolCall, _json, _str, is_span_kind
 from .templates import placeholders
 
-__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "view_of"]
+__all__ = ["Document", "Message", "SpanView", "TemplateInfo", "ToolCall", "add_instructions", "view_of"]
 
 _GENAI_KINDS: dict[str, SpanKind] = {
     "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
@@ -46,8 +47,17 @@ _INDEXED = (
 )
 
 
+def _index(text: str) -> int | None:
+    """A flattened-key index: ASCII digits, at most 9 of them (``str.isdigit`` also accepts
+    ``٣`` and ``³``, and ``int()`` refuses more than 4,300 digits), else None."""
+    if 0 < len(text) <= 9 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def _split_indexed(attrs: Mapping[str, object]) -> Groups:
-    """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass."""
+    """``prefix.{i}.rest`` attributes grouped as ``{group: {i: {rest: value}}}``, one pass;
+    a key whose index is not :func:`_index` is ignored."""
     groups: Groups = {}
     for key, value in attrs.items():
         found = _indexed_key(key)
@@ -57,15 +67,23 @@ def _split_indexed(attrs: Mapping[str, object]) -> Groups:
     return groups
 
 
-@functools.lru_cache(maxsize=4096)  # the same few dozen keys recur on every span of a file
 def _indexed_key(key: str) -> tuple[str, int, str] | None:
-    """(group, index, rest) of one ``prefix.{i}.rest`` key, None for any other key. Raises
-    ValueError like int() for a digit string int() refuses (never cached)."""
+    """(group, index, rest) of one ``prefix.{i}.rest`` key; None for any other key and for
+    an index that is not :func:`_index` (the first matching prefix decides). Cached: the same
+    few dozen keys recur on every span of a file; a long (odd, maybe hostile) key is not."""
+    return _classify_key(key) if len(key) > 200 else _cached_classify_key(key)
+
+
+def _classify_key(key: str) -> tuple[str, int, str] | None:
     for group, prefix in _INDEXED:
         if key.startswith(prefix):
             head, _, rest = key[len(prefix) :].partition(".")
-            return (group, int(head), rest) if head.isdigit() else None
+            index = _index(head)
+            return (group, index, rest) if index is not None else None
     return None
+
+
+_cached_classify_key = functools.lru_cache(maxsize=4096)(_classify_key)
 
 
 def _oi_message(fields: Mapping[str, object], pre: str = "message.") -> Message:
@@ -76,15 +94,17 @@ def _oi_message(fields: Mapping[str, object], pre: str = "message.") -> Message:
             if k.startswith(pre + "contents.") and k.endswith(".text") and isinstance(v, str)
         )  # fmt: skip
         content = "\n".join(v for _, v in parts)
-    calls: dict[str, dict[str, str]] = {}
+    calls: dict[int, dict[str, str]] = {}
     for key, value in fields.items():
         if key.startswith(pre + "tool_calls.") and isinstance(value, str):
-            idx, _, rest = key[len(pre) + 11 :].partition(".")
-            calls.setdefault(idx, {})[rest.replace("tool_call.", "")] = value
+            head, _, rest = key[len(pre) + 11 :].partition(".")
+            idx = _index(head)
+            if idx is not None:
+                calls.setdefault(idx, {})[rest.replace("tool_call.", "")] = value
     tool_calls = tuple(
         ToolCall(c.get("function.name", c.get("name", "")),
                  c.get("function.arguments", c.get("arguments", "")), c.get("id", ""))
-        for _, c in sorted(calls.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+        for _, c in sorted(calls.items())
     )  # fmt: skip
     return Message(
         role=_str(fields.get(pre + "role")) or "user",
@@ -116,17 +136,27 @@ def _genai_messages(raw: object) -> list[Message]:
                 continue
             ptype = part.get("type")
             if ptype == "tool_call":
-                args = part.get("arguments")
-                args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+                args = part.get("arguments")  # absent: a call without arguments, not "null"
+                args = args if isinstance(args, str) else "" if args is None else json.dumps(args, ensure_ascii=False)
                 calls.append(ToolCall(str(part.get("name", "")), args, str(part.get("id") or "")))
             elif ptype == "tool_call_response":
                 call_id = str(part.get("id") or "")
                 resp = part.get("response", part.get("result"))  # Pydantic AI says "result"
-                texts.append(resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False))
+                texts.append(resp if isinstance(resp, str) else "" if resp is None else json.dumps(resp, ensure_ascii=False))
             elif isinstance(part.get("content"), str):
                 texts.append(part["content"])
         out.append(Message(role, "\n".join(texts), tuple(calls), call_id))
     return out
+
+
+def add_instructions(messages: list[Message], system: Message | None) -> None:
+    """Put ``gen_ai.system_instructions`` first among ``messages`` unless a system message
+    already says it. Instructions are recorded apart from the conversation (Microsoft.Extensions.AI
+    ``ChatOptions.Instructions``, Anthropic's ``system``); a conversation can carry a system
+    message of its own as well, and the model read both. Some writers copy the instructions
+    into the messages too: a system message that contains them is that copy."""
+    if system is not None and not any(m.role == "system" and system.content in m.content for m in messages):
+        messages.insert(0, system)
 
 
 def _system_instructions(raw: object) -> Message | None:
@@ -153,6 +183,9 @@ def _kind(attrs: Mapping[str, object], groups: Groups) -> SpanKind:
     if tl in _TRACELOOP_KINDS:
         return _TRACELOOP_KINDS[tl]
     if "in" in groups or "gprompt" in groups or attrs.get("llm.request.type"):
+        return "llm"
+    # GenAI messages with no operation name (a writer that omits it) are still a model call.
+    if sc.GEN_AI_INPUT_MESSAGES in attrs or sc.GEN_AI_OUTPUT_MESSAGES in attrs:
         return "llm"
     if sc.TEMPLATES in attrs:
         return "prompt"
@@ -231,9 +264,7 @@ def _llm_content(attrs: Mapping[str, object], groups: Groups, view: SpanView,
         view.messages = [_oi_message(groups["gprompt"][i], "") for i in sorted(groups["gprompt"])]
     if not view.messages and ev_in:
         view.messages = _genai_messages(ev_in)
-    system = _system_instructions(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS))
-    if system is not None and not any(m.role == "system" for m in view.messages):
-        view.messages.insert(0, system)
+    add_instructions(view.messages, _system_instructions(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)))
     if not view.messages:
         prompts = attrs.get(sc.LLM_PROMPTS)
         texts = list(prompts) if isinstance(prompts, tuple) else []
@@ -261,9 +292,8 @@ def _retrieval(attrs: Mapping[str, object], groups: Groups, view: SpanView) -> N
         fields = groups["doc"][i]
         content = _str(fields.get("document.content"))
         if content is not None:
-            score = fields.get("document.score")
             view.documents.append(Document(content, str(fields.get("document.id") or ""),
-                                           float(score) if isinstance(score, (int, float)) else None))  # fmt: skip
+                                           finite_number(fields.get("document.score"))))  # fmt: skip
     docs = _json(attrs.get("gen_ai.retrieval.documents"))
     if not view.documents and isinstance(docs, list):
         for doc in docs:

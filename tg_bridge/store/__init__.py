@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._utf8 import utf8_safe
 from ..config import get_settings
 from ..exceptions import StoreError
 from . import _schema as S
@@ -58,6 +59,20 @@ def _set_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
             time.sleep(0.01)
 
 
+class _TextSafeConnection(sqlite3.Connection):
+    """A connection whose bound text is always valid UTF-8.
+
+    Captures, feedback, gradients and reasons carry text from end users and models; a lone
+    surrogate in it (JSON allows ``"\\ud800"``) makes sqlite3 raise UnicodeEncodeError, which
+    would lose the capture or reach the host through ``feedback()``. JSON columns already
+    escape surrogates (``_schema.dumps``: exact); plain text gets U+FFFD in their place."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if isinstance(parameters, (tuple, list)):
+            parameters = tuple(utf8_safe(p) if isinstance(p, str) else p for p in parameters)
+        return super().execute(sql, parameters)
+
+
 class RunStore(CaptureMixin):
     """Read/write access to one run-store file. Thread-safe; opens lazily."""
 
@@ -76,7 +91,7 @@ class RunStore(CaptureMixin):
             if self.path != ":memory:":
                 parent = os.path.dirname(os.path.abspath(self.path))
                 os.makedirs(parent, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, factory=_TextSafeConnection)
             conn.execute("PRAGMA busy_timeout=30000")
             _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._utf8 import escape_surrogates
 from ..spans import SpanRecord
 
 #: 2 added ``pools``; a version-1 file gets the new tables on first open (the DDL only
@@ -103,7 +104,8 @@ CREATE INDEX IF NOT EXISTS feedback_capture ON feedback(capture_id);
 
 def dumps(value: object) -> str:
     """Deterministic JSON (sorted keys) that never fails: unknown objects become repr()."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+    # a lone surrogate (hostile text through a JSON API) is escaped: it reads back exactly
+    return escape_surrogates(json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr))
 
 
 def loads(text: str | None, default: Any = None) -> Any:

@@ -94,7 +94,8 @@ def write_checkpoint(path: str, source: str, tick: int, files: dict[str, FileSta
         "recent": list(recent),
     }  # fmt: skip
     tmp = path + ".tmp"
-    data = json.dumps(state, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    # open traces may hold a lone surrogate: kept as is (json.loads of bytes reads it back)
+    data = json.dumps(state, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

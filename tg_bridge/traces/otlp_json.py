@@ -193,7 +193,7 @@ def _nanos(value: Any, where: str) -> int:
 def _status(raw: Any) -> str:
     if type(raw) is dict or isinstance(raw, Mapping):
         raw = raw.get("code", raw.get("status_code", 0))
-    if isinstance(raw, str) and raw.isdigit():
+    if isinstance(raw, str) and len(raw) <= 9 and raw.isdigit():  # int() refuses 4,300+ digits
         raw = int(raw)
     return _STATUS.get(raw, "UNSET") if isinstance(raw, (int, str)) else "UNSET"
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +30,7 @@ from urllib.parse import quote
 
 from ..exceptions import TraceFormatError, TraceSourceError, UsageError
 from ..spans import SpanRecord
-from .checks import timestamp_ns
+from .checks import finite_number, timestamp_ns
 
 __all__ = ["PhoenixAnnotation", "PhoenixSource", "record_of_span"]
 
@@ -348,9 +347,7 @@ def _annotation(item: Mapping[str, Any], trace_id: str, span_id: str | None) -> 
     result = result if isinstance(result, Mapping) else {}
     label = _text(result.get("label"))
     explanation = _text(result.get("explanation"))
-    score = result.get("score")
-    number = (float(score) if isinstance(score, (int, float)) and not isinstance(score, bool)
-              and math.isfinite(score) else None)
+    number = finite_number(result.get("score"))  # an int beyond float range is no score either
     if label is None and explanation is None and number is None:
         return None
     return PhoenixAnnotation(

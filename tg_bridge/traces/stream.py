@@ -25,6 +25,7 @@ import contextlib
 import gc
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from typing import IO, Literal
 
@@ -73,7 +74,7 @@ def _sniff(handle: IO[bytes], max_line: int) -> TraceFileFormat:
         first = line.lstrip(_WS)[:1]
         if not first:
             return "empty"
-    if first not in b"{[" and (b"\x00" in head or not _mostly_text(head)):
+    if first not in b"{[" and (_CONTROL.search(head) or not _mostly_text(head)):
         return "protobuf"
     if b"\x00" in head:  # never in JSON text, and no OTLP protobuf starts with '{' or '['
         raise TraceFormatError("binary data (a NUL byte), not OTLP JSON", where=f"byte {head.index(0)}")
@@ -91,6 +92,11 @@ def _sniff(handle: IO[bytes], max_line: int) -> TraceFileFormat:
         reason = str(exc)
         return "jsonl" if ("UTF-8" in reason or "nested" in reason) else "json"
     return "jsonl"
+
+
+#: a control byte JSON text never holds raw (whitespace aside): a small protobuf request of
+#: ASCII bytes (tag 0x0A, short lengths, ids like 0x01) is still binary
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _mostly_text(head: bytes) -> bool:

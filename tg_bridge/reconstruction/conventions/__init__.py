@@ -13,13 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ..spanview import SpanView
-from . import genai_current, genai_legacy, langfuse, openai_json, pydantic_ai, vercel
+from . import (
+    genai_current,
+    genai_legacy,
+    langfuse,
+    logfire_data,
+    openai_json,
+    pydantic_ai,
+    responses_api,
+    vercel,
+)
 
 __all__ = ["enrich"]
 
 Reader = Callable[[Mapping[str, object], Sequence[object], SpanView], None]
 
 #: order matters: values first (Langfuse), then messages, then the output unwrapping
+#: (Logfire's own request_data/response_data last: GenAI attributes win where both exist)
 READERS: tuple[Reader, ...] = (
     langfuse.read,
     vercel.read,
@@ -27,6 +37,8 @@ READERS: tuple[Reader, ...] = (
     genai_legacy.read,
     genai_current.read,
     openai_json.read,
+    responses_api.read,
+    logfire_data.read,
 )
 
 

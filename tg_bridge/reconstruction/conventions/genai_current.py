@@ -79,11 +79,9 @@ def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) 
                 _listish(details["gen_ai.output.messages"])
             )
         raw_system = details.get("gen_ai.system_instructions")
-        system = _messages._system_instructions(
+        _messages.add_instructions(view.messages, _messages._system_instructions(
             raw_system if isinstance(raw_system, str) else _json_text(raw_system)
-        )
-        if system is not None and not any(m.role == "system" for m in view.messages):
-            view.messages.insert(0, system)
+        ))  # fmt: skip
     if not view.tool_definitions:
         view.tool_definitions = _definitions(
             attrs.get(TOOL_DEFINITIONS) or details.get(TOOL_DEFINITIONS)

@@ -22,9 +22,12 @@ _EVENTS = {"gen_ai.content.prompt": PROMPT, "gen_ai.content.completion": COMPLET
 def _from_events(events: Sequence[object]) -> dict[str, object]:
     found: dict[str, object] = {}
     for event in events[:2_000] if isinstance(events, Sequence) else ():
-        if isinstance(event, Mapping) and event.get("name") in _EVENTS:
+        if not isinstance(event, Mapping):
+            continue
+        name = event.get("name")
+        if isinstance(name, str) and name in _EVENTS:  # an unhashable name cannot be looked up
             attrs = event.get("attributes")
-            key = _EVENTS[event["name"]]
+            key = _EVENTS[name]
             if isinstance(attrs, Mapping) and key in attrs:
                 found.setdefault(key, attrs[key])
     return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ...traces.checks import finite_number
 from ..spanview import Document, Message, SpanKind, SpanView, _str
 from ._chat import as_json, chat_message, chat_messages, compact_json
 from .openai_json import response_message
@@ -107,11 +108,5 @@ def _documents(parsed: object) -> list[Document]:
                 None,
             )
             if text is not None:
-                score = item.get("score")
-                score = (
-                    float(score)
-                    if isinstance(score, (int, float)) and not isinstance(score, bool)
-                    else None
-                )
-                docs.append(Document(text, str(item.get("id") or ""), score))
+                docs.append(Document(text, str(item.get("id") or ""), finite_number(item.get("score"))))
     return docs

@@ -5,7 +5,9 @@ The agent run span carries the whole conversation as ``pydantic_ai.all_messages`
 input is the run's first user text and whose output is the final result. Model request spans
 use the GenAI attributes read by :mod:`..messages`, or, with Logfire's default
 ``event_mode="attributes"``, an ``events`` attribute: a JSON list of GenAI events
-(``{"event.name": "gen_ai.user.message", "content", ...}``), converted here. Tool spans
+(``{"event.name": "gen_ai.user.message", "content", ...}``), converted here. Logfire's OpenAI
+Responses API spans (direct, streamed, or through the OpenAI Agents SDK) put no
+``gen_ai.choice`` there: the answer is the trailing run of assistant messages. Tool spans
 (``running tool``) have ``gen_ai.tool.name`` with ``tool_arguments`` / ``tool_response``.
 Only fills what is still empty. Pure.
 """
@@ -40,9 +42,23 @@ def _event_list(raw: object) -> list[dict[str, object]]:
     return out
 
 
+def _answer_at_end(
+    ev_in: list[dict[str, object]],
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Logfire's Responses API spans have no ``gen_ai.choice``: the answer's items are appended
+    to ``events`` as assistant messages. The trailing assistant messages are the answer when
+    something else precedes them (a list of only assistant messages is left as input)."""
+    k = 0
+    while k < len(ev_in) and ev_in[len(ev_in) - 1 - k].get("role") == "assistant":
+        k += 1
+    return (ev_in[:-k], ev_in[-k:]) if 0 < k < len(ev_in) else (ev_in, [])
+
+
 def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) -> None:
     if "events" in attrs and not view.messages:
         ev_in, ev_out = event_messages(_event_list(attrs["events"]))
+        if not ev_out and not view.output_messages:
+            ev_in, ev_out = _answer_at_end(ev_in)
         if ev_in:
             view.messages = _genai(ev_in)
             if view.kind == "other":

@@ -115,7 +115,8 @@ def _with_calls(message: Message, output_text: str | None) -> Message:
         return message
     calls = []
     for item in parsed if isinstance(parsed, list) else ():
-        for part in item.get("content") or () if isinstance(item, Mapping) else ():
+        content = item.get("content") if isinstance(item, Mapping) else None
+        for part in content if isinstance(content, list) else ():  # a number or text: no calls
             if (
                 isinstance(part, Mapping)
                 and part.get("type") == "tool-call"

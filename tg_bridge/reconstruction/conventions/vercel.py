@@ -4,7 +4,8 @@ Spans: ``ai.generateText`` / ``ai.streamText`` / ``ai.generateObject`` / ``ai.st
 (the whole call; ``ai.prompt`` JSON ``{"system", "prompt", "messages"}``), their
 ``.doGenerate`` / ``.doStream`` children (one provider call each; ``ai.prompt.messages`` JSON
 list whose ``content`` is a string or parts ``text`` / ``tool-call`` / ``tool-result``), and
-``ai.toolCall`` (``ai.toolCall.name|id|args|input|result|output``). Answers are in
+``ai.toolCall`` (``ai.toolCall.name|id|args|input|result|output``; args and result are JSON
+text, decoded so a string result reads as the text the next call's tool message holds). Answers are in
 ``ai.response.text`` / ``ai.response.object`` / ``ai.response.toolCalls``. The span kind
 comes from ``ai.operationId`` (with or without its ``ai.`` prefix) or the span name. Only fills what is still empty. Pure.
 """
@@ -140,9 +141,11 @@ def read(attrs: Mapping[str, object], events: Sequence[object], view: SpanView) 
         view.tool_name = view.tool_name or _str(attrs.get("ai.toolCall.name"))
         for key in ("ai.toolCall.args", "ai.toolCall.input"):
             if view.tool_args is None and key in attrs:
-                view.tool_args = compact_json(attrs[key])
+                view.tool_args = compact_json(as_json(attrs[key]))
         for key in ("ai.toolCall.result", "ai.toolCall.output"):
             if view.tool_result is None and key in attrs:
-                view.tool_result = compact_json(attrs[key])
+                # the SDK records JSON.stringify(result): a string result arrives quoted
+                # ('"result1"'), while the next call's tool message holds it bare
+                view.tool_result = compact_json(as_json(attrs[key]))
     elif op.startswith(_EMBED_OPS) and view.kind == "other":
         view.kind = "embedding"
