@@ -1,0 +1,244 @@
+"""Hostile data from trace platforms and live captures (issue 13 §3: feedback is untrusted).
+
+Arize Phoenix: the JSON its REST API answers (spans, span and trace annotations) with every
+field of the wrong type, lone surrogates, NUL, 10 MB strings and deep nesting, fed to the
+pure reader (:func:`record_of_span`) and, over an ``httpx.MockTransport`` or a loopback
+server, to :class:`PhoenixSource` and :func:`optimize_phoenix`. Property: a record or our
+documented one-line error (TraceFormatError / TraceSourceError), never another exception;
+and an annotation's prompt injection is never copied into a proposed patch.
+
+The shapes follow what tests/phoenix_source receives from a real ``phoenix serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tg_bridge.exceptions import TraceFormatError, TraceSourceError
+from tg_bridge.offline import feedback_text
+from tg_bridge.offline_phoenix import read_feedback
+from tg_bridge.spans import SpanRecord
+from tg_bridge.traces import phoenix as reader
+from tg_bridge.traces.checks import MAX_TIMESTAMP_NS
+from tg_bridge.traces.phoenix import PhoenixAnnotation, PhoenixSource, record_of_span
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+ROOT, LLM = "b7ad6b7169203331", "00f067aa0ba902b7"
+SURROGATE = "\ud800"
+BIG = "x" * 10_000_000
+HYPOTHESIS = settings(derandomize=True, max_examples=100, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+
+#: any text, lone surrogates (category Cs) and NUL/control characters included
+hostile_text = st.text(st.characters(exclude_categories=()), max_size=20)
+scalars = st.one_of(
+    st.none(), st.booleans(), hostile_text,
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([10**400, -(10**400), 2**64, -1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+#: any JSON value Python's decoder can produce (NaN/Infinity included: json.loads takes them)
+json_values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(hostile_text, inner, max_size=4)), max_leaves=12)
+
+
+def _span(span_id: str = LLM, parent: Any = ROOT, **fields: Any) -> dict[str, Any]:
+    """One span as Phoenix's ``GET /v1/projects/{p}/spans`` answers it."""
+    span = {"name": "ChatOpenAI", "context": {"trace_id": TRACE, "span_id": span_id},
+            "span_kind": "LLM", "parent_id": parent,
+            "start_time": "2026-01-02T03:04:05.123456+00:00",
+            "end_time": "2026-01-02T03:04:06+00:00", "status_code": "OK", "status_message": "",
+            "attributes": {"llm": {"input_messages": [
+                {"message": {"role": "system", "content": "Be brief."}}]}}, "events": []}
+    span.update(fields)
+    return span
+
+
+def _one_line_error(call: Callable[[], Any], error: type[Exception]) -> Any:
+    """``call()``'s result, or None when it raised ``error`` with a short one-line message;
+    any other exception fails the test (it propagates)."""
+    try:
+        return call()
+    except error as exc:
+        message = str(exc)
+        assert "\n" not in message and len(message) < 2_000, message[:300]
+        return None
+
+
+# -- one span ------------------------------------------------------------------------------
+
+SPAN_FIELDS = ["name", "context", "span_kind", "parent_id", "start_time", "end_time",
+               "status_code", "attributes", "events"]
+
+
+@pytest.mark.parametrize("field", SPAN_FIELDS)
+@HYPOTHESIS
+@given(value=json_values)
+def test_any_value_in_any_span_field_is_a_record_or_a_format_error(field, value):
+    record = _one_line_error(lambda: record_of_span(_span(**{field: value})), TraceFormatError)
+    if record is not None:
+        assert isinstance(record, SpanRecord)
+        assert 0 <= record.start_ns <= MAX_TIMESTAMP_NS and 0 <= record.end_ns <= MAX_TIMESTAMP_NS
+        assert len(record.trace_id) == 32 and len(record.span_id) == 16
+        assert record.parent_id is None or len(record.parent_id) == 16
+
+
+@HYPOTHESIS
+@given(key=st.sampled_from(["trace_id", "span_id"]), value=json_values)
+def test_any_id_value_is_a_record_or_a_format_error(key, value):
+    context = {"trace_id": TRACE, "span_id": LLM, key: value}
+    record = _one_line_error(lambda: record_of_span(_span(context=context)), TraceFormatError)
+    if record is not None:  # only a hex id of the right length is an id
+        assert record.trace_id == TRACE if key == "span_id" else record.span_id == LLM
+
+
+@HYPOTHESIS
+@given(event=json_values, events_field=st.sampled_from(["name", "timestamp", "attributes"]))
+def test_any_event_is_kept_skipped_or_a_format_error(event, events_field):
+    for events in ([event], [{"name": "e", "timestamp": 5, events_field: event}]):
+        span = _span(events=events)
+        record = _one_line_error(lambda: record_of_span(span), TraceFormatError)  # noqa: B023
+        if record is not None:
+            assert all(isinstance(e["name"], str) and isinstance(e["time_ns"], int)
+                       for e in record.events)
+
+
+@pytest.mark.parametrize("events", [5, "abc", {"name": "e"}, True])
+def test_events_that_are_not_a_list_are_a_format_error(events):
+    # 5 used to raise TypeError ("'int' object is not iterable") from inside the reader
+    with pytest.raises(TraceFormatError, match="events must be a JSON list"):
+        record_of_span(_span(events=events))
+
+
+@pytest.mark.parametrize("stamp", ["2600-01-01T00:00:00+00:00", "9999-12-31T23:59:59-12:00"])
+def test_an_iso_date_past_64_bit_nanoseconds_is_a_format_error(stamp):
+    # it used to become a start_ns beyond 2**64 - 1 that no OTLP writer can encode
+    with pytest.raises(TraceFormatError, match="outside 0..2"):
+        record_of_span(_span(start_time=stamp))
+
+
+def test_a_ten_megabyte_timestamp_gives_a_short_error():
+    with pytest.raises(TraceFormatError) as info:
+        record_of_span(_span(start_time="9" * 10_000_000))
+    assert len(str(info.value)) < 300  # it used to repeat the 10 MB value in the message
+
+
+def test_ten_megabyte_strings_nul_and_lone_surrogates_are_kept_as_data():
+    text = f"a\x00b{SURROGATE}c\x1b[31m"
+    record = record_of_span(_span(name=BIG, attributes={"input": {"value": BIG + text},
+                                                         "output": {"value": text}}))
+    assert len(record.name) == 1000  # the name is cut, values are the app's data
+    assert record.attributes["input.value"] == BIG + text
+    assert record.attributes["output.value"] == text
+
+
+def test_deep_nesting_in_attributes_and_events_is_a_format_error():
+    deep: Any = "leaf"
+    for _ in range(5_000):
+        deep = [deep]
+    for span in (_span(attributes={"input": {"value": deep}}),
+                 _span(events=[{"name": "e", "attributes": {"a": deep}}])):
+        with pytest.raises(TraceFormatError, match="nested more than"):
+            record_of_span(span)
+
+
+# -- annotations ---------------------------------------------------------------------------
+
+
+def _mock_source(answer: Callable[[str], Any]) -> PhoenixSource:
+    """A PhoenixSource whose HTTP GETs are answered by ``answer(path)`` (a JSON value, or
+    raw bytes sent as they are), in process: no socket."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = answer(request.url.path)
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return httpx.Response(200, content=raw)
+
+    client = httpx.Client(transport=httpx.MockTransport(handle))
+    return PhoenixSource("http://phoenix.test", "p", client=client)
+
+
+SPANS = [record_of_span(_span(ROOT, None, span_kind="CHAIN")), record_of_span(_span())]
+
+
+def _annotation_item(**fields: Any) -> dict[str, Any]:
+    """One entry of ``GET .../span_annotations`` as Phoenix answers it."""
+    item = {"id": "U3BhbkFubm90YXRpb246MQ==", "span_id": LLM, "name": "rating",
+            "annotator_kind": "HUMAN", "result": {"label": "bad", "score": 0.0,
+                                                  "explanation": "too short"},
+            "metadata": {}, "identifier": "", "source": "API",
+            "created_at": "2026-01-02T03:04:07+00:00", "updated_at": "2026-01-02T03:04:07+00:00"}
+    item.update(fields)
+    return item
+
+
+def _read(span_items: list[Any], trace_items: list[Any]) -> list[PhoenixAnnotation] | None:
+    def answer(path: str) -> Any:
+        items = span_items if path.endswith("/span_annotations") else trace_items
+        return {"data": items, "next_cursor": None}
+
+    return _one_line_error(lambda: _mock_source(answer).fetch_annotations(SPANS), TraceSourceError)
+
+
+def _assert_well_typed(found: list[PhoenixAnnotation]) -> None:
+    for item in found:
+        assert item.trace_id == TRACE and item.span_id in (None, LLM)
+        assert isinstance(item.name, str) and len(item.name) <= 200
+        assert isinstance(item.annotator_kind, str) and len(item.annotator_kind) <= 20
+        for text in (item.label, item.explanation):
+            assert text is None or (isinstance(text, str) and len(text) <= reader.MAX_TEXT_CHARS)
+        assert item.score is None or (type(item.score) is float and math.isfinite(item.score))
+    for entry in read_feedback(found):  # the texts seeded later: built without raising
+        assert isinstance(feedback_text(entry.score, entry.text), str)
+
+
+ANNOTATION_FIELDS = ["span_id", "name", "annotator_kind", "result", "label", "score",
+                     "explanation"]
+
+
+@pytest.mark.parametrize("field", ANNOTATION_FIELDS)
+@HYPOTHESIS
+@given(value=json_values)
+def test_any_value_in_any_annotation_field_is_read_typed_or_dropped(field, value):
+    if field in ("label", "score", "explanation"):
+        item = _annotation_item(result={"label": "bad", "score": 0.0, field: value})
+    else:
+        item = _annotation_item(**{field: value})
+    trace_item = dict(item, trace_id=TRACE)
+    del trace_item["span_id"]
+    found = _read([item], [trace_item])
+    assert found is not None  # an odd annotation is dropped or typed, never an error
+    _assert_well_typed(found)
+
+
+@HYPOTHESIS
+@given(items=st.lists(json_values, max_size=4))
+def test_any_annotation_page_is_read_or_a_source_error(items):
+    found = _read(items, items)
+    if found is not None:
+        _assert_well_typed(found)
+
+
+def test_huge_surrogate_and_nul_annotation_texts_are_capped_and_kept_as_text():
+    text = f"bad\x00{SURROGATE}\x1b[2J" + BIG
+    found = _read([_annotation_item(name=text, result={"label": text, "explanation": text})], [])
+    assert found is not None
+    (item,) = found
+    assert item.label == item.explanation == text[:reader.MAX_TEXT_CHARS]
+    assert item.name == text[:200]
+
+
+@pytest.mark.parametrize("body", [b"[]", b'{"data": {}}', b'{"data": [1, "x", null]}',
+                                  b"[" * 100_000, b"\xff\xfe not utf-8", b'{"data": [], "next_cursor": 5}'])
+def test_an_odd_annotation_answer_is_a_source_error_or_nothing(body):
+    source = _mock_source(lambda path: body)
+    found = _one_line_error(lambda: source.fetch_annotations(SPANS), TraceSourceError)
+    assert found in (None, [])
