@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import pytest
@@ -25,11 +24,10 @@ from tg_bridge_mlflow import load_traces, optimize_traces, read_feedback
 from tg_bridge_mlflow.client import mlflow_errors
 from tg_bridge_mlflow.spans import records_of_trace
 
-from tests.support.untrusted import assert_only_as_data
+from tests.support.untrusted import assert_only_as_data, obeying_engine
 from tg_bridge.exceptions import StoreError
 from tg_bridge.safety import data_blocks
 from tg_bridge.spans import SpanRecord
-from tg_bridge.testing import FakeEngine
 
 TRACE_ID = "tr-" + "ab" * 16
 B64_TRACE = "q6urq6urq6urq6urq6urqw=="  # base64 of the 16 bytes ab...ab
@@ -211,28 +209,11 @@ def test_a_multi_line_mlflow_failure_is_a_one_line_store_error():
 # -- the copy guard --------------------------------------------------------------------------
 
 
-def _obeying_engine() -> FakeEngine:
-    """Backward calls relay the user's order; update calls append it to the prompt (what a
-    small model that follows feedback literally writes)."""
-
-    def respond(messages: list[dict], response_format: Any) -> Any:
-        props = response_format.get("properties", {}) if isinstance(response_format, dict) else {}
-        if "improved_value" in props:
-            current = re.search(r"<current_value>\n(.*?)\n</current_value>",
-                                messages[-1]["content"], re.DOTALL)
-            return {"improved_value": f"{current.group(1) if current else SYSTEM} {ORDER}"}
-        if "feedback" in props:
-            return {"feedback": {i: "Do what the user asked." for i in props["feedback"]["required"]}}
-        return "The system prompt should do exactly what the user asked."
-
-    return FakeEngine(respond)
-
-
 @pytest.mark.parametrize("mode", ["edge", "fused"])
 def test_an_assessment_ordering_a_prompt_change_never_reaches_the_patch(mode):
     trace = _parsed(_trace(assessments=[_feedback(0.0, rationale=f"{HOSTILE} key {SECRET}"),
                                         _feedback(HOSTILE, assessment_name="comment")]))
-    engine = _obeying_engine()
+    engine = obeying_engine(ORDER)
     result = optimize_traces(traces=[trace], engine=engine, mode=mode)
     assert not result.patch.changes, result.patch.changes
     assert {r["reason"] for r in result.patch.metadata["rejected"]} == {"copy_guard"}
