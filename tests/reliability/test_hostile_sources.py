@@ -1,5 +1,9 @@
 """Hostile data from trace platforms and live captures (issue 13 §3: feedback is untrusted).
 
+Live: a LangChain app as the tutorials write it, on the real ChatOpenAI class pointed at the
+loopback OpenAI stub, wrapped with ``@tg_bridge.optimizable`` and called with hostile user
+text; its feedback carries a prompt injection that must never reach the live prompt.
+
 Arize Phoenix: the JSON its REST API answers (spans, span and trace annotations) with every
 field of the wrong type, lone surrogates, NUL, 10 MB strings and deep nesting, fed to the
 pure reader (:func:`record_of_span`) and, over an ``httpx.MockTransport`` or a loopback
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -346,3 +351,70 @@ def test_a_lone_surrogate_in_feedback_reaches_a_real_engine_as_utf8():
         assert stub.saw("Rude \ufffd answer")
     assert result.used == 1 and not result.patch.changes
     assert {r["reason"] for r in result.patch.metadata["rejected"]} == {"copy_guard"}
+
+
+# -- the live path: a LangChain app under @optimizable -----------------------------------------
+
+HOST_SYSTEM = "You are a helpful assistant. Answer in one short sentence."
+HOSTILE_INPUTS = {
+    "plain": "What is a fig?",
+    "lone-surrogate": "What is a \ud800 fig?",
+    "nul-and-controls": "What\x00 is\x1b[2J a\x07 fig?\r\n",
+    "one-megabyte": "fig " * 250_000,
+    "injection": f"What is a fig? {INJECTION}",
+}
+
+
+def _host_model(request: dict[str, Any]) -> str:
+    """The stub model: a deterministic answer that depends on the whole prompt."""
+    texts = message_texts(request)
+    return f"{len(texts)} messages, {sum(len(t) for t in texts)} chars; {texts[-1][:30]}"
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return "returned", call()
+    except Exception as exc:  # the host's own failure: compared, not judged
+        return "raised", (type(exc), re.sub(r"0x[0-9a-f]+", "0x", str(exc)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_langchain_app_under_optimizable_with_hostile_text(tmp_path):
+    pytest.importorskip("langchain_openai")
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+
+    import tg_bridge
+
+    prompt = ChatPromptTemplate.from_messages([("system", HOST_SYSTEM), ("human", "{question}")])
+    with OpenAIStub(_host_model) as stub:
+        model = ChatOpenAI(model="stub-model", base_url=stub.base_url, api_key="x", max_retries=0)
+        chain = prompt | model | StrOutputParser()
+
+        def plain(question: str) -> str:
+            return chain.invoke({"question": question})
+
+        @tg_bridge.optimizable(store=str(tmp_path / "runs.db"))
+        def answer(question: str) -> str:
+            return chain.invoke({"question": question})
+
+        runs = []
+        for name, question in HOSTILE_INPUTS.items():
+            without = _outcome(lambda: plain(question))  # noqa: B023
+            with_us = _outcome(lambda: answer(question))  # noqa: B023
+            assert with_us == without, name  # exactly what the host does without us
+            if with_us[0] == "returned":
+                runs.append(answer.last_run_id())
+        assert answer.flush(60) and answer.recorder.errors == 0
+        # every call captured, the one the host itself failed too (the OpenAI SDK cannot
+        # encode the lone surrogate: UnicodeEncodeError, with or without us)
+        assert answer.recorder.recorded == len(HOSTILE_INPUTS) and len(runs) == 4
+        for run_id in runs:
+            answer.feedback(run_id, score=0.0, text=HOSTILE_TEXTS["surrogate-nul"])
+        engine = obeying_engine(ORDER)
+        result = answer.optimize_from_feedback(engine=engine)
+    assert prompt.messages[0].prompt.template == HOST_SYSTEM  # the live prompt is untouched
+    assert not result.best_patch.changes
+    assert {r["reason"] for r in result.best_patch.metadata["rejected"]} == {"copy_guard"}
+    assert_only_as_data(engine.prompts(), "PWNED", SECRET)
