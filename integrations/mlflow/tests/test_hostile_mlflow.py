@@ -25,7 +25,7 @@ from tg_bridge_mlflow.client import mlflow_errors
 from tg_bridge_mlflow.spans import records_of_trace
 
 from tests.support.untrusted import assert_only_as_data, obeying_engine
-from tg_bridge.exceptions import StoreError
+from tg_bridge.exceptions import StoreError, TraceFormatError
 from tg_bridge.safety import data_blocks
 from tg_bridge.spans import SpanRecord
 
@@ -193,6 +193,29 @@ def test_spans_with_cycles_or_missing_parents_still_give_the_prompt(parents):
              _span(CHAT, parents[1], **{"mlflow.spanInputs": CHAT_INPUTS, "mlflow.spanOutputs": "FIG"})]
     (graph,) = load_traces([_parsed(_trace(spans))])
     assert [p.value for p in graph.parameters()] == [SYSTEM]
+
+
+@pytest.mark.parametrize("stamp", ["-5", "9" * 30, str(2**64)])
+@pytest.mark.parametrize("where", ["span", "event"])
+def test_a_timestamp_outside_64_bit_nanoseconds_is_a_format_error(stamp, where):
+    # MLflow hands these over as ints; they used to become records with start_ns -5 or 10**30
+    chat = _span(CHAT, ROOT, **{"mlflow.spanInputs": CHAT_INPUTS, "mlflow.spanOutputs": "FIG"})
+    if where == "span":
+        chat["start_time_unix_nano"] = stamp
+    else:
+        chat["events"] = [{"name": "e", "time_unix_nano": stamp, "attributes": {}}]
+    trace = _parsed(_trace([_span(ROOT, "", "CHAIN"), chat]))
+    for read in (records_of_trace, lambda t: load_traces([t])):
+        with pytest.raises(TraceFormatError, match="outside 0..2") as info:
+            read(trace)
+        assert "\n" not in str(info.value) and "span 0000000000000002" in str(info.value)
+
+
+def test_an_unfinished_span_and_the_largest_timestamp_read():
+    chat = _span(CHAT, ROOT, **{"mlflow.spanInputs": CHAT_INPUTS, "mlflow.spanOutputs": "FIG"})
+    chat["start_time_unix_nano"], chat["end_time_unix_nano"] = str(2**64 - 1), None
+    (_, record) = records_of_trace(_parsed(_trace([_span(ROOT, "", "CHAIN"), chat])))
+    assert (record.start_ns, record.end_ns) == (2**64 - 1, 0)
 
 
 def test_a_multi_line_mlflow_failure_is_a_one_line_store_error():
