@@ -34,6 +34,7 @@ from tests.support.untrusted import assert_only_as_data, obeying_engine
 from tg_bridge.exceptions import TraceFormatError, TraceSourceError
 from tg_bridge.offline import feedback_text
 from tg_bridge.offline_phoenix import optimize_phoenix, read_feedback
+from tg_bridge.reconstruction import phoenix_graphs
 from tg_bridge.spans import SpanRecord
 from tg_bridge.traces import phoenix as reader
 from tg_bridge.traces.checks import MAX_TIMESTAMP_NS
@@ -253,7 +254,7 @@ def test_an_odd_annotation_answer_is_a_source_error_or_nothing(body):
     assert found in (None, [])
 
 
-# -- the copy guard, through optimize_phoenix --------------------------------------------------
+# -- whole traces, and the copy guard through optimize_phoenix ------------------------------
 
 SYSTEM = "Be brief."
 SECRET = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234567890"
@@ -303,6 +304,27 @@ def _app_spans() -> list[dict[str, Any]]:
         "output_messages": [{"message": {"role": "assistant", "content": "FIG"}}]},
         "output": {"value": "FIG"}})
     return [root, llm]
+
+
+@pytest.mark.parametrize("parents", [(LLM, ROOT), (ROOT, None), ("f" * 16, ROOT), (ROOT, LLM)],
+                         ids=["cycle", "self-parent", "missing-parent", "root-under-child"])
+def test_parent_cycles_and_missing_parents_still_give_the_prompt(parents):
+    spans = _app_spans()
+    spans[0]["parent_id"], spans[1]["parent_id"] = parents
+    (graph,) = phoenix_graphs([record_of_span(s) for s in spans])
+    assert [p.value for p in graph.parameters()] == [SYSTEM]
+
+
+def test_deeply_nested_json_text_in_inputs_outputs_and_messages_is_data():
+    deep = "[" * 200_000 + "]" * 200_000  # far deeper than json.loads follows
+    spans = _app_spans()
+    for span in spans:
+        span["attributes"]["input"] = {"value": deep, "mime_type": "application/json"}
+        span["attributes"]["output"] = {"value": deep, "mime_type": "application/json"}
+    spans[1]["attributes"]["llm"]["output_messages"][0]["message"]["content"] = deep
+    (graph,) = phoenix_graphs([record_of_span(s) for s in spans])
+    assert [p.value for p in graph.parameters()] == [SYSTEM]
+    assert graph.metadata["skipped_spans"] == 0
 
 
 HOSTILE_TEXTS = {

@@ -145,7 +145,8 @@ def load_traces(
     """One Graph per MLflow trace (``traces``, or :func:`fetch_traces` with ``fetch``:
     ``experiment``, ``tracking_uri``, ...). The same prompt across traces is one parameter
     Variable (``parameters`` is filled in place). Each graph's metadata also holds
-    ``mlflow_trace_id``."""
+    ``mlflow_trace_id``. Raises TraceFormatError for a span with an impossible timestamp
+    (see :func:`~tg_bridge_mlflow.spans.records_of_trace`)."""
     from tg_bridge.reconstruction import reconstruct
 
     items = list(traces) if traces is not None else fetch_traces(**fetch)
