@@ -350,6 +350,58 @@ def test_an_annotation_ordering_a_prompt_change_never_reaches_the_patch(text, mo
     assert_only_as_data(engine.prompts(), "PWNED", SECRET)
 
 
+#: what a terminal would obey: clear screen, set the window title, OSC 52 clipboard write, an
+#: 8-bit CSI, a carriage return that overwrites the line, NUL
+ESCAPES = ("\x1b[2J", "\x1b]0;pwned\x07", "\x1b]52;c;cm0gLXJmIH4=\x07", "\x9b31m", "\rok", "\x00")
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+def test_cli_output_of_a_hostile_phoenix_project_has_no_terminal_controls(json_out, capsys):
+    from tg_bridge import cli
+
+    spans = _app_spans()
+    spans[1]["name"] = "Chat" + "".join(ESCAPES) + "\ud800"
+    spans[1]["attributes"]["llm"]["input_messages"][0]["message"]["content"] = "Be " + "".join(ESCAPES)
+    with _PhoenixAnswers(spans, [], []) as server:
+        code = cli.main(["graph", "--phoenix", server.url, "--project", "p",
+                         *(["--json"] if json_out else [])])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Chat" in out
+    for control in ("\x1b", "\x07", "\x9b", "\r", "\x00", "\ud800"):
+        assert control not in out, repr(control)
+    out.encode("utf-8")  # strict: what reaches the terminal is UTF-8
+    if json_out:  # escaped, not dropped: the JSON reads back the prompt as traced
+        assert [p["value"] for p in json.loads(out)["parameters"]] == ["Be " + "".join(ESCAPES)]
+
+
+def test_a_phoenix_error_body_with_terminal_controls_is_shown_inert(capsys):
+    from tg_bridge import cli
+
+    class Broken(_PhoenixAnswers):
+        def handler_class(self) -> type[BaseHTTPRequestHandler]:
+            class Handler(BaseHTTPRequestHandler):
+                def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                    raw = ("boom " + "".join(ESCAPES)).encode()
+                    self.send_response(500)
+                    self.send_header("content-length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+
+                def log_message(self, *args: Any) -> None:
+                    pass
+
+            return Handler
+
+    with Broken([], [], []) as server:
+        code = cli.main(["graph", "--phoenix", server.url, "--project", "p"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "answered 500" in err and "boom" in err
+    assert len(err.strip().splitlines()) == 1
+    for control in ("\x1b", "\x07", "\x9b", "\r", "\x00"):
+        assert control not in err, repr(control)
+
+
 def _stub_model(request: dict[str, Any]) -> str:
     """A model on loopback that obeys the feedback: update calls append the order."""
     texts = "\n".join(message_texts(request))
