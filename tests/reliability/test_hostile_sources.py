@@ -492,3 +492,22 @@ def test_a_langchain_app_under_optimizable_with_hostile_text(tmp_path):
     assert not result.best_patch.changes
     assert {r["reason"] for r in result.best_patch.metadata["rejected"]} == {"copy_guard"}
     assert_only_as_data(engine.prompts(), "PWNED", SECRET)
+
+
+@pytest.mark.parametrize("run_id, score", [("x" * 10_000_000, 0.0), (None, 10**400),
+                                           (None, "9" * 10_000_000)],
+                         ids=["10-MB-run-id", "int-1e400-score", "10-MB-score"])
+def test_feedback_from_an_end_users_request_gets_a_short_error(tmp_path, run_id, score):
+    """A web app passes the run id and score of its feedback endpoint through: an error
+    must not repeat 10 MB of it (in logs, in the answer to the client)."""
+    import tg_bridge
+    from tg_bridge.exceptions import StoreError, UsageError
+
+    @tg_bridge.optimizable(store=str(tmp_path / "runs.db"))
+    def answer(question: str) -> str:
+        return question
+
+    answer("fig")
+    with pytest.raises((UsageError, StoreError)) as info:
+        answer.feedback(run_id or answer.last_run_id(), score=score)
+    assert len(str(info.value)) < 300 and "\n" not in str(info.value)
