@@ -237,6 +237,23 @@ def test_any_annotation_page_is_read_or_a_source_error(items):
         _assert_well_typed(found)
 
 
+@HYPOTHESIS
+@given(pages=st.lists(st.one_of(json_values, st.fixed_dictionaries(
+    {"data": st.lists(st.one_of(json_values, st.builds(_span)), max_size=3),
+     "next_cursor": json_values})), min_size=1, max_size=4))
+def test_any_span_pages_are_records_or_a_source_error(pages):
+    """Pages of Phoenix's span listing, each any JSON value or a page shape with odd spans
+    and cursors: records, or one TraceSourceError (never the reader's own exception)."""
+    served = iter(pages)
+
+    def answer(path: str) -> Any:
+        return next(served, {"data": []})
+
+    source = _mock_source(answer)
+    records = _one_line_error(lambda: source.fetch_spans(max_spans=50), TraceSourceError)
+    assert records is None or all(isinstance(r, SpanRecord) for r in records)
+
+
 def test_huge_surrogate_and_nul_annotation_texts_are_capped_and_kept_as_text():
     text = f"bad\x00{SURROGATE}\x1b[2J" + BIG
     found = _read([_annotation_item(name=text, result={"label": text, "explanation": text})], [])
