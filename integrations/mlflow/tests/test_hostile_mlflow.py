@@ -127,6 +127,23 @@ def test_any_attribute_value_becomes_a_record(key, value, raw):
     load_traces([trace])  # reconstruction takes whatever the reader made
 
 
+@pytest.mark.parametrize("field", ["name", "events"])  # MLflow itself refuses odd ids, status
+@HYPOTHESIS
+@given(value=json_values)
+def test_any_span_field_mlflow_accepts_becomes_a_record(field, value):
+    chat = _span(CHAT, ROOT, **{"mlflow.spanInputs": CHAT_INPUTS, "mlflow.spanOutputs": "FIG"})
+    chat[field] = value
+    trace = _parsed(_trace([_span(ROOT, "", "CHAIN"), chat]))
+    try:
+        records = records_of_trace(trace)
+    except TraceFormatError as exc:  # our documented error (an impossible event time)
+        assert "\n" not in str(exc)
+        return
+    assert all(len(r.span_id) == 16 and isinstance(r.name, str) for r in records)
+    assert records[1].status in ("OK", "ERROR", "UNSET")
+    load_traces([trace])
+
+
 FEEDBACK_FIELDS = ["value", "assessment_name", "rationale", "valid", "error"]
 
 
