@@ -444,6 +444,30 @@ def test_a_lone_surrogate_in_feedback_reaches_a_real_engine_as_utf8():
     assert {r["reason"] for r in result.patch.metadata["rejected"]} == {"copy_guard"}
 
 
+def test_an_endpoint_answering_lone_surrogates_is_read_and_not_cached(tmp_path):
+    """A broken or hostile OpenAI-compatible endpoint may answer "\\ud800" (valid JSON): the
+    completion cache raised UnicodeEncodeError out of every such call (its contract: write
+    failures are logged). The answer is used as given, the proposal saves as a patch."""
+    from tg_bridge.engines.openai_engine import OpenAIEngine
+    from tg_bridge.patching.patch import Patch
+
+    new = "Be brief \ud800 and exact."
+
+    def model(request: dict[str, Any]) -> str:
+        if "improved_value" in "\n".join(message_texts(request)) or "response_format" in request:
+            return json.dumps({"improved_value": new})
+        return "Too curt \ud800; ask for a full sentence."
+
+    on_span = _annotation_item(span_id=LLM, result={"score": 0, "explanation": "too short"})
+    with OpenAIStub(model) as stub, _PhoenixAnswers(_app_spans(), [on_span], []) as server:
+        engine = OpenAIEngine(model="stub-model", base_url=stub.base_url, api_key="x",
+                              max_retries=0, cache=str(tmp_path / "cache.db"))
+        result = optimize_phoenix(server.url, "p", engine=engine)
+    assert [(c.old, c.new) for c in result.patch.changes] == [(SYSTEM, new)]
+    saved = Patch.load(result.patch.save(tmp_path / "patch.json"))
+    assert [c.new for c in saved.changes] == [new]
+
+
 # -- the live path: a LangChain app under @optimizable -----------------------------------------
 
 HOST_SYSTEM = "You are a helpful assistant. Answer in one short sentence."
