@@ -535,6 +535,39 @@ def test_a_langchain_app_under_optimizable_with_hostile_text(tmp_path):
     assert_only_as_data(engine.prompts(), "PWNED", SECRET)
 
 
+async def _aoutcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return "returned", await call()
+    except Exception as exc:
+        return "raised", (type(exc), re.sub(r"0x[0-9a-f]+", "0x", str(exc)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_an_async_langchain_app_under_optimizable_with_hostile_text(tmp_path):
+    pytest.importorskip("langchain_openai")
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+
+    import tg_bridge
+
+    prompt = ChatPromptTemplate.from_messages([("system", HOST_SYSTEM), ("human", "{question}")])
+    with OpenAIStub(_host_model) as stub:
+        model = ChatOpenAI(model="stub-model", base_url=stub.base_url, api_key="x", max_retries=0)
+        chain = prompt | model | StrOutputParser()
+
+        @tg_bridge.optimizable(store=str(tmp_path / "runs.db"))
+        async def answer(question: str) -> str:
+            return await chain.ainvoke({"question": question})
+
+        for name, question in HOSTILE_INPUTS.items():
+            without = await _aoutcome(lambda: chain.ainvoke({"question": question}))  # noqa: B023
+            with_us = await _aoutcome(lambda: answer(question))  # noqa: B023
+            assert with_us == without, name
+        assert answer.flush(60) and answer.recorder.errors == 0
+        assert answer.recorder.recorded == len(HOSTILE_INPUTS)
+
+
 @pytest.mark.parametrize("run_id, score", [("x" * 10_000_000, 0.0), (None, 10**400),
                                            (None, "9" * 10_000_000)],
                          ids=["10-MB-run-id", "int-1e400-score", "10-MB-score"])
