@@ -392,6 +392,20 @@ def test_cli_output_of_a_hostile_phoenix_project_has_no_terminal_controls(json_o
         assert [p["value"] for p in json.loads(out)["parameters"]] == ["Be " + "".join(ESCAPES)]
 
 
+@HYPOTHESIS
+@given(value=json_values)
+def test_terminal_safe_output_has_no_controls_and_json_reads_back(value):
+    from tg_bridge._utf8 import terminal_safe, terminal_safe_json, utf8_safe
+
+    text = terminal_safe(repr(value) + "".join(ESCAPES))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", text)
+    dumped = json.dumps(value, ensure_ascii=False)
+    shown = terminal_safe_json(dumped)
+    assert not re.search("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", shown)
+    # the same value (compared as canonical JSON text: NaN is not equal to itself)
+    assert json.dumps(json.loads(shown)) == json.dumps(json.loads(utf8_safe(dumped)))
+
+
 def test_a_phoenix_error_body_with_terminal_controls_is_shown_inert(capsys):
     from tg_bridge import cli
 
