@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
-from ._utf8 import utf8_safe
+from ._utf8 import terminal_safe, terminal_safe_json, utf8_safe
 from .exceptions import TgBridgeError, UsageError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
@@ -150,28 +150,31 @@ def _write_graphs(out: Any, path: str, fmt: str, params: list[dict[str, Any]], c
     graph was built before any was rendered."""
     sections = (json.loads(line) for line in spool)
     if fmt == "json":
-        head = utf8_safe(json.dumps({"file": path, "parameters": params}, indent=2, ensure_ascii=False))
+        head = terminal_safe_json(json.dumps({"file": path, "parameters": params}, indent=2,
+                                             ensure_ascii=False))
         out.write(head[:-2] + ',\n  "traces": [')
         for i, section in enumerate(sections):
             for node in section["body"].get("nodes", ()):
                 meta = node.get("metadata") or {}
                 if node.get("kind") == "parameter" and "uses" in meta and uses.get(node.get("key")):
                     meta["uses"] = uses[node["key"]]
-            body = json.dumps(section["body"], indent=2, ensure_ascii=False).replace("\n", "\n    ")
+            body = terminal_safe_json(json.dumps(section["body"], indent=2, ensure_ascii=False))
+            body = body.replace("\n", "\n    ")
             out.write(("," if i else "") + "\n    " + body)
         out.write("\n  ]\n}\n" if count else "]\n}\n")
         return
     if fmt == "text":
-        out.write(utf8_safe(f"{path}: {count} trace(s), {len(params)} parameter(s)\n"))
+        out.write(terminal_safe(f"{path}: {count} trace(s), {len(params)} parameter(s)\n"))
         for p in params:
             used = ", ".join(str(i) for i in p["traces"])
-            out.write(utf8_safe(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n"))
+            out.write(terminal_safe(f"  {p['key']}\n      role: {p['role']}\n      used in trace(s): {used}\n"))
     comment = {"text": "==", "mermaid": "%%", "dot": "//"}[fmt]
     for i, section in enumerate(sections, start=1):
-        out.write(f"\n{comment} trace {i}/{count} {section['trace_id']} {section['root']}".rstrip() + "\n")
+        # trace text may hold terminal controls (ESC sequences, CR, NUL): shown inert
+        out.write(terminal_safe(f"\n{comment} trace {i}/{count} {section['trace_id']} {section['root']}".rstrip() + "\n"))
         if section["skipped"]:  # spans that could not be used, by reason
             out.write(f"{comment} {section['skipped']}\n")
-        out.write(section["body"])
+        out.write(terminal_safe(section["body"]))
 
 
 def _parameter_summary(
@@ -233,7 +236,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _one_line(text: object) -> str:
-    return utf8_safe(" ".join(str(text).split()))
+    return terminal_safe(" ".join(str(text).split()))  # a server's error body is shown inert
 
 
 def _fail(message: str, code: int) -> int:

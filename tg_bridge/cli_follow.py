@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._utf8 import utf8_safe
+from ._utf8 import terminal_safe, terminal_safe_json
 from .exceptions import UsageError
 
 __all__ = ["add_follow_options", "add_poll_options", "check_follow_args", "run_follow", "stop_on_signals"]
@@ -73,13 +73,13 @@ def run_follow(args: argparse.Namespace, fmt: str, render: Callable[[Any], Any])
             if fmt == "json":
                 section = {"trace_id": meta.get("trace_id", ""), "root": meta.get("root", ""),
                            "skipped": skipped, "graph": render(graph)}  # fmt: skip
-                sys.stdout.write(utf8_safe(json.dumps(section, ensure_ascii=False)) + "\n")
+                sys.stdout.write(terminal_safe_json(json.dumps(section, ensure_ascii=False)) + "\n")
             else:
-                sys.stdout.write(utf8_safe(f"\n{comment} trace {count} {meta.get('trace_id', '')} "
-                                           f"{meta.get('root', '')}".rstrip() + "\n"))  # fmt: skip
+                sys.stdout.write(terminal_safe(f"\n{comment} trace {count} {meta.get('trace_id', '')} "
+                                               f"{meta.get('root', '')}".rstrip() + "\n"))  # fmt: skip
                 if skipped:
                     sys.stdout.write(f"{comment} {skipped}\n")
-                sys.stdout.write(utf8_safe(render(graph)))
+                sys.stdout.write(terminal_safe(render(graph)))  # trace text: controls inert
             sys.stdout.flush()  # a follower is read live (| tee, a log shipper)
     stats = follower.stats
     sys.stderr.write(f"followed {source}: {count} trace(s), {len(pool)} parameter(s) in {stats.polls} poll(s); "

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Any
 
-from ._utf8 import utf8_safe
+from ._utf8 import terminal_safe
 from .exceptions import MissingExtraError, UsageError
 
 __all__ = ["register", "run_optimize"]
@@ -109,10 +109,10 @@ def run_optimize(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {len(result.patch.changes)} change(s) from {result.used} trace(s)"
         f" with feedback ({calls} engine calls)\n"
     )
-    for change in result.patch.changes:  # targets name trace spans: lone surrogates become U+FFFD
-        sys.stdout.write(utf8_safe(f"  {change.target}\n"))
+    for change in result.patch.changes:  # targets name trace spans: surrogates, controls inert
+        sys.stdout.write(terminal_safe(f"  {change.target}\n"))
     for item in summary["rejected"]:
-        sys.stdout.write(utf8_safe(f"  rejected: {item}\n"))
+        sys.stdout.write(terminal_safe(f"  rejected: {item}\n"))
     return 0
 
 

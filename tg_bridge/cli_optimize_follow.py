@@ -22,7 +22,7 @@ import sys
 import threading
 from typing import Any
 
-from ._utf8 import utf8_safe
+from ._utf8 import terminal_safe
 from .exceptions import UsageError
 
 __all__ = ["add_options", "check_not_following", "run_optimize_follow"]
@@ -92,8 +92,8 @@ def run_optimize_follow(args: argparse.Namespace, engines: Any) -> int:
         return 0
     sys.stdout.write(f"{args.out}: {len(state.changes)} change(s) from {state.traces_used} trace(s) with feedback"
                      f" in {state.steps} step(s) ({calls} engine calls)\n")  # fmt: skip
-    for target in state.changes:  # targets name trace spans: lone surrogates become U+FFFD
-        sys.stdout.write(utf8_safe(f"  {target}\n"))
+    for target in state.changes:  # targets name trace spans: surrogates, controls inert
+        sys.stdout.write(terminal_safe(f"  {target}\n"))
     return 0
 
 

@@ -27,6 +27,7 @@ import inspect
 import logging
 import os
 import random
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -224,7 +225,8 @@ class Recorder:
         if score is None and not text:
             raise UsageError("feedback needs a score, a text, or both")
         if score is not None and finite_number(score) is None:
-            raise UsageError(f"score must be a finite number, got {score!r}")
+            # reprlib: the score may come from an end user's request (a 10 MB string)
+            raise UsageError(f"score must be a finite number, got {reprlib.repr(score)}")
         self.flush(_FEEDBACK_FLUSH_SECONDS)  # the call may still be in the write queue
         self.store.add_feedback(run_id, score=None if score is None else float(score), text=text)
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .._internal import internal_call
+from .._utf8 import utf8_safe
 from ..config import get_settings
 from ..exceptions import (
     EngineDeadlineError,
@@ -213,7 +214,8 @@ class BaseEngine:
         response_format: Any = None,
         **params: Any,
     ) -> Completion:
-        """One completion. Raises :class:`EngineError` after bounded retries."""
+        """One completion. Raises :class:`EngineError` after bounded retries. A lone
+        surrogate in a message is sent as U+FFFD (UTF-8 cannot carry it)."""
         msgs = _check_messages(messages)
         with internal_call():
             return await self._acomplete(msgs, response_format, params)
@@ -380,7 +382,9 @@ def _check_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
             raise UsageError(f"messages[{i}] must be a dict with 'role' and 'content'")
         if not isinstance(msg["content"], str):
             raise UsageError(f"messages[{i}]['content'] must be a str")
-        out.append({"role": str(msg["role"]), "content": msg["content"]})
+        # a lone surrogate (JSON trace text, end-user feedback) cannot leave as UTF-8: the
+        # OpenAI SDK and llama.cpp both raise on it, failing every call that quotes it
+        out.append({"role": str(msg["role"]), "content": utf8_safe(msg["content"])})
     return out
 
 

@@ -145,7 +145,10 @@ class CompletionCache:
                     "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
                 )
                 self._db.commit()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            # UnicodeEncodeError: an answer holding a lone surrogate (JSON allows "\ud800";
+            # a hostile or broken endpoint sends it) cannot be stored as SQLite UTF-8 text.
+            # Not cached, and returned as the engine gave it: a hit must equal a fresh call
             log.warning("completion cache %s not written (%s)", self.path, exc)
 
     def count(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import reprlib
 import sqlite3
 import time
 import uuid
@@ -59,7 +60,8 @@ class CaptureMixin:
     ) -> None:
         """Attach feedback to a stored capture (StoreError when the capture is unknown)."""
         if not self._query("SELECT 1 FROM captures WHERE id = ?", (capture_id,)):
-            raise StoreError(f"no recorded run {capture_id!r} in {self.path}")
+            # the id may come from an end user's request: cut, not repeated whole
+            raise StoreError(f"no recorded run {reprlib.repr(capture_id)} in {self.path}")
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO feedback(capture_id, score, text, created) VALUES (?, ?, ?, ?)",

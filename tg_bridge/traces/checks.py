@@ -78,11 +78,18 @@ def timestamp_ns(value: Any, error: ErrorFactory) -> int:
         number = value
     if isinstance(number, float):
         if not math.isfinite(number):
-            raise error(f"timestamp {value!r} is not a finite number")
+            raise error(f"timestamp {_shown(value)} is not a finite number")
         number = int(number)
     if not 0 <= number <= MAX_TIMESTAMP_NS:
-        raise error(f"timestamp {value!r} is outside 0..2**64-1 nanoseconds")
+        raise error(f"timestamp {_shown(value)} is outside 0..2**64-1 nanoseconds")
     return number
+
+
+def _shown(value: Any) -> str:
+    """``value`` as it appears in a message: its repr, cut (a 10 MB digit string from a
+    hostile file must not become a 10 MB error message)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _iso_ns(text: str, error: ErrorFactory) -> int:
@@ -90,9 +97,14 @@ def _iso_ns(text: str, error: ErrorFactory) -> int:
 
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return max(0, int(stamp.timestamp() * 1_000_000_000))
+        number = max(0, int(stamp.timestamp() * 1_000_000_000))
     except (ValueError, OverflowError, OSError):
         raise error(f"timestamp {text[:60]!r} is neither nanoseconds nor an ISO-8601 date") from None
+    # a date after the year 2554 is past 2**64 ns: the same bound as for numbers, or a
+    # record would carry a timestamp that no OTLP writer can encode
+    if number > MAX_TIMESTAMP_NS:
+        raise error(f"timestamp {text[:60]!r} is outside 0..2**64-1 nanoseconds")
+    return number
 
 
 def finite_number(value: Any) -> float | None:

@@ -286,8 +286,20 @@ def record_of_span(span: Any, *, where: str = "span") -> SpanRecord:
         end_ns=_time(span.get("end_time"), error),
         attributes=attributes,
         status=_STATUS.get(str(span.get("status_code") or "UNSET").upper(), "UNSET"),
-        events=tuple(_event(e, where) for e in (span.get("events") or ()) if isinstance(e, Mapping)),
+        events=tuple(_event(e, where) for e in _events(span.get("events"), where)
+                     if isinstance(e, Mapping)),
     )
+
+
+def _events(value: Any, where: str) -> list[Any]:
+    """A span's ``events`` list (missing or null: none). Anything else is refused: iterating
+    a number raises TypeError, and a string or object is no list of events either."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TraceFormatError(f"span events must be a JSON list, got {type(value).__name__}",
+                               where=where)
+    return value
 
 
 def flatten_attributes(value: Any, where: str = "span") -> dict[str, Any]:

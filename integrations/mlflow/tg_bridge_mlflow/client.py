@@ -36,7 +36,7 @@ def where(client: Any) -> str:
 @contextlib.contextmanager
 def mlflow_errors(action: str, client: Any) -> Iterator[None]:
     """Re-raise what MLflow (or the HTTP layer under it) raises while doing ``action`` as a
-    StoreError naming the action and the server. Our own errors pass through."""
+    one-line StoreError naming the action and the server. Our own errors pass through."""
     from tg_bridge.exceptions import TgBridgeError
 
     try:
@@ -44,5 +44,8 @@ def mlflow_errors(action: str, client: Any) -> Iterator[None]:
     except TgBridgeError:
         raise
     except Exception as exc:
+        # MLflow's messages often carry the server's answer (HTML, a remote traceback): one
+        # line for the user, and a cut, since the server is not ours
+        detail = " ".join(str(exc)[:2_000].split())[:500]
         raise StoreError(f"MLflow at {where(client)}: cannot {action}: "
-                         f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+                         f"{type(exc).__name__}: {detail}") from exc

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any, Literal
 
 from tg_bridge.exceptions import UsageError
 from tg_bridge.loop.descent import pick_output
 from tg_bridge.offline import FeedbackEntry, FeedbackOptimization, feedback_text
+from tg_bridge.traces.checks import finite_number
 from tg_bridge.variable import Variable
 
 from .client import mlflow_client, mlflow_errors, where
@@ -121,7 +121,9 @@ def _score_and_text(value: Any) -> tuple[float | None, str | None]:
     if isinstance(value, bool):
         return (1.0 if value else 0.0), None
     if isinstance(value, (int, float)):
-        return (float(value), None) if math.isfinite(value) else (None, None)
+        # finite_number, not math.isfinite: an int beyond the float range (a JSON number
+        # like 1e400 written as digits) raises OverflowError there; it is no score
+        return finite_number(value), None
     if isinstance(value, str):
         return None, value
     if value is None:
@@ -143,7 +145,8 @@ def load_traces(
     """One Graph per MLflow trace (``traces``, or :func:`fetch_traces` with ``fetch``:
     ``experiment``, ``tracking_uri``, ...). The same prompt across traces is one parameter
     Variable (``parameters`` is filled in place). Each graph's metadata also holds
-    ``mlflow_trace_id``."""
+    ``mlflow_trace_id``. Raises TraceFormatError for a span with an impossible timestamp
+    (see :func:`~tg_bridge_mlflow.spans.records_of_trace`)."""
     from tg_bridge.reconstruction import reconstruct
 
     items = list(traces) if traces is not None else fetch_traces(**fetch)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tg_bridge.exceptions import TraceFormatError
 from tg_bridge.spans import SpanRecord
+from tg_bridge.traces.checks import timestamp_ns
 
 __all__ = ["KINDS", "records_of_trace", "trace_hex"]
 
@@ -50,24 +52,34 @@ def trace_hex(mlflow_trace_id: str) -> str:
 def records_of_trace(trace: Any) -> list[SpanRecord]:
     """SpanRecords of one ``mlflow.entities.Trace``, in the trace's span order.
 
-    The root records the MLflow trace id under the resource attribute ``mlflow.trace_id``."""
+    The root records the MLflow trace id under the resource attribute ``mlflow.trace_id``.
+    Raises TraceFormatError (naming the trace and span) for a timestamp outside
+    0..2**64-1 ns: MLflow hands over any integer it was sent (negative, 30 digits), which
+    the other readers refuse and no OTLP writer can encode."""
     mlflow_id = str(trace.info.trace_id)
     trace_id = trace_hex(mlflow_id)
     out = []
     for span in trace.data.spans:
+        error = _error_at(mlflow_id, span.span_id)
         out.append(SpanRecord(
             trace_id=trace_id,
             span_id=_span_hex(span.span_id),
             parent_id=_span_hex(span.parent_id) if span.parent_id else None,
             name=str(span.name or "span"),
-            start_ns=int(span.start_time_ns or 0),
-            end_ns=int(span.end_time_ns or 0),
+            start_ns=timestamp_ns(span.start_time_ns, error),
+            end_ns=timestamp_ns(span.end_time_ns, error),
             attributes=_attributes(span),
             status=_status(span),
-            events=tuple(_event(e) for e in (span.events or ())),
+            events=tuple(_event(e, error) for e in (span.events or ())),
             resource={"mlflow.trace_id": mlflow_id},
         ))
     return out
+
+
+def _error_at(mlflow_id: str, span_id: Any) -> Callable[[str], TraceFormatError]:
+    """The error factory for one span's checks (the ids are cut: they are untrusted too)."""
+    where = f"MLflow trace {mlflow_id[:80]}, span {str(span_id)[:40]}"
+    return lambda message: TraceFormatError(message, where=where)
 
 
 def _span_hex(value: Any) -> str:
@@ -83,9 +95,10 @@ def _status(span: Any) -> str:
     return name if name in ("OK", "ERROR") else "UNSET"
 
 
-def _event(event: Any) -> dict[str, Any]:
+def _event(event: Any, error: Callable[[str], TraceFormatError]) -> dict[str, Any]:
     attrs = getattr(event, "attributes", None) or {}
-    return {"name": str(getattr(event, "name", "")), "time_ns": int(getattr(event, "timestamp", 0) or 0),
+    return {"name": str(getattr(event, "name", "")),
+            "time_ns": timestamp_ns(getattr(event, "timestamp", None), error),
             "attributes": {str(k): _scalar(v) for k, v in attrs.items()}}
 
 
