@@ -53,6 +53,9 @@ def test_sync_function_keeps_signature_return_and_records(tmp_path):
         answer.feedback(run_id)
     with pytest.raises(StoreError):
         answer.feedback("not-a-run", score=1)
+    for text in (["a", "list"], {"a": 1}, b"bytes", 3):  # end-user JSON: any type
+        with pytest.raises(UsageError, match="feedback text must be a string"):
+            answer.feedback(run_id, score=1.0, text=text)
 
 
 def test_end_user_text_with_a_lone_surrogate_is_recorded_and_feedback_never_raises(tmp_path):

@@ -224,6 +224,8 @@ class Recorder:
             raise UsageError("feedback needs the run id of a recorded call")
         if score is None and not text:
             raise UsageError("feedback needs a score, a text, or both")
+        if text is not None and not isinstance(text, str):
+            raise UsageError(f"feedback text must be a string, got {type(text).__name__}")
         if score is not None and finite_number(score) is None:
             # reprlib: the score may come from an end user's request (a 10 MB string)
             raise UsageError(f"score must be a finite number, got {reprlib.repr(score)}")

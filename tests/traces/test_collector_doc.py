@@ -87,6 +87,24 @@ def test_record_feedback_rejects_bad_ids_and_values(args, kwargs):
     assert exporter.get_finished_spans() == ()
 
 
+def test_record_feedback_of_an_end_user_survives_the_otlp_encoder():
+    """End-user text with a lone surrogate ("\\ud800" from a JSON body) must still reach the
+    collector: OTLP's protobuf encoder drops an attribute it cannot encode as UTF-8 (logging a
+    traceback), which would lose the comment. A 10 MB score is refused without echoing it."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    tracer, exporter = _tracer()
+    record_feedback("5" * 32, "e" * 16, score=0.0, text="rude \ud800 comment", tracer=tracer)
+    request = ExportTraceServiceRequest.FromString(encode_spans(exporter.get_finished_spans()).SerializeToString())
+    (span,) = request.resource_spans[0].scope_spans[0].spans
+    texts = [a.value.string_value for a in span.attributes if a.key == "tg_bridge.feedback.text"]
+    assert texts == ["rude \ufffd comment"]
+    with pytest.raises(UsageError) as caught:
+        record_feedback("5" * 32, "e" * 16, score="9" * 10_000_000, tracer=tracer)
+    assert len(str(caught.value)) < 200
+
+
 def test_feedback_in_ignores_hostile_values_and_other_spans():
     def span(**attrs):
         return SpanRecord("t", "s", None, "x", attributes=attrs)

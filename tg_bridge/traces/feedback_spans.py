@@ -19,9 +19,11 @@ from a trace is the app's run whether or not (and however) feedback was recorded
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
+from .._utf8 import utf8_safe
 from ..exceptions import UsageError
 from ..spans import SpanRecord
 from .checks import finite_number
@@ -64,12 +66,12 @@ def record_feedback(trace_id: str, parent_span_id: str, *, score: float | None =
     if score is not None:
         number = finite_number(score)
         if number is None:
-            raise UsageError(f"feedback score must be a finite number, got {score!r}")
+            raise UsageError(f"feedback score must be a finite number, got {reprlib.repr(score)}")
         attributes[FEEDBACK_SCORE] = number
     if text is not None:
         if not isinstance(text, str):
             raise UsageError(f"feedback text must be a string, got {type(text).__name__}")
-        attributes[FEEDBACK_TEXT] = text
+        attributes[FEEDBACK_TEXT] = utf8_safe(text)  # an exporter cannot encode a lone surrogate
     if len(attributes) == 1:
         raise UsageError("feedback needs a score or a text")
     parent = SpanContext(trace_number, span_number, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
