@@ -297,7 +297,8 @@ def test_a_damaged_new_checkpoint_field_is_a_typed_error(tmp_path, field, value)
         TraceFollower(tmp_path, tmp_path / ".ckpt")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(chunks=st.lists(st.one_of(
     st.binary(max_size=60),
     st.builds(lambda n, body: struct.pack(">I", n) + body, st.integers(0, 80), st.binary(max_size=60)),
