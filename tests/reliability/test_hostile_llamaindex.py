@@ -18,6 +18,7 @@ must never change the live prompt, nor reach that engine outside a data block.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from tests.support.untrusted import (
     SECRET,
     aoutcome,
     assert_only_as_data,
+    hijacked_answer,
     obeying_engine,
     outcome,
     prompt_sized_answer,
@@ -49,15 +51,26 @@ QA_KEY = "response_synthesizer:text_qa_template"
 CHAT_SYSTEM = "You are a helpful assistant for a fig farm. Answer in one short sentence."
 
 
-@pytest.fixture
-def stub(monkeypatch):
+def _serve(monkeypatch: pytest.MonkeyPatch, responder: Any) -> Iterator[OpenAIStub]:
     """The stub model, set as LlamaIndex's global LLM; ``MockEmbedding`` as its embedding."""
     from llama_index.core import MockEmbedding, Settings
 
-    with OpenAIStub(prompt_sized_answer) as server:
+    with OpenAIStub(responder) as server:
         monkeypatch.setattr(Settings, "_llm", openai_like(server, max_retries=0))
         monkeypatch.setattr(Settings, "_embed_model", MockEmbedding(embed_dim=8))
         yield server
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    yield from _serve(monkeypatch, prompt_sized_answer)
+
+
+@pytest.fixture
+def hijacked_stub(monkeypatch):
+    """A host model that obeys the injection in a user turn: its answer, replayed as chat
+    history, carries the order too."""
+    yield from _serve(monkeypatch, hijacked_answer)
 
 
 def _index() -> Any:
@@ -154,9 +167,10 @@ def _conversation() -> list[tuple[str, str]]:
             ("lone-surrogate", HOSTILE_INPUTS["lone-surrogate"])]
 
 
-def test_a_context_chat_engine_with_hostile_history_under_optimizable(stub, tmp_path):
+def test_a_context_chat_engine_with_hostile_history_under_optimizable(hijacked_stub, tmp_path):
     """One conversation per side (the app's own, and the same app under us), turn by turn:
-    each hostile turn stays in the history the next turn sends."""
+    each hostile turn, and the hijacked model's answer to the injection, stays in the history
+    the next turn sends."""
     import tg_bridge
 
     index = _index()
@@ -176,7 +190,7 @@ def test_a_context_chat_engine_with_hostile_history_under_optimizable(stub, tmp_
         if with_us[0] == "returned":
             runs.append(reply.last_run_id())
     assert [m.content for m in ours.chat_history] == [m.content for m in theirs.chat_history]
-    assert _retrieved_the_injection(stub)
+    assert _retrieved_the_injection(hijacked_stub) and hijacked_stub.saw(f"PWNED. {ORDER}")
     assert reply.flush(60) and reply.recorder.errors == 0
     assert reply.recorder.recorded == len(turns) and runs
     engine, result = _optimize_from_hostile_feedback(reply, runs)

@@ -46,6 +46,16 @@ def prompt_sized_answer(request: dict[str, Any]) -> str:
     return f"{len(texts)} messages, {sum(len(t) for t in texts)} chars; {texts[-1][:30]}"
 
 
+def hijacked_answer(request: dict[str, Any]) -> str:
+    """:func:`prompt_sized_answer`, except that, like a small model that obeys what it reads,
+    it answers with :data:`ORDER` when the last message carries :data:`INJECTION` (a chat
+    engine then replays that answer as history)."""
+    texts = message_texts(request)
+    if texts and INJECTION in texts[-1]:
+        return f"PWNED. {ORDER}"
+    return prompt_sized_answer(request)
+
+
 def _comparable(exc: Exception) -> tuple[type[Exception], str]:
     return type(exc), re.sub(r"0x[0-9a-f]+", "0x", str(exc))  # object addresses differ
 
