@@ -121,12 +121,32 @@ def render_value(var: Variable, *, label: str | None = None) -> str:
 
 
 def is_untrusted(var: Variable) -> bool:
-    """Untrusted itself, or computed (not a loss) directly from an untrusted variable."""
+    """Untrusted itself, or computed (not a loss) directly from an untrusted variable. A
+    parent computed by code we cannot see (op kind ``function``: a join of retrieved
+    documents, a lambda, a parser) counts as what it was computed from: such code passes the
+    text through, so a template filled with joined documents is as untrusted as they are."""
     if not var.trusted:
         return True
     if var.op is None or var.op.kind == "loss":
         return False
-    return any(not p.trusted for p in var.parents)
+    return any(_carries_untrusted(p) for p in var.parents)
+
+
+def _carries_untrusted(var: Variable) -> bool:
+    """``var`` is untrusted, or reached through ``function`` ops from an untrusted variable
+    (iterative, each node once)."""
+    seen: set[int] = set()
+    stack = [var]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not node.trusted:
+            return True
+        if node.op is not None and node.op.kind == "function":
+            stack.extend(node.parents)
+    return False
 
 
 def untrusted_feedback(text: str) -> str:

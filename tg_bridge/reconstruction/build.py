@@ -207,7 +207,9 @@ class TraceBuilder(RetrievalToolSteps):
                 metadata={"message_role": "system", "index": k},
             )  # fmt: skip
         if message.role in ("assistant", "ai"):
-            return Variable(message.text, role=f"earlier assistant turn sent to '{node.name}'")
+            # history replayed from memory: model output written in reply to end users (a
+            # hijacked answer included), so untrusted data like the user turns around it
+            return Variable(message.text, role=f"earlier assistant turn sent to '{node.name}'", kind="input")
         return self.flow.input_var(message.text, "user message" if message.role == "user" else message.role)
 
     def _templated(self, node: SpanNode, chain: str, k: int, message: Message, claim: Claim) -> Variable | None:
