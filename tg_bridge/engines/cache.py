@@ -14,7 +14,6 @@ failing read or write is logged and treated as a miss: the cache never breaks a 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..exceptions import ConfigurationError
+from ..variable import content_hash
 from .base import Completion
 
 __all__ = ["CompletionCache", "cache_key", "open_cache"]
@@ -66,8 +66,7 @@ def cache_key(
     text = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
-    # a lone surrogate (trace text) hashes as is; any other text as plain UTF-8, as before
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return content_hash(text)  # a lone surrogate (trace text) hashes too
 
 
 class CompletionCache:

@@ -7,13 +7,13 @@ exactly the batches the crashed one would have seen.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import UsageError
+from ..variable import content_hash
 
 __all__ = ["Example", "PlannedStep", "as_examples", "fingerprint", "plan_steps"]
 
@@ -118,5 +118,4 @@ def fingerprint(examples: Sequence[Example]) -> str:
     """A stable hash of a dataset (resume refuses a different trainset)."""
     data = [[dict(e.inputs), e.expected] for e in examples]
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=repr)
-    # a lone surrogate (trace text) hashes as is; any other text as plain UTF-8, as before
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return content_hash(text)[:16]  # a lone surrogate (trace text) hashes too

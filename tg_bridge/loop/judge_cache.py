@@ -11,11 +11,11 @@ of memory, and distinct parts can never collide by concatenation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..variable import content_hash
 from .batching import Example
 
 __all__ = ["VerdictCache", "prompts_key"]
@@ -64,4 +64,4 @@ class VerdictCache:
 
 def _digest(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return content_hash(text)
