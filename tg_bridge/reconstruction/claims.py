@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from .messages import Message, SpanView, TemplateInfo
 from .templates import match_template, placeholders, recover_template, render, static_text
@@ -21,6 +22,7 @@ from .tree import SpanNode
 __all__ = ["claim", "contained", "has_static_text", "placeholders_of", "render_offer"]
 
 Claim = tuple[TemplateInfo, dict[str, str], SpanNode]
+_T = TypeVar("_T")
 _SAME_ROLE = {"human": "user", "ai": "assistant"}
 # Containment is a weaker signal than an exact rendering: short fixed texts ("Answer:") occur
 # by chance, so they never count; the scan is capped so huge spans stay cheap.
@@ -33,22 +35,23 @@ _MAX_CONTAINED_FOUND = 8
 _MAX_CACHED_TEMPLATE = 20_000
 
 
-def placeholders_of(info: TemplateInfo) -> list[str]:
-    if len(info.template) > _MAX_CACHED_TEMPLATE:
-        return placeholders(info.template, info.fmt)
-    return list(_cached_placeholders(info.template, info.fmt))
+def _cached_unless_long(fact: Callable[[str, str], _T]) -> Callable[[str, str], _T]:
+    """``fact(template, fmt)``, cached for templates up to :data:`_MAX_CACHED_TEMPLATE` chars."""
+    cached = functools.lru_cache(maxsize=1024)(fact)
+    return lambda template, fmt: fact(template, fmt) if len(template) > _MAX_CACHED_TEMPLATE else cached(template, fmt)
 
 
-def has_static_text(info: TemplateInfo) -> bool:
-    if len(info.template) > _MAX_CACHED_TEMPLATE:
-        return _has_static_text(info.template, info.fmt)
-    return _cached_has_static_text(info.template, info.fmt)
+@_cached_unless_long
+def _placeholders(template: str, fmt: str) -> tuple[str, ...]:
+    return tuple(placeholders(template, fmt))  # immutable: the cache hands out copies
 
 
+@_cached_unless_long
 def _has_static_text(template: str, fmt: str) -> bool:
     return bool(static_text(template, fmt).strip())
 
 
+@_cached_unless_long
 def _fixed_text(template: str, fmt: str) -> str | None:
     """The stripped template when :func:`contained` may look for it inside a message: no
     placeholders and at least 12 characters; else None."""
@@ -58,13 +61,12 @@ def _fixed_text(template: str, fmt: str) -> str | None:
     return fixed
 
 
-def _placeholder_tuple(template: str, fmt: str) -> tuple[str, ...]:
-    return tuple(placeholders(template, fmt))  # immutable: the cache hands out copies
+def placeholders_of(info: TemplateInfo) -> list[str]:
+    return list(_placeholders(info.template, info.fmt))
 
 
-_cached_placeholders = functools.lru_cache(maxsize=1024)(_placeholder_tuple)
-_cached_has_static_text = functools.lru_cache(maxsize=1024)(_has_static_text)
-_cached_fixed_text = functools.lru_cache(maxsize=1024)(_fixed_text)
+def has_static_text(info: TemplateInfo) -> bool:
+    return _has_static_text(info.template, info.fmt)
 
 
 def render_offer(view: SpanView) -> str | None:
@@ -113,8 +115,7 @@ def contained(
         for info in views[id(offer)].templates:
             if len(candidates) >= _MAX_CONTAINED_TEMPLATES:
                 break
-            fixed = (_fixed_text(info.template, info.fmt) if len(info.template) > _MAX_CACHED_TEMPLATE
-                     else _cached_fixed_text(info.template, info.fmt))  # fmt: skip
+            fixed = _fixed_text(info.template, info.fmt)
             if fixed is None or fixed in seen or any(info is t for t in taken):
                 continue
             seen.add(fixed)
