@@ -274,11 +274,7 @@ class TraceFollower:
                 self.stats.bad_lines += 1
                 logger.warning("skipped a frame: %s", exc)
                 records = []  # all or nothing per frame, as per line
-        self.stats.lines += 1
-        self._tick += 1
-        for span in records:
-            self._add(span)
-        self._complete()
+        self._accept(records)
         return True
 
     def _read_lines(self, handle: Any, path: str, state: FileState, size: int) -> Iterator[list[SpanRecord]]:
@@ -321,8 +317,6 @@ class TraceFollower:
     def _line(self, raw: bytes, path: str, number: int) -> None:
         if not raw.strip():
             return
-        self.stats.lines += 1
-        self._tick += 1
         where = f"line {number}"
         records: list[SpanRecord] = []
         with gc_paused():
@@ -332,6 +326,13 @@ class TraceFollower:
                 self.stats.bad_lines += 1
                 logger.warning("skipped a line that is not OTLP JSON: %s", exc)
                 records = []  # all or nothing per line: a partial batch would split traces
+        self._accept(records)
+
+    def _accept(self, records: list[SpanRecord]) -> None:
+        """One line's or frame's records (none when it was skipped): counted, one tick, added
+        to their traces, and the traces it completes handed out."""
+        self.stats.lines += 1
+        self._tick += 1
         for span in records:
             self._add(span)
         self._complete()
