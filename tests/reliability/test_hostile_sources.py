@@ -300,14 +300,18 @@ class _PhoenixAnswers(LoopbackServer):
     def url(self) -> str:
         return self.base_url.removesuffix("/v1")
 
+    def answer(self, path: str) -> tuple[int, bytes]:
+        """(status, JSON body) for one GET: the scripted list the path's last segment names."""
+        what = path.split("?", 1)[0].rsplit("/", 1)[-1]
+        return 200, json.dumps({"data": self.bodies.get(what, []), "next_cursor": None}).encode()
+
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        bodies = self.bodies
+        answer = self.answer
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                what = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
-                raw = json.dumps({"data": bodies.get(what, []), "next_cursor": None}).encode()
-                self.send_response(200)
+                status, raw = answer(self.path)
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
@@ -418,19 +422,8 @@ def test_a_phoenix_error_body_with_terminal_controls_is_shown_inert(capsys):
     from tg_bridge import cli
 
     class Broken(_PhoenixAnswers):
-        def handler_class(self) -> type[BaseHTTPRequestHandler]:
-            class Handler(BaseHTTPRequestHandler):
-                def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                    raw = ("boom " + "".join(ESCAPES)).encode()
-                    self.send_response(500)
-                    self.send_header("content-length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
-
-                def log_message(self, *args: Any) -> None:
-                    pass
-
-            return Handler
+        def answer(self, path: str) -> tuple[int, bytes]:
+            return 500, ("boom " + "".join(ESCAPES)).encode()
 
     with Broken([], [], []) as server:
         code = cli.main(["graph", "--phoenix", server.url, "--project", "p"])
